@@ -1,0 +1,82 @@
+# Quiver — top-level entry points. See docs/ARCHITECTURE.md ("Contracts").
+#   make deps    install missing system packages (as root) and the Python venv
+#   make build   configure + build (build/, or build-asan/ when sanitizing)
+#   make test    deps + build + ctest + pytest   (ASan+UBSan when CI=true or QUIVER_SANITIZE=1)
+#   make bench   deps + Release build (build-release/) + benchmarks
+#   make format | tidy | clean
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := build
+
+PYTHON ?= $(CURDIR)/.venv/bin/python
+JOBS   := $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n < 2 ? n : 2 )))
+
+# Sanitized builds (ASan+UBSan) get their own tree so they never clobber build/.
+SANITIZE := $(if $(filter 1 ON on true TRUE yes,$(QUIVER_SANITIZE))$(filter true TRUE 1,$(CI)),ON,OFF)
+ifeq ($(SANITIZE),ON)
+  BUILD_DIR := build-asan
+else
+  BUILD_DIR := build
+endif
+RELEASE_DIR := build-release
+
+GENERATOR := $(if $(shell command -v ninja 2>/dev/null),-G Ninja,)
+# Only pass a generator when creating a tree: an existing tree keeps the one it has.
+gen_for = $(if $(wildcard $(1)/CMakeCache.txt),,$(GENERATOR))
+
+export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
+export ASAN_OPTIONS  ?= detect_leaks=1
+
+FORMAT_DIRS := include src tests bench examples python
+CXX_GLOB    := -name '*.h' -o -name '*.hh' -o -name '*.hpp' -o -name '*.cc' -o -name '*.cpp'
+
+.PHONY: deps build test bench format tidy clean
+
+deps:
+	@bash scripts/bootstrap.sh
+
+build:
+	@cmake -S . -B $(BUILD_DIR) $(call gen_for,$(BUILD_DIR)) \
+	  -DQUIVER_SANITIZE=$(SANITIZE) -DQUIVER_PYTHON=$(PYTHON)
+	@cmake --build $(BUILD_DIR) -j $(JOBS)
+	@if [ "$(BUILD_DIR)" = build ] && [ ! -e compile_commands.json -o -L compile_commands.json ]; then \
+	  ln -sfn build/compile_commands.json compile_commands.json; fi
+
+test: deps
+	@$(MAKE) --no-print-directory build
+	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
+	@if [ -d python/tests ] && [ -n "$$(find python/tests \( -name 'test_*.py' -o -name '*_test.py' \) -print -quit)" ]; then \
+	  $(PYTHON) -m pytest -q python/tests; \
+	else \
+	  echo "pytest: no Python tests under python/tests (skipped)"; \
+	fi
+
+bench: deps
+	@cmake -S . -B $(RELEASE_DIR) $(call gen_for,$(RELEASE_DIR)) \
+	  -DCMAKE_BUILD_TYPE=Release -DQUIVER_SANITIZE=OFF -DQUIVER_PYTHON=$(PYTHON)
+	@cmake --build $(RELEASE_DIR) -j $(JOBS)
+	@if [ -f bench/run.sh ]; then \
+	  QUIVER_BUILD_DIR=$(CURDIR)/$(RELEASE_DIR) QUIVER_PYTHON=$(PYTHON) bash bench/run.sh; \
+	else \
+	  found=0; \
+	  for b in $(RELEASE_DIR)/*_benchmark; do \
+	    [ -x "$$b" ] || continue; found=1; echo "== $$b"; "$$b"; \
+	  done; \
+	  [ $$found = 1 ] || echo "bench: no *_benchmark executables in $(RELEASE_DIR)/"; \
+	fi
+
+format:
+	@files=$$(find $(wildcard $(FORMAT_DIRS)) -type f \( $(CXX_GLOB) \) 2>/dev/null || true); \
+	if [ -n "$$files" ]; then clang-format -i $$files; echo "formatted $$(echo "$$files" | wc -l) files"; \
+	else echo "format: no C++ sources"; fi
+
+tidy:
+	@$(MAKE) --no-print-directory build QUIVER_SANITIZE=0 CI=
+	@files=$$(find src -type f -name '*.cc' 2>/dev/null || true); \
+	if [ -n "$$files" ]; then echo "$$files" | xargs -r -P $(JOBS) -n 1 clang-tidy -p build --quiet; \
+	else echo "tidy: no sources under src/"; fi
+
+clean:
+	rm -rf build build-asan build-release
+	@if [ -L compile_commands.json ]; then rm -f compile_commands.json; fi

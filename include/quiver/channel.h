@@ -1,0 +1,247 @@
+// Named publish/subscribe channels in shared memory: one publisher, up to 64 subscribers,
+// variable-size samples loaned from pre-mapped memory and read in place by every subscriber.
+//
+// Channel, Publisher and Subscriber are thread-compatible: one thread at a time per object.
+// Samples may be released (destroyed) from any thread.
+//
+//   auto channel = quiver::Channel::Create("frames", {.capacity = 64 << 20});
+//   auto publisher = channel->CreatePublisher();
+//   auto sample = publisher->Loan(3840);            // writable, in shared memory
+//   std::memcpy(sample->data().data(), pcm, 3840);
+//   publisher->Publish(std::move(*sample));          // visible to subscribers now
+//
+//   auto subscriber = quiver::Channel::Open("frames")->CreateSubscriber();
+//   auto received = subscriber->Receive(std::chrono::seconds(1));  // read-only view
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "quiver/status.h"
+
+namespace quiver {
+
+namespace internal {
+struct ChannelState;
+struct PublisherState;
+struct SubscriberState;
+}  // namespace internal
+
+/// What a publisher does when the channel has no room for a new loan.
+enum class OverflowPolicy : uint32_t {
+  kBlock = 0,       ///< Wait until subscribers release samples: nothing is ever lost.
+  kDropOldest = 1,  ///< Recycle the oldest samples no subscriber holds; lagging subscribers
+                    ///< skip them and can see how many they missed.
+};
+
+/// Where the channel's shared memory lives.
+enum class Backing : uint32_t {
+  kNamed = 0,  ///< /dev/shm/quiver-<uid>-<name>: any process of this user can Open() it.
+  kMemfd = 1,  ///< An anonymous memfd reached only through its fd (see Channel::FromFd).
+};
+
+struct ChannelOptions {
+  /// Bytes of sample data. The largest possible loan is exactly this.
+  size_t capacity = size_t{64} << 20;
+  /// Samples that may be in flight (loaned, queued or held) at once.
+  uint32_t max_samples = 256;
+  /// Subscriber slots, 1 to 64.
+  uint32_t max_subscribers = 16;
+  OverflowPolicy overflow = OverflowPolicy::kBlock;
+  Backing backing = Backing::kNamed;
+};
+
+struct PublisherOptions {
+  /// How long Loan() waits for space under kBlock; nullopt waits as long as it takes.
+  std::optional<std::chrono::nanoseconds> loan_timeout;
+};
+
+struct SubscriberOptions {
+  /// How long Receive() busy-polls before it sleeps on a futex.
+  std::chrono::nanoseconds spin = std::chrono::microseconds(20);
+};
+
+/// Counters of one subscriber slot, readable by any process attached to the channel.
+struct SubscriberStats {
+  uint32_t slot = 0;
+  uint64_t received = 0;
+  uint64_t received_bytes = 0;
+  uint64_t missed = 0;   ///< samples dropped before this subscriber received them
+  uint64_t queued = 0;   ///< published but not yet received (the lag)
+  bool alive = false;    ///< its process still holds the slot's liveness lock
+};
+
+/// A snapshot of a channel's counters and fill level.
+struct ChannelStats {
+  std::string name;
+  size_t capacity = 0;
+  size_t bytes_in_use = 0;
+  uint32_t samples_in_use = 0;
+  uint32_t max_samples = 0;
+  uint32_t max_subscribers = 0;
+  OverflowPolicy overflow = OverflowPolicy::kBlock;
+  bool publisher_alive = false;
+  uint64_t published = 0;
+  uint64_t published_bytes = 0;
+  uint64_t dropped = 0;            ///< sample deliveries dropped under kDropOldest
+  uint64_t publisher_stalls = 0;   ///< times a loan had to wait for space
+  uint64_t reclaimed_subscribers = 0;  ///< dead subscribers whose samples were reclaimed
+  std::vector<SubscriberStats> subscribers;
+};
+
+class Publisher;
+class Subscriber;
+
+/// A writable sample loaned from the channel. Publish it, or drop it to give the space back.
+/// Move-only. Its bytes are 64-byte aligned and not zeroed.
+class LoanedSample {
+ public:
+  LoanedSample(LoanedSample&&) noexcept;
+  LoanedSample& operator=(LoanedSample&&) noexcept;
+  LoanedSample(const LoanedSample&) = delete;
+  LoanedSample& operator=(const LoanedSample&) = delete;
+  ~LoanedSample();
+
+  std::span<std::byte> data() const { return {data_, size_}; }
+  size_t size() const { return size_; }
+
+ private:
+  friend class Publisher;
+  LoanedSample(std::shared_ptr<internal::PublisherState> owner, uint32_t desc, std::byte* data,
+               size_t size);
+
+  std::shared_ptr<internal::PublisherState> owner_;
+  uint32_t desc_ = 0;
+  std::byte* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+/// A received sample: a read-only view of shared memory that stays valid while this object
+/// lives. Dropping it releases the sample back to the publisher. Move-only.
+class Sample {
+ public:
+  Sample(Sample&&) noexcept;
+  Sample& operator=(Sample&&) noexcept;
+  Sample(const Sample&) = delete;
+  Sample& operator=(const Sample&) = delete;
+  ~Sample();
+
+  std::span<const std::byte> data() const { return {data_, size_}; }
+  size_t size() const { return size_; }
+  /// The publisher's sequence number of this sample (0, 1, 2, ...); gaps mean drops.
+  uint64_t sequence() const { return sequence_; }
+
+ private:
+  friend class Subscriber;
+  friend struct internal::SubscriberState;
+  Sample(std::shared_ptr<internal::SubscriberState> owner, uint32_t desc, const std::byte* data,
+         size_t size, uint64_t sequence);
+  void Release();
+
+  std::shared_ptr<internal::SubscriberState> owner_;
+  uint32_t desc_ = 0;
+  const std::byte* data_ = nullptr;
+  size_t size_ = 0;
+  uint64_t sequence_ = 0;
+};
+
+/// The one writer of a channel.
+class Publisher {
+ public:
+  Publisher(Publisher&&) noexcept;
+  Publisher& operator=(Publisher&&) noexcept;
+  ~Publisher();
+
+  /// Loans `bytes` (1 to the channel's capacity) of writable shared memory. Under kBlock it
+  /// waits for space (up to PublisherOptions::loan_timeout: then kTimeout); a loan larger
+  /// than the capacity is kCapacityExceeded.
+  Result<LoanedSample> Loan(size_t bytes);
+  /// Like Loan, but returns kChannelFull instead of waiting.
+  Result<LoanedSample> TryLoan(size_t bytes);
+  /// Makes the sample visible to every subscriber attached now (a release store: its bytes
+  /// are visible before it is). Never waits.
+  Status Publish(LoanedSample&& sample);
+  /// Loans, copies `bytes` in and publishes.
+  Status PublishCopy(std::span<const std::byte> bytes);
+
+  /// Number of subscribers samples are currently delivered to.
+  uint32_t subscriber_count() const;
+
+ private:
+  friend class Channel;
+  explicit Publisher(std::shared_ptr<internal::PublisherState> state);
+  Result<LoanedSample> LoanImpl(size_t bytes, bool wait);
+
+  std::shared_ptr<internal::PublisherState> state_;
+};
+
+/// One reader of a channel. Receives every sample published after it attached, in order.
+class Subscriber {
+ public:
+  Subscriber(Subscriber&&) noexcept;
+  Subscriber& operator=(Subscriber&&) noexcept;
+  ~Subscriber();
+
+  /// Waits up to `timeout` for the next sample: spins briefly, then sleeps on a futex.
+  /// kTimeout if nothing came; kPeerGone once the publisher is gone and every sample it
+  /// published to us has been received.
+  Result<Sample> Receive(std::chrono::nanoseconds timeout);
+  /// Returns the next sample, or nullopt if none is queued. kPeerGone as for Receive.
+  Result<std::optional<Sample>> TryReceive();
+
+  /// A file descriptor that becomes readable when samples may be queued, for the caller's
+  /// own epoll/poll/asyncio loop. After it polls readable, call TryReceive until it returns
+  /// nullopt. Owned by the subscriber.
+  Result<int> NotifyFd();
+
+  /// Samples dropped (kDropOldest) before this subscriber received them.
+  uint64_t missed() const;
+  /// This subscriber's slot index in the channel.
+  uint32_t slot() const;
+
+ private:
+  friend class Channel;
+  explicit Subscriber(std::shared_ptr<internal::SubscriberState> state);
+
+  std::shared_ptr<internal::SubscriberState> state_;
+};
+
+/// A handle to a channel's shared memory. Copyable (handles share one attachment).
+class Channel {
+ public:
+  /// Creates a channel. kAlreadyExists if a live channel of that name exists; a stale one
+  /// (all its processes died) is replaced.
+  static Result<Channel> Create(std::string_view name, const ChannelOptions& options = {});
+  /// Attaches to an existing named channel. kNotFound if it does not exist.
+  static Result<Channel> Open(std::string_view name);
+  /// Attaches to a channel whose segment fd this process holds (a memfd inherited from, or
+  /// passed by, its creator). The fd stays the caller's.
+  static Result<Channel> FromFd(int fd);
+
+  /// Becomes the channel's publisher. kBusy if a live publisher already exists.
+  Result<Publisher> CreatePublisher(const PublisherOptions& options = {});
+  /// Takes a free subscriber slot. kBusy if all slots are taken.
+  Result<Subscriber> CreateSubscriber(const SubscriberOptions& options = {});
+
+  const std::string& name() const;
+  size_t capacity() const;
+  OverflowPolicy overflow() const;
+  /// The segment's fd, e.g. to hand a memfd channel to a child process.
+  int fd() const;
+  /// Reads the shared counters (any process attached may call it).
+  ChannelStats Stats() const;
+
+ private:
+  explicit Channel(std::shared_ptr<internal::ChannelState> state);
+
+  std::shared_ptr<internal::ChannelState> state_;
+};
+
+}  // namespace quiver

@@ -1,0 +1,105 @@
+// Status and Result<T>: how every fallible Quiver call reports failure.
+// Value types; safe to copy between threads. No exceptions cross the library boundary.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+
+namespace quiver {
+
+/// Error codes. Stable: the control plane (RES_ERROR_V2) and the Python exceptions map them.
+enum class ErrorCode : int {
+  kOk = 0,
+  kInvalidArgument,   // a caller passed a value that can never work (bad name, 0-byte loan)
+  kNotFound,          // the channel (segment) does not exist
+  kAlreadyExists,     // a live channel of that name exists
+  kBusy,              // the role is taken: a second publisher, no free subscriber slot
+  kCapacityExceeded,  // a loan larger than the channel can ever hold
+  kChannelFull,       // no space now and the caller asked not to wait
+  kTimeout,           // nothing arrived (or no space freed) within the deadline
+  kPeerGone,          // the publisher is gone and every published sample was received
+  kShmCorruption,     // shared bytes that fail validation (bad header, offset out of bounds)
+  kPermissionDenied,  // owner or mode of a segment is not ours
+  kIoError,           // a system call failed; the message carries errno's text
+  kSchemaMismatch,
+  kHandleOutOfRange,
+};
+
+/// Returns the stable upper-case name of `code`, e.g. "SHM_CORRUPTION".
+std::string_view ErrorCodeName(ErrorCode code);
+
+/// The outcome of an operation: OK, or a code with a message and an optional cause.
+class Status {
+ public:
+  Status() = default;
+  Status(ErrorCode code, std::string message);
+
+  static Status OK() { return {}; }
+  /// An I/O error from a failed system call: "<what>: <strerror(err)>".
+  static Status FromErrno(std::string_view what, int err);
+
+  bool ok() const { return code_ == ErrorCode::kOk; }
+  ErrorCode code() const { return code_; }
+  const std::string& message() const { return message_; }
+  /// The status this one was caused by, or nullptr.
+  const Status* cause() const { return cause_.get(); }
+
+  /// Returns a new status of `code` and `message` whose cause is this one.
+  Status Wrap(ErrorCode code, std::string message) const;
+
+  /// "CODE: message (caused by CODE: message ...)".
+  std::string ToString() const;
+
+ private:
+  ErrorCode code_ = ErrorCode::kOk;
+  std::string message_;
+  std::shared_ptr<const Status> cause_;
+};
+
+/// A value or the Status of why there is none.
+template <typename T>
+class Result {
+ public:
+  Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(Status status) : v_(std::move(status)) {}  // NOLINT(google-explicit-constructor)
+
+  bool ok() const { return std::holds_alternative<T>(v_); }
+  const Status& status() const {
+    static const Status kOkStatus;
+    return ok() ? kOkStatus : std::get<Status>(v_);
+  }
+  T& value() & { return std::get<T>(v_); }
+  const T& value() const& { return std::get<T>(v_); }
+  T&& value() && { return std::get<T>(std::move(v_)); }
+  T& operator*() & { return value(); }
+  T&& operator*() && { return std::move(*this).value(); }
+  T* operator->() { return &value(); }
+  const T* operator->() const { return &value(); }
+
+ private:
+  std::variant<T, Status> v_;
+};
+
+}  // namespace quiver
+
+#define QUIVER_CONCAT_INNER(a, b) a##b
+#define QUIVER_CONCAT(a, b) QUIVER_CONCAT_INNER(a, b)
+
+/// Returns early with the status of `expr` if it is not OK.
+#define QUIVER_RETURN_IF_ERROR(expr)             \
+  do {                                           \
+    ::quiver::Status _quiver_st = (expr);        \
+    if (!_quiver_st.ok()) return _quiver_st;     \
+  } while (false)
+
+#define QUIVER_ASSIGN_OR_RETURN_IMPL(tmp, lhs, rexpr) \
+  auto tmp = (rexpr);                                 \
+  if (!tmp.ok()) return tmp.status();                 \
+  lhs = std::move(tmp).value()
+
+/// `QUIVER_ASSIGN_OR_RETURN(auto x, MakeX());` assigns the value or returns the error.
+#define QUIVER_ASSIGN_OR_RETURN(lhs, rexpr) \
+  QUIVER_ASSIGN_OR_RETURN_IMPL(QUIVER_CONCAT(_quiver_r_, __LINE__), lhs, rexpr)

@@ -1,0 +1,170 @@
+#include <sys/random.h>
+
+#include <cstring>
+
+#include "channel/channel_state.h"
+#include "shm/ofd_lock.h"
+
+namespace quiver {
+namespace internal {
+
+using channel::ChannelHeader;
+using channel::kMagic;
+using channel::kLayoutVersion;
+
+Result<std::byte*> ChannelState::DataReadWrite() {
+  std::lock_guard lock(mu);
+  if (data_rw.data() == nullptr) {
+    QUIVER_ASSIGN_OR_RETURN(data_rw, segment.Map(data_offset, capacity, shm::Protection::kReadWrite));
+  }
+  return data_rw.data();
+}
+
+Result<const std::byte*> ChannelState::DataReadOnly() {
+  std::lock_guard lock(mu);
+  if (data_ro.data() == nullptr) {
+    QUIVER_ASSIGN_OR_RETURN(data_ro, segment.Map(data_offset, capacity, shm::Protection::kReadOnly));
+  }
+  return static_cast<const std::byte*>(data_ro.data());
+}
+
+Result<std::shared_ptr<ChannelState>> AttachSegment(shm::Segment segment) {
+  // Read the header through a first small mapping, validate it against the real segment
+  // size, and only then map the regions it describes.
+  ChannelHeader copy;
+  {
+    QUIVER_ASSIGN_OR_RETURN(shm::Mapping first,
+                            segment.Map(0, channel::kPageSize, shm::Protection::kReadOnly));
+    std::memcpy(static_cast<void*>(&copy), first.data(), sizeof(copy));
+  }
+  QUIVER_RETURN_IF_ERROR(channel::ValidateHeader(copy, segment.size()));
+  auto state = std::make_shared<ChannelState>(std::move(segment));
+  state->name.assign(copy.name, strnlen(copy.name, sizeof(copy.name)));
+  state->capacity = copy.data_capacity;
+  state->max_samples = copy.max_samples;
+  state->max_subscribers = copy.max_subscribers;
+  state->data_offset = copy.data_offset;
+  state->nonce = copy.nonce;
+  state->overflow = static_cast<OverflowPolicy>(copy.overflow_policy);
+  QUIVER_ASSIGN_OR_RETURN(state->control,
+                          state->segment.Map(0, copy.data_offset, shm::Protection::kReadWrite));
+  std::byte* base = state->control.data();
+  state->header = reinterpret_cast<ChannelHeader*>(base);
+  state->descs = reinterpret_cast<channel::SampleDesc*>(base + copy.descs_offset);
+  state->slots = reinterpret_cast<channel::SubscriberSlot*>(base + copy.slots_offset);
+  state->rings = reinterpret_cast<std::atomic<uint32_t>*>(base + copy.rings_offset);
+  return state;
+}
+
+namespace {
+
+Status InitializeHeader(shm::Segment& segment, std::string_view name, const ChannelOptions& o,
+                        const channel::Layout& layout) {
+  QUIVER_ASSIGN_OR_RETURN(shm::Mapping m, segment.Map(0, channel::kPageSize,
+                                                      shm::Protection::kReadWrite));
+  // The file is fresh and zero-filled, which is the initial value of every atomic field.
+  auto* h = reinterpret_cast<ChannelHeader*>(m.data());
+  h->layout_version = kLayoutVersion;
+  h->overflow_policy = static_cast<uint32_t>(o.overflow);
+  h->segment_bytes = layout.segment_bytes;
+  h->descs_offset = layout.descs_offset;
+  h->slots_offset = layout.slots_offset;
+  h->rings_offset = layout.rings_offset;
+  h->data_offset = layout.data_offset;
+  h->data_capacity = layout.data_capacity;
+  h->max_samples = o.max_samples;
+  h->max_subscribers = o.max_subscribers;
+  uint64_t nonce = 0;
+  if (getrandom(&nonce, sizeof(nonce), 0) != sizeof(nonce)) {
+    return Status::FromErrno("getrandom", errno);
+  }
+  h->nonce = nonce;
+  std::memcpy(h->name, name.data(), std::min(name.size(), sizeof(h->name) - 1));
+  h->magic = kMagic;
+  return Status::OK();
+}
+
+}  // namespace
+}  // namespace internal
+
+Channel::Channel(std::shared_ptr<internal::ChannelState> state) : state_(std::move(state)) {}
+
+Result<Channel> Channel::Create(std::string_view name, const ChannelOptions& options) {
+  QUIVER_RETURN_IF_ERROR(shm::Segment::ValidateName(name));
+  QUIVER_ASSIGN_OR_RETURN(channel::Layout layout,
+                          channel::ComputeLayout(options.capacity, options.max_samples,
+                                                 options.max_subscribers));
+  auto init = [&](shm::Segment& segment) {
+    return internal::InitializeHeader(segment, name, options, layout);
+  };
+  Result<shm::Segment> segment =
+      options.backing == Backing::kMemfd
+          ? shm::Segment::CreateMemfd(name, layout.segment_bytes, init)
+          : shm::Segment::CreateNamed(name, layout.segment_bytes, init);
+  if (!segment.ok()) return segment.status();
+  QUIVER_ASSIGN_OR_RETURN(auto state, internal::AttachSegment(std::move(segment).value()));
+  return Channel(std::move(state));
+}
+
+Result<Channel> Channel::Open(std::string_view name) {
+  QUIVER_ASSIGN_OR_RETURN(shm::Segment segment, shm::Segment::OpenNamed(name));
+  QUIVER_ASSIGN_OR_RETURN(auto state, internal::AttachSegment(std::move(segment)));
+  return Channel(std::move(state));
+}
+
+Result<Channel> Channel::FromFd(int fd) {
+  QUIVER_ASSIGN_OR_RETURN(shm::Segment segment, shm::Segment::FromFd(fd));
+  QUIVER_ASSIGN_OR_RETURN(auto state, internal::AttachSegment(std::move(segment)));
+  return Channel(std::move(state));
+}
+
+const std::string& Channel::name() const { return state_->name; }
+size_t Channel::capacity() const { return state_->capacity; }
+OverflowPolicy Channel::overflow() const { return state_->overflow; }
+int Channel::fd() const { return state_->segment.fd(); }
+
+ChannelStats Channel::Stats() const {
+  const internal::ChannelState& s = *state_;
+  const channel::ChannelHeader& h = *s.header;
+  constexpr auto r = std::memory_order_relaxed;
+  ChannelStats out;
+  out.name = s.name;
+  out.capacity = s.capacity;
+  out.bytes_in_use = h.bytes_in_use.load(r);
+  out.samples_in_use = static_cast<uint32_t>(h.samples_in_use.load(r));
+  out.max_samples = s.max_samples;
+  out.max_subscribers = s.max_subscribers;
+  out.overflow = s.overflow;
+  {
+    std::lock_guard lock(state_->mu);
+    out.publisher_alive =
+        (s.holds_publisher ||
+         shm::IsByteLockedByOthers(s.segment.fd(), shm::kPublisherLockByte)) &&
+        h.publisher_lifecycle.load(r) ==
+            static_cast<uint32_t>(channel::PublisherLifecycle::kActive);
+  }
+  out.published = h.published.load(r);
+  out.published_bytes = h.published_bytes.load(r);
+  out.dropped = h.dropped.load(r);
+  out.publisher_stalls = h.publisher_stalls.load(r);
+  out.reclaimed_subscribers = h.reclaimed_subscribers.load(r);
+  for (uint32_t i = 0; i < s.max_subscribers; ++i) {
+    const channel::SubscriberSlot& slot = s.slots[i];
+    if (slot.state.load(r) != static_cast<uint32_t>(channel::SlotState::kActive)) continue;
+    SubscriberStats sub;
+    sub.slot = i;
+    sub.received = slot.received.load(r);
+    sub.received_bytes = slot.received_bytes.load(r);
+    sub.missed = slot.missed.load(r);
+    sub.queued = slot.write_index.load(r) - slot.read_index.load(r);
+    {
+      std::lock_guard lock(state_->mu);
+      sub.alive = (s.own_slots & (uint64_t{1} << i)) != 0 ||
+                  shm::IsByteLockedByOthers(s.segment.fd(), shm::kFirstSubscriberLockByte + i);
+    }
+    out.subscribers.push_back(sub);
+  }
+  return out;
+}
+
+}  // namespace quiver

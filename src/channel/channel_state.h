@@ -1,0 +1,114 @@
+// Process-local state behind the public Channel / Publisher / Subscriber handles.
+// Internal; see include/quiver/channel.h for the contracts.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "channel/extent_allocator.h"
+#include "channel/layout.h"
+#include "channel/notifier.h"
+#include "quiver/channel.h"
+#include "shm/segment.h"
+
+namespace quiver::internal {
+
+/// One process's attachment to a channel segment. Shared by every handle made from it.
+struct ChannelState {
+  explicit ChannelState(shm::Segment s) : segment(std::move(s)) {}
+
+  shm::Segment segment;
+  shm::Mapping control;  // [0, data_offset), read-write: indices, counters, descriptors
+  channel::ChannelHeader* header = nullptr;
+  channel::SampleDesc* descs = nullptr;
+  channel::SubscriberSlot* slots = nullptr;
+  std::atomic<uint32_t>* rings = nullptr;
+
+  // Copies of the immutable header fields, validated once: the hot path trusts these,
+  // never values re-read from shared memory.
+  std::string name;
+  uint64_t capacity = 0;
+  uint32_t max_samples = 0;
+  uint32_t max_subscribers = 0;
+  uint64_t data_offset = 0;
+  uint64_t nonce = 0;
+  OverflowPolicy overflow = OverflowPolicy::kBlock;
+
+  std::mutex mu;             // guards the lazily made data mappings and the masks below
+  shm::Mapping data_rw;      // publisher's view of the sample bytes
+  shm::Mapping data_ro;      // subscribers' view (PROT_READ)
+  bool holds_publisher = false;
+  uint64_t own_slots = 0;    // subscriber slots held through this attachment
+
+  std::atomic<uint32_t>* ring(uint32_t slot) const {
+    return rings + static_cast<size_t>(slot) * max_samples;
+  }
+  Result<std::byte*> DataReadWrite();
+  Result<const std::byte*> DataReadOnly();
+};
+
+/// Attaches `segment` (already created or opened) as a channel: validates and maps it.
+Result<std::shared_ptr<ChannelState>> AttachSegment(shm::Segment segment);
+
+struct PublisherState {
+  PublisherState(std::shared_ptr<ChannelState> ch, std::byte* data, PublisherOptions options);
+  ~PublisherState();
+
+  /// Frees published samples nobody references any longer: the oldest ones only, or (if
+  /// `all`) every one. Returns true if it freed anything.
+  bool Reclaim(bool all);
+  /// Returns a descriptor index for a loan of `bytes`, or nullopt if there is no room now.
+  std::optional<uint32_t> TryAllocate(size_t bytes);
+  /// Takes back every reference of subscriber `slot` (closed or dead).
+  void ReclaimSlot(uint32_t slot);
+  /// Reclaims slots whose subscribers closed, and (if `probe`) slots whose process died.
+  void ReclaimGoneSubscribers(bool probe);
+  /// kDropOldest: takes the oldest queued (not yet received) sample off the rings that
+  /// queue it. Returns true if it dropped anything.
+  bool DropOldest();
+  /// True if only the publisher's own unpublished loans are in flight.
+  bool OnlyOwnLoansInFlight() const;
+  /// Gives back a loan that was never published.
+  void Abandon(uint32_t desc);
+
+  std::shared_ptr<ChannelState> channel;
+  std::byte* data = nullptr;
+  PublisherOptions options;
+  channel::NotifySender notifier;
+  std::chrono::steady_clock::time_point last_liveness_check;
+
+ private:
+  void Free(uint32_t desc);
+  bool Freeable(uint32_t desc) const;
+
+  channel::ExtentAllocator extents_;
+  std::vector<uint32_t> free_descs_;
+  std::vector<uint32_t> in_flight_;  // loaned or published, oldest first
+};
+
+struct SubscriberState {
+  std::shared_ptr<ChannelState> channel;
+  const std::byte* data = nullptr;
+  uint32_t slot = 0;
+  uint64_t bit = 0;
+  SubscriberOptions options;
+  std::optional<channel::NotifyReceiver> notify;
+  std::chrono::steady_clock::time_point last_publisher_check;
+
+  ~SubscriberState();
+  /// Takes the next queued sample, if any.
+  Result<std::optional<Sample>> Take(const std::shared_ptr<SubscriberState>& self);
+  bool RingEmpty() const;
+  /// True once the publisher closed or died. Probes its lock at most every 50 ms unless
+  /// `force`.
+  bool PublisherGone(bool force);
+  void Release(uint32_t desc);
+};
+
+}  // namespace quiver::internal

@@ -1,0 +1,430 @@
+#include <algorithm>
+#include <bit>
+#include <cstring>
+#include <thread>
+
+#include "channel/channel_state.h"
+#include "shm/futex.h"
+#include "shm/ofd_lock.h"
+
+namespace quiver {
+namespace internal {
+
+using channel::AlignUp;
+using channel::DescState;
+using channel::kSampleAlignment;
+using channel::PublisherLifecycle;
+using channel::SlotState;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+constexpr auto kRelaxed = std::memory_order_relaxed;
+constexpr auto kLivenessInterval = std::chrono::milliseconds(50);
+
+template <typename F>
+void ForEachBit(uint64_t mask, F&& f) {
+  while (mask != 0) {
+    f(static_cast<uint32_t>(std::countr_zero(mask)));
+    mask &= mask - 1;
+  }
+}
+}  // namespace
+
+PublisherState::PublisherState(std::shared_ptr<ChannelState> ch, std::byte* bytes,
+                               PublisherOptions opts)
+    : channel(std::move(ch)),
+      data(bytes),
+      options(opts),
+      extents_(channel->capacity, channel->max_samples) {
+  free_descs_.reserve(channel->max_samples);
+  in_flight_.reserve(channel->max_samples);
+  // Adopt what a previous (cleanly closed) publisher left in flight: published samples
+  // that subscribers still queue or hold.
+  for (uint32_t i = channel->max_samples; i-- > 0;) {
+    channel::SampleDesc& d = channel->descs[i];
+    if (d.state.load(std::memory_order_acquire) == static_cast<uint32_t>(DescState::kPublished) &&
+        extents_.MarkUsed(d.offset.load(kRelaxed), d.span.load(kRelaxed))) {
+      in_flight_.push_back(i);
+    } else {
+      d.state.store(static_cast<uint32_t>(DescState::kFree), kRelaxed);
+      free_descs_.push_back(i);
+    }
+  }
+  std::sort(in_flight_.begin(), in_flight_.end(), [&](uint32_t a, uint32_t b) {
+    return channel->descs[a].sequence.load(kRelaxed) < channel->descs[b].sequence.load(kRelaxed);
+  });
+  channel->header->samples_in_use.store(in_flight_.size(), kRelaxed);
+  channel->header->bytes_in_use.store(channel->capacity - extents_.free_bytes(), kRelaxed);
+}
+
+PublisherState::~PublisherState() {
+  ChannelState& ch = *channel;
+  ch.header->publisher_lifecycle.store(static_cast<uint32_t>(PublisherLifecycle::kClosed),
+                                       std::memory_order_seq_cst);
+  // Wake every sleeper so it sees the publisher is gone now, not at its next probe.
+  ForEachBit(ch.header->active_mask.load(std::memory_order_acquire), [&](uint32_t i) {
+    channel::SubscriberSlot& slot = ch.slots[i];
+    slot.wake_word.fetch_add(1, std::memory_order_release);
+    shm::FutexWake(&slot.wake_word, INT32_MAX);
+    if (slot.notify_armed.exchange(0, std::memory_order_acq_rel) != 0) {
+      notifier.Signal(std::string_view(slot.notify_name, strnlen(slot.notify_name,
+                                                                 sizeof(slot.notify_name))));
+    }
+  });
+  std::lock_guard lock(ch.mu);
+  ch.holds_publisher = false;
+  shm::UnlockByte(ch.segment.fd(), shm::kPublisherLockByte);
+}
+
+bool PublisherState::Freeable(uint32_t index) const {
+  const channel::SampleDesc& d = channel->descs[index];
+  // Acquire: every subscriber's reads of these bytes happen before we hand them out again.
+  return d.state.load(kRelaxed) == static_cast<uint32_t>(DescState::kPublished) &&
+         d.holders.load(std::memory_order_acquire) == 0;
+}
+
+void PublisherState::Free(uint32_t index) {
+  channel::SampleDesc& d = channel->descs[index];
+  const uint64_t span = d.span.load(kRelaxed);
+  extents_.Free(d.offset.load(kRelaxed), span);
+  d.state.store(static_cast<uint32_t>(DescState::kFree), kRelaxed);
+  free_descs_.push_back(index);
+  channel->header->samples_in_use.fetch_sub(1, kRelaxed);
+  channel->header->bytes_in_use.fetch_sub(span, kRelaxed);
+}
+
+bool PublisherState::Reclaim(bool all) {
+  size_t front = 0;
+  while (front < in_flight_.size() && Freeable(in_flight_[front])) Free(in_flight_[front++]);
+  in_flight_.erase(in_flight_.begin(), in_flight_.begin() + static_cast<std::ptrdiff_t>(front));
+  if (!all) return front > 0;
+  const size_t before = in_flight_.size();
+  std::erase_if(in_flight_, [&](uint32_t index) {
+    if (!Freeable(index)) return false;
+    Free(index);
+    return true;
+  });
+  return front > 0 || in_flight_.size() != before;
+}
+
+std::optional<uint32_t> PublisherState::TryAllocate(size_t bytes) {
+  ChannelState& ch = *channel;
+  const uint64_t span = AlignUp(bytes, kSampleAlignment);
+  Reclaim(false);
+  if (free_descs_.empty()) Reclaim(true);
+  if (free_descs_.empty()) return std::nullopt;
+  std::optional<uint64_t> offset = extents_.Allocate(span);
+  if (!offset && Reclaim(true)) offset = extents_.Allocate(span);
+  if (!offset) return std::nullopt;
+  const uint32_t index = free_descs_.back();
+  free_descs_.pop_back();
+  channel::SampleDesc& d = ch.descs[index];
+  d.offset.store(*offset, kRelaxed);
+  d.size.store(bytes, kRelaxed);
+  d.span.store(span, kRelaxed);
+  d.holders.store(0, kRelaxed);
+  d.state.store(static_cast<uint32_t>(DescState::kLoaned), kRelaxed);
+  in_flight_.push_back(index);
+  ch.header->samples_in_use.fetch_add(1, kRelaxed);
+  ch.header->bytes_in_use.fetch_add(span, kRelaxed);
+  return index;
+}
+
+void PublisherState::Abandon(uint32_t index) {
+  // Never published: nobody else has seen it, so its space is free at once.
+  std::erase(in_flight_, index);
+  Free(index);
+}
+
+void PublisherState::ReclaimSlot(uint32_t i) {
+  ChannelState& ch = *channel;
+  channel::ChannelHeader& h = *ch.header;
+  channel::SubscriberSlot& slot = ch.slots[i];
+  const uint64_t bit = uint64_t{1} << i;
+  h.active_mask.fetch_and(~bit, std::memory_order_seq_cst);
+  // The subscriber is gone, so nobody races us for its ring; its references are exactly
+  // its bit in the descriptors of the samples in flight (queued or held).
+  slot.read_index.store(slot.write_index.load(kRelaxed), std::memory_order_release);
+  for (uint32_t index : in_flight_) {
+    ch.descs[index].holders.fetch_and(~bit, std::memory_order_acq_rel);
+  }
+  // Clear the closing bit before freeing the slot, so a new owner of slot i is never
+  // mistaken for the one that closed.
+  h.closing_mask.fetch_and(~bit, std::memory_order_seq_cst);
+  slot.state.store(static_cast<uint32_t>(SlotState::kFree), std::memory_order_release);
+}
+
+void PublisherState::ReclaimGoneSubscribers(bool probe) {
+  ChannelState& ch = *channel;
+  channel::ChannelHeader& h = *ch.header;
+  ForEachBit(h.closing_mask.load(std::memory_order_acquire), [&](uint32_t i) {
+    if (i < ch.max_subscribers) ReclaimSlot(i);
+  });
+  if (!probe) return;
+  last_liveness_check = Clock::now();
+  uint64_t own;
+  {
+    std::lock_guard lock(ch.mu);
+    own = ch.own_slots;
+  }
+  ForEachBit(h.active_mask.load(std::memory_order_acquire) & ~own, [&](uint32_t i) {
+    if (i >= ch.max_subscribers) return;
+    // The slot's lock dies with its process: no lock means nobody will ever release.
+    if (!shm::IsByteLockedByOthers(ch.segment.fd(), shm::kFirstSubscriberLockByte + i)) {
+      ReclaimSlot(i);
+      h.reclaimed_subscribers.fetch_add(1, kRelaxed);
+    }
+  });
+}
+
+bool PublisherState::DropOldest() {
+  ChannelState& ch = *channel;
+  channel::ChannelHeader& h = *ch.header;
+  for (uint32_t index : in_flight_) {
+    channel::SampleDesc& d = ch.descs[index];
+    if (d.state.load(kRelaxed) != static_cast<uint32_t>(DescState::kPublished)) continue;
+    bool dropped = false;
+    ForEachBit(d.holders.load(std::memory_order_acquire), [&](uint32_t i) {
+      if (i >= ch.max_subscribers) return;
+      channel::SubscriberSlot& slot = ch.slots[i];
+      // Take the entry only if it is still at the front of the ring. The CAS races the
+      // subscriber's own CAS: exactly one of us gets it, so a sample the subscriber has
+      // taken is never recycled under it.
+      uint64_t r = slot.read_index.load(std::memory_order_acquire);
+      if (r == slot.write_index.load(kRelaxed)) return;
+      if (ch.ring(i)[r % ch.max_samples].load(kRelaxed) != index) return;
+      if (!slot.read_index.compare_exchange_strong(r, r + 1, std::memory_order_acq_rel)) return;
+      d.holders.fetch_and(~(uint64_t{1} << i), std::memory_order_acq_rel);
+      slot.missed.fetch_add(1, kRelaxed);
+      h.dropped.fetch_add(1, kRelaxed);
+      dropped = true;
+    });
+    if (dropped) return true;
+  }
+  return false;
+}
+
+bool PublisherState::OnlyOwnLoansInFlight() const {
+  for (uint32_t index : in_flight_) {
+    if (channel->descs[index].state.load(kRelaxed) !=
+        static_cast<uint32_t>(DescState::kLoaned)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace internal
+
+// ---- LoanedSample -----------------------------------------------------------------------
+
+LoanedSample::LoanedSample(std::shared_ptr<internal::PublisherState> owner, uint32_t desc,
+                           std::byte* data, size_t size)
+    : owner_(std::move(owner)), desc_(desc), data_(data), size_(size) {}
+
+LoanedSample::LoanedSample(LoanedSample&& o) noexcept
+    : owner_(std::move(o.owner_)), desc_(o.desc_), data_(o.data_), size_(o.size_) {}
+
+LoanedSample& LoanedSample::operator=(LoanedSample&& o) noexcept {
+  if (this != &o) {
+    if (owner_) owner_->Abandon(desc_);
+    owner_ = std::move(o.owner_);
+    desc_ = o.desc_;
+    data_ = o.data_;
+    size_ = o.size_;
+  }
+  return *this;
+}
+
+LoanedSample::~LoanedSample() {
+  if (owner_) owner_->Abandon(desc_);
+}
+
+// ---- Publisher --------------------------------------------------------------------------
+
+Publisher::Publisher(std::shared_ptr<internal::PublisherState> state) : state_(std::move(state)) {}
+Publisher::Publisher(Publisher&&) noexcept = default;
+Publisher& Publisher::operator=(Publisher&&) noexcept = default;
+Publisher::~Publisher() = default;
+
+Result<LoanedSample> Publisher::Loan(size_t bytes) { return LoanImpl(bytes, true); }
+Result<LoanedSample> Publisher::TryLoan(size_t bytes) { return LoanImpl(bytes, false); }
+
+Result<LoanedSample> Publisher::LoanImpl(size_t bytes, bool wait) {
+  internal::PublisherState& p = *state_;
+  internal::ChannelState& ch = *p.channel;
+  channel::ChannelHeader& h = *ch.header;
+  if (bytes == 0) return Status(ErrorCode::kInvalidArgument, "a loan must be at least 1 byte");
+  if (bytes > ch.capacity) {
+    return Status(ErrorCode::kCapacityExceeded,
+                  "loan of " + std::to_string(bytes) + " bytes exceeds the capacity of channel '" +
+                      ch.name + "' (" + std::to_string(ch.capacity) + " bytes)");
+  }
+  if (h.closing_mask.load(internal::kRelaxed) != 0) p.ReclaimGoneSubscribers(false);
+  if (auto index = p.TryAllocate(bytes)) {
+    return LoanedSample(state_, *index, p.data + ch.descs[*index].offset.load(internal::kRelaxed),
+                        bytes);
+  }
+
+  using internal::Clock;
+  const Clock::time_point start = Clock::now();
+  const Clock::time_point deadline =
+      p.options.loan_timeout ? start + *p.options.loan_timeout : Clock::time_point::max();
+  bool counted_stall = false;
+  for (;;) {
+    const bool probe = Clock::now() - p.last_liveness_check >= internal::kLivenessInterval;
+    p.ReclaimGoneSubscribers(probe);
+    if (ch.overflow == OverflowPolicy::kDropOldest) {
+      while (p.DropOldest()) {
+        if (auto index = p.TryAllocate(bytes)) {
+          return LoanedSample(state_, *index,
+                              p.data + ch.descs[*index].offset.load(internal::kRelaxed), bytes);
+        }
+      }
+    }
+    if (auto index = p.TryAllocate(bytes)) {
+      return LoanedSample(state_, *index, p.data + ch.descs[*index].offset.load(internal::kRelaxed),
+                          bytes);
+    }
+    if (p.OnlyOwnLoansInFlight()) {
+      return Status(ErrorCode::kChannelFull,
+                    "channel '" + ch.name + "' has no room for " + std::to_string(bytes) +
+                        " bytes and all of it is held by this publisher's own unpublished loans; "
+                        "publish or drop them first");
+    }
+    if (!wait) {
+      return Status(ErrorCode::kChannelFull, "channel '" + ch.name + "' has no room for " +
+                                                 std::to_string(bytes) + " bytes now");
+    }
+    if (!counted_stall) {
+      h.publisher_stalls.fetch_add(1, internal::kRelaxed);
+      counted_stall = true;
+    }
+    const Clock::time_point now = Clock::now();
+    if (now >= deadline) {
+      return Status(ErrorCode::kTimeout, "no room in channel '" + ch.name + "' for " +
+                                             std::to_string(bytes) + " bytes within the loan "
+                                             "timeout");
+    }
+    // Sleep until a subscriber releases something. Announce the wait, then re-check, so a
+    // release between the check and the sleep is never missed (it bumps space_word).
+    const uint32_t seen = h.space_word.load(std::memory_order_acquire);
+    h.publisher_waiting.store(1, std::memory_order_seq_cst);
+    if (auto index = p.TryAllocate(bytes)) {
+      h.publisher_waiting.store(0, internal::kRelaxed);
+      return LoanedSample(state_, *index, p.data + ch.descs[*index].offset.load(internal::kRelaxed),
+                          bytes);
+    }
+    auto slice = std::chrono::nanoseconds(internal::kLivenessInterval);
+    if (deadline != Clock::time_point::max()) {
+      slice = std::min(slice, std::chrono::nanoseconds(deadline - now));
+    }
+    shm::FutexWait(&h.space_word, seen, slice);
+    h.publisher_waiting.store(0, internal::kRelaxed);
+  }
+}
+
+Status Publisher::Publish(LoanedSample&& sample) {
+  if (sample.owner_ != state_) {
+    return Status(ErrorCode::kInvalidArgument, "sample was not loaned by this publisher");
+  }
+  internal::PublisherState& p = *state_;
+  internal::ChannelState& ch = *p.channel;
+  channel::ChannelHeader& h = *ch.header;
+  const uint32_t index = sample.desc_;
+  const size_t size = sample.size_;
+  sample.owner_.reset();  // the sample is the channel's now
+
+  channel::SampleDesc& d = ch.descs[index];
+  const uint64_t mask = h.active_mask.load(std::memory_order_acquire);
+  d.sequence.store(h.next_sequence.fetch_add(1, internal::kRelaxed), internal::kRelaxed);
+  d.holders.store(mask, internal::kRelaxed);
+  d.state.store(static_cast<uint32_t>(channel::DescState::kPublished), internal::kRelaxed);
+  internal::ForEachBit(mask, [&](uint32_t i) {
+    channel::SubscriberSlot& slot = ch.slots[i];
+    const uint64_t w = slot.write_index.load(internal::kRelaxed);
+    ch.ring(i)[w % ch.max_samples].store(index, internal::kRelaxed);
+    // The sample becomes visible to subscriber i only through this store; a publisher that
+    // dies before it leaves nothing half-written behind.
+    slot.write_index.store(w + 1, std::memory_order_release);
+  });
+  h.published.fetch_add(1, internal::kRelaxed);
+  h.published_bytes.fetch_add(size, internal::kRelaxed);
+  if (mask == 0) p.Reclaim(false);
+
+  // Pairs with the fence in a subscriber that sets `sleeping` and then re-checks its ring:
+  // either it sees the new entry, or we see it sleeping and wake it.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  internal::ForEachBit(mask, [&](uint32_t i) {
+    channel::SubscriberSlot& slot = ch.slots[i];
+    if (slot.sleeping.load(internal::kRelaxed) != 0 &&
+        slot.sleeping.exchange(0, std::memory_order_acq_rel) != 0) {
+      slot.wake_word.fetch_add(1, std::memory_order_release);
+      shm::FutexWake(&slot.wake_word, 1);
+    }
+    if (slot.notify_armed.load(internal::kRelaxed) != 0 &&
+        slot.notify_armed.exchange(0, std::memory_order_acq_rel) != 0) {
+      p.notifier.Signal(
+          std::string_view(slot.notify_name, strnlen(slot.notify_name, sizeof(slot.notify_name))));
+    }
+  });
+  return Status::OK();
+}
+
+Status Publisher::PublishCopy(std::span<const std::byte> bytes) {
+  QUIVER_ASSIGN_OR_RETURN(LoanedSample sample, Loan(bytes.size()));
+  std::memcpy(sample.data().data(), bytes.data(), bytes.size());
+  return Publish(std::move(sample));
+}
+
+uint32_t Publisher::subscriber_count() const {
+  return static_cast<uint32_t>(
+      std::popcount(state_->channel->header->active_mask.load(std::memory_order_relaxed)));
+}
+
+// ---- Channel::CreatePublisher -----------------------------------------------------------
+
+Result<Publisher> Channel::CreatePublisher(const PublisherOptions& options) {
+  internal::ChannelState& ch = *state_;
+  channel::ChannelHeader& h = *ch.header;
+  {
+    std::lock_guard lock(ch.mu);
+    if (ch.holds_publisher) {
+      return Status(ErrorCode::kBusy, "channel '" + ch.name + "' already has a publisher (this "
+                                                              "process)");
+    }
+    Status locked = shm::TryLockByte(ch.segment.fd(), shm::kPublisherLockByte,
+                                     shm::LockKind::kExclusive);
+    if (!locked.ok()) {
+      if (locked.code() == ErrorCode::kBusy) {
+        return Status(ErrorCode::kBusy, "channel '" + ch.name +
+                                            "' already has a publisher; a channel has exactly one");
+      }
+      return locked;
+    }
+    // A publisher that died may have been anywhere in a publish; its samples' reference
+    // bits cannot be trusted, so its channel takes no successor. A cleanly closed one can.
+    if (h.publisher_lifecycle.load(std::memory_order_acquire) ==
+        static_cast<uint32_t>(channel::PublisherLifecycle::kActive)) {
+      shm::UnlockByte(ch.segment.fd(), shm::kPublisherLockByte);
+      return Status(ErrorCode::kPeerGone, "the publisher of channel '" + ch.name +
+                                              "' died; create the channel anew");
+    }
+    ch.holds_publisher = true;
+  }
+  Result<std::byte*> data = ch.DataReadWrite();
+  if (!data.ok()) {
+    std::lock_guard lock(ch.mu);
+    ch.holds_publisher = false;
+    shm::UnlockByte(ch.segment.fd(), shm::kPublisherLockByte);
+    return data.status();
+  }
+  auto state = std::make_shared<internal::PublisherState>(state_, *data, options);
+  state->ReclaimGoneSubscribers(true);
+  h.publisher_epoch.fetch_add(1, std::memory_order_relaxed);
+  h.publisher_lifecycle.store(static_cast<uint32_t>(channel::PublisherLifecycle::kActive),
+                              std::memory_order_release);
+  return Publisher(std::move(state));
+}
+
+}  // namespace quiver

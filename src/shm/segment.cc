@@ -1,0 +1,266 @@
+#include "shm/segment.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <utility>
+
+#include "shm/ofd_lock.h"
+
+namespace quiver::shm {
+namespace {
+
+std::string PathOf(std::string_view name) {
+  return Segment::Directory() + "/" + Segment::UserPrefix() + std::string(name);
+}
+
+// A segment is ours only if it is a regular file we own that nobody else may open.
+Status CheckOwnership(int fd, std::string_view what) {
+  struct stat st {};
+  if (fstat(fd, &st) != 0) return Status::FromErrno("fstat", errno);
+  if (!S_ISREG(st.st_mode)) {
+    return {ErrorCode::kPermissionDenied, std::string(what) + " is not a regular file"};
+  }
+  if (st.st_uid != geteuid()) {
+    return {ErrorCode::kPermissionDenied, std::string(what) + " is owned by uid " +
+                                              std::to_string(st.st_uid) + ", not by us"};
+  }
+  if ((st.st_mode & 077) != 0) {
+    return {ErrorCode::kPermissionDenied,
+            std::string(what) + " is accessible to other users (mode is not 0600)"};
+  }
+  return Status::OK();
+}
+
+bool SameFile(int fd, const std::string& path) {
+  struct stat a {}, b {};
+  if (fstat(fd, &a) != 0 || stat(path.c_str(), &b) != 0) return false;
+  return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+// Reserves the pages now so that a full /dev/shm is a clear error here, not a SIGBUS later.
+Status Reserve(int fd, size_t bytes) {
+  if (ftruncate(fd, static_cast<off_t>(bytes)) != 0) return Status::FromErrno("ftruncate", errno);
+  int rc = posix_fallocate(fd, 0, static_cast<off_t>(bytes));
+  if (rc != 0 && rc != EOPNOTSUPP && rc != EINVAL) {
+    return Status::FromErrno("reserving " + std::to_string(bytes) + " bytes of shared memory", rc);
+  }
+  return Status::OK();
+}
+
+enum class OpenOutcome { kLive, kStale, kGone };
+
+// Joins `fd` (an open segment file at `path`) as a participant, or reports that it is stale
+// (no other participant: removed here) or gone (unlinked while we opened it).
+Result<OpenOutcome> Join(int fd, const std::string& path) {
+  QUIVER_RETURN_IF_ERROR(LockByte(fd, kParticipantLockByte, LockKind::kShared));
+  if (!SameFile(fd, path)) return OpenOutcome::kGone;
+  if (TryLockByte(fd, kParticipantLockByte, LockKind::kExclusive).ok()) {
+    // Nobody else holds it: every owner died without removing it.
+    if (SameFile(fd, path)) unlink(path.c_str());
+    return OpenOutcome::kStale;
+  }
+  return OpenOutcome::kLive;
+}
+
+}  // namespace
+
+Mapping::Mapping(Mapping&& other) noexcept
+    : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)) {}
+
+Mapping& Mapping::operator=(Mapping&& other) noexcept {
+  if (this != &other) {
+    if (data_ != nullptr) munmap(data_, size_);
+    data_ = std::exchange(other.data_, nullptr);
+    size_ = std::exchange(other.size_, 0);
+  }
+  return *this;
+}
+
+Mapping::~Mapping() {
+  if (data_ != nullptr) munmap(data_, size_);
+}
+
+std::string Segment::Directory() {
+  const char* dir = std::getenv("QUIVER_SHM_DIR");
+  return dir != nullptr && *dir != '\0' ? dir : "/dev/shm";
+}
+
+std::string Segment::UserPrefix() { return "quiver-" + std::to_string(geteuid()) + "-"; }
+
+Status Segment::ValidateName(std::string_view name) {
+  if (name.empty() || name.size() > 64) {
+    return {ErrorCode::kInvalidArgument,
+            "channel name must be 1 to 64 characters, got " + std::to_string(name.size())};
+  }
+  if (name.front() == '.') {
+    return {ErrorCode::kInvalidArgument, "channel name must not start with '.'"};
+  }
+  for (char c : name) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-';
+    if (!ok) {
+      return {ErrorCode::kInvalidArgument, "channel name '" + std::string(name) +
+                                               "' has a character outside [A-Za-z0-9._-]"};
+    }
+  }
+  return Status::OK();
+}
+
+Segment::Segment(UniqueFd fd, size_t size, std::string path)
+    : fd_(std::move(fd)), size_(size), path_(std::move(path)) {}
+
+Segment& Segment::operator=(Segment&& other) noexcept {
+  if (this != &other) {
+    Close();
+    fd_ = std::move(other.fd_);
+    size_ = other.size_;
+    path_ = std::move(other.path_);
+  }
+  return *this;
+}
+
+Segment::~Segment() { Close(); }
+
+void Segment::Close() {
+  if (!fd_.valid()) return;
+  // The last participant out removes the name. Holding the exclusive lock while unlinking
+  // makes a concurrent opener wait, then see the name gone and report kNotFound.
+  if (named() && TryLockByte(fd_.get(), kParticipantLockByte, LockKind::kExclusive).ok() &&
+      SameFile(fd_.get(), path_)) {
+    unlink(path_.c_str());
+  }
+  fd_.Reset();  // drops every lock this description holds
+}
+
+Result<Segment> Segment::CreateNamed(std::string_view name, size_t bytes,
+                                     const Initializer& init) {
+  QUIVER_RETURN_IF_ERROR(ValidateName(name));
+  const std::string dir = Directory();
+  const std::string path = PathOf(name);
+  // An unnamed file, initialised, then linked into place: no process can ever open a
+  // half-initialised segment, and a crash before the link leaves nothing behind.
+  UniqueFd fd(open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
+  if (!fd.valid()) return Status::FromErrno("creating a segment in " + dir, errno);
+  if (fchmod(fd.get(), 0600) != 0) return Status::FromErrno("fchmod", errno);
+  QUIVER_RETURN_IF_ERROR(Reserve(fd.get(), bytes));
+  QUIVER_RETURN_IF_ERROR(LockByte(fd.get(), kParticipantLockByte, LockKind::kShared));
+  Segment segment(std::move(fd), bytes, std::string());
+  QUIVER_RETURN_IF_ERROR(init(segment));
+
+  const std::string proc_path = "/proc/self/fd/" + std::to_string(segment.fd());
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    if (linkat(AT_FDCWD, proc_path.c_str(), AT_FDCWD, path.c_str(), AT_SYMLINK_FOLLOW) == 0) {
+      segment.path_ = path;
+      return segment;
+    }
+    if (errno != EEXIST) return Status::FromErrno("linking segment " + path, errno);
+    QUIVER_ASSIGN_OR_RETURN(bool removed, RemoveIfStale(name));
+    if (!removed) {
+      return Status(ErrorCode::kAlreadyExists,
+                    "channel '" + std::string(name) + "' already exists and is in use (" + path +
+                        ")");
+    }
+  }
+  return Status(ErrorCode::kAlreadyExists, "channel '" + std::string(name) +
+                                               "' keeps being re-created by another process");
+}
+
+Result<Segment> Segment::CreateMemfd(std::string_view name, size_t bytes,
+                                     const Initializer& init) {
+  QUIVER_RETURN_IF_ERROR(ValidateName(name));
+  const std::string memfd_name = "quiver:" + std::string(name);
+  UniqueFd fd(memfd_create(memfd_name.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING));
+  if (!fd.valid()) return Status::FromErrno("memfd_create", errno);
+  if (fchmod(fd.get(), 0600) != 0) return Status::FromErrno("fchmod", errno);
+  QUIVER_RETURN_IF_ERROR(Reserve(fd.get(), bytes));
+  // Nobody may shrink it under a mapping (SIGBUS) or grow it.
+  if (fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
+    return Status::FromErrno("sealing memfd", errno);
+  }
+  QUIVER_RETURN_IF_ERROR(LockByte(fd.get(), kParticipantLockByte, LockKind::kShared));
+  Segment segment(std::move(fd), bytes, std::string());
+  QUIVER_RETURN_IF_ERROR(init(segment));
+  return segment;
+}
+
+Result<Segment> Segment::OpenNamed(std::string_view name) {
+  QUIVER_RETURN_IF_ERROR(ValidateName(name));
+  const std::string path = PathOf(name);
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    // O_NOFOLLOW: a symlink planted under our name is refused, never followed.
+    UniqueFd fd(open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC));
+    if (!fd.valid()) {
+      if (errno == ENOENT) {
+        return Status(ErrorCode::kNotFound,
+                      "channel '" + std::string(name) + "' does not exist (no " + path + ")");
+      }
+      if (errno == ELOOP) {
+        return Status(ErrorCode::kPermissionDenied, path + " is a symbolic link; refusing it");
+      }
+      if (errno == EACCES) {
+        return Status(ErrorCode::kPermissionDenied, "no permission to open " + path);
+      }
+      return Status::FromErrno("opening " + path, errno);
+    }
+    QUIVER_RETURN_IF_ERROR(CheckOwnership(fd.get(), path));
+    QUIVER_ASSIGN_OR_RETURN(OpenOutcome outcome, Join(fd.get(), path));
+    if (outcome == OpenOutcome::kGone) continue;
+    if (outcome == OpenOutcome::kStale) {
+      return Status(ErrorCode::kNotFound, "channel '" + std::string(name) +
+                                              "' does not exist (removed a stale segment of a "
+                                              "dead owner: " + path + ")");
+    }
+    struct stat st {};
+    if (fstat(fd.get(), &st) != 0) return Status::FromErrno("fstat", errno);
+    return Segment(std::move(fd), static_cast<size_t>(st.st_size), path);
+  }
+  return Status(ErrorCode::kBusy, "channel '" + std::string(name) + "' keeps disappearing");
+}
+
+Result<Segment> Segment::FromFd(int fd) {
+  // A fresh open file description, so our liveness locks are not shared with whoever
+  // handed us the fd (an inherited fd shares its description with the parent).
+  const std::string proc_path = "/proc/self/fd/" + std::to_string(fd);
+  UniqueFd own(open(proc_path.c_str(), O_RDWR | O_CLOEXEC));
+  if (!own.valid()) return Status::FromErrno("reopening fd " + std::to_string(fd), errno);
+  QUIVER_RETURN_IF_ERROR(CheckOwnership(own.get(), "fd " + std::to_string(fd)));
+  QUIVER_RETURN_IF_ERROR(LockByte(own.get(), kParticipantLockByte, LockKind::kShared));
+  struct stat st {};
+  if (fstat(own.get(), &st) != 0) return Status::FromErrno("fstat", errno);
+  return Segment(std::move(own), static_cast<size_t>(st.st_size), std::string());
+}
+
+Result<bool> Segment::RemoveIfStale(std::string_view name) {
+  QUIVER_RETURN_IF_ERROR(ValidateName(name));
+  const std::string path = PathOf(name);
+  UniqueFd fd(open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd.valid()) {
+    if (errno == ENOENT) return false;
+    return Status::FromErrno("opening " + path, errno);
+  }
+  QUIVER_RETURN_IF_ERROR(CheckOwnership(fd.get(), path));
+  QUIVER_ASSIGN_OR_RETURN(OpenOutcome outcome, Join(fd.get(), path));
+  return outcome != OpenOutcome::kLive;
+}
+
+Result<Mapping> Segment::Map(size_t offset, size_t length, Protection protection) const {
+  if (length == 0 || offset > size_ || length > size_ - offset) {
+    return Status(ErrorCode::kShmCorruption, "mapping [" + std::to_string(offset) + ", +" +
+                                                 std::to_string(length) +
+                                                 ") lies outside the segment of " +
+                                                 std::to_string(size_) + " bytes");
+  }
+  int prot = protection == Protection::kReadOnly ? PROT_READ : PROT_READ | PROT_WRITE;
+  // MAP_POPULATE: fault every page in now, never on the hot path.
+  void* p = mmap(nullptr, length, prot, MAP_SHARED | MAP_POPULATE, fd_.get(),
+                 static_cast<off_t>(offset));
+  if (p == MAP_FAILED) return Status::FromErrno("mmap", errno);
+  return Mapping(static_cast<std::byte*>(p), length);
+}
+
+}  // namespace quiver::shm
