@@ -31,13 +31,17 @@ Result<const std::byte*> ChannelState::DataReadOnly() {
 Result<std::shared_ptr<ChannelState>> AttachSegment(shm::Segment segment) {
   // Read the header through a first small mapping, validate it against the real segment
   // size, and only then map the regions it describes.
-  ChannelHeader copy;
+  if (segment.size() < channel::kPageSize) {
+    return Status(ErrorCode::kShmCorruption, "segment of " + std::to_string(segment.size()) +
+                                                 " bytes is too small to be a channel");
+  }
+  channel::ChannelConfig copy;
   {
     QUIVER_ASSIGN_OR_RETURN(shm::Mapping first,
                             segment.Map(0, channel::kPageSize, shm::Protection::kReadOnly));
-    std::memcpy(static_cast<void*>(&copy), first.data(), sizeof(copy));
+    std::memcpy(&copy, first.data(), sizeof(copy));
   }
-  QUIVER_RETURN_IF_ERROR(channel::ValidateHeader(copy, segment.size()));
+  QUIVER_RETURN_IF_ERROR(channel::ValidateConfig(copy, segment.size()));
   auto state = std::make_shared<ChannelState>(std::move(segment));
   state->name.assign(copy.name, strnlen(copy.name, sizeof(copy.name)));
   state->capacity = copy.data_capacity;
@@ -63,7 +67,7 @@ Status InitializeHeader(shm::Segment& segment, std::string_view name, const Chan
   QUIVER_ASSIGN_OR_RETURN(shm::Mapping m, segment.Map(0, channel::kPageSize,
                                                       shm::Protection::kReadWrite));
   // The file is fresh and zero-filled, which is the initial value of every atomic field.
-  auto* h = reinterpret_cast<ChannelHeader*>(m.data());
+  auto* h = &reinterpret_cast<ChannelHeader*>(m.data())->config;
   h->layout_version = kLayoutVersion;
   h->overflow_policy = static_cast<uint32_t>(o.overflow);
   h->segment_bytes = layout.segment_bytes;

@@ -5,12 +5,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+
 #include <cstring>
 #include <filesystem>
 #include <random>
 #include <vector>
 
+#include "shm/ofd_lock.h"
 #include "shm/segment.h"
+#include "shm/unique_fd.h"
 
 namespace quiver {
 namespace {
@@ -380,6 +384,26 @@ TEST(ChannelTest, MemfdChannelLeavesNothingInDevShm) {
   ASSERT_TRUE(publisher->Publish(std::move(*publisher->Loan(8))).ok());
   EXPECT_TRUE(subscriber->Receive(milliseconds(100)).ok());
   EXPECT_EQ(attached->CreatePublisher().status().code(), ErrorCode::kBusy);
+}
+
+TEST(ChannelTest, GarbageSegmentOfALiveOwnerIsShmCorruptionNotACrash) {
+  const std::string name = UniqueName("garbage");
+  const std::string path = shm::Segment::Directory() + "/" + shm::Segment::UserPrefix() + name;
+  shm::UniqueFd fd(open(path.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600));
+  ASSERT_TRUE(fd.valid());
+  // Someone live holds it (so it is not stale), but its bytes are not a channel.
+  ASSERT_TRUE(shm::LockByte(fd.get(), shm::kParticipantLockByte, shm::LockKind::kShared).ok());
+  std::vector<char> junk(3 * 4096);
+  std::mt19937 rng(1);
+  for (char& c : junk) c = static_cast<char>(rng());
+  ASSERT_EQ(write(fd.get(), junk.data(), junk.size()), static_cast<ssize_t>(junk.size()));
+  auto channel = Channel::Open(name);
+  EXPECT_EQ(channel.status().code(), ErrorCode::kShmCorruption) << channel.status().ToString();
+
+  ASSERT_EQ(ftruncate(fd.get(), 100), 0);  // too small to even hold a header
+  channel = Channel::Open(name);
+  EXPECT_EQ(channel.status().code(), ErrorCode::kShmCorruption) << channel.status().ToString();
+  unlink(path.c_str());
 }
 
 }  // namespace

@@ -30,7 +30,7 @@ Result<Layout> ComputeLayout(size_t capacity, uint32_t max_samples, uint32_t max
   return l;
 }
 
-Status ValidateHeader(const ChannelHeader& h, size_t segment_bytes) {
+Status ValidateConfig(const ChannelConfig& h, size_t segment_bytes) {
   auto corrupt = [](std::string what) {
     return Status(ErrorCode::kShmCorruption, "channel header: " + std::move(what));
   };

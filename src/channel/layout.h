@@ -23,9 +23,9 @@ enum class PublisherLifecycle : uint32_t { kNone = 0, kActive = 1, kClosed = 2 }
 enum class SlotState : uint32_t { kFree = 0, kActive = 1, kClosing = 2 };
 enum class DescState : uint32_t { kFree = 0, kLoaned = 1, kPublished = 2 };
 
-/// Segment offset 0. Fields above `publisher_lifecycle` are written once by the creator
-/// before the segment becomes reachable and never change.
-struct alignas(64) ChannelHeader {
+/// The immutable part of a channel's header: written once by the creator before the
+/// segment becomes reachable, never changed. Validated (ValidateConfig) before any use.
+struct ChannelConfig {
   uint64_t magic;
   uint32_t layout_version;
   uint32_t overflow_policy;  // OverflowPolicy
@@ -38,7 +38,13 @@ struct alignas(64) ChannelHeader {
   uint32_t max_samples;
   uint32_t max_subscribers;
   uint64_t nonce;            // random per channel; names notification sockets
-  char name[72];
+  char name[80];
+};
+static_assert(std::is_trivially_copyable_v<ChannelConfig> && sizeof(ChannelConfig) == 160);
+
+/// Segment offset 0.
+struct alignas(64) ChannelHeader {
+  ChannelConfig config;
 
   // Publisher-written; others read.
   alignas(64) std::atomic<uint32_t> publisher_lifecycle;
@@ -113,9 +119,9 @@ struct Layout {
 /// Computes the layout for `capacity` data bytes. Fails on out-of-range options.
 Result<Layout> ComputeLayout(size_t capacity, uint32_t max_samples, uint32_t max_subscribers);
 
-/// Checks a header read from a segment of `segment_bytes` bytes: magic, version, and that
+/// Checks a config read from a segment of `segment_bytes` bytes: magic, version, and that
 /// every region recomputes to the same offsets and fits the segment. kShmCorruption if not.
-Status ValidateHeader(const ChannelHeader& header, size_t segment_bytes);
+Status ValidateConfig(const ChannelConfig& config, size_t segment_bytes);
 
 inline constexpr uint64_t AlignUp(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 

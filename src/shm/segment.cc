@@ -241,6 +241,9 @@ Result<bool> Segment::RemoveIfStale(std::string_view name) {
   UniqueFd fd(open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC));
   if (!fd.valid()) {
     if (errno == ENOENT) return false;
+    if (errno == ELOOP) {
+      return Status(ErrorCode::kPermissionDenied, path + " is a symbolic link; refusing it");
+    }
     return Status::FromErrno("opening " + path, errno);
   }
   QUIVER_RETURN_IF_ERROR(CheckOwnership(fd.get(), path));
