@@ -22,8 +22,8 @@ TEST(ArrowSmokeTest, BuildsValidRecordBatch) {
   ASSERT_TRUE(ids.Finish(&id_array).ok());
   ASSERT_TRUE(names.Finish(&name_array).ok());
 
-  auto schema = arrow::schema(
-      {arrow::field("id", arrow::int32()), arrow::field("name", arrow::utf8())});
+  auto schema =
+      arrow::schema({arrow::field("id", arrow::int32()), arrow::field("name", arrow::utf8())});
   auto batch = arrow::RecordBatch::Make(schema, 4, {id_array, name_array});
 
   ASSERT_EQ(batch->num_rows(), 4);

@@ -73,9 +73,9 @@ struct SubscriberStats {
   uint32_t slot = 0;
   uint64_t received = 0;
   uint64_t received_bytes = 0;
-  uint64_t missed = 0;   ///< samples dropped before this subscriber received them
-  uint64_t queued = 0;   ///< published but not yet received (the lag)
-  bool alive = false;    ///< its process still holds the slot's liveness lock
+  uint64_t missed = 0;  ///< samples dropped before this subscriber received them
+  uint64_t queued = 0;  ///< published but not yet received (the lag)
+  bool alive = false;   ///< its process still holds the slot's liveness lock
 };
 
 /// A snapshot of a channel's counters and fill level.
@@ -90,8 +90,8 @@ struct ChannelStats {
   bool publisher_alive = false;
   uint64_t published = 0;
   uint64_t published_bytes = 0;
-  uint64_t dropped = 0;            ///< sample deliveries dropped under kDropOldest
-  uint64_t publisher_stalls = 0;   ///< times a loan had to wait for space
+  uint64_t dropped = 0;                ///< sample deliveries dropped under kDropOldest
+  uint64_t publisher_stalls = 0;       ///< times a loan had to wait for space
   uint64_t reclaimed_subscribers = 0;  ///< dead subscribers whose samples were reclaimed
   std::vector<SubscriberStats> subscribers;
 };

@@ -63,7 +63,7 @@ class Status {
 template <typename T>
 class Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}         // NOLINT(google-explicit-constructor)
   Result(Status status) : v_(std::move(status)) {}  // NOLINT(google-explicit-constructor)
 
   bool ok() const { return std::holds_alternative<T>(v_); }
@@ -89,10 +89,10 @@ class Result {
 #define QUIVER_CONCAT(a, b) QUIVER_CONCAT_INNER(a, b)
 
 /// Returns early with the status of `expr` if it is not OK.
-#define QUIVER_RETURN_IF_ERROR(expr)             \
-  do {                                           \
-    ::quiver::Status _quiver_st = (expr);        \
-    if (!_quiver_st.ok()) return _quiver_st;     \
+#define QUIVER_RETURN_IF_ERROR(expr)         \
+  do {                                       \
+    ::quiver::Status _quiver_st = (expr);    \
+    if (!_quiver_st.ok()) return _quiver_st; \
   } while (false)
 
 #define QUIVER_ASSIGN_OR_RETURN_IMPL(tmp, lhs, rexpr) \

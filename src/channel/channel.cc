@@ -9,13 +9,14 @@ namespace quiver {
 namespace internal {
 
 using channel::ChannelHeader;
-using channel::kMagic;
 using channel::kLayoutVersion;
+using channel::kMagic;
 
 Result<std::byte*> ChannelState::DataReadWrite() {
   std::lock_guard lock(mu);
   if (data_rw.data() == nullptr) {
-    QUIVER_ASSIGN_OR_RETURN(data_rw, segment.Map(data_offset, capacity, shm::Protection::kReadWrite));
+    QUIVER_ASSIGN_OR_RETURN(data_rw,
+                            segment.Map(data_offset, capacity, shm::Protection::kReadWrite));
   }
   return data_rw.data();
 }
@@ -23,7 +24,8 @@ Result<std::byte*> ChannelState::DataReadWrite() {
 Result<const std::byte*> ChannelState::DataReadOnly() {
   std::lock_guard lock(mu);
   if (data_ro.data() == nullptr) {
-    QUIVER_ASSIGN_OR_RETURN(data_ro, segment.Map(data_offset, capacity, shm::Protection::kReadOnly));
+    QUIVER_ASSIGN_OR_RETURN(data_ro,
+                            segment.Map(data_offset, capacity, shm::Protection::kReadOnly));
   }
   return static_cast<const std::byte*>(data_ro.data());
 }
@@ -64,8 +66,8 @@ namespace {
 
 Status InitializeHeader(shm::Segment& segment, std::string_view name, const ChannelOptions& o,
                         const channel::Layout& layout) {
-  QUIVER_ASSIGN_OR_RETURN(shm::Mapping m, segment.Map(0, channel::kPageSize,
-                                                      shm::Protection::kReadWrite));
+  QUIVER_ASSIGN_OR_RETURN(shm::Mapping m,
+                          segment.Map(0, channel::kPageSize, shm::Protection::kReadWrite));
   // The file is fresh and zero-filled, which is the initial value of every atomic field.
   auto* h = &reinterpret_cast<ChannelHeader*>(m.data())->config;
   h->layout_version = kLayoutVersion;
@@ -95,16 +97,15 @@ Channel::Channel(std::shared_ptr<internal::ChannelState> state) : state_(std::mo
 
 Result<Channel> Channel::Create(std::string_view name, const ChannelOptions& options) {
   QUIVER_RETURN_IF_ERROR(shm::Segment::ValidateName(name));
-  QUIVER_ASSIGN_OR_RETURN(channel::Layout layout,
-                          channel::ComputeLayout(options.capacity, options.max_samples,
-                                                 options.max_subscribers));
+  QUIVER_ASSIGN_OR_RETURN(
+      channel::Layout layout,
+      channel::ComputeLayout(options.capacity, options.max_samples, options.max_subscribers));
   auto init = [&](shm::Segment& segment) {
     return internal::InitializeHeader(segment, name, options, layout);
   };
-  Result<shm::Segment> segment =
-      options.backing == Backing::kMemfd
-          ? shm::Segment::CreateMemfd(name, layout.segment_bytes, init)
-          : shm::Segment::CreateNamed(name, layout.segment_bytes, init);
+  Result<shm::Segment> segment = options.backing == Backing::kMemfd
+                                     ? shm::Segment::CreateMemfd(name, layout.segment_bytes, init)
+                                     : shm::Segment::CreateNamed(name, layout.segment_bytes, init);
   if (!segment.ok()) return segment.status();
   QUIVER_ASSIGN_OR_RETURN(auto state, internal::AttachSegment(std::move(segment).value()));
   return Channel(std::move(state));
@@ -142,8 +143,7 @@ ChannelStats Channel::Stats() const {
   {
     std::lock_guard lock(state_->mu);
     out.publisher_alive =
-        (s.holds_publisher ||
-         shm::IsByteLockedByOthers(s.segment.fd(), shm::kPublisherLockByte)) &&
+        (s.holds_publisher || shm::IsByteLockedByOthers(s.segment.fd(), shm::kPublisherLockByte)) &&
         h.publisher_lifecycle.load(r) ==
             static_cast<uint32_t>(channel::PublisherLifecycle::kActive);
   }

@@ -40,11 +40,11 @@ struct ChannelState {
   uint64_t nonce = 0;
   OverflowPolicy overflow = OverflowPolicy::kBlock;
 
-  std::mutex mu;             // guards the lazily made data mappings and the masks below
-  shm::Mapping data_rw;      // publisher's view of the sample bytes
-  shm::Mapping data_ro;      // subscribers' view (PROT_READ)
+  std::mutex mu;         // guards the lazily made data mappings and the masks below
+  shm::Mapping data_rw;  // publisher's view of the sample bytes
+  shm::Mapping data_ro;  // subscribers' view (PROT_READ)
   bool holds_publisher = false;
-  uint64_t own_slots = 0;    // subscriber slots held through this attachment
+  uint64_t own_slots = 0;  // subscriber slots held through this attachment
 
   std::atomic<uint32_t>* ring(uint32_t slot) const {
     return rings + static_cast<size_t>(slot) * max_samples;

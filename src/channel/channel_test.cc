@@ -1,11 +1,10 @@
 #include "quiver/channel.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <fcntl.h>
 
 #include <cstring>
 #include <filesystem>
@@ -333,7 +332,7 @@ TEST(ChannelTest, ClosedSubscriberSlotIsReclaimedAndReused) {
     auto subscriber = channel->CreateSubscriber();
     ASSERT_TRUE(subscriber.ok());
     ASSERT_TRUE(publisher->Publish(std::move(*publisher->Loan(4096))).ok());
-  }  // closes with a sample still queued
+  }                                      // closes with a sample still queued
   auto loan = publisher->TryLoan(4096);  // reclaims the closed slot's queue
   ASSERT_TRUE(loan.ok()) << loan.status().ToString();
   auto again = channel->CreateSubscriber();

@@ -22,8 +22,7 @@ Result<Layout> ComputeLayout(size_t capacity, uint32_t max_samples, uint32_t max
   Layout l;
   l.descs_offset = AlignUp(sizeof(ChannelHeader), 64);
   l.slots_offset = AlignUp(l.descs_offset + uint64_t{max_samples} * sizeof(SampleDesc), 64);
-  l.rings_offset =
-      AlignUp(l.slots_offset + uint64_t{max_subscribers} * sizeof(SubscriberSlot), 64);
+  l.rings_offset = AlignUp(l.slots_offset + uint64_t{max_subscribers} * sizeof(SubscriberSlot), 64);
   l.data_offset = AlignUp(l.rings_offset + uint64_t{max_subscribers} * max_samples * 4, kPageSize);
   l.data_capacity = AlignUp(capacity, kSampleAlignment);
   l.segment_bytes = AlignUp(l.data_offset + l.data_capacity, kPageSize);

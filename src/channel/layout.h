@@ -14,7 +14,7 @@ namespace quiver::channel {
 
 inline constexpr uint64_t kMagic = 0x31305245'56495551;  // "QUIVER01" little-endian
 inline constexpr uint32_t kLayoutVersion = 1;
-inline constexpr uint32_t kMaxSubscribers = 64;          // one bit each in SampleDesc::holders
+inline constexpr uint32_t kMaxSubscribers = 64;  // one bit each in SampleDesc::holders
 inline constexpr uint32_t kMaxSamples = 1u << 20;
 inline constexpr size_t kSampleAlignment = 64;
 inline constexpr size_t kPageSize = 4096;
@@ -30,14 +30,14 @@ struct ChannelConfig {
   uint32_t layout_version;
   uint32_t overflow_policy;  // OverflowPolicy
   uint64_t segment_bytes;
-  uint64_t descs_offset;     // SampleDesc[max_samples]
-  uint64_t slots_offset;     // SubscriberSlot[max_subscribers]
-  uint64_t rings_offset;     // std::atomic<uint32_t>[max_subscribers][max_samples]
-  uint64_t data_offset;      // page aligned; the sample bytes
+  uint64_t descs_offset;  // SampleDesc[max_samples]
+  uint64_t slots_offset;  // SubscriberSlot[max_subscribers]
+  uint64_t rings_offset;  // std::atomic<uint32_t>[max_subscribers][max_samples]
+  uint64_t data_offset;   // page aligned; the sample bytes
   uint64_t data_capacity;
   uint32_t max_samples;
   uint32_t max_subscribers;
-  uint64_t nonce;            // random per channel; names notification sockets
+  uint64_t nonce;  // random per channel; names notification sockets
   char name[80];
 };
 static_assert(std::is_trivially_copyable_v<ChannelConfig> && sizeof(ChannelConfig) == 160);
@@ -52,7 +52,7 @@ struct alignas(64) ChannelHeader {
   std::atomic<uint64_t> active_mask;      // slots samples are delivered to
   std::atomic<uint64_t> samples_in_use;   // loaned, queued or held
   std::atomic<uint64_t> bytes_in_use;
-  std::atomic<uint64_t> next_sequence;    // publish sequence of the next sample
+  std::atomic<uint64_t> next_sequence;  // publish sequence of the next sample
   std::atomic<uint64_t> published;
   std::atomic<uint64_t> published_bytes;
   std::atomic<uint64_t> dropped;
@@ -70,33 +70,33 @@ struct alignas(64) ChannelHeader {
 /// One in-flight sample. Written by the publisher before the sample is pushed to any ring
 /// (published by the ring's release store); `holders` is cleared bit by bit by subscribers.
 struct alignas(64) SampleDesc {
-  std::atomic<uint64_t> holders;    // bit i: subscriber slot i has it queued or held
-  std::atomic<uint32_t> state;      // DescState
+  std::atomic<uint64_t> holders;  // bit i: subscriber slot i has it queued or held
+  std::atomic<uint32_t> state;    // DescState
   uint32_t reserved0;
   uint64_t reserved1;
-  std::atomic<uint64_t> offset;     // into the data area, kSampleAlignment aligned
-  std::atomic<uint64_t> size;       // bytes the publisher loaned
-  std::atomic<uint64_t> span;       // bytes reserved, incl. alignment padding
-  std::atomic<uint64_t> sequence;   // publish sequence
+  std::atomic<uint64_t> offset;    // into the data area, kSampleAlignment aligned
+  std::atomic<uint64_t> size;      // bytes the publisher loaned
+  std::atomic<uint64_t> span;      // bytes reserved, incl. alignment padding
+  std::atomic<uint64_t> sequence;  // publish sequence
 };
 
 /// One subscriber slot. The ring of descriptor indices is a separate array (rings_offset).
 struct alignas(64) SubscriberSlot {
-  std::atomic<uint32_t> state;        // SlotState; Free->Active by the subscriber holding
-                                      // its lock, Closing->Free only by the publisher
-  std::atomic<uint32_t> generation;   // +1 per attach
+  std::atomic<uint32_t> state;       // SlotState; Free->Active by the subscriber holding
+                                     // its lock, Closing->Free only by the publisher
+  std::atomic<uint32_t> generation;  // +1 per attach
   // Ring indices: the publisher alone advances write_index; read_index is advanced by CAS,
   // by the subscriber (receive) or the publisher (drop-oldest), so an entry is taken once.
   std::atomic<uint64_t> read_index;
   alignas(64) std::atomic<uint64_t> write_index;
-  std::atomic<uint32_t> wake_word;    // futex: bumped by the publisher to wake a sleeper
-  std::atomic<uint32_t> sleeping;     // set by a subscriber about to sleep on wake_word
-  std::atomic<uint32_t> notify_armed; // set by a subscriber waiting on its notify fd
+  std::atomic<uint32_t> wake_word;     // futex: bumped by the publisher to wake a sleeper
+  std::atomic<uint32_t> sleeping;      // set by a subscriber about to sleep on wake_word
+  std::atomic<uint32_t> notify_armed;  // set by a subscriber waiting on its notify fd
   uint32_t reserved;
-  std::atomic<uint64_t> missed;       // publisher-written (drops)
-  alignas(64) std::atomic<uint64_t> received;        // subscriber-written
+  std::atomic<uint64_t> missed;                // publisher-written (drops)
+  alignas(64) std::atomic<uint64_t> received;  // subscriber-written
   std::atomic<uint64_t> received_bytes;
-  char notify_name[48];               // abstract socket name, NUL-padded; "" if none
+  char notify_name[48];  // abstract socket name, NUL-padded; "" if none
 };
 
 static_assert(std::is_standard_layout_v<ChannelHeader> && alignof(ChannelHeader) == 64);

@@ -67,8 +67,8 @@ PublisherState::~PublisherState() {
     slot.wake_word.fetch_add(1, std::memory_order_release);
     shm::FutexWake(&slot.wake_word, INT32_MAX);
     if (slot.notify_armed.exchange(0, std::memory_order_acq_rel) != 0) {
-      notifier.Signal(std::string_view(slot.notify_name, strnlen(slot.notify_name,
-                                                                 sizeof(slot.notify_name))));
+      notifier.Signal(
+          std::string_view(slot.notify_name, strnlen(slot.notify_name, sizeof(slot.notify_name))));
     }
   });
   std::lock_guard lock(ch.mu);
@@ -206,8 +206,7 @@ bool PublisherState::DropOldest() {
 
 bool PublisherState::OnlyOwnLoansInFlight() const {
   for (uint32_t index : in_flight_) {
-    if (channel->descs[index].state.load(kRelaxed) !=
-        static_cast<uint32_t>(DescState::kLoaned)) {
+    if (channel->descs[index].state.load(kRelaxed) != static_cast<uint32_t>(DescState::kLoaned)) {
       return false;
     }
   }
@@ -303,7 +302,8 @@ Result<LoanedSample> Publisher::LoanImpl(size_t bytes, bool wait) {
     const Clock::time_point now = Clock::now();
     if (now >= deadline) {
       return Status(ErrorCode::kTimeout, "no room in channel '" + ch.name + "' for " +
-                                             std::to_string(bytes) + " bytes within the loan "
+                                             std::to_string(bytes) +
+                                             " bytes within the loan "
                                              "timeout");
     }
     // Sleep until a subscriber releases something. Announce the wait, then re-check, so a
@@ -390,11 +390,12 @@ Result<Publisher> Channel::CreatePublisher(const PublisherOptions& options) {
   {
     std::lock_guard lock(ch.mu);
     if (ch.holds_publisher) {
-      return Status(ErrorCode::kBusy, "channel '" + ch.name + "' already has a publisher (this "
-                                                              "process)");
+      return Status(ErrorCode::kBusy, "channel '" + ch.name +
+                                          "' already has a publisher (this "
+                                          "process)");
     }
-    Status locked = shm::TryLockByte(ch.segment.fd(), shm::kPublisherLockByte,
-                                     shm::LockKind::kExclusive);
+    Status locked =
+        shm::TryLockByte(ch.segment.fd(), shm::kPublisherLockByte, shm::LockKind::kExclusive);
     if (!locked.ok()) {
       if (locked.code() == ErrorCode::kBusy) {
         return Status(ErrorCode::kBusy, "channel '" + ch.name +
@@ -407,8 +408,8 @@ Result<Publisher> Channel::CreatePublisher(const PublisherOptions& options) {
     if (h.publisher_lifecycle.load(std::memory_order_acquire) ==
         static_cast<uint32_t>(channel::PublisherLifecycle::kActive)) {
       shm::UnlockByte(ch.segment.fd(), shm::kPublisherLockByte);
-      return Status(ErrorCode::kPeerGone, "the publisher of channel '" + ch.name +
-                                              "' died; create the channel anew");
+      return Status(ErrorCode::kPeerGone,
+                    "the publisher of channel '" + ch.name + "' died; create the channel anew");
     }
     ch.holds_publisher = true;
   }

@@ -60,9 +60,9 @@ Result<std::optional<Sample>> SubscriberState::Take(const std::shared_ptr<Subscr
     // The publisher may take the same entry (drop-oldest); whoever wins the CAS owns it.
     if (!s.read_index.compare_exchange_weak(r, r + 1, std::memory_order_acq_rel)) continue;
     if (index >= ch.max_samples) {
-      return Status(ErrorCode::kShmCorruption,
-                    "ring of channel '" + ch.name + "' names descriptor " + std::to_string(index) +
-                        " of " + std::to_string(ch.max_samples));
+      return Status(ErrorCode::kShmCorruption, "ring of channel '" + ch.name +
+                                                   "' names descriptor " + std::to_string(index) +
+                                                   " of " + std::to_string(ch.max_samples));
     }
     const channel::SampleDesc& d = ch.descs[index];
     const uint64_t offset = d.offset.load(kRelaxed);
@@ -70,10 +70,10 @@ Result<std::optional<Sample>> SubscriberState::Take(const std::shared_ptr<Subscr
     if (offset % channel::kSampleAlignment != 0 || offset > ch.capacity ||
         size > ch.capacity - offset) {
       Release(index);
-      return Status(ErrorCode::kShmCorruption,
-                    "sample [" + std::to_string(offset) + ", +" + std::to_string(size) +
-                        ") lies outside channel '" + ch.name + "' (" +
-                        std::to_string(ch.capacity) + " bytes)");
+      return Status(ErrorCode::kShmCorruption, "sample [" + std::to_string(offset) + ", +" +
+                                                   std::to_string(size) +
+                                                   ") lies outside channel '" + ch.name + "' (" +
+                                                   std::to_string(ch.capacity) + " bytes)");
     }
     s.received.store(s.received.load(kRelaxed) + 1, kRelaxed);
     s.received_bytes.store(s.received_bytes.load(kRelaxed) + size, kRelaxed);
@@ -199,8 +199,8 @@ Result<Sample> Subscriber::Receive(std::chrono::nanoseconds timeout) {
     slot.sleeping.store(1, std::memory_order_relaxed);
     std::atomic_thread_fence(std::memory_order_seq_cst);
     if (s.RingEmpty()) {
-      const auto slice = std::min<std::chrono::nanoseconds>(deadline - now,
-                                                            internal::kPublisherProbeInterval);
+      const auto slice =
+          std::min<std::chrono::nanoseconds>(deadline - now, internal::kPublisherProbeInterval);
       shm::FutexWait(&slot.wake_word, seen, slice);
     }
     slot.sleeping.store(0, std::memory_order_relaxed);

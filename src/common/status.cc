@@ -6,20 +6,34 @@ namespace quiver {
 
 std::string_view ErrorCodeName(ErrorCode code) {
   switch (code) {
-    case ErrorCode::kOk: return "OK";
-    case ErrorCode::kInvalidArgument: return "INVALID_ARGUMENT";
-    case ErrorCode::kNotFound: return "NOT_FOUND";
-    case ErrorCode::kAlreadyExists: return "ALREADY_EXISTS";
-    case ErrorCode::kBusy: return "BUSY";
-    case ErrorCode::kCapacityExceeded: return "CAPACITY_EXCEEDED";
-    case ErrorCode::kChannelFull: return "CHANNEL_FULL";
-    case ErrorCode::kTimeout: return "TIMEOUT";
-    case ErrorCode::kPeerGone: return "PEER_DIED";
-    case ErrorCode::kShmCorruption: return "SHM_CORRUPTION";
-    case ErrorCode::kPermissionDenied: return "PERMISSION_DENIED";
-    case ErrorCode::kIoError: return "IO_ERROR";
-    case ErrorCode::kSchemaMismatch: return "SCHEMA_MISMATCH";
-    case ErrorCode::kHandleOutOfRange: return "HANDLE_OUT_OF_RANGE";
+    case ErrorCode::kOk:
+      return "OK";
+    case ErrorCode::kInvalidArgument:
+      return "INVALID_ARGUMENT";
+    case ErrorCode::kNotFound:
+      return "NOT_FOUND";
+    case ErrorCode::kAlreadyExists:
+      return "ALREADY_EXISTS";
+    case ErrorCode::kBusy:
+      return "BUSY";
+    case ErrorCode::kCapacityExceeded:
+      return "CAPACITY_EXCEEDED";
+    case ErrorCode::kChannelFull:
+      return "CHANNEL_FULL";
+    case ErrorCode::kTimeout:
+      return "TIMEOUT";
+    case ErrorCode::kPeerGone:
+      return "PEER_DIED";
+    case ErrorCode::kShmCorruption:
+      return "SHM_CORRUPTION";
+    case ErrorCode::kPermissionDenied:
+      return "PERMISSION_DENIED";
+    case ErrorCode::kIoError:
+      return "IO_ERROR";
+    case ErrorCode::kSchemaMismatch:
+      return "SCHEMA_MISMATCH";
+    case ErrorCode::kHandleOutOfRange:
+      return "HANDLE_OUT_OF_RANGE";
   }
   return "UNKNOWN";
 }

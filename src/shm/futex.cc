@@ -22,20 +22,24 @@ FutexWaitResult FutexWait(std::atomic<uint32_t>* word, uint32_t expected,
     tsp = &ts;
   }
   // Not FUTEX_PRIVATE_FLAG: the word is shared between processes.
-  long rc = syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAIT, expected, tsp,
-                    nullptr, 0);
+  long rc =
+      syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAIT, expected, tsp, nullptr, 0);
   if (rc == 0) return FutexWaitResult::kWoken;
   switch (errno) {
-    case ETIMEDOUT: return FutexWaitResult::kTimedOut;
-    case EAGAIN: return FutexWaitResult::kValueChanged;
-    case EINTR: return FutexWaitResult::kInterrupted;
-    default: return FutexWaitResult::kWoken;
+    case ETIMEDOUT:
+      return FutexWaitResult::kTimedOut;
+    case EAGAIN:
+      return FutexWaitResult::kValueChanged;
+    case EINTR:
+      return FutexWaitResult::kInterrupted;
+    default:
+      return FutexWaitResult::kWoken;
   }
 }
 
 int FutexWake(std::atomic<uint32_t>* word, int count) {
-  long rc = syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAKE, count, nullptr,
-                    nullptr, 0);
+  long rc =
+      syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAKE, count, nullptr, nullptr, 0);
   return rc < 0 ? 0 : static_cast<int>(rc);
 }
 

@@ -26,8 +26,8 @@ Status CheckOwnership(int fd, std::string_view what) {
     return {ErrorCode::kPermissionDenied, std::string(what) + " is not a regular file"};
   }
   if (st.st_uid != geteuid()) {
-    return {ErrorCode::kPermissionDenied, std::string(what) + " is owned by uid " +
-                                              std::to_string(st.st_uid) + ", not by us"};
+    return {ErrorCode::kPermissionDenied,
+            std::string(what) + " is owned by uid " + std::to_string(st.st_uid) + ", not by us"};
   }
   if ((st.st_mode & 077) != 0) {
     return {ErrorCode::kPermissionDenied,
@@ -37,7 +37,8 @@ Status CheckOwnership(int fd, std::string_view what) {
 }
 
 bool SameFile(int fd, const std::string& path) {
-  struct stat a {}, b {};
+  struct stat a {
+  }, b{};
   if (fstat(fd, &a) != 0 || stat(path.c_str(), &b) != 0) return false;
   return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
@@ -104,8 +105,8 @@ Status Segment::ValidateName(std::string_view name) {
     bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
               c == '.' || c == '_' || c == '-';
     if (!ok) {
-      return {ErrorCode::kInvalidArgument, "channel name '" + std::string(name) +
-                                               "' has a character outside [A-Za-z0-9._-]"};
+      return {ErrorCode::kInvalidArgument,
+              "channel name '" + std::string(name) + "' has a character outside [A-Za-z0-9._-]"};
     }
   }
   return Status::OK();
@@ -137,8 +138,7 @@ void Segment::Close() {
   fd_.Reset();  // drops every lock this description holds
 }
 
-Result<Segment> Segment::CreateNamed(std::string_view name, size_t bytes,
-                                     const Initializer& init) {
+Result<Segment> Segment::CreateNamed(std::string_view name, size_t bytes, const Initializer& init) {
   QUIVER_RETURN_IF_ERROR(ValidateName(name));
   const std::string dir = Directory();
   const std::string path = PathOf(name);
@@ -161,17 +161,15 @@ Result<Segment> Segment::CreateNamed(std::string_view name, size_t bytes,
     if (errno != EEXIST) return Status::FromErrno("linking segment " + path, errno);
     QUIVER_ASSIGN_OR_RETURN(bool removed, RemoveIfStale(name));
     if (!removed) {
-      return Status(ErrorCode::kAlreadyExists,
-                    "channel '" + std::string(name) + "' already exists and is in use (" + path +
-                        ")");
+      return Status(ErrorCode::kAlreadyExists, "channel '" + std::string(name) +
+                                                   "' already exists and is in use (" + path + ")");
     }
   }
-  return Status(ErrorCode::kAlreadyExists, "channel '" + std::string(name) +
-                                               "' keeps being re-created by another process");
+  return Status(ErrorCode::kAlreadyExists,
+                "channel '" + std::string(name) + "' keeps being re-created by another process");
 }
 
-Result<Segment> Segment::CreateMemfd(std::string_view name, size_t bytes,
-                                     const Initializer& init) {
+Result<Segment> Segment::CreateMemfd(std::string_view name, size_t bytes, const Initializer& init) {
   QUIVER_RETURN_IF_ERROR(ValidateName(name));
   const std::string memfd_name = "quiver:" + std::string(name);
   UniqueFd fd(memfd_create(memfd_name.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING));
@@ -213,7 +211,8 @@ Result<Segment> Segment::OpenNamed(std::string_view name) {
     if (outcome == OpenOutcome::kStale) {
       return Status(ErrorCode::kNotFound, "channel '" + std::string(name) +
                                               "' does not exist (removed a stale segment of a "
-                                              "dead owner: " + path + ")");
+                                              "dead owner: " +
+                                              path + ")");
     }
     struct stat st {};
     if (fstat(fd.get(), &st) != 0) return Status::FromErrno("fstat", errno);
@@ -253,15 +252,14 @@ Result<bool> Segment::RemoveIfStale(std::string_view name) {
 
 Result<Mapping> Segment::Map(size_t offset, size_t length, Protection protection) const {
   if (length == 0 || offset > size_ || length > size_ - offset) {
-    return Status(ErrorCode::kShmCorruption, "mapping [" + std::to_string(offset) + ", +" +
-                                                 std::to_string(length) +
-                                                 ") lies outside the segment of " +
-                                                 std::to_string(size_) + " bytes");
+    return Status(ErrorCode::kShmCorruption,
+                  "mapping [" + std::to_string(offset) + ", +" + std::to_string(length) +
+                      ") lies outside the segment of " + std::to_string(size_) + " bytes");
   }
   int prot = protection == Protection::kReadOnly ? PROT_READ : PROT_READ | PROT_WRITE;
   // MAP_POPULATE: fault every page in now, never on the hot path.
-  void* p = mmap(nullptr, length, prot, MAP_SHARED | MAP_POPULATE, fd_.get(),
-                 static_cast<off_t>(offset));
+  void* p =
+      mmap(nullptr, length, prot, MAP_SHARED | MAP_POPULATE, fd_.get(), static_cast<off_t>(offset));
   if (p == MAP_FAILED) return Status::FromErrno("mmap", errno);
   return Mapping(static_cast<std::byte*>(p), length);
 }
