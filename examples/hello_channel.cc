@@ -12,9 +12,10 @@ int main() {
   auto subscriber = quiver::Channel::Open("hello")->CreateSubscriber();  // any process
   auto publisher = channel->CreatePublisher();
 
-  auto sample = publisher->Loan(12);                       // writable shared memory
-  std::memcpy(sample->data().data(), "hello quiver", 12);  // written in place
-  publisher->Publish(std::move(*sample));                  // visible to subscribers now
+  auto sample = publisher->Loan(12);                                  // writable shared memory
+  std::memcpy(sample->data().data(), "hello quiver", 12);             // written in place
+  quiver::Status published = publisher->Publish(std::move(*sample));  // visible now
+  if (!published.ok()) return std::fprintf(stderr, "%s\n", published.ToString().c_str()), 1;
 
   auto received = subscriber->Receive(std::chrono::seconds(1));  // read-only, zero copy
   if (!received.ok()) return std::fprintf(stderr, "%s\n", received.status().ToString().c_str()), 1;

@@ -60,6 +60,7 @@ TEST(MultiProcessTest, OnePublisherThreeSubscriberProcessesPass100kSamplesWithou
     ASSERT_TRUE(channel.ok()) << channel.status().ToString();
     Signal ready;
     std::vector<std::unique_ptr<Child>> subscribers;
+    subscribers.reserve(3);
     for (int i = 0; i < 3; ++i) {
       subscribers.push_back(std::make_unique<Child>([&] {
         auto ch = Channel::Open(name);

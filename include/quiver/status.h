@@ -32,7 +32,7 @@ enum class ErrorCode : int {
 std::string_view ErrorCodeName(ErrorCode code);
 
 /// The outcome of an operation: OK, or a code with a message and an optional cause.
-class Status {
+class [[nodiscard]] Status {
  public:
   Status() = default;
   Status(ErrorCode code, std::string message);
@@ -61,7 +61,7 @@ class Status {
 
 /// A value or the Status of why there is none.
 template <typename T>
-class Result {
+class [[nodiscard]] Result {
  public:
   Result(T value) : v_(std::move(value)) {}         // NOLINT(google-explicit-constructor)
   Result(Status status) : v_(std::move(status)) {}  // NOLINT(google-explicit-constructor)
@@ -95,10 +95,12 @@ class Result {
     if (!_quiver_st.ok()) return _quiver_st; \
   } while (false)
 
+// NOLINTBEGIN(bugprone-macro-parentheses): `lhs` is a declaration, it cannot be wrapped.
 #define QUIVER_ASSIGN_OR_RETURN_IMPL(tmp, lhs, rexpr) \
   auto tmp = (rexpr);                                 \
   if (!tmp.ok()) return tmp.status();                 \
   lhs = std::move(tmp).value()
+// NOLINTEND(bugprone-macro-parentheses)
 
 /// `QUIVER_ASSIGN_OR_RETURN(auto x, MakeX());` assigns the value or returns the error.
 #define QUIVER_ASSIGN_OR_RETURN(lhs, rexpr) \

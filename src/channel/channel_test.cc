@@ -154,12 +154,14 @@ TEST(ChannelTest, EverySubscriberReadsTheSameBytes) {
   ASSERT_TRUE(channel.ok());
   auto publisher = channel->CreatePublisher();
   std::vector<Subscriber> subscribers;
+  subscribers.reserve(4);
   for (int i = 0; i < 4; ++i) subscribers.push_back(std::move(*channel->CreateSubscriber()));
   EXPECT_EQ(publisher->subscriber_count(), 4u);
   auto loan = publisher->Loan(256);
   Fill(loan->data(), 3);
   ASSERT_TRUE(publisher->Publish(std::move(*loan)).ok());
   std::vector<Sample> samples;
+  samples.reserve(subscribers.size());
   for (auto& s : subscribers) samples.push_back(std::move(*s.Receive(milliseconds(100))));
   for (auto& s : samples) {
     EXPECT_EQ(s.data().data(), samples[0].data().data()) << "zero copy: one set of bytes";
@@ -392,7 +394,7 @@ TEST(ChannelTest, GarbageSegmentOfALiveOwnerIsShmCorruptionNotACrash) {
   ASSERT_TRUE(fd.valid());
   // Someone live holds it (so it is not stale), but its bytes are not a channel.
   ASSERT_TRUE(shm::LockByte(fd.get(), shm::kParticipantLockByte, shm::LockKind::kShared).ok());
-  std::vector<char> junk(3 * 4096);
+  std::vector<char> junk(size_t{3} * 4096);
   std::mt19937 rng(1);
   for (char& c : junk) c = static_cast<char>(rng());
   ASSERT_EQ(write(fd.get(), junk.data(), junk.size()), static_cast<ssize_t>(junk.size()));

@@ -249,7 +249,7 @@ Result<Subscriber> Channel::CreateSubscriber(const SubscriberOptions& options) {
         continue;
       }
       channel::SubscriberSlot& slot = ch.slots[i];
-      uint32_t expected = static_cast<uint32_t>(channel::SlotState::kFree);
+      auto expected = static_cast<uint32_t>(channel::SlotState::kFree);
       // A slot still Active or Closing belongs to a subscriber that left and awaits the
       // publisher's reclaim; it is not ours to take.
       if (!slot.state.compare_exchange_strong(expected,
