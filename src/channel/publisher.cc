@@ -21,6 +21,12 @@ namespace {
 constexpr auto kRelaxed = std::memory_order_relaxed;
 constexpr auto kLivenessInterval = std::chrono::milliseconds(50);
 
+// Adds `n` to a counter only the publisher writes: readers in other processes see each
+// value whole, and no locked read-modify-write is needed.
+inline void Bump(std::atomic<uint64_t>& counter, uint64_t n) {
+  counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
+
 template <typename F>
 void ForEachBit(uint64_t mask, F&& f) {
   while (mask != 0) {
@@ -89,8 +95,8 @@ void PublisherState::Free(uint32_t index) {
   extents_.Free(d.offset.load(kRelaxed), span);
   d.state.store(static_cast<uint32_t>(DescState::kFree), kRelaxed);
   free_descs_.push_back(index);
-  channel->header->samples_in_use.fetch_sub(1, kRelaxed);
-  channel->header->bytes_in_use.fetch_sub(span, kRelaxed);
+  Bump(channel->header->samples_in_use, ~uint64_t{0});
+  Bump(channel->header->bytes_in_use, -span);
 }
 
 bool PublisherState::Reclaim(bool all) {
@@ -125,8 +131,8 @@ std::optional<uint32_t> PublisherState::TryAllocate(size_t bytes) {
   d.holders.store(0, kRelaxed);
   d.state.store(static_cast<uint32_t>(DescState::kLoaned), kRelaxed);
   in_flight_.push_back(index);
-  ch.header->samples_in_use.fetch_add(1, kRelaxed);
-  ch.header->bytes_in_use.fetch_add(span, kRelaxed);
+  Bump(ch.header->samples_in_use, 1);
+  Bump(ch.header->bytes_in_use, span);
   return index;
 }
 
@@ -172,7 +178,7 @@ void PublisherState::ReclaimGoneSubscribers(bool probe) {
     // The slot's lock dies with its process: no lock means nobody will ever release.
     if (!shm::IsByteLockedByOthers(ch.segment.fd(), shm::kFirstSubscriberLockByte + i)) {
       ReclaimSlot(i);
-      h.reclaimed_subscribers.fetch_add(1, kRelaxed);
+      Bump(h.reclaimed_subscribers, 1);
     }
   });
 }
@@ -195,8 +201,8 @@ bool PublisherState::DropOldest() {
       if (ch.ring(i)[r % ch.max_samples].load(kRelaxed) != index) return;
       if (!slot.read_index.compare_exchange_strong(r, r + 1, std::memory_order_acq_rel)) return;
       d.holders.fetch_and(~(uint64_t{1} << i), std::memory_order_acq_rel);
-      slot.missed.fetch_add(1, kRelaxed);
-      h.dropped.fetch_add(1, kRelaxed);
+      Bump(slot.missed, 1);
+      Bump(h.dropped, 1);
       dropped = true;
     });
     if (dropped) return true;
@@ -296,7 +302,7 @@ Result<LoanedSample> Publisher::LoanImpl(size_t bytes, bool wait) {
                                                  std::to_string(bytes) + " bytes now");
     }
     if (!counted_stall) {
-      h.publisher_stalls.fetch_add(1, internal::kRelaxed);
+      internal::Bump(h.publisher_stalls, 1);
       counted_stall = true;
     }
     const Clock::time_point now = Clock::now();
@@ -337,7 +343,9 @@ Status Publisher::Publish(LoanedSample&& sample) {
 
   channel::SampleDesc& d = ch.descs[index];
   const uint64_t mask = h.active_mask.load(std::memory_order_acquire);
-  d.sequence.store(h.next_sequence.fetch_add(1, internal::kRelaxed), internal::kRelaxed);
+  const uint64_t sequence = h.next_sequence.load(internal::kRelaxed);
+  internal::Bump(h.next_sequence, 1);
+  d.sequence.store(sequence, internal::kRelaxed);
   d.holders.store(mask, internal::kRelaxed);
   d.state.store(static_cast<uint32_t>(channel::DescState::kPublished), internal::kRelaxed);
   internal::ForEachBit(mask, [&](uint32_t i) {
@@ -348,8 +356,8 @@ Status Publisher::Publish(LoanedSample&& sample) {
     // dies before it leaves nothing half-written behind.
     slot.write_index.store(w + 1, std::memory_order_release);
   });
-  h.published.fetch_add(1, internal::kRelaxed);
-  h.published_bytes.fetch_add(size, internal::kRelaxed);
+  internal::Bump(h.published, 1);
+  internal::Bump(h.published_bytes, size);
   if (mask == 0) p.Reclaim(false);
 
   // Pairs with the fence in a subscriber that sets `sleeping` and then re-checks its ring:
