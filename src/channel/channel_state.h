@@ -100,14 +100,18 @@ struct SubscriberState {
   SubscriberOptions options;
   std::optional<channel::NotifyReceiver> notify;
   std::chrono::steady_clock::time_point last_publisher_check;
+  uint32_t empty_polls = 0;
 
   ~SubscriberState();
   /// Takes the next queued sample, if any.
   Result<std::optional<Sample>> Take(const std::shared_ptr<SubscriberState>& self);
   bool RingEmpty() const;
-  /// True once the publisher closed or died. Probes its lock at most every 50 ms unless
-  /// `force`.
-  bool PublisherGone(bool force);
+  /// True once the publisher closed or died. Reads the lifecycle word every time; probes
+  /// the publisher's lock (a system call) at most every 50 ms.
+  bool PublisherGone();
+  /// As PublisherGone, for a busy-polling caller: the clock is read only every 256th call,
+  /// so an empty poll costs two loads, not a clock read.
+  bool PublisherGoneCheap();
   void Release(uint32_t desc);
 };
 
