@@ -76,6 +76,8 @@
 
 #include "quiver/channel.h"
 #include "quiver/status.h"
+#include "shm/cpu.h"
+#include "shm/unique_fd.h"
 
 namespace {
 
@@ -148,13 +150,7 @@ int64_t RoundsFor(size_t size) {
   return std::max<long>(rounds, 100);
 }
 
-inline void CpuRelax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
-}
+using quiver::shm::CpuRelax;
 
 std::string Errno(std::string_view what) { return std::string(what) + ": " + std::strerror(errno); }
 
@@ -267,31 +263,7 @@ void ForgetShmPaths() {
 
 // ---- Small owners -----------------------------------------------------------------------
 
-/// Sole owner of one file descriptor.
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  Fd& operator=(Fd&& o) noexcept {
-    if (this != &o) {
-      Reset();
-      fd_ = std::exchange(o.fd_, -1);
-    }
-    return *this;
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() { Reset(); }
-  int get() const { return fd_; }
-  void Reset() {
-    if (fd_ >= 0) close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_ = -1;
-};
+using Fd = quiver::shm::UniqueFd;
 
 /// One anonymous MAP_SHARED mapping, inherited by a forked child.
 class SharedMapping {

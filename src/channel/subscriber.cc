@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "channel/channel_state.h"
+#include "shm/cpu.h"
 #include "shm/futex.h"
 #include "shm/ofd_lock.h"
 
@@ -16,14 +17,6 @@ using Clock = std::chrono::steady_clock;
 namespace {
 constexpr auto kRelaxed = std::memory_order_relaxed;
 constexpr auto kPublisherProbeInterval = std::chrono::milliseconds(50);
-
-inline void CpuRelax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
-}
 }  // namespace
 
 SubscriberState::~SubscriberState() {
@@ -192,7 +185,7 @@ Result<Sample> Subscriber::Receive(std::chrono::nanoseconds timeout) {
     QUIVER_ASSIGN_OR_RETURN(std::optional<Sample> sample, s.Take(state_));
     if (sample) return std::move(*sample);
     if (Clock::now() >= spin_until) break;
-    for (int i = 0; i < 8; ++i) internal::CpuRelax();  // ~0.2 us between looks
+    for (int i = 0; i < 8; ++i) shm::CpuRelax();  // ~0.2 us between looks
     // A publisher sharing our CPU cannot publish while we spin; let it run every ~3 us.
     // With nobody else runnable here, this returns at once.
     if (round % 16 == 0) sched_yield();
