@@ -56,6 +56,11 @@ struct ChannelOptions {
   uint32_t max_subscribers = 16;
   OverflowPolicy overflow = OverflowPolicy::kBlock;
   Backing backing = Backing::kNamed;
+  /// Bytes reserved for type descriptors (e.g. serialized Arrow schemas), stored once per
+  /// channel rather than per sample.
+  size_t type_registry_bytes = size_t{64} << 10;
+  /// A first type descriptor (version 1), or empty for an untyped channel.
+  std::string type_descriptor;
 };
 
 struct PublisherOptions {
@@ -96,6 +101,7 @@ struct ChannelStats {
   std::vector<SubscriberStats> subscribers;
 };
 
+class Channel;
 class Publisher;
 class Subscriber;
 
@@ -174,6 +180,14 @@ class Publisher {
   /// Number of subscribers samples are currently delivered to.
   uint32_t subscriber_count() const;
 
+  /// Makes `descriptor` the channel's newest type version and returns its number; returns
+  /// the newest version unchanged if it already holds exactly these bytes. Versions are
+  /// kept forever (samples name theirs). kCapacityExceeded when the registry is full.
+  Result<uint32_t> RegisterType(std::string_view descriptor);
+
+  /// The channel this publisher writes to.
+  Channel channel() const;
+
  private:
   friend class Channel;
   explicit Publisher(std::shared_ptr<internal::PublisherState> state);
@@ -205,6 +219,9 @@ class Subscriber {
   uint64_t missed() const;
   /// This subscriber's slot index in the channel.
   uint32_t slot() const;
+
+  /// The channel this subscriber reads from.
+  Channel channel() const;
 
  private:
   friend class Channel;
@@ -238,7 +255,16 @@ class Channel {
   /// Reads the shared counters (any process attached may call it).
   ChannelStats Stats() const;
 
+  /// Number of type descriptors registered (0 for an untyped channel); the newest is
+  /// version type_versions().
+  uint32_t type_versions() const;
+  /// The bytes of type version `version` (1-based). A view into shared memory, valid while
+  /// this channel handle lives. kNotFound for a version that does not exist.
+  Result<std::string_view> TypeDescriptor(uint32_t version) const;
+
  private:
+  friend class Publisher;
+  friend class Subscriber;
   explicit Channel(std::shared_ptr<internal::ChannelState> state);
 
   std::shared_ptr<internal::ChannelState> state_;

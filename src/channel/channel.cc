@@ -59,7 +59,34 @@ Result<std::shared_ptr<ChannelState>> AttachSegment(shm::Segment segment) {
   state->descs = reinterpret_cast<channel::SampleDesc*>(base + copy.descs_offset);
   state->slots = reinterpret_cast<channel::SubscriberSlot*>(base + copy.slots_offset);
   state->rings = reinterpret_cast<std::atomic<uint32_t>*>(base + copy.rings_offset);
+  state->registry = reinterpret_cast<channel::TypeRegistry*>(base + copy.registry_offset);
+  state->registry_bytes = base + copy.registry_offset + sizeof(channel::TypeRegistry);
+  state->registry_capacity = copy.registry_bytes;
   return state;
+}
+
+Result<uint32_t> AppendType(channel::TypeRegistry* registry, std::byte* bytes, uint64_t capacity,
+                            std::string_view descriptor) {
+  const uint32_t count = registry->count.load(std::memory_order_acquire);
+  if (count >= channel::kMaxTypeVersions) {
+    return Status(ErrorCode::kCapacityExceeded,
+                  "the channel's type registry already holds the maximum of " +
+                      std::to_string(channel::kMaxTypeVersions) + " versions");
+  }
+  const uint64_t used = registry->used_bytes;
+  if (used > capacity || descriptor.size() > capacity - used) {
+    return Status(ErrorCode::kCapacityExceeded,
+                  "a type descriptor of " + std::to_string(descriptor.size()) +
+                      " bytes does not fit the channel's type registry (" +
+                      std::to_string(capacity - std::min(used, capacity)) +
+                      " bytes free; see ChannelOptions::type_registry_bytes)");
+  }
+  std::memcpy(bytes + used, descriptor.data(), descriptor.size());
+  registry->entries[count] = {used, descriptor.size()};
+  registry->used_bytes = used + channel::AlignUp(descriptor.size(), 8);
+  // The entry and its bytes are visible before the count that announces them.
+  registry->count.store(count + 1, std::memory_order_release);
+  return count + 1;
 }
 
 namespace {
@@ -67,7 +94,7 @@ namespace {
 Status InitializeHeader(shm::Segment& segment, std::string_view name, const ChannelOptions& o,
                         const channel::Layout& layout) {
   QUIVER_ASSIGN_OR_RETURN(shm::Mapping m,
-                          segment.Map(0, channel::kPageSize, shm::Protection::kReadWrite));
+                          segment.Map(0, layout.data_offset, shm::Protection::kReadWrite));
   // The file is fresh and zero-filled, which is the initial value of every atomic field.
   auto* h = &reinterpret_cast<ChannelHeader*>(m.data())->config;
   h->layout_version = kLayoutVersion;
@@ -76,6 +103,8 @@ Status InitializeHeader(shm::Segment& segment, std::string_view name, const Chan
   h->descs_offset = layout.descs_offset;
   h->slots_offset = layout.slots_offset;
   h->rings_offset = layout.rings_offset;
+  h->registry_offset = layout.registry_offset;
+  h->registry_bytes = layout.registry_bytes;
   h->data_offset = layout.data_offset;
   h->data_capacity = layout.data_capacity;
   h->max_samples = o.max_samples;
@@ -86,6 +115,12 @@ Status InitializeHeader(shm::Segment& segment, std::string_view name, const Chan
   }
   h->nonce = nonce;
   std::memcpy(h->name, name.data(), std::min(name.size(), sizeof(h->name) - 1));
+  if (!o.type_descriptor.empty()) {
+    auto* registry = reinterpret_cast<channel::TypeRegistry*>(m.data() + layout.registry_offset);
+    auto appended = AppendType(registry, m.data() + layout.registry_offset + sizeof(*registry),
+                               layout.registry_bytes, o.type_descriptor);
+    if (!appended.ok()) return appended.status();
+  }
   h->magic = kMagic;
   return Status::OK();
 }
@@ -99,7 +134,8 @@ Result<Channel> Channel::Create(std::string_view name, const ChannelOptions& opt
   QUIVER_RETURN_IF_ERROR(shm::Segment::ValidateName(name));
   QUIVER_ASSIGN_OR_RETURN(
       channel::Layout layout,
-      channel::ComputeLayout(options.capacity, options.max_samples, options.max_subscribers));
+      channel::ComputeLayout(options.capacity, options.max_samples, options.max_subscribers,
+                             options.type_registry_bytes));
   auto init = [&](shm::Segment& segment) {
     return internal::InitializeHeader(segment, name, options, layout);
   };
@@ -121,6 +157,28 @@ Result<Channel> Channel::FromFd(int fd) {
   QUIVER_ASSIGN_OR_RETURN(shm::Segment segment, shm::Segment::FromFd(fd));
   QUIVER_ASSIGN_OR_RETURN(auto state, internal::AttachSegment(std::move(segment)));
   return Channel(std::move(state));
+}
+
+uint32_t Channel::type_versions() const {
+  return std::min(state_->registry->count.load(std::memory_order_acquire),
+                  channel::kMaxTypeVersions);
+}
+
+Result<std::string_view> Channel::TypeDescriptor(uint32_t version) const {
+  const internal::ChannelState& s = *state_;
+  if (version == 0 || version > type_versions()) {
+    return Status(ErrorCode::kNotFound, "channel '" + s.name + "' has no type version " +
+                                            std::to_string(version) + " (it has " +
+                                            std::to_string(type_versions()) + ")");
+  }
+  const channel::TypeRegistry::Entry entry = s.registry->entries[version - 1];
+  if (entry.offset > s.registry_capacity || entry.length > s.registry_capacity - entry.offset) {
+    return Status(ErrorCode::kShmCorruption, "type version " + std::to_string(version) +
+                                                 " of channel '" + s.name +
+                                                 "' lies outside its registry");
+  }
+  return std::string_view(reinterpret_cast<const char*>(s.registry_bytes + entry.offset),
+                          entry.length);
 }
 
 const std::string& Channel::name() const { return state_->name; }

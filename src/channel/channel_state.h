@@ -29,6 +29,9 @@ struct ChannelState {
   channel::SampleDesc* descs = nullptr;
   channel::SubscriberSlot* slots = nullptr;
   std::atomic<uint32_t>* rings = nullptr;
+  channel::TypeRegistry* registry = nullptr;
+  std::byte* registry_bytes = nullptr;  // the descriptor bytes after *registry
+  uint64_t registry_capacity = 0;
 
   // Copies of the immutable header fields, validated once: the hot path trusts these,
   // never values re-read from shared memory.
@@ -52,6 +55,11 @@ struct ChannelState {
   Result<std::byte*> DataReadWrite();
   Result<const std::byte*> DataReadOnly();
 };
+
+/// Appends a type descriptor to `registry` (the caller is its only writer). Returns its
+/// version.
+Result<uint32_t> AppendType(channel::TypeRegistry* registry, std::byte* bytes, uint64_t capacity,
+                            std::string_view descriptor);
 
 /// Attaches `segment` (already created or opened) as a channel: validates and maps it.
 Result<std::shared_ptr<ChannelState>> AttachSegment(shm::Segment segment);

@@ -407,5 +407,40 @@ TEST(ChannelTest, GarbageSegmentOfALiveOwnerIsShmCorruptionNotACrash) {
   unlink(path.c_str());
 }
 
+TEST(ChannelTest, TypeDescriptorsAreStoredOnceAndVersioned) {
+  const std::string name = UniqueName("types");
+  auto channel = Channel::Create(name, {.capacity = 4096, .type_descriptor = "schema v1"});
+  ASSERT_TRUE(channel.ok()) << channel.status().ToString();
+  EXPECT_EQ(channel->type_versions(), 1u);
+  auto other = Channel::Open(name);
+  ASSERT_TRUE(other.ok());
+  EXPECT_EQ(*other->TypeDescriptor(1), "schema v1");
+  auto publisher = channel->CreatePublisher();
+  EXPECT_EQ(*publisher->RegisterType("schema v1"), 1u) << "same bytes: same version";
+  EXPECT_EQ(*publisher->RegisterType("schema v2"), 2u);
+  EXPECT_EQ(other->type_versions(), 2u) << "visible to other attachments at once";
+  EXPECT_EQ(*other->TypeDescriptor(2), "schema v2");
+  EXPECT_EQ(*other->TypeDescriptor(1), "schema v1") << "old versions stay";
+  EXPECT_EQ(other->TypeDescriptor(3).status().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(other->TypeDescriptor(0).status().code(), ErrorCode::kNotFound);
+}
+
+TEST(ChannelTest, FullTypeRegistryIsAClearError) {
+  auto channel =
+      Channel::Create(UniqueName("typesfull"), {.capacity = 4096, .type_registry_bytes = 64});
+  ASSERT_TRUE(channel.ok()) << channel.status().ToString();
+  auto publisher = channel->CreatePublisher();
+  EXPECT_TRUE(publisher->RegisterType(std::string(60, 'a')).ok());
+  auto full = publisher->RegisterType(std::string(60, 'b'));
+  EXPECT_EQ(full.status().code(), ErrorCode::kCapacityExceeded);
+  EXPECT_NE(full.status().message().find("type_registry_bytes"), std::string::npos);
+  EXPECT_EQ(Channel::Create(UniqueName("typesbig"), {.capacity = 4096,
+                                                     .type_registry_bytes = 64,
+                                                     .type_descriptor = std::string(100, 'x')})
+                .status()
+                .code(),
+            ErrorCode::kCapacityExceeded);
+}
+
 }  // namespace
 }  // namespace quiver

@@ -4,7 +4,8 @@
 
 namespace quiver::channel {
 
-Result<Layout> ComputeLayout(size_t capacity, uint32_t max_samples, uint32_t max_subscribers) {
+Result<Layout> ComputeLayout(size_t capacity, uint32_t max_samples, uint32_t max_subscribers,
+                             size_t registry_bytes) {
   if (capacity == 0 || capacity > (uint64_t{1} << 40)) {
     return Status(ErrorCode::kInvalidArgument,
                   "capacity must be 1 byte to 1 TiB, got " + std::to_string(capacity));
@@ -19,11 +20,17 @@ Result<Layout> ComputeLayout(size_t capacity, uint32_t max_samples, uint32_t max
                                                    std::to_string(kMaxSubscribers) + ", got " +
                                                    std::to_string(max_subscribers));
   }
+  if (registry_bytes > (size_t{64} << 20)) {
+    return Status(ErrorCode::kInvalidArgument,
+                  "type registry must be at most 64 MiB, got " + std::to_string(registry_bytes));
+  }
   Layout l;
   l.descs_offset = AlignUp(sizeof(ChannelHeader), 64);
   l.slots_offset = AlignUp(l.descs_offset + uint64_t{max_samples} * sizeof(SampleDesc), 64);
   l.rings_offset = AlignUp(l.slots_offset + uint64_t{max_subscribers} * sizeof(SubscriberSlot), 64);
-  l.data_offset = AlignUp(l.rings_offset + uint64_t{max_subscribers} * max_samples * 4, kPageSize);
+  l.registry_offset = AlignUp(l.rings_offset + uint64_t{max_subscribers} * max_samples * 4, 64);
+  l.registry_bytes = AlignUp(registry_bytes, 64);
+  l.data_offset = AlignUp(l.registry_offset + sizeof(TypeRegistry) + l.registry_bytes, kPageSize);
   l.data_capacity = AlignUp(capacity, kSampleAlignment);
   l.segment_bytes = AlignUp(l.data_offset + l.data_capacity, kPageSize);
   return l;
@@ -40,11 +47,12 @@ Status ValidateConfig(const ChannelConfig& h, size_t segment_bytes) {
                    std::to_string(kLayoutVersion));
   }
   if (h.overflow_policy > 1) return corrupt("unknown overflow policy");
-  auto layout = ComputeLayout(h.data_capacity, h.max_samples, h.max_subscribers);
+  auto layout = ComputeLayout(h.data_capacity, h.max_samples, h.max_subscribers, h.registry_bytes);
   if (!layout.ok()) return layout.status().Wrap(ErrorCode::kShmCorruption, "channel header");
   const Layout& l = *layout;
   if (l.descs_offset != h.descs_offset || l.slots_offset != h.slots_offset ||
-      l.rings_offset != h.rings_offset || l.data_offset != h.data_offset ||
+      l.rings_offset != h.rings_offset || l.registry_offset != h.registry_offset ||
+      l.registry_bytes != h.registry_bytes || l.data_offset != h.data_offset ||
       l.data_capacity != h.data_capacity || l.segment_bytes != h.segment_bytes) {
     return corrupt("region offsets disagree with its sizes");
   }

@@ -18,6 +18,7 @@ inline constexpr uint32_t kMaxSubscribers = 64;  // one bit each in SampleDesc::
 inline constexpr uint32_t kMaxSamples = 1u << 20;
 inline constexpr size_t kSampleAlignment = 64;
 inline constexpr size_t kPageSize = 4096;
+inline constexpr uint32_t kMaxTypeVersions = 64;
 
 enum class PublisherLifecycle : uint32_t { kNone = 0, kActive = 1, kClosed = 2 };
 enum class SlotState : uint32_t { kFree = 0, kActive = 1, kClosing = 2 };
@@ -32,15 +33,17 @@ struct ChannelConfig {
   uint64_t segment_bytes;
   uint64_t descs_offset;  // SampleDesc[max_samples]
   uint64_t slots_offset;  // SubscriberSlot[max_subscribers]
-  uint64_t rings_offset;  // std::atomic<uint32_t>[max_subscribers][max_samples]
-  uint64_t data_offset;   // page aligned; the sample bytes
+  uint64_t rings_offset;     // std::atomic<uint32_t>[max_subscribers][max_samples]
+  uint64_t registry_offset;  // TypeRegistry, followed by registry_bytes of descriptors
+  uint64_t registry_bytes;
+  uint64_t data_offset;  // page aligned; the sample bytes
   uint64_t data_capacity;
   uint32_t max_samples;
   uint32_t max_subscribers;
   uint64_t nonce;  // random per channel; names notification sockets
   char name[80];
 };
-static_assert(std::is_trivially_copyable_v<ChannelConfig> && sizeof(ChannelConfig) == 160);
+static_assert(std::is_trivially_copyable_v<ChannelConfig> && sizeof(ChannelConfig) == 176);
 
 /// Segment offset 0.
 struct alignas(64) ChannelHeader {
@@ -99,7 +102,22 @@ struct alignas(64) SubscriberSlot {
   char notify_name[48];  // abstract socket name, NUL-padded; "" if none
 };
 
+/// Append-only list of type descriptors (opaque bytes; the payload layer stores Arrow
+/// schemas). Entries are written by the creator or the publisher, then made visible by a
+/// release store of `count`; they never change afterwards. Version v is entries[v - 1].
+struct TypeRegistry {
+  struct Entry {
+    uint64_t offset;  // into the descriptor bytes that follow this struct
+    uint64_t length;
+  };
+  std::atomic<uint32_t> count;
+  uint32_t reserved;
+  uint64_t used_bytes;  // written before count
+  Entry entries[kMaxTypeVersions];
+};
+
 static_assert(std::is_standard_layout_v<ChannelHeader> && alignof(ChannelHeader) == 64);
+static_assert(std::is_standard_layout_v<TypeRegistry> && sizeof(TypeRegistry) == 16 + 16 * 64);
 static_assert(std::is_standard_layout_v<SampleDesc> && sizeof(SampleDesc) == 64);
 static_assert(std::is_standard_layout_v<SubscriberSlot> && sizeof(SubscriberSlot) == 192);
 static_assert(sizeof(ChannelHeader) <= kPageSize);
@@ -111,13 +129,17 @@ struct Layout {
   uint64_t descs_offset = 0;
   uint64_t slots_offset = 0;
   uint64_t rings_offset = 0;
+  uint64_t registry_offset = 0;
+  uint64_t registry_bytes = 0;
   uint64_t data_offset = 0;
   uint64_t data_capacity = 0;
   uint64_t segment_bytes = 0;
 };
 
-/// Computes the layout for `capacity` data bytes. Fails on out-of-range options.
-Result<Layout> ComputeLayout(size_t capacity, uint32_t max_samples, uint32_t max_subscribers);
+/// Computes the layout for `capacity` data bytes and `registry_bytes` of type descriptors.
+/// Fails on out-of-range options.
+Result<Layout> ComputeLayout(size_t capacity, uint32_t max_samples, uint32_t max_subscribers,
+                             size_t registry_bytes);
 
 /// Checks a config read from a segment of `segment_bytes` bytes: magic, version, and that
 /// every region recomputes to the same offsets and fits the segment. kShmCorruption if not.

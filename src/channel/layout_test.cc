@@ -8,7 +8,7 @@ namespace quiver::channel {
 namespace {
 
 ChannelConfig ValidConfig(Layout* out = nullptr) {
-  auto layout = ComputeLayout(1 << 20, 64, 16);
+  auto layout = ComputeLayout(1 << 20, 64, 16, 4096);
   EXPECT_TRUE(layout.ok());
   ChannelConfig h;
   std::memset(&h, 0, sizeof(h));
@@ -18,6 +18,8 @@ ChannelConfig ValidConfig(Layout* out = nullptr) {
   h.descs_offset = layout->descs_offset;
   h.slots_offset = layout->slots_offset;
   h.rings_offset = layout->rings_offset;
+  h.registry_offset = layout->registry_offset;
+  h.registry_bytes = layout->registry_bytes;
   h.data_offset = layout->data_offset;
   h.data_capacity = layout->data_capacity;
   h.max_samples = 64;
@@ -27,11 +29,12 @@ ChannelConfig ValidConfig(Layout* out = nullptr) {
 }
 
 TEST(LayoutTest, RegionsAreOrderedAlignedAndFitTheSegment) {
-  auto l = ComputeLayout(1000, 64, 16);
+  auto l = ComputeLayout(1000, 64, 16, 0);
   ASSERT_TRUE(l.ok());
   EXPECT_LT(l->descs_offset, l->slots_offset);
   EXPECT_LT(l->slots_offset, l->rings_offset);
-  EXPECT_LT(l->rings_offset, l->data_offset);
+  EXPECT_LT(l->rings_offset, l->registry_offset);
+  EXPECT_LT(l->registry_offset, l->data_offset);
   EXPECT_EQ(l->data_offset % kPageSize, 0u);
   EXPECT_EQ(l->data_capacity, 1024u);
   EXPECT_GE(l->segment_bytes, l->data_offset + l->data_capacity);
@@ -60,6 +63,7 @@ TEST(LayoutTest, EveryCorruptedFieldIsShmCorruption) {
   expect_corrupt([](ChannelConfig& h) { h.max_samples = 0; }, "max_samples");
   expect_corrupt([](ChannelConfig& h) { h.max_subscribers = 65; }, "max_subscribers");
   expect_corrupt([](ChannelConfig& h) { h.rings_offset = 1; }, "rings offset");
+  expect_corrupt([](ChannelConfig& h) { h.registry_bytes = uint64_t{1} << 40; }, "registry");
   expect_corrupt([](ChannelConfig& h) { h.descs_offset = ~uint64_t{0}; }, "descs offset");
   // A header that is self-consistent but claims more bytes than the segment really has.
   ChannelConfig h = good;

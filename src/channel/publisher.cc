@@ -385,6 +385,18 @@ Status Publisher::PublishCopy(std::span<const std::byte> bytes) {
   return Publish(std::move(sample));
 }
 
+Result<uint32_t> Publisher::RegisterType(std::string_view descriptor) {
+  internal::ChannelState& ch = *state_->channel;
+  const uint32_t count = ch.registry->count.load(std::memory_order_acquire);
+  if (count > 0) {
+    Result<std::string_view> newest = Channel(state_->channel).TypeDescriptor(count);
+    if (newest.ok() && *newest == descriptor) return count;
+  }
+  return internal::AppendType(ch.registry, ch.registry_bytes, ch.registry_capacity, descriptor);
+}
+
+Channel Publisher::channel() const { return Channel(state_->channel); }
+
 uint32_t Publisher::subscriber_count() const {
   return static_cast<uint32_t>(
       std::popcount(state_->channel->header->active_mask.load(std::memory_order_relaxed)));

@@ -237,6 +237,8 @@ uint64_t Subscriber::missed() const {
 
 uint32_t Subscriber::slot() const { return state_->slot; }
 
+Channel Subscriber::channel() const { return Channel(state_->channel); }
+
 // ---- Channel::CreateSubscriber ----------------------------------------------------------
 
 Result<Subscriber> Channel::CreateSubscriber(const SubscriberOptions& options) {
