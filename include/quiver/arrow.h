@@ -1,0 +1,149 @@
+// Arrow RecordBatches over Quiver channels: the schema is stored once per channel (versioned
+// in its type registry), each sample carries one batch as Arrow IPC metadata plus body, and
+// subscribers get arrow::RecordBatch objects whose buffers point into shared memory.
+// ArrowPublisher / ArrowSubscriber are thread-compatible, like Publisher / Subscriber;
+// received batches are immutable and may be shared between threads.
+//
+//   auto channel = quiver::CreateArrowChannel("ledger", schema, {.capacity = 256 << 20});
+//   auto publisher = quiver::ArrowPublisher::Make(*channel);
+//   publisher->Publish(*batch);                            // one copy of the buffers
+//   auto subscriber = quiver::ArrowSubscriber::Make(*quiver::Channel::Open("ledger"));
+//   auto sample = subscriber->Receive(std::chrono::seconds(1));
+//   sample->batch->column(6);                              // zero copy: shared memory
+#pragma once
+
+#include <arrow/memory_pool.h>
+#include <arrow/record_batch.h>
+#include <arrow/type.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include "quiver/channel.h"
+#include "quiver/status.h"
+
+namespace quiver {
+
+/// How much a subscriber checks a batch before handing it out.
+enum class BatchValidation {
+  /// The default, O(columns): the IPC metadata is verified (flatbuffer verifier), every
+  /// buffer must lie inside the sample's body, and RecordBatch::Validate() checks every
+  /// buffer is large enough for its array's length. Value offsets inside string/list
+  /// arrays are trusted: a consumer of a hostile producer must use kFull.
+  kStructure,
+  /// kStructure plus RecordBatch::ValidateFull(): every offset, dictionary index and UTF-8
+  /// string is checked, O(bytes). No later access can read outside the sample.
+  kFull,
+};
+
+/// Creates a channel carrying Arrow batches of `schema`, stored once as type version 1.
+Result<Channel> CreateArrowChannel(std::string_view name,
+                                   const std::shared_ptr<arrow::Schema>& schema,
+                                   ChannelOptions options = {});
+
+/// The Arrow schema of type version `version` of `channel` (0: the newest).
+/// kInvalidArgument for a channel without an Arrow schema.
+Result<std::shared_ptr<arrow::Schema>> ChannelSchema(const Channel& channel, uint32_t version = 0);
+
+/// A loan whose memory backs Arrow buffers: build arrays with `pool()` (any Arrow builder
+/// or allocation taking a MemoryPool*), then ArrowPublisher::Publish(loan, batch) sends the
+/// batch without copying its buffers. Move-only; dropping it returns the loan.
+class BatchLoan {
+ public:
+  BatchLoan(BatchLoan&&) noexcept;
+  BatchLoan& operator=(BatchLoan&&) noexcept;
+  ~BatchLoan();
+
+  /// Allocates from the loan (64-byte aligned). Allocations that outgrow the loan fail
+  /// with arrow's OutOfMemory; reallocations move within the loan.
+  arrow::MemoryPool* pool() const;
+  /// Bytes left for allocations.
+  int64_t bytes_free() const;
+
+ private:
+  friend class ArrowPublisher;
+  struct Impl;
+  explicit BatchLoan(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+/// Publishes Arrow batches into a channel created by CreateArrowChannel.
+class ArrowPublisher {
+ public:
+  /// Becomes the channel's publisher (as Channel::CreatePublisher).
+  static Result<ArrowPublisher> Make(Channel& channel, const PublisherOptions& options = {});
+
+  /// Writes `batch` into a loan with exactly one copy of its buffers and publishes it.
+  /// A batch whose schema differs from the channel's newest is registered as a new
+  /// version if the change is compatible (see CheckEvolution in docs/ARCHITECTURE.md),
+  /// else kSchemaMismatch naming the field and both types.
+  Status Publish(const arrow::RecordBatch& batch);
+  /// Like Publish, but returns the filled loan instead of publishing it.
+  Result<LoanedSample> Encode(const arrow::RecordBatch& batch);
+
+  /// Loans `bytes` for building a batch in place (see BatchLoan).
+  Result<BatchLoan> LoanBatch(size_t bytes);
+  /// Publishes `batch`, whose buffers were all allocated from `loan.pool()`, with no copy of
+  /// them. kInvalidArgument if a buffer lies outside the loan (use Publish(batch) then).
+  Status Publish(BatchLoan&& loan, const arrow::RecordBatch& batch);
+  /// Like Publish(loan, batch), but returns the filled loan instead of publishing it.
+  Result<LoanedSample> Encode(BatchLoan&& loan, const arrow::RecordBatch& batch);
+
+  Publisher& publisher() { return publisher_; }
+
+ private:
+  ArrowPublisher(Publisher publisher, Channel channel);
+  Result<uint32_t> SchemaVersionFor(const std::shared_ptr<arrow::Schema>& schema);
+
+  Publisher publisher_;
+  Channel channel_;
+  std::shared_ptr<arrow::Schema> last_schema_;  // the schema object last published
+  uint32_t last_version_ = 0;
+};
+
+/// A received batch. Its buffers point into the channel's shared memory; the sample stays
+/// held (and its memory unrecycled) while any array of `batch` is alive.
+struct ArrowSample {
+  std::shared_ptr<arrow::RecordBatch> batch;
+  uint32_t schema_version = 0;  ///< the channel type version the sample was written with
+  uint64_t sequence = 0;        ///< the publisher's sequence number
+};
+
+struct ArrowSubscriberOptions {
+  SubscriberOptions subscriber;
+  /// The fields this reader needs, bound by name. nullptr: batches as published.
+  std::shared_ptr<arrow::Schema> reader_schema;
+  BatchValidation validation = BatchValidation::kStructure;
+};
+
+/// Receives Arrow batches from a channel.
+class ArrowSubscriber {
+ public:
+  /// Takes a subscriber slot. With a reader schema, checks it against the channel's newest
+  /// schema first: kSchemaMismatch naming the field and both types if incompatible.
+  static Result<ArrowSubscriber> Make(Channel& channel, ArrowSubscriberOptions options = {});
+
+  /// As Subscriber::Receive, decoded. kShmCorruption for a sample that fails validation.
+  Result<ArrowSample> Receive(std::chrono::nanoseconds timeout);
+  /// As Subscriber::TryReceive, decoded.
+  Result<std::optional<ArrowSample>> TryReceive();
+  /// Decodes a sample received from this channel by other means.
+  Result<ArrowSample> Decode(Sample sample);
+
+  Subscriber& subscriber() { return subscriber_; }
+
+ private:
+  ArrowSubscriber(Subscriber subscriber, Channel channel, ArrowSubscriberOptions options);
+  Result<std::shared_ptr<arrow::Schema>> SchemaOf(uint32_t version);
+
+  Subscriber subscriber_;
+  Channel channel_;
+  ArrowSubscriberOptions options_;
+  std::vector<std::shared_ptr<arrow::Schema>> schemas_;  // [version - 1], filled lazily
+};
+
+}  // namespace quiver
