@@ -1,0 +1,242 @@
+#include "quiver/tensor.h"
+
+#include <arrow/buffer.h>
+#include <arrow/type.h>
+
+#include <cstring>
+#include <string>
+
+#include "payload/sample_buffer.h"
+#include "quiver/sample_header.h"
+
+namespace quiver {
+namespace {
+
+// The dtype field stores arrow::Type ids, so they are part of our wire format: fail the build
+// rather than silently change the meaning of bytes already written.
+static_assert(arrow::Type::UINT8 == 2 && arrow::Type::INT8 == 3 && arrow::Type::UINT16 == 4 &&
+              arrow::Type::INT16 == 5 && arrow::Type::UINT32 == 6 && arrow::Type::INT32 == 7 &&
+              arrow::Type::UINT64 == 8 && arrow::Type::INT64 == 9 &&
+              arrow::Type::HALF_FLOAT == 10 && arrow::Type::FLOAT == 11 &&
+              arrow::Type::DOUBLE == 12);
+
+// The data type for a dtype id we accept, or nullptr. Decoded from our own table so that a
+// reader never trusts a shared id beyond this list.
+std::shared_ptr<arrow::DataType> TypeFromId(uint32_t id) {
+  switch (id) {
+    case arrow::Type::UINT8:
+      return arrow::uint8();
+    case arrow::Type::INT8:
+      return arrow::int8();
+    case arrow::Type::UINT16:
+      return arrow::uint16();
+    case arrow::Type::INT16:
+      return arrow::int16();
+    case arrow::Type::UINT32:
+      return arrow::uint32();
+    case arrow::Type::INT32:
+      return arrow::int32();
+    case arrow::Type::UINT64:
+      return arrow::uint64();
+    case arrow::Type::INT64:
+      return arrow::int64();
+    case arrow::Type::HALF_FLOAT:
+      return arrow::float16();
+    case arrow::Type::FLOAT:
+      return arrow::float32();
+    case arrow::Type::DOUBLE:
+      return arrow::float64();
+    default:
+      return nullptr;
+  }
+}
+
+constexpr uint64_t AlignUp(uint64_t n, uint64_t alignment) {
+  return (n + alignment - 1) / alignment * alignment;
+}
+
+// The body starts at the first aligned offset after both headers.
+constexpr uint64_t kTensorBodyOffset =
+    AlignUp(kSampleHeaderBytes + sizeof(TensorHeader), kBodyAlignment);
+
+Status Corrupt(const std::string& what) {
+  return Status(ErrorCode::kShmCorruption, "tensor sample: " + what);
+}
+
+// Copies a row-major or strided source into row-major `out`, one element at a time.
+void CopyStrided(const arrow::Tensor& src, std::span<std::byte> out) {
+  const int ndim = src.ndim();
+  const size_t elem = static_cast<size_t>(src.type()->byte_width());
+  std::vector<int64_t> index(static_cast<size_t>(ndim), 0);
+  const auto* base = reinterpret_cast<const std::byte*>(src.raw_data());
+  for (size_t offset = 0; offset < out.size(); offset += elem) {
+    std::memcpy(out.data() + offset, base + src.CalculateValueOffset(index), elem);
+    for (int d = ndim - 1; d >= 0; --d) {  // odometer: the last index runs fastest
+      if (++index[static_cast<size_t>(d)] < src.shape()[static_cast<size_t>(d)]) break;
+      index[static_cast<size_t>(d)] = 0;
+    }
+  }
+}
+
+}  // namespace
+
+LoanedTensor::LoanedTensor(LoanedSample sample, std::span<std::byte> data,
+                           std::shared_ptr<arrow::DataType> type, std::vector<int64_t> shape,
+                           std::vector<int64_t> strides, int64_t size)
+    : sample_(std::move(sample)),
+      data_(data),
+      type_(std::move(type)),
+      shape_(std::move(shape)),
+      strides_(std::move(strides)),
+      size_(size) {}
+
+Result<LoanedTensor> LoanTensor(Publisher& publisher, std::shared_ptr<arrow::DataType> type,
+                                std::vector<int64_t> shape) {
+  if (type == nullptr || TypeFromId(static_cast<uint32_t>(type->id())) == nullptr) {
+    return Status(ErrorCode::kInvalidArgument,
+                  "tensor type must be a fixed-width integer or floating-point type, not " +
+                      (type ? type->ToString() : std::string("null")));
+  }
+  if (shape.size() > kMaxTensorDims) {
+    return Status(ErrorCode::kInvalidArgument, "tensor of " + std::to_string(shape.size()) +
+                                                   " dimensions; at most " +
+                                                   std::to_string(kMaxTensorDims));
+  }
+  const auto elem = static_cast<int64_t>(type->byte_width());
+  int64_t count = 1;
+  for (int64_t dim : shape) {
+    if (dim < 0 || __builtin_mul_overflow(count, dim, &count)) {
+      return Status(ErrorCode::kInvalidArgument,
+                    "tensor shape has a negative or too large "
+                    "dimension");
+    }
+  }
+  int64_t body_length = 0;
+  if (__builtin_mul_overflow(count, elem, &body_length)) {
+    return Status(ErrorCode::kInvalidArgument, "tensor too large");
+  }
+  // Row-major strides in bytes: the last dimension is contiguous. An empty tensor gets the
+  // element size in every dimension, as Arrow gives it, so readers see is_row_major().
+  std::vector<int64_t> strides(shape.size(), elem);
+  if (count > 0 && !shape.empty()) {
+    for (size_t d = shape.size() - 1; d-- > 0;) strides[d] = strides[d + 1] * shape[d + 1];
+  }
+
+  QUIVER_ASSIGN_OR_RETURN(LoanedSample loan,
+                          publisher.Loan(kTensorBodyOffset + static_cast<uint64_t>(body_length)));
+  SampleHeader header = MakeSampleHeader(PayloadKind::kTensor);
+  header.meta_offset = kSampleHeaderBytes;
+  header.meta_length = sizeof(TensorHeader);
+  header.body_offset = kTensorBodyOffset;
+  header.body_length = static_cast<uint64_t>(body_length);
+  header.count = static_cast<uint64_t>(count);
+  TensorHeader tensor{};
+  tensor.version = kTensorHeaderVersion;
+  tensor.dtype = static_cast<uint32_t>(type->id());
+  tensor.ndim = static_cast<uint32_t>(shape.size());
+  for (size_t d = 0; d < shape.size(); ++d) {
+    tensor.shape[d] = shape[d];
+    tensor.strides[d] = strides[d];
+  }
+  std::byte* bytes = loan.data().data();
+  std::memset(bytes, 0, kTensorBodyOffset);  // padding too: no stale bytes leak to readers
+  std::memcpy(bytes, &header, sizeof(header));
+  std::memcpy(bytes + header.meta_offset, &tensor, sizeof(tensor));
+  std::span<std::byte> data = loan.data().subspan(kTensorBodyOffset);
+  return LoanedTensor(std::move(loan), data, std::move(type), std::move(shape), std::move(strides),
+                      count);
+}
+
+Status PublishTensor(Publisher& publisher, LoanedTensor&& tensor) {
+  return publisher.Publish(std::move(tensor.sample()));
+}
+
+Status PublishTensor(Publisher& publisher, const arrow::Tensor& tensor) {
+  // An arrow::Tensor built with its plain constructor is unchecked: refuse one whose strides
+  // would make us read outside its buffer.
+  if (arrow::Status st = tensor.Validate(); !st.ok()) {
+    return Status(ErrorCode::kInvalidArgument, "invalid arrow::Tensor: " + st.ToString());
+  }
+  QUIVER_ASSIGN_OR_RETURN(LoanedTensor loan, LoanTensor(publisher, tensor.type(), tensor.shape()));
+  if (!loan.data().empty()) {
+    if (tensor.is_row_major()) {
+      std::memcpy(loan.data().data(), tensor.raw_data(), loan.data().size());
+    } else {
+      CopyStrided(tensor, loan.data());
+    }
+  }
+  return PublishTensor(publisher, std::move(loan));
+}
+
+Result<std::shared_ptr<arrow::Tensor>> ReadTensor(std::shared_ptr<const Sample> sample) {
+  if (sample == nullptr) return Status(ErrorCode::kInvalidArgument, "null sample");
+  QUIVER_ASSIGN_OR_RETURN(SampleHeader header,
+                          ReadSampleHeader(sample->data(), PayloadKind::kTensor));
+  if (header.meta_length != sizeof(TensorHeader)) {
+    return Corrupt("meta_length " + std::to_string(header.meta_length) + ", expected " +
+                   std::to_string(sizeof(TensorHeader)));
+  }
+  // One copy out of shared memory, then every check and use reads the copy: a writer that
+  // changes the header afterwards cannot get a checked value swapped for an unchecked one.
+  TensorHeader h;
+  std::memcpy(&h, sample->data().data() + header.meta_offset, sizeof(h));
+  if (h.version != kTensorHeaderVersion) {
+    return Corrupt("tensor header version " + std::to_string(h.version) + ", this build reads " +
+                   std::to_string(kTensorHeaderVersion));
+  }
+  std::shared_ptr<arrow::DataType> type = TypeFromId(h.dtype);
+  if (type == nullptr) return Corrupt("dtype " + std::to_string(h.dtype) + " is not supported");
+  if (h.ndim > kMaxTensorDims) {
+    return Corrupt("ndim " + std::to_string(h.ndim) + " exceeds " + std::to_string(kMaxTensorDims));
+  }
+  const auto elem = static_cast<int64_t>(type->byte_width());
+  std::vector<int64_t> shape(h.shape, h.shape + h.ndim);
+  std::vector<int64_t> strides(h.strides, h.strides + h.ndim);
+  int64_t count = 1;
+  bool empty = false;
+  for (uint32_t d = 0; d < h.ndim; ++d) {
+    const std::string field = "[" + std::to_string(d) + "] ";
+    if (shape[d] < 0) return Corrupt("shape" + field + std::to_string(shape[d]) + " < 0");
+    if (__builtin_mul_overflow(count, shape[d], &count)) {
+      return Corrupt("shape" + field + "overflows the element count");
+    }
+    // Element-size multiples keep every element naturally aligned (the body is 64-aligned),
+    // so typed access through arrow::Tensor::Value is well defined.
+    if (strides[d] < 0 || strides[d] % elem != 0) {
+      return Corrupt("strides" + field + std::to_string(strides[d]) +
+                     " is negative or not a multiple of the element size " + std::to_string(elem));
+    }
+    empty = empty || shape[d] == 0;
+  }
+  if (static_cast<uint64_t>(count) != header.count) {
+    return Corrupt("count " + std::to_string(header.count) + " but the shape holds " +
+                   std::to_string(count) + " elements");
+  }
+  // The furthest byte any element reaches: sum((shape - 1) * stride) + element size.
+  int64_t extent = 0;
+  if (!empty) {
+    extent = elem;
+    for (uint32_t d = 0; d < h.ndim; ++d) {
+      int64_t step = 0;
+      if (__builtin_mul_overflow(shape[d] - 1, strides[d], &step) ||
+          __builtin_add_overflow(extent, step, &extent)) {
+        return Corrupt("strides[" + std::to_string(d) + "] overflow the tensor extent");
+      }
+    }
+  }
+  if (static_cast<uint64_t>(extent) > header.body_length) {
+    return Corrupt("shape and strides reach " + std::to_string(extent) +
+                   " bytes but body_length is " + std::to_string(header.body_length));
+  }
+
+  std::shared_ptr<arrow::Buffer> body = arrow::SliceBuffer(
+      payload::WrapSample(std::move(sample)), static_cast<int64_t>(header.body_offset),
+      static_cast<int64_t>(header.body_length));
+  // Arrow re-checks the same bounds; it cannot fail after the checks above, but if it ever
+  // disagrees the sample is refused, not trusted.
+  auto tensor = arrow::Tensor::Make(type, body, shape, strides);
+  if (!tensor.ok()) return Corrupt("refused by arrow::Tensor: " + tensor.status().ToString());
+  return std::move(tensor).ValueOrDie();
+}
+
+}  // namespace quiver
