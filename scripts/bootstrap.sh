@@ -11,7 +11,7 @@ REQS="$ROOT/python/requirements-dev.txt"
 DEB_PACKAGES=(
   build-essential cmake ninja-build
   libgtest-dev libgmock-dev libbenchmark-dev
-  nlohmann-json3-dev libcli11-dev libtomlplusplus-dev libspdlog-dev libfmt-dev
+  nlohmann-json3-dev libcli11-dev libtomlplusplus-dev libspdlog-dev libfmt-dev libmsgpack-cxx-dev
   clang-format clang-tidy python3-venv
 )
 
