@@ -1,0 +1,373 @@
+"""Quiver: zero-copy shared-memory channels between processes.
+
+A channel has one publisher and up to 64 subscribers. Samples are written once into shared
+memory and read in place: Arrow record batches arrive as ``pyarrow.RecordBatch`` views,
+tensors and frames as read-only ``numpy`` views, with no copy.
+
+>>> ch = quiver.Channel.create("ledger", capacity="256MiB", schema=batch.schema)
+>>> pub = ch.publisher(); pub.publish(batch)
+>>> sub = quiver.Channel.open("ledger").subscriber()
+>>> sub.receive(timeout=1.0).to_arrow()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from typing import Any, AsyncIterator, Iterator, Optional, Sequence, Union
+
+import numpy as np
+import pyarrow as pa
+
+from . import _quiver
+from ._quiver import (
+    AlreadyExists,
+    Busy,
+    CapacityExceeded,
+    ChannelFull,
+    HandleOutOfRange,
+    InvalidArgument,
+    IoError,
+    NotFound,
+    PeerGone,
+    PermissionDenied,
+    QuiverError,
+    SchemaMismatch,
+    ShmCorruption,
+    Timeout,
+)
+
+__version__ = "0.1.0"
+__all__ = [
+    "Channel", "Publisher", "Subscriber", "Sample", "parse_size",
+    "QuiverError", "AlreadyExists", "Busy", "CapacityExceeded", "ChannelFull",
+    "HandleOutOfRange", "InvalidArgument", "IoError", "NotFound", "PeerGone",
+    "PermissionDenied", "SchemaMismatch", "ShmCorruption", "Timeout",
+]
+
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_size(value: Union[int, str]) -> int:
+    """Returns a byte count from an int or a string such as ``"256MiB"`` or ``"10 MB"``."""
+    if isinstance(value, int):
+        if value <= 0:
+            raise InvalidArgument(f"size must be positive, got {value}")
+        return value
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(value))
+    if not match or match.group(2).lower() not in _UNITS:
+        raise InvalidArgument(f"cannot read {value!r} as a size (try '64MiB' or 1048576)")
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+def _schema_capsule(schema: Any) -> Any:
+    if schema is None:
+        return None
+    if not hasattr(schema, "__arrow_c_schema__"):
+        raise InvalidArgument(f"schema must be a pyarrow.Schema (or export __arrow_c_schema__), "
+                              f"got {type(schema).__name__}")
+    return schema.__arrow_c_schema__()
+
+
+class Sample:
+    """One received sample. Its data stays in shared memory, and the sample stays held, while
+    this object or any view made from it (pyarrow arrays, numpy arrays) is alive."""
+
+    __slots__ = ("_s", "__weakref__")
+
+    def __init__(self, native: _quiver.Sample) -> None:
+        self._s = native
+
+    @property
+    def kind(self) -> str:
+        """``"arrow"``, ``"tensor"``, ``"image"``, ``"audio"`` or ``"raw"``."""
+        return self._s.kind
+
+    @property
+    def sequence(self) -> int:
+        """The publisher's sequence number of this sample (gaps mean drops)."""
+        return self._s.sequence
+
+    @property
+    def schema_version(self) -> int:
+        """For Arrow samples: the channel schema version the batch was written with."""
+        return self._s.schema_version
+
+    @property
+    def address(self) -> int:
+        """Address of the sample's first byte in this process (its bytes span ``size``)."""
+        return self._s.address
+
+    @property
+    def size(self) -> int:
+        return self._s.size
+
+    def to_arrow(self) -> pa.RecordBatch:
+        """The batch as a ``pyarrow.RecordBatch`` whose buffers are shared memory (no copy)."""
+        return pa.RecordBatch._import_from_c_capsule(*self._s.arrow_capsules())
+
+    def to_numpy(self) -> np.ndarray:
+        """A read-only numpy view: a tensor with its shape, an image as (height, width,
+        channels), audio as (frames, channels), raw bytes as uint8. No copy."""
+        return self._s.to_numpy()
+
+    def __arrow_c_array__(self, requested_schema: Any = None) -> tuple:
+        if requested_schema is not None:
+            return self.to_arrow().__arrow_c_array__(requested_schema)
+        return self._s.arrow_capsules()
+
+    def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
+        batch = self.to_arrow()
+        reader = pa.RecordBatchReader.from_batches(batch.schema, [batch])
+        return reader.__arrow_c_stream__(requested_schema)
+
+    def __repr__(self) -> str:
+        return f"<quiver.Sample {self.kind} #{self.sequence} {self.size} bytes>"
+
+
+class Publisher:
+    """The one writer of a channel. Thread-compatible: use it from one thread at a time."""
+
+    def __init__(self, channel: "Channel", loan_timeout: Optional[float] = None) -> None:
+        self._channel = channel
+        self._p = _quiver.Publisher(channel._c, loan_timeout)
+
+    @property
+    def subscriber_count(self) -> int:
+        return self._p.subscriber_count
+
+    def publish(self, data: Any) -> int:
+        """Publishes Arrow data: a ``pyarrow.RecordBatch`` or ``Table``, or any object that
+        exports ``__arrow_c_array__`` / ``__arrow_c_stream__`` (a polars DataFrame, ...).
+        The buffers are copied into shared memory once. Columns whose type differs from the
+        channel schema's (polars exports large strings, say) are cast to it first. Returns
+        the number of samples published (one per record batch)."""
+        target = self._channel.schema
+        if target is None:
+            raise InvalidArgument(f"channel '{self._channel.name}' has no Arrow schema; create "
+                                  f"it with schema=, or use publish_bytes / loan_ndarray")
+        if hasattr(data, "__arrow_c_array__") and not isinstance(data, pa.Table):
+            batch = data if isinstance(data, pa.RecordBatch) else pa.record_batch(data)
+            self._p.publish_c_array(*_conform(batch, target).__arrow_c_array__())
+            return 1
+        if hasattr(data, "__arrow_c_stream__"):
+            reader = pa.RecordBatchReader.from_stream(data)
+            count = 0
+            for batch in reader:
+                self._p.publish_c_array(*_conform(batch, target).__arrow_c_array__())
+                count += 1
+            return count
+        raise InvalidArgument(f"cannot publish a {type(data).__name__}: expected Arrow data "
+                              f"(__arrow_c_array__ or __arrow_c_stream__)")
+
+    def publish_bytes(self, data: bytes) -> None:
+        """Publishes raw bytes (one copy)."""
+        self._p.publish_bytes(bytes(data))
+
+    @contextlib.contextmanager
+    def loan_ndarray(self, shape: Union[int, Sequence[int]], dtype: Any) -> Iterator[np.ndarray]:
+        """Loans a tensor sample and yields it as a writable numpy array living in shared
+        memory; it is published when the block exits normally, discarded on an exception.
+
+        >>> with pub.loan_ndarray((1080, 1920, 4), np.uint8) as frame:
+        ...     frame[:] = pixels          # written in place, no further copy
+        """
+        shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        loan = self._p.loan_tensor(list(shape), np.dtype(dtype).name)
+        array = loan.array
+        try:
+            yield array
+        except BaseException:
+            loan.discard()
+            raise
+        array.flags.writeable = False  # it belongs to the subscribers now
+        loan.publish()
+
+    def publish_msgspec(self, records: Any) -> None:
+        """Publishes records of a schema still in flux: ``records`` (a list of msgspec
+        Structs, dicts or tuples, or bytes already msgpack-encoded) is encoded with msgspec
+        and turned into an Arrow batch of the channel schema in C++ (fields bound by name)."""
+        import msgspec  # optional dependency
+
+        data = records if isinstance(records, (bytes, bytearray, memoryview)) else \
+            msgspec.msgpack.encode(records)
+        self._p.publish_msgpack(bytes(data))
+
+
+def _conform(batch: pa.RecordBatch, target: pa.Schema) -> pa.RecordBatch:
+    """Casts the columns the channel schema knows under another type (a copy of those
+    columns only); everything else is passed through untouched."""
+    if batch.schema.equals(target):
+        return batch
+    columns, fields, changed = [], [], False
+    for field, column in zip(batch.schema, batch.columns):
+        index = target.get_field_index(field.name)
+        if index >= 0 and not field.type.equals(target.field(index).type):
+            want = target.field(index)
+            try:
+                column = column.cast(want.type)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+                raise SchemaMismatch(f"field '{field.name}': cannot convert {field.type} to "
+                                     f"the channel's {want.type}: {error}") from None
+            field, changed = field.with_type(want.type), True
+        if index >= 0 and field.nullable and not target.field(index).nullable \
+                and column.null_count == 0:
+            field, changed = field.with_nullable(False), True
+        columns.append(column)
+        fields.append(field)
+    return pa.RecordBatch.from_arrays(columns, schema=pa.schema(fields)) if changed else batch
+
+
+class Subscriber:
+    """One reader of a channel; receives every sample published after it attached."""
+
+    def __init__(self, channel: "Channel", reader_schema: Optional[pa.Schema] = None,
+                 validate: str = "structure", spin_us: float = 20.0) -> None:
+        if validate not in ("structure", "full"):
+            raise InvalidArgument("validate must be 'structure' or 'full'")
+        self._channel = channel
+        self._s = _quiver.Subscriber(channel._c, _schema_capsule(reader_schema),
+                                     validate == "full", spin_us)
+
+    def receive(self, timeout: Optional[float] = None) -> Sample:
+        """Waits for the next sample (without holding the GIL; Ctrl-C interrupts it).
+        Raises ``Timeout`` after ``timeout`` seconds, ``PeerGone`` once the publisher is
+        gone and every sample it sent was received."""
+        return Sample(self._s.receive(timeout))
+
+    def try_receive(self) -> Optional[Sample]:
+        """The next sample if one is queued, else None."""
+        native = self._s.try_receive()
+        return None if native is None else Sample(native)
+
+    def fileno(self) -> int:
+        """A file descriptor that polls readable when samples may be queued."""
+        return self._s.notify_fd()
+
+    @property
+    def missed(self) -> int:
+        """Samples dropped (drop-oldest channels) before this subscriber received them."""
+        return self._s.missed
+
+    def __iter__(self) -> Iterator[Sample]:
+        """Yields samples until the publisher is gone."""
+        while True:
+            try:
+                yield self.receive()
+            except PeerGone:
+                return
+
+    async def areceive(self, timeout: Optional[float] = None) -> Sample:
+        """Awaits the next sample, driven by the channel's file descriptor (no polling)."""
+        loop = asyncio.get_running_loop()
+        fd = self.fileno()
+
+        async def wait() -> Sample:
+            while True:
+                sample = self.try_receive()
+                if sample is not None:
+                    return sample
+                ready = loop.create_future()
+                loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
+                try:
+                    # A publisher killed with -9 sends no signal: look again every 100 ms.
+                    await asyncio.wait_for(ready, 0.1)
+                except asyncio.TimeoutError:
+                    try:
+                        return Sample(self._s.receive(0.0))
+                    except Timeout:
+                        pass
+                finally:
+                    loop.remove_reader(fd)
+
+        if timeout is None:
+            return await wait()
+        try:
+            return await asyncio.wait_for(wait(), timeout)
+        except asyncio.TimeoutError:
+            raise Timeout(f"no sample on channel '{self._channel.name}' within {timeout} s") \
+                from None
+
+    async def __aiter__(self) -> AsyncIterator[Sample]:
+        while True:
+            try:
+                yield await self.areceive()
+            except PeerGone:
+                return
+
+
+class Channel:
+    """A handle to a channel in shared memory. Cheap to keep; the channel's memory is freed
+    when the last process holding it closes it."""
+
+    def __init__(self, native: _quiver.Channel) -> None:
+        self._c = native
+
+    @classmethod
+    def create(cls, name: str, capacity: Union[int, str] = "64MiB", *,
+               schema: Optional[pa.Schema] = None, max_samples: int = 256,
+               max_subscribers: int = 16, overflow: str = "block",
+               memfd: bool = False) -> "Channel":
+        """Creates a channel. With ``schema`` it carries Arrow batches of that schema (stored
+        once, versioned as it evolves). ``overflow`` is ``"block"`` (the default: nothing is
+        lost) or ``"drop-oldest"``. ``memfd=True`` makes an anonymous channel reachable only
+        through its ``fd``."""
+        return cls(_quiver.Channel.create(name, parse_size(capacity), max_samples,
+                                          max_subscribers, overflow, memfd,
+                                          _schema_capsule(schema)))
+
+    @classmethod
+    def open(cls, name: str) -> "Channel":
+        """Attaches to an existing named channel (``NotFound`` if there is none)."""
+        return cls(_quiver.Channel.open(name))
+
+    @classmethod
+    def from_fd(cls, fd: int) -> "Channel":
+        """Attaches to a channel whose segment fd this process holds (e.g. inherited)."""
+        return cls(_quiver.Channel.from_fd(fd))
+
+    @property
+    def name(self) -> str:
+        return self._c.name
+
+    @property
+    def capacity(self) -> int:
+        return self._c.capacity
+
+    @property
+    def fd(self) -> int:
+        return self._c.fd
+
+    @property
+    def schema(self) -> Optional[pa.Schema]:
+        """The newest Arrow schema, or None for an untyped channel."""
+        capsule = self._c.schema_capsule(0)
+        return None if capsule is None else pa.Schema._import_from_c_capsule(capsule)
+
+    @property
+    def schema_versions(self) -> int:
+        return self._c.type_versions
+
+    def schema_version(self, version: int) -> pa.Schema:
+        """Schema version ``version`` (1-based)."""
+        return pa.Schema._import_from_c_capsule(self._c.schema_capsule(version))
+
+    def stats(self) -> dict:
+        """Counters and fill level, readable from any attached process."""
+        return self._c.stats()
+
+    def publisher(self, loan_timeout: Optional[float] = None) -> Publisher:
+        """Becomes the channel's publisher (``Busy`` if there already is one)."""
+        return Publisher(self, loan_timeout)
+
+    def subscriber(self, reader_schema: Optional[pa.Schema] = None, *,
+                   validate: str = "structure", spin_us: float = 20.0) -> Subscriber:
+        """Takes a subscriber slot. ``reader_schema`` binds the fields this reader needs by
+        name (``SchemaMismatch`` if the channel cannot provide them); ``validate="full"``
+        checks every offset and string of every batch (for untrusted producers)."""
+        return Subscriber(self, reader_schema, validate, spin_us)
+
+    def __repr__(self) -> str:
+        return f"<quiver.Channel '{self.name}' {self.capacity} bytes>"
