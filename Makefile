@@ -2,6 +2,7 @@
 #   make deps    install missing system packages (as root) and the Python venv
 #   make build   configure + build (build/, or build-asan/ when sanitizing)
 #   make test    deps + build + ctest + pytest   (ASan+UBSan when CI=true or QUIVER_SANITIZE=1)
+#   make python  build and install the Python package into .venv (pip install .)
 #   make bench   deps + Release build (build-release/) + benchmarks
 #   make format | tidy | clean
 
@@ -31,7 +32,7 @@ export ASAN_OPTIONS  ?= detect_leaks=1
 FORMAT_DIRS := include src tests bench examples python
 CXX_GLOB    := -name '*.h' -o -name '*.hh' -o -name '*.hpp' -o -name '*.cc' -o -name '*.cpp'
 
-.PHONY: deps build test bench format tidy clean
+.PHONY: deps build test python bench format tidy clean
 
 deps:
 	@bash scripts/bootstrap.sh
@@ -46,11 +47,13 @@ build:
 test: deps
 	@$(MAKE) --no-print-directory build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
-	@if [ -d python/tests ] && [ -n "$$(find python/tests \( -name 'test_*.py' -o -name '*_test.py' \) -print -quit)" ]; then \
-	  $(PYTHON) -m pytest -q python/tests; \
-	else \
-	  echo "pytest: no Python tests under python/tests (skipped)"; \
-	fi
+	@$(MAKE) --no-print-directory python
+	QUIVER_TEST_BUILD_DIR=$(CURDIR)/$(BUILD_DIR) $(PYTHON) -m pytest -q python/tests
+
+# The Python package, installed into .venv the way a user would (`pip install .`), built
+# against the venv's own pyarrow (no build isolation), incrementally in build-py/.
+python: deps
+	$(PYTHON) -m pip install --no-build-isolation --no-deps -q .
 
 bench: deps
 	@cmake -S . -B $(RELEASE_DIR) $(call gen_for,$(RELEASE_DIR)) \

@@ -196,22 +196,32 @@ class Publisher:
         self._p.publish_msgpack(bytes(data))
 
 
+def _representation(t: pa.DataType) -> str:
+    """Types that hold the same values in another layout share a name here."""
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or \
+            getattr(pa.types, "is_string_view", lambda _: False)(t):
+        return "string"
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or \
+            getattr(pa.types, "is_binary_view", lambda _: False)(t):
+        return "binary"
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return "list<" + _representation(t.value_type) + ">"
+    return str(t)
+
+
 def _conform(batch: pa.RecordBatch, target: pa.Schema) -> pa.RecordBatch:
-    """Casts the columns the channel schema knows under another type (a copy of those
-    columns only); everything else is passed through untouched."""
+    """Converts columns that hold the channel schema's values in another layout (polars
+    exports large or view strings, say): a copy of those columns only. A real type change
+    (int32 for double) is left for the channel to refuse as SchemaMismatch."""
     if batch.schema.equals(target):
         return batch
     columns, fields, changed = [], [], False
     for field, column in zip(batch.schema, batch.columns):
         index = target.get_field_index(field.name)
-        if index >= 0 and not field.type.equals(target.field(index).type):
-            want = target.field(index)
-            try:
-                column = column.cast(want.type)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
-                raise SchemaMismatch(f"field '{field.name}': cannot convert {field.type} to "
-                                     f"the channel's {want.type}: {error}") from None
-            field, changed = field.with_type(want.type), True
+        if index >= 0 and not field.type.equals(target.field(index).type) and \
+                _representation(field.type) == _representation(target.field(index).type):
+            column = column.cast(target.field(index).type)
+            field, changed = field.with_type(target.field(index).type), True
         if index >= 0 and field.nullable and not target.field(index).nullable \
                 and column.null_count == 0:
             field, changed = field.with_nullable(False), True
