@@ -14,13 +14,12 @@
 namespace quiver::testing {
 
 inline std::shared_ptr<arrow::Schema> LedgerSchema() {
-  return arrow::schema({arrow::field("stt", arrow::int32(), false),
-                        arrow::field("code", arrow::utf8(), false),
-                        arrow::field("name", arrow::utf8(), false),
-                        arrow::field("unit", arrow::utf8(), false),
-                        arrow::field("quantity", arrow::float64(), false),
-                        arrow::field("unit_price", arrow::float64(), false),
-                        arrow::field("amount", arrow::float64(), false)});
+  return arrow::schema(
+      {arrow::field("stt", arrow::int32(), false), arrow::field("code", arrow::utf8(), false),
+       arrow::field("name", arrow::utf8(), false), arrow::field("unit", arrow::utf8(), false),
+       arrow::field("quantity", arrow::float64(), false),
+       arrow::field("unit_price", arrow::float64(), false),
+       arrow::field("amount", arrow::float64(), false)});
 }
 
 /// `rows` rows from `seed`; `pool` decides where the buffers live.

@@ -20,9 +20,9 @@ int Fail(const quiver::Status& st) {
 int Consume(const std::string& name, int batches) {
   auto channel = quiver::Channel::Open(name);
   if (!channel.ok()) return Fail(channel.status());
-  auto subscriber = quiver::ArrowSubscriber::Make(
-      *channel, {.reader_schema = quiver::testing::LedgerSchema(),
-                 .validation = quiver::BatchValidation::kFull});
+  auto subscriber =
+      quiver::ArrowSubscriber::Make(*channel, {.reader_schema = quiver::testing::LedgerSchema(),
+                                               .validation = quiver::BatchValidation::kFull});
   if (!subscriber.ok()) return Fail(subscriber.status());
   std::printf("ready\n");
   std::fflush(stdout);
@@ -59,8 +59,7 @@ int Produce(const std::string& name, int batches, int64_t rows) {
   std::printf("rows=%lld sum=%.6f\n", static_cast<long long>(rows * batches), sum);
   std::fflush(stdout);
   // Stay until the subscriber has everything: the channel goes when we go.
-  while (channel->Stats().subscribers.size() > 0 &&
-         channel->Stats().subscribers[0].queued > 0) {
+  while (channel->Stats().subscribers.size() > 0 && channel->Stats().subscribers[0].queued > 0) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   return 0;
@@ -71,7 +70,9 @@ int Produce(const std::string& name, int batches, int64_t rows) {
 int main(int argc, char** argv) {
   const std::string mode = argc > 1 ? argv[1] : "";
   if (mode == "consume" && argc == 4) return Consume(argv[2], std::atoi(argv[3]));
-  if (mode == "produce" && argc == 5) return Produce(argv[2], std::atoi(argv[3]), std::atoll(argv[4]));
-  std::fprintf(stderr, "usage: %s consume CHANNEL BATCHES | produce CHANNEL BATCHES ROWS\n", argv[0]);
+  if (mode == "produce" && argc == 5)
+    return Produce(argv[2], std::atoi(argv[3]), std::atoll(argv[4]));
+  std::fprintf(stderr, "usage: %s consume CHANNEL BATCHES | produce CHANNEL BATCHES ROWS\n",
+               argv[0]);
   return 2;
 }

@@ -22,6 +22,7 @@
 #include "quiver/arrow.h"
 #include "quiver/channel.h"
 #include "quiver/frame.h"
+#include "quiver/msgpack_records.h"
 #include "quiver/sample_header.h"
 #include "quiver/tensor.h"
 
@@ -61,9 +62,8 @@ void CheckArrow(const arrow::Status& st, const char* what) {
 }
 
 void RegisterErrors(nb::module_& m) {
-  g_base_error = PyErr_NewExceptionWithDoc("quiver._quiver.QuiverError",
-                                           "Base class of every Quiver error.", PyExc_Exception,
-                                           nullptr);
+  g_base_error = PyErr_NewExceptionWithDoc(
+      "quiver._quiver.QuiverError", "Base class of every Quiver error.", PyExc_Exception, nullptr);
   m.attr("QuiverError") = nb::handle(g_base_error);
   struct Spec {
     ErrorCode code;
@@ -72,23 +72,28 @@ void RegisterErrors(nb::module_& m) {
     const char* doc;
   };
   const Spec specs[] = {
-      {ErrorCode::kInvalidArgument, "InvalidArgument", PyExc_ValueError, "A value that can never work."},
+      {ErrorCode::kInvalidArgument, "InvalidArgument", PyExc_ValueError,
+       "A value that can never work."},
       {ErrorCode::kNotFound, "NotFound", PyExc_LookupError, "The channel does not exist."},
       {ErrorCode::kAlreadyExists, "AlreadyExists", nullptr, "A live channel of that name exists."},
       {ErrorCode::kBusy, "Busy", nullptr, "The role is taken (a second publisher, no free slot)."},
-      {ErrorCode::kCapacityExceeded, "CapacityExceeded", PyExc_ValueError, "Larger than the channel can ever hold."},
+      {ErrorCode::kCapacityExceeded, "CapacityExceeded", PyExc_ValueError,
+       "Larger than the channel can ever hold."},
       {ErrorCode::kChannelFull, "ChannelFull", nullptr, "No room now and the call does not wait."},
       {ErrorCode::kTimeout, "Timeout", PyExc_TimeoutError, "Nothing arrived within the timeout."},
-      {ErrorCode::kPeerGone, "PeerGone", nullptr, "The publisher is gone and everything it sent was received."},
+      {ErrorCode::kPeerGone, "PeerGone", nullptr,
+       "The publisher is gone and everything it sent was received."},
       {ErrorCode::kShmCorruption, "ShmCorruption", nullptr, "Shared bytes failed validation."},
-      {ErrorCode::kPermissionDenied, "PermissionDenied", PyExc_PermissionError, "A segment is not ours or not private."},
+      {ErrorCode::kPermissionDenied, "PermissionDenied", PyExc_PermissionError,
+       "A segment is not ours or not private."},
       {ErrorCode::kIoError, "IoError", PyExc_OSError, "A system call failed."},
-      {ErrorCode::kSchemaMismatch, "SchemaMismatch", nullptr, "An incompatible schema (names the field and both types)."},
+      {ErrorCode::kSchemaMismatch, "SchemaMismatch", nullptr,
+       "An incompatible schema (names the field and both types)."},
       {ErrorCode::kHandleOutOfRange, "HandleOutOfRange", nullptr, "A handle outside its segment."},
   };
   for (const Spec& s : specs) {
-    PyObject* bases = s.builtin ? PyTuple_Pack(2, g_base_error, s.builtin)
-                                : PyTuple_Pack(1, g_base_error);
+    PyObject* bases =
+        s.builtin ? PyTuple_Pack(2, g_base_error, s.builtin) : PyTuple_Pack(1, g_base_error);
     const std::string qualified = std::string("quiver._quiver.") + s.name;
     PyObject* type = PyErr_NewExceptionWithDoc(qualified.c_str(), s.doc, bases, nullptr);
     Py_DECREF(bases);
@@ -162,8 +167,8 @@ std::shared_ptr<arrow::DataType> TypeFromNumpyName(const std::string& name) {
   };
   auto it = types.find(name);
   if (it == types.end()) {
-    throw Error{ErrorCode::kInvalidArgument, "unsupported dtype '" + name +
-                                                 "' (use a fixed-width integer or float dtype)"};
+    throw Error{ErrorCode::kInvalidArgument,
+                "unsupported dtype '" + name + "' (use a fixed-width integer or float dtype)"};
   }
   return it->second;
 }
@@ -174,18 +179,30 @@ nb::dlpack::dtype DlpackType(arrow::Type::type id) {
     return nb::dlpack::dtype{static_cast<uint8_t>(code), bits, 1};
   };
   switch (id) {
-    case arrow::Type::INT8: return make(dtype_code::Int, 8);
-    case arrow::Type::INT16: return make(dtype_code::Int, 16);
-    case arrow::Type::INT32: return make(dtype_code::Int, 32);
-    case arrow::Type::INT64: return make(dtype_code::Int, 64);
-    case arrow::Type::UINT8: return make(dtype_code::UInt, 8);
-    case arrow::Type::UINT16: return make(dtype_code::UInt, 16);
-    case arrow::Type::UINT32: return make(dtype_code::UInt, 32);
-    case arrow::Type::UINT64: return make(dtype_code::UInt, 64);
-    case arrow::Type::HALF_FLOAT: return make(dtype_code::Float, 16);
-    case arrow::Type::FLOAT: return make(dtype_code::Float, 32);
-    case arrow::Type::DOUBLE: return make(dtype_code::Float, 64);
-    default: throw Error{ErrorCode::kInvalidArgument, "no numpy dtype for this tensor"};
+    case arrow::Type::INT8:
+      return make(dtype_code::Int, 8);
+    case arrow::Type::INT16:
+      return make(dtype_code::Int, 16);
+    case arrow::Type::INT32:
+      return make(dtype_code::Int, 32);
+    case arrow::Type::INT64:
+      return make(dtype_code::Int, 64);
+    case arrow::Type::UINT8:
+      return make(dtype_code::UInt, 8);
+    case arrow::Type::UINT16:
+      return make(dtype_code::UInt, 16);
+    case arrow::Type::UINT32:
+      return make(dtype_code::UInt, 32);
+    case arrow::Type::UINT64:
+      return make(dtype_code::UInt, 64);
+    case arrow::Type::HALF_FLOAT:
+      return make(dtype_code::Float, 16);
+    case arrow::Type::FLOAT:
+      return make(dtype_code::Float, 32);
+    case arrow::Type::DOUBLE:
+      return make(dtype_code::Float, 64);
+    default:
+      throw Error{ErrorCode::kInvalidArgument, "no numpy dtype for this tensor"};
   }
 }
 
@@ -196,7 +213,8 @@ nb::object ReadOnlyArray(const void* data, std::vector<size_t> shape,
                          std::vector<int64_t> strides_in_elements, nb::dlpack::dtype dtype,
                          std::shared_ptr<Keep> keep) {
   auto* holder = new std::shared_ptr<Keep>(std::move(keep));
-  nb::capsule owner(holder, [](void* p) noexcept { delete static_cast<std::shared_ptr<Keep>*>(p); });
+  nb::capsule owner(holder,
+                    [](void* p) noexcept { delete static_cast<std::shared_ptr<Keep>*>(p); });
   nb::ndarray<nb::numpy, nb::ro> array(data, shape.size(), shape.data(), owner,
                                        strides_in_elements.data(), dtype);
   return array.cast();
@@ -289,8 +307,9 @@ class PyPublisher {
   }
 
   void PublishCArray(nb::handle schema_capsule, nb::handle array_capsule) {
-    auto batch = arrow::ImportRecordBatch(CapsulePointer<ArrowArray>(array_capsule, "arrow_array"),
-                                          CapsulePointer<ArrowSchema>(schema_capsule, "arrow_schema"));
+    auto batch =
+        arrow::ImportRecordBatch(CapsulePointer<ArrowArray>(array_capsule, "arrow_array"),
+                                 CapsulePointer<ArrowSchema>(schema_capsule, "arrow_schema"));
     CheckArrow(batch.status(), "importing a record batch");
     ArrowPublisher& p = arrow();
     nb::gil_scoped_release release;
@@ -313,6 +332,17 @@ class PyPublisher {
       ++published;
     }
     return published;
+  }
+
+  // The flexible path: msgpack-encoded records (msgspec) decoded into an Arrow batch of
+  // the channel's newest schema, bound by field name, then published like any batch.
+  void PublishMsgpack(nb::bytes data) {
+    ArrowPublisher& p = arrow();
+    auto schema = Unwrap(ChannelSchema(channel_));
+    const std::string_view bytes(data.c_str(), data.size());
+    nb::gil_scoped_release release;
+    auto batch = Unwrap(DecodeMsgpackRecords(bytes, schema));
+    Check(p.Publish(*batch));
   }
 
   void PublishBytes(nb::bytes data) {
@@ -349,8 +379,8 @@ nb::object TensorLoanArray(nb::handle self) {
   std::vector<int64_t> strides;
   for (int64_t s : loan.strides()) strides.push_back(s / elem);
   // Writable, owned by the TensorLoan Python object (kept alive as the array's base).
-  nb::ndarray<nb::numpy> array(loan.data().data(), shape.size(), shape.data(), self,
-                               strides.data(), DlpackType(loan.type()->id()));
+  nb::ndarray<nb::numpy> array(loan.data().data(), shape.size(), shape.data(), self, strides.data(),
+                               DlpackType(loan.type()->id()));
   return array.cast();
 }
 
@@ -378,10 +408,14 @@ struct PySample {
       std::memcpy(&h, raw->data().data(), sizeof(h));
       if (h.magic == kSampleMagic) {
         switch (static_cast<PayloadKind>(h.kind)) {
-          case PayloadKind::kTensor: return "tensor";
-          case PayloadKind::kAudioFrame: return "audio";
-          case PayloadKind::kImageFrame: return "image";
-          case PayloadKind::kArrowBatch: return "arrow";
+          case PayloadKind::kTensor:
+            return "tensor";
+          case PayloadKind::kAudioFrame:
+            return "audio";
+          case PayloadKind::kImageFrame:
+            return "image";
+          case PayloadKind::kArrowBatch:
+            return "arrow";
         }
       }
     }
@@ -389,8 +423,9 @@ struct PySample {
   }
 
   const arrow::RecordBatch& batch() const {
-    if (!arrow.batch) throw Error{ErrorCode::kInvalidArgument, "this sample is a " + kind() +
-                                                                   ", not an Arrow batch"};
+    if (!arrow.batch)
+      throw Error{ErrorCode::kInvalidArgument,
+                  "this sample is a " + kind() + ", not an Arrow batch"};
     return *arrow.batch;
   }
 
@@ -402,7 +437,8 @@ struct PySample {
       std::vector<size_t> shape(tensor->shape().begin(), tensor->shape().end());
       std::vector<int64_t> strides;
       for (int64_t s : tensor->strides()) strides.push_back(s / elem);
-      return ReadOnlyArray(tensor->raw_data(), shape, strides, DlpackType(tensor->type_id()), tensor);
+      return ReadOnlyArray(tensor->raw_data(), shape, strides, DlpackType(tensor->type_id()),
+                           tensor);
     }
     if (k == "image") {
       ImageFrameView v = Unwrap(ReadImageFrame(raw));
@@ -423,11 +459,21 @@ struct PySample {
       auto keep = std::make_shared<AudioFrameView>(v);
       nb::dlpack::dtype dtype;
       switch (v.info.format) {
-        case SampleFormat::kU8: dtype = nb::dtype<uint8_t>(); break;
-        case SampleFormat::kS16: dtype = nb::dtype<int16_t>(); break;
-        case SampleFormat::kS32: dtype = nb::dtype<int32_t>(); break;
-        case SampleFormat::kF32: dtype = nb::dtype<float>(); break;
-        case SampleFormat::kF64: dtype = nb::dtype<double>(); break;
+        case SampleFormat::kU8:
+          dtype = nb::dtype<uint8_t>();
+          break;
+        case SampleFormat::kS16:
+          dtype = nb::dtype<int16_t>();
+          break;
+        case SampleFormat::kS32:
+          dtype = nb::dtype<int32_t>();
+          break;
+        case SampleFormat::kF32:
+          dtype = nb::dtype<float>();
+          break;
+        case SampleFormat::kF64:
+          dtype = nb::dtype<double>();
+          break;
       }
       return ReadOnlyArray(v.data.data(),
                            {static_cast<size_t>(v.info.frame_count), static_cast<size_t>(channels)},
@@ -444,11 +490,12 @@ class PySubscriber {
  public:
   PySubscriber(Channel channel, nb::object reader_schema, bool full_validation, double spin_us)
       : channel_(std::move(channel)) {
-    SubscriberOptions options{.spin = std::chrono::nanoseconds(static_cast<int64_t>(spin_us * 1e3))};
+    SubscriberOptions options{.spin =
+                                  std::chrono::nanoseconds(static_cast<int64_t>(spin_us * 1e3))};
     if (channel_.type_versions() > 0) {
-      ArrowSubscriberOptions o{.subscriber = options,
-                               .validation = full_validation ? BatchValidation::kFull
-                                                             : BatchValidation::kStructure};
+      ArrowSubscriberOptions o{
+          .subscriber = options,
+          .validation = full_validation ? BatchValidation::kFull : BatchValidation::kStructure};
       if (!reader_schema.is_none()) o.reader_schema = ImportSchemaCapsule(reader_schema);
       arrow_.emplace(Unwrap(ArrowSubscriber::Make(channel_, o)));
     } else {
@@ -475,14 +522,15 @@ class PySubscriber {
   // Waits in slices, without the GIL, so other threads run and Ctrl-C is seen.
   PySample Receive(std::optional<double> timeout) {
     const auto start = Clock::now();
-    const auto deadline =
-        timeout ? start + std::chrono::duration_cast<Clock::duration>(
-                              std::chrono::duration<double>(std::max(*timeout, 0.0)))
-                : Clock::time_point::max();
+    const auto deadline = timeout
+                              ? start + std::chrono::duration_cast<Clock::duration>(
+                                            std::chrono::duration<double>(std::max(*timeout, 0.0)))
+                              : Clock::time_point::max();
     Subscriber& sub = subscriber();
     for (;;) {
       const auto now = Clock::now();
-      const auto slice = std::min<Clock::duration>(kSignalSlice, deadline - std::min(now, deadline));
+      const auto slice =
+          std::min<Clock::duration>(kSignalSlice, deadline - std::min(now, deadline));
       Result<Sample> sample = [&] {
         nb::gil_scoped_release release;
         return sub.Receive(slice);
@@ -528,10 +576,13 @@ NB_MODULE(_quiver, m) {
       .def_prop_ro("fd", &Channel::fd)
       .def_prop_ro("type_versions", &Channel::type_versions)
       .def("stats", &StatsDict)
-      .def("schema_capsule", [](const Channel& c, uint32_t version) -> nb::object {
-        if (c.type_versions() == 0) return nb::none();
-        return SchemaCapsule(*Unwrap(ChannelSchema(c, version)));
-      }, "version"_a = 0);
+      .def(
+          "schema_capsule",
+          [](const Channel& c, uint32_t version) -> nb::object {
+            if (c.type_versions() == 0) return nb::none();
+            return SchemaCapsule(*Unwrap(ChannelSchema(c, version)));
+          },
+          "version"_a = 0);
 
   nb::class_<TensorLoan>(m, "TensorLoan")
       .def_prop_ro("array", &TensorLoanArray)
@@ -544,6 +595,7 @@ NB_MODULE(_quiver, m) {
       .def("publish_c_array", &PyPublisher::PublishCArray)
       .def("publish_c_stream", &PyPublisher::PublishCStream)
       .def("publish_bytes", &PyPublisher::PublishBytes)
+      .def("publish_msgpack", &PyPublisher::PublishMsgpack)
       .def("loan_tensor", &PyPublisher::LoanTensor)
       .def_prop_ro("subscriber_count", &PyPublisher::subscriber_count)
       .def_prop_ro("channel", &PyPublisher::channel, nb::rv_policy::reference_internal);

@@ -321,3 +321,30 @@ def test_cpp_producer_python_consumer(name, ledger_peer):
     assert out.split()[0] == "rows=40000"
     assert total == pytest.approx(float(out.split()[1].split("=")[1]), rel=1e-9)
     del sub, batches
+
+
+def test_publish_msgspec_turns_records_into_a_batch_bound_by_name(name):
+    msgspec = pytest.importorskip("msgspec")
+
+    class Node(msgspec.Struct):
+        id: int
+        kind: int
+        parent: int
+        weight: float
+        note: str = ""  # a field the channel does not know: ignored (schema in flux)
+
+    schema = pa.schema([pa.field("id", pa.uint64(), False), pa.field("kind", pa.uint8(), False),
+                        pa.field("parent", pa.uint64(), False),
+                        pa.field("weight", pa.float32(), False),
+                        pa.field("label", pa.utf8())])  # missing from the records: null
+    channel = quiver.Channel.create(name, "4MiB", schema=schema)
+    sub, pub = channel.subscriber(), channel.publisher()
+    nodes = [Node(i, i % 3, max(i - 1, 0), i / 2) for i in range(1000)]
+    pub.publish_msgspec(nodes)
+    got = sub.receive(1).to_arrow()
+    assert got.num_rows == 1000
+    assert got.column("id").to_pylist() == list(range(1000))
+    assert got.column("weight")[3].as_py() == 1.5
+    assert got.column("label").null_count == 1000
+    with pytest.raises(quiver.InvalidArgument, match="record 0, field 'kind'"):
+        pub.publish_msgspec([{"id": 1, "kind": 300, "parent": 0, "weight": 1.0}])
