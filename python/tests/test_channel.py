@@ -348,3 +348,14 @@ def test_publish_msgspec_turns_records_into_a_batch_bound_by_name(name):
     assert got.column("label").null_count == 1000
     with pytest.raises(quiver.InvalidArgument, match="record 0, field 'kind'"):
         pub.publish_msgspec([{"id": 1, "kind": 300, "parent": 0, "weight": 1.0}])
+
+
+def test_quiver_and_pyarrow_share_one_libarrow():
+    import pyarrow  # noqa: F401
+
+    import quiver._quiver  # noqa: F401
+
+    with open("/proc/self/maps") as maps:
+        libarrow = {line.split()[-1] for line in maps
+                    if "/libarrow.so" in line and line.split()[-1].startswith("/")}
+    assert len(libarrow) == 1, f"two copies of libarrow loaded: {libarrow}"
