@@ -242,6 +242,11 @@ class Channel {
   /// passed by, its creator). The fd stays the caller's.
   static Result<Channel> FromFd(int fd);
 
+  /// Attaches to channel `name` as a pipeline node should: through the segment fd its
+  /// supervisor handed down (environment QUIVER_CHANNELS="name=fd,name=fd,..."), else by
+  /// name (Open). kInvalidArgument for a malformed QUIVER_CHANNELS.
+  static Result<Channel> Attach(std::string_view name);
+
   /// Becomes the channel's publisher. kBusy if a live publisher already exists.
   Result<Publisher> CreatePublisher(const PublisherOptions& options = {});
   /// Takes a free subscriber slot. kBusy if all slots are taken.

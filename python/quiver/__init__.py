@@ -338,6 +338,12 @@ class Channel:
         """Attaches to a channel whose segment fd this process holds (e.g. inherited)."""
         return cls(_quiver.Channel.from_fd(fd))
 
+    @classmethod
+    def attach(cls, name: str) -> "Channel":
+        """Attaches as a pipeline node should: through the fd the supervisor handed down
+        (environment ``QUIVER_CHANNELS="name=fd,..."``), else by name."""
+        return cls(_quiver.Channel.attach(name))
+
     @property
     def name(self) -> str:
         return self._c.name

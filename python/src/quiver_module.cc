@@ -571,6 +571,7 @@ NB_MODULE(_quiver, m) {
                   "max_subscribers"_a, "overflow"_a, "memfd"_a, "schema"_a.none())
       .def_static("open", [](const std::string& name) { return Unwrap(Channel::Open(name)); })
       .def_static("from_fd", [](int fd) { return Unwrap(Channel::FromFd(fd)); })
+      .def_static("attach", [](const std::string& name) { return Unwrap(Channel::Attach(name)); })
       .def_prop_ro("name", &Channel::name)
       .def_prop_ro("capacity", &Channel::capacity)
       .def_prop_ro("fd", &Channel::fd)

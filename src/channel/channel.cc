@@ -1,5 +1,7 @@
 #include <sys/random.h>
 
+#include <charconv>
+#include <cstdlib>
 #include <cstring>
 
 #include "channel/channel_state.h"
@@ -179,6 +181,35 @@ Result<std::string_view> Channel::TypeDescriptor(uint32_t version) const {
   }
   return std::string_view(reinterpret_cast<const char*>(s.registry_bytes + entry.offset),
                           entry.length);
+}
+
+Result<Channel> Channel::Attach(std::string_view name) {
+  const char* env = std::getenv("QUIVER_CHANNELS");
+  std::string_view list = env != nullptr ? env : "";
+  while (!list.empty()) {
+    const size_t comma = list.find(',');
+    const std::string_view entry = list.substr(0, comma);
+    list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+    const size_t eq = entry.find('=');
+    int fd = -1;
+    if (eq == std::string_view::npos ||
+        std::from_chars(entry.data() + eq + 1, entry.data() + entry.size(), fd).ec != std::errc() ||
+        fd < 0) {
+      return Status(ErrorCode::kInvalidArgument,
+                    "QUIVER_CHANNELS entry '" + std::string(entry) + "' is not name=fd");
+    }
+    if (entry.substr(0, eq) == name) {
+      QUIVER_ASSIGN_OR_RETURN(Channel channel, FromFd(fd));
+      if (channel.name() != name) {
+        return Status(ErrorCode::kInvalidArgument, "QUIVER_CHANNELS says fd " +
+                                                       std::to_string(fd) + " is channel '" +
+                                                       std::string(name) + "' but it is '" +
+                                                       channel.name() + "'");
+      }
+      return channel;
+    }
+  }
+  return Open(name);
 }
 
 const std::string& Channel::name() const { return state_->name; }

@@ -442,5 +442,21 @@ TEST(ChannelTest, FullTypeRegistryIsAClearError) {
             ErrorCode::kCapacityExceeded);
 }
 
+TEST(ChannelTest, AttachUsesTheFdHandedDownBySupervisorThenTheName) {
+  const std::string name = UniqueName("attach");
+  auto memfd = Channel::Create(name, {.capacity = 4096, .backing = Backing::kMemfd});
+  ASSERT_TRUE(memfd.ok());
+  const std::string env = "other=99," + name + "=" + std::to_string(memfd->fd());
+  setenv("QUIVER_CHANNELS", env.c_str(), 1);
+  auto attached = Channel::Attach(name);
+  ASSERT_TRUE(attached.ok()) << attached.status().ToString();
+  auto publisher = memfd->CreatePublisher();
+  EXPECT_EQ(attached->CreatePublisher().status().code(), ErrorCode::kBusy) << "same channel";
+  setenv("QUIVER_CHANNELS", "broken", 1);
+  EXPECT_EQ(Channel::Attach(name).status().code(), ErrorCode::kInvalidArgument);
+  unsetenv("QUIVER_CHANNELS");
+  EXPECT_EQ(Channel::Attach(name).status().code(), ErrorCode::kNotFound) << "falls back to Open";
+}
+
 }  // namespace
 }  // namespace quiver
