@@ -5,7 +5,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <filesystem>
 #include <cstdlib>
 #include <utility>
 
@@ -248,6 +250,33 @@ Result<bool> Segment::RemoveIfStale(std::string_view name) {
   QUIVER_RETURN_IF_ERROR(CheckOwnership(fd.get(), path));
   QUIVER_ASSIGN_OR_RETURN(OpenOutcome outcome, Join(fd.get(), path));
   return outcome != OpenOutcome::kLive;
+}
+
+Result<bool> Segment::IsStale(std::string_view name) {
+  QUIVER_RETURN_IF_ERROR(ValidateName(name));
+  const std::string path = PathOf(name);
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd.valid()) {
+    if (errno == ENOENT) return false;
+    return Status::FromErrno("opening " + path, errno);
+  }
+  // Any lock held by anyone on the participant byte means someone is there. Asking
+  // (F_OFD_GETLK) takes no lock, so this never disturbs a live channel or removes anything.
+  return !IsByteLockedByOthers(fd.get(), kParticipantLockByte);
+}
+
+std::vector<std::string> Segment::ListNamed() {
+  std::vector<std::string> names;
+  const std::string prefix = UserPrefix();
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(Directory(), ec)) {
+    const std::string file = entry.path().filename().string();
+    if (file.rfind(prefix, 0) == 0 && ValidateName(file.substr(prefix.size())).ok()) {
+      names.push_back(file.substr(prefix.size()));
+    }
+  }
+  std::sort(names.begin(), names.end());
+  return names;
 }
 
 Result<Mapping> Segment::Map(size_t offset, size_t length, Protection protection) const {

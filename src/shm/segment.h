@@ -10,6 +10,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "quiver/status.h"
 #include "shm/unique_fd.h"
@@ -69,6 +70,12 @@ class Segment {
 
   /// Removes the named segment if no process holds it. Returns true if it removed it.
   static Result<bool> RemoveIfStale(std::string_view name);
+
+  /// Returns true if the named segment exists but no process holds it. Changes nothing.
+  static Result<bool> IsStale(std::string_view name);
+
+  /// Names of this user's named segments in Directory() (without the prefix), sorted.
+  static std::vector<std::string> ListNamed();
 
   /// Returns the directory named segments live in (/dev/shm, or $QUIVER_SHM_DIR).
   static std::string Directory();

@@ -132,5 +132,27 @@ TEST(SegmentTest, MappingOutsideTheSegmentIsRefused) {
   EXPECT_TRUE(segment->Map(4096, 4096, Protection::kReadOnly).ok());
 }
 
+TEST(SegmentTest, IsStaleTellsWithoutRemovingAndListNamedFindsIt) {
+  const std::string name = UniqueName("probe");
+  {
+    auto live = Segment::CreateNamed(name, 4096, Nothing);
+    ASSERT_TRUE(live.ok());
+    EXPECT_FALSE(*Segment::IsStale(name));
+    const auto names = Segment::ListNamed();
+    EXPECT_NE(std::find(names.begin(), names.end(), name), names.end());
+  }
+  pid_t child = fork();
+  if (child == 0) {
+    auto segment = Segment::CreateNamed(name, 4096, Nothing);
+    kill(getpid(), SIGKILL);
+  }
+  int status = 0;
+  waitpid(child, &status, 0);
+  EXPECT_TRUE(*Segment::IsStale(name));
+  EXPECT_TRUE(std::filesystem::exists(PathOf(name))) << "asking removed it";
+  EXPECT_TRUE(*Segment::RemoveIfStale(name));
+  EXPECT_FALSE(*Segment::IsStale(name)) << "gone is not stale";
+}
+
 }  // namespace
 }  // namespace quiver::shm

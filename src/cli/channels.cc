@@ -1,0 +1,138 @@
+#include "cli/channels.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+
+#include "shm/segment.h"
+
+namespace quiver::cli {
+
+std::vector<ChannelRow> ReadChannels() {
+  std::vector<ChannelRow> rows;
+  for (const std::string& name : shm::Segment::ListNamed()) {
+    ChannelRow row;
+    row.name = name;
+    auto stale = shm::Segment::IsStale(name);
+    if (stale.ok() && *stale) {
+      row.stale = true;
+    } else {
+      auto channel = Channel::Open(name);
+      if (channel.ok()) {
+        row.stats = channel->Stats();
+      } else if (channel.status().code() == ErrorCode::kNotFound) {
+        continue;  // went away (or went stale) between the listing and the open
+      } else {
+        row.error = channel.status().ToString();
+      }
+    }
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+nlohmann::json ToJson(const ChannelRow& row) {
+  nlohmann::json j;
+  j["name"] = row.name;
+  if (row.stale) {
+    j["state"] = "stale";
+    return j;
+  }
+  if (!row.error.empty()) {
+    j["state"] = "unreadable";
+    j["error"] = row.error;
+    return j;
+  }
+  const ChannelStats& s = row.stats;
+  j["state"] = "live";
+  j["capacity"] = s.capacity;
+  j["bytes_in_use"] = s.bytes_in_use;
+  j["samples_in_use"] = s.samples_in_use;
+  j["max_samples"] = s.max_samples;
+  j["overflow"] = s.overflow == OverflowPolicy::kBlock ? "block" : "drop-oldest";
+  j["publisher_alive"] = s.publisher_alive;
+  j["published"] = s.published;
+  j["published_bytes"] = s.published_bytes;
+  j["dropped"] = s.dropped;
+  j["publisher_stalls"] = s.publisher_stalls;
+  j["reclaimed_subscribers"] = s.reclaimed_subscribers;
+  j["subscribers"] = nlohmann::json::array();
+  for (const SubscriberStats& sub : s.subscribers) {
+    j["subscribers"].push_back({{"slot", sub.slot},
+                                {"alive", sub.alive},
+                                {"received", sub.received},
+                                {"received_bytes", sub.received_bytes},
+                                {"missed", sub.missed},
+                                {"lag", sub.queued}});
+  }
+  return j;
+}
+
+std::string HumanBytes(double bytes) {
+  static const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int unit = 0;
+  while (bytes >= 1024 && unit < 4) {
+    bytes /= 1024;
+    ++unit;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), unit == 0 ? "%.0f %s" : "%.1f %s", bytes, kUnits[unit]);
+  return buf;
+}
+
+std::string FormatTable(const std::vector<ChannelRow>& rows,
+                        const std::vector<ChannelRow>* previous, double seconds) {
+  std::map<std::string, const ChannelStats*> before;
+  if (previous != nullptr) {
+    for (const ChannelRow& r : *previous) before[r.name] = &r.stats;
+  }
+  const bool rates = previous != nullptr && seconds > 0;
+  std::string out;
+  char line[512];
+  std::snprintf(line, sizeof(line), "%-24s %10s %6s %9s %-6s %4s %5s %12s %9s %7s%s\n", "CHANNEL",
+                "CAPACITY", "FILL", "SAMPLES", "PUB", "SUBS", "LAG", "PUBLISHED", "DROPPED",
+                "STALLS", rates ? "      MSG/S       MB/S" : "");
+  out += line;
+  for (const ChannelRow& r : rows) {
+    if (r.stale) {
+      std::snprintf(line, sizeof(line),
+                    "%-24s  stale: every owner died (quiver clean removes it)\n", r.name.c_str());
+      out += line;
+      continue;
+    }
+    if (!r.error.empty()) {
+      std::snprintf(line, sizeof(line), "%-24s  unreadable: %s\n", r.name.c_str(), r.error.c_str());
+      out += line;
+      continue;
+    }
+    const ChannelStats& s = r.stats;
+    uint64_t lag = 0;
+    for (const SubscriberStats& sub : s.subscribers) lag = std::max(lag, sub.queued);
+    const double fill =
+        s.capacity ? 100.0 * static_cast<double>(s.bytes_in_use) / static_cast<double>(s.capacity)
+                   : 0;
+    std::snprintf(
+        line, sizeof(line), "%-24s %10s %5.1f%% %4u/%-4u %-6s %4zu %5llu %12llu %9llu %7llu",
+        r.name.c_str(), HumanBytes(static_cast<double>(s.capacity)).c_str(), fill, s.samples_in_use,
+        s.max_samples, s.publisher_alive ? "alive" : "none", s.subscribers.size(),
+        static_cast<unsigned long long>(lag), static_cast<unsigned long long>(s.published),
+        static_cast<unsigned long long>(s.dropped),
+        static_cast<unsigned long long>(s.publisher_stalls));
+    out += line;
+    if (rates) {
+      auto it = before.find(r.name);
+      double msgs = 0, mbs = 0;
+      if (it != before.end()) {
+        msgs = static_cast<double>(s.published - it->second->published) / seconds;
+        mbs = static_cast<double>(s.published_bytes - it->second->published_bytes) / seconds / 1e6;
+      }
+      std::snprintf(line, sizeof(line), " %10.0f %10.1f", msgs, mbs);
+      out += line;
+    }
+    out += "\n";
+  }
+  if (rows.empty()) out += "(no channels)\n";
+  return out;
+}
+
+}  // namespace quiver::cli

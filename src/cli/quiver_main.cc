@@ -1,0 +1,143 @@
+// The `quiver` command: run pipelines, look at channels, clean up, benchmark.
+//   quiver ls [--json] | top | clean [--dry-run] | bench [--workload W] [--quick]
+#include <arrow/util/config.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <thread>
+
+#include "channel/layout.h"
+#include "cli/channels.h"
+#include "cli/commands.h"
+#include "shm/segment.h"
+
+namespace quiver::cli {
+namespace {
+
+volatile std::sig_atomic_t g_interrupted = 0;
+
+int Ls(bool json) {
+  const std::vector<ChannelRow> rows = ReadChannels();
+  if (json) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const ChannelRow& row : rows) out.push_back(ToJson(row));
+    std::cout << out.dump(2) << "\n";
+  } else {
+    std::cout << FormatTable(rows);
+  }
+  return 0;
+}
+
+int Top(double interval, int iterations) {
+  std::signal(SIGINT, [](int) { g_interrupted = 1; });
+  std::vector<ChannelRow> previous = ReadChannels();
+  auto last = std::chrono::steady_clock::now();
+  for (int i = 0; iterations <= 0 || i < iterations; ++i) {
+    for (double slept = 0; slept < interval && !g_interrupted; slept += 0.05) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    if (g_interrupted) break;
+    std::vector<ChannelRow> rows = ReadChannels();
+    const auto now = std::chrono::steady_clock::now();
+    const double seconds = std::chrono::duration<double>(now - last).count();
+    if (isatty(STDOUT_FILENO)) std::cout << "\033[H\033[2J";  // clear, like top(1)
+    std::cout << "quiver top — every " << interval << " s, Ctrl-C to quit\n\n"
+              << FormatTable(rows, &previous, seconds) << std::flush;
+    previous = std::move(rows);
+    last = now;
+  }
+  return 0;
+}
+
+int Clean(bool dry_run) {
+  int removed = 0, kept = 0;
+  for (const std::string& name : shm::Segment::ListNamed()) {
+    const std::string path = shm::Segment::Directory() + "/" + shm::Segment::UserPrefix() + name;
+    auto stale = shm::Segment::IsStale(name);
+    if (!stale.ok()) {
+      std::cerr << "quiver clean: " << path << ": " << stale.status().ToString() << "\n";
+      continue;
+    }
+    if (!*stale) {
+      ++kept;
+      continue;
+    }
+    if (dry_run) {
+      std::cout << "would remove " << path << " (every owner died)\n";
+      ++removed;
+      continue;
+    }
+    auto gone = shm::Segment::RemoveIfStale(name);
+    if (gone.ok() && *gone) {
+      std::cout << "removed " << path << " (every owner died)\n";
+      ++removed;
+    } else if (!gone.ok()) {
+      std::cerr << "quiver clean: " << path << ": " << gone.status().ToString() << "\n";
+    }
+  }
+  std::cout << (dry_run ? "would remove " : "removed ") << removed << " stale segment"
+            << (removed == 1 ? "" : "s") << "; " << kept << " in use left alone\n";
+  return 0;
+}
+
+}  // namespace
+}  // namespace quiver::cli
+
+int main(int argc, char** argv) {
+  using namespace quiver::cli;
+  CLI::App app{"quiver: zero-copy shared-memory channels between processes"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("quiver 0.1.0 (channel layout ") +
+                                        std::to_string(quiver::channel::kLayoutVersion) +
+                                        ", Arrow " + ARROW_VERSION_STRING + ")");
+
+  auto* ls = app.add_subcommand("ls",
+                                "List channels: capacity, fill, publisher, subscribers, lag, "
+                                "counters");
+  bool ls_json = false;
+  ls->add_flag("--json", ls_json, "Machine-readable output");
+
+  auto* top = app.add_subcommand("top", "Live view of the channels with rates per second");
+  double interval = 1.0;
+  int iterations = 0;
+  top->add_option("--interval", interval, "Seconds between refreshes")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  top->add_option("--iterations", iterations, "Stop after N refreshes (0: until Ctrl-C)")
+      ->capture_default_str();
+
+  auto* clean = app.add_subcommand("clean", "Remove named segments whose owners all died");
+  bool dry_run = false;
+  clean->add_flag("--dry-run", dry_run, "Only say what would be removed");
+
+  auto* bench = app.add_subcommand("bench", "Run the benchmark suite (see docs/benchmarks.md)");
+  BenchOptions bench_options;
+  bench
+      ->add_option("--workload", bench_options.workload,
+                   "Which workload: all, pingpong (W3), msgpack (W4 ingest)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"all", "pingpong", "msgpack"}));
+  bench->add_flag("--quick", bench_options.quick, "Few repetitions: a quick look, not a result");
+  bench->add_flag("--json", bench_options.json, "Google Benchmark JSON on stdout");
+
+  if (argc > 1 && argv[1][0] != '-') {
+    bool known = false;
+    for (const CLI::App* sub : app.get_subcommands({})) known |= sub->get_name() == argv[1];
+    if (!known) {
+      std::cerr << "quiver: unknown command '" << argv[1] << "' (see quiver --help)\n";
+      return 2;
+    }
+  }
+  CLI11_PARSE(app, argc, argv);
+  if (*ls) return Ls(ls_json);
+  if (*top) return Top(interval, iterations);
+  if (*clean) return Clean(dry_run);
+  if (*bench) return Bench(bench_options, argv[0]);
+  return 2;
+}

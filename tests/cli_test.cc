@@ -1,0 +1,123 @@
+// The `quiver` command as a user runs it: real binary, real channels, real output.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "quiver/channel.h"
+#include "test_support.h"
+
+namespace quiver {
+namespace {
+
+using testing::SegmentFileExists;
+using testing::UniqueName;
+
+struct Output {
+  int exit_code;
+  std::string text;  // stdout and stderr
+};
+
+Output Quiver(const std::string& args) {
+  const std::string command = std::string(QUIVER_TEST_PEER_DIR) + "/quiver " + args + " 2>&1";
+  FILE* pipe = popen(command.c_str(), "r");
+  Output out{-1, ""};
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) out.text.append(buf.data(), n);
+  const int status = pclose(pipe);
+  out.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return out;
+}
+
+TEST(CliTest, VersionAndHelpForEverySubcommand) {
+  Output version = Quiver("--version");
+  EXPECT_EQ(version.exit_code, 0);
+  EXPECT_NE(version.text.find("quiver 0.1.0"), std::string::npos) << version.text;
+  for (const char* sub : {"ls", "top", "clean", "bench"}) {
+    Output help = Quiver(std::string(sub) + " --help");
+    EXPECT_EQ(help.exit_code, 0) << sub;
+    EXPECT_NE(help.text.find("Usage"), std::string::npos) << sub << ": " << help.text;
+  }
+  Output unknown = Quiver("frobnicate");
+  EXPECT_NE(unknown.exit_code, 0);
+  EXPECT_NE(unknown.text.find("frobnicate"), std::string::npos) << unknown.text;
+}
+
+TEST(CliTest, LsShowsChannelsWithTheirCountersAsJson) {
+  const std::string name = UniqueName("cli-ls");
+  auto channel = Channel::Create(name, {.capacity = 1 << 20});
+  ASSERT_TRUE(channel.ok());
+  auto publisher = channel->CreatePublisher();
+  auto subscriber = channel->CreateSubscriber();
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(publisher->PublishCopy(std::as_bytes(std::span("hello", 5))).ok());
+  }
+  ASSERT_TRUE(subscriber->Receive(std::chrono::seconds(1)).ok());
+
+  Output ls = Quiver("ls --json");
+  ASSERT_EQ(ls.exit_code, 0) << ls.text;
+  auto all = nlohmann::json::parse(ls.text);
+  nlohmann::json mine;
+  for (const auto& c : all) {
+    if (c["name"] == name) mine = c;
+  }
+  ASSERT_FALSE(mine.is_null()) << ls.text;
+  EXPECT_EQ(mine["state"], "live");
+  EXPECT_EQ(mine["published"], 3);
+  EXPECT_EQ(mine["published_bytes"], 15);
+  EXPECT_EQ(mine["publisher_alive"], true);
+  ASSERT_EQ(mine["subscribers"].size(), 1u);
+  EXPECT_EQ(mine["subscribers"][0]["received"], 1);
+  EXPECT_EQ(mine["subscribers"][0]["lag"], 2);
+  EXPECT_EQ(mine["subscribers"][0]["alive"], true);
+
+  Output table = Quiver("ls");
+  EXPECT_NE(table.text.find(name), std::string::npos) << table.text;
+  Output top = Quiver("top --iterations 1 --interval 0.05");
+  EXPECT_EQ(top.exit_code, 0);
+  EXPECT_NE(top.text.find(name), std::string::npos) << top.text;
+  EXPECT_NE(top.text.find("MSG/S"), std::string::npos);
+}
+
+TEST(CliTest, CleanRemovesStaleSegmentsAndSparesLiveOnes) {
+  const std::string stale = UniqueName("cli-stale");
+  const std::string live = UniqueName("cli-live");
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto channel = Channel::Create(stale, {.capacity = 4096});
+    kill(getpid(), SIGKILL);
+  }
+  int status = 0;
+  waitpid(child, &status, 0);
+  auto kept = Channel::Create(live, {.capacity = 4096});
+  ASSERT_TRUE(kept.ok());
+
+  Output ls = Quiver("ls");
+  const size_t at = ls.text.find(stale);
+  ASSERT_NE(at, std::string::npos) << ls.text;
+  const std::string line = ls.text.substr(at, ls.text.find('\n', at) - at);
+  EXPECT_NE(line.find("stale: every owner died"), std::string::npos) << line;
+  EXPECT_TRUE(SegmentFileExists(stale)) << "ls only looks";
+
+  Output dry = Quiver("clean --dry-run");
+  EXPECT_NE(dry.text.find("would remove"), std::string::npos);
+  EXPECT_TRUE(SegmentFileExists(stale));
+
+  Output clean = Quiver("clean");
+  EXPECT_EQ(clean.exit_code, 0);
+  EXPECT_NE(clean.text.find("removed " + shm::Segment::Directory() + "/" +
+                            shm::Segment::UserPrefix() + stale),
+            std::string::npos)
+      << clean.text;
+  EXPECT_FALSE(SegmentFileExists(stale));
+  EXPECT_TRUE(SegmentFileExists(live));
+}
+
+}  // namespace
+}  // namespace quiver
