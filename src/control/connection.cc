@@ -1,0 +1,171 @@
+#include "control/connection.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace quiver::control {
+namespace {
+
+constexpr size_t kReadChunk = 16 << 10;
+
+}  // namespace
+
+Connection::Connection(shm::UniqueFd owned, int read_fd, int write_fd, size_t max_line)
+    : owned_(std::move(owned)), read_fd_(read_fd), write_fd_(write_fd), max_line_(max_line) {}
+
+Connection Connection::FromSocket(shm::UniqueFd fd, size_t max_line) {
+  const int raw = fd.get();
+  return Connection(std::move(fd), raw, raw, max_line);
+}
+
+Connection Connection::FromBorrowedFds(int read_fd, int write_fd, size_t max_line) {
+  return Connection(shm::UniqueFd(), read_fd, write_fd, max_line);
+}
+
+Result<Connection> Connection::ConnectUnix(std::string_view path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.empty() || path.size() >= sizeof(addr.sun_path)) {
+    return Status(ErrorCode::kInvalidArgument, "Unix socket path must be 1.." +
+                                                   std::to_string(sizeof(addr.sun_path) - 1) +
+                                                   " bytes: '" + std::string(path) + "'");
+  }
+  std::memcpy(addr.sun_path, path.data(), path.size());
+  shm::UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return Status::FromErrno("socket(AF_UNIX)", errno);
+  if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
+    const int err = errno;
+    const ErrorCode code =
+        (err == ENOENT || err == ECONNREFUSED) ? ErrorCode::kNotFound : ErrorCode::kIoError;
+    return Status::FromErrno("connect " + std::string(path), err)
+        .Wrap(code, "no control server at " + std::string(path));
+  }
+  return FromSocket(std::move(fd));
+}
+
+Result<Connection> Connection::ConnectTcp(uint16_t port) {
+  shm::UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return Status::FromErrno("socket(AF_INET)", errno);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
+    const int err = errno;
+    return Status::FromErrno("connect 127.0.0.1:" + std::to_string(port), err)
+        .Wrap(err == ECONNREFUSED ? ErrorCode::kNotFound : ErrorCode::kIoError,
+              "no control server on 127.0.0.1:" + std::to_string(port));
+  }
+  const int one = 1;  // envelopes are small request/response lines: do not batch them
+  ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  return FromSocket(std::move(fd));
+}
+
+Result<std::pair<Connection, Connection>> Connection::Pair() {
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
+    return Status::FromErrno("socketpair", errno);
+  }
+  return std::pair<Connection, Connection>(FromSocket(shm::UniqueFd(fds[0])),
+                                           FromSocket(shm::UniqueFd(fds[1])));
+}
+
+Result<std::optional<std::string>> Connection::ReadLine() {
+  char chunk[kReadChunk];
+  size_t scanned = 0;  // bytes of buffer_ already known to hold no '\n'
+  for (;;) {
+    if (skipping_) {
+      const size_t nl = buffer_.find('\n');
+      if (nl == std::string::npos) {
+        buffer_.clear();
+      } else {
+        buffer_.erase(0, nl + 1);
+        skipping_ = false;
+      }
+    }
+    if (!skipping_) {
+      const size_t nl = buffer_.find('\n', scanned);
+      if (nl != std::string::npos) {
+        std::string line = buffer_.substr(0, nl);
+        buffer_.erase(0, nl + 1);
+        if (line.size() > max_line_) {  // a whole long line arrived in one read
+          return Status(ErrorCode::kCapacityExceeded,
+                        "line of " + std::to_string(line.size()) + " bytes exceeds the " +
+                            std::to_string(max_line_) + "-byte limit");
+        }
+        return std::optional<std::string>(std::move(line));
+      }
+      scanned = buffer_.size();
+      if (buffer_.size() > max_line_) {
+        // Report now rather than at its '\n': the rest may never come.
+        buffer_.clear();
+        skipping_ = true;
+        return Status(
+            ErrorCode::kCapacityExceeded,
+            "line exceeds the " + std::to_string(max_line_) + "-byte limit; skipping to its end");
+      }
+    }
+    const size_t room =
+        skipping_ ? sizeof(chunk) : std::min(sizeof(chunk), max_line_ + 1 - buffer_.size());
+    const ssize_t n = ::read(read_fd_, chunk, room);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::FromErrno("read control line", errno);
+    }
+    if (n == 0) {
+      if (buffer_.empty() || skipping_) {
+        buffer_.clear();
+        skipping_ = false;
+        return std::optional<std::string>();
+      }
+      const size_t partial = buffer_.size();
+      buffer_.clear();
+      return Status(ErrorCode::kPeerGone, "stream ended inside a line (" + std::to_string(partial) +
+                                              " bytes without '\\n')");
+    }
+    buffer_.append(chunk, static_cast<size_t>(n));
+  }
+}
+
+Status Connection::WriteLine(std::string_view line) {
+  std::string out;
+  out.reserve(line.size() + 1);
+  out.append(line);
+  out.push_back('\n');
+  size_t done = 0;
+  bool socket = true;
+  while (done < out.size()) {
+    ssize_t n = socket ? ::send(write_fd_, out.data() + done, out.size() - done, MSG_NOSIGNAL)
+                       : ::write(write_fd_, out.data() + done, out.size() - done);
+    if (n < 0 && errno == ENOTSOCK && socket) {
+      socket = false;  // a pipe (stdio): the caller decides what SIGPIPE does
+      continue;
+    }
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;
+      if (err == EPIPE || err == ECONNRESET) {
+        return Status::FromErrno("write control line", err)
+            .Wrap(ErrorCode::kPeerGone, "control peer closed the connection");
+      }
+      return Status::FromErrno("write control line", err);
+    }
+    done += static_cast<size_t>(n);
+  }
+  return Status::OK();
+}
+
+void Connection::Shutdown() {
+  ::shutdown(read_fd_, SHUT_RDWR);
+  if (write_fd_ != read_fd_) ::shutdown(write_fd_, SHUT_RDWR);
+}
+
+}  // namespace quiver::control

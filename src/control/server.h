@@ -1,0 +1,111 @@
+// Serving control envelopes: answer each request line of a connection in order, over stdio,
+// a Unix socket or loopback TCP. A Server is started and stopped from one thread; it calls
+// the handler from one thread per connection.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+
+#include "control/connection.h"
+#include "control/envelope.h"
+#include "quiver/status.h"
+#include "shm/unique_fd.h"
+
+namespace quiver::control {
+
+/// Answers one request (a CMD_* envelope other than CMD_SHUTDOWN). Returns the response
+/// (its msg_id is overwritten with the request's), or a Status that is sent back as
+/// RES_ERROR_V2 with its cause chain. May be called from several connection threads at once.
+using Handler = std::function<Result<Envelope>(const Envelope& request)>;
+
+/// Where protocol errors are reported, one line each. Defaults to stderr.
+using LogSink = std::function<void(std::string_view line)>;
+
+struct ServeOptions {
+  LogSink log;  ///< empty: write to stderr
+};
+
+/// How a connection ended.
+enum class ConnectionEnd {
+  kEndOfStream,  ///< the peer closed its side (or it broke)
+  kShutdown,     ///< the peer sent CMD_SHUTDOWN, which was acknowledged with RES_OK
+};
+
+/// Answers the lines of `connection` in order until it ends:
+/// - a valid CMD_* goes to `handler`; CMD_SHUTDOWN is answered RES_OK, then the connection
+///   is shut down (a socket's peer reads end of stream) and the loop ends;
+/// - a valid RES_* is answered RES_ERROR_V2 UNEXPECTED_TYPE;
+/// - any line that is not a valid envelope (bad JSON, wrong version, unknown type, too
+///   long, cut off by the end of the stream) is answered RES_ERROR_V2 with the line's
+///   msg_id if it had a readable one (else null), and logged.
+/// Returns how it ended; kIoError only if reading failed.
+Result<ConnectionEnd> ServeConnection(Connection& connection, const Handler& handler,
+                                      const ServeOptions& options = {});
+
+/// Accepts connections on a Unix socket or on 127.0.0.1 and serves each on its own thread.
+class Server {
+ public:
+  /// Listens on a Unix stream socket at `path` (removed again when the server is
+  /// destroyed). kAlreadyExists if something is at `path`.
+  static Result<std::unique_ptr<Server>> ListenUnix(std::string path, Handler handler,
+                                                    ServeOptions options = {});
+  /// Listens on 127.0.0.1:`port`; port 0 picks a free ephemeral port (see port()).
+  static Result<std::unique_ptr<Server>> ListenTcp(uint16_t port, Handler handler,
+                                                   ServeOptions options = {});
+
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+  /// Stops and joins every connection thread.
+  ~Server();
+
+  /// Accepts and serves connections until Stop() (or, with stop_on_shutdown, until a
+  /// connection ends with CMD_SHUTDOWN). Call from one thread.
+  Status Run();
+  /// Runs on a background thread of the server's own.
+  void Start();
+  /// Makes Run() return and closes every open connection. Safe from any thread, and from
+  /// a handler.
+  void Stop();
+
+  /// The TCP port (0 for a Unix socket).
+  uint16_t port() const { return port_; }
+  /// The Unix socket path (empty for TCP).
+  const std::string& path() const { return path_; }
+  /// With true, a CMD_SHUTDOWN on any connection stops the whole server after it is
+  /// acknowledged. Set before Run().
+  void set_stop_on_shutdown(bool stop) { stop_on_shutdown_ = stop; }
+
+ private:
+  struct Session {
+    explicit Session(Connection c) : connection(std::move(c)) {}
+    Connection connection;
+    std::thread thread;
+    std::atomic<bool> done{false};
+  };
+
+  Server(shm::UniqueFd listener, std::string path, uint16_t port, Handler handler,
+         ServeOptions options);
+  void ReapFinished();
+
+  shm::UniqueFd listener_;
+  shm::UniqueFd wake_read_;  // a pipe: Stop() writes a byte to wake Run()'s poll
+  shm::UniqueFd wake_write_;
+  std::string path_;
+  uint16_t port_ = 0;
+  Handler handler_;
+  ServeOptions options_;
+  bool stop_on_shutdown_ = false;
+  std::atomic<bool> stopping_{false};
+  std::mutex mu_;  // guards sessions_
+  std::list<Session> sessions_;
+  std::thread background_;
+};
+
+}  // namespace quiver::control

@@ -1,0 +1,93 @@
+// A control-protocol peer for tests: serves protocol 2.0.0 on stdio (default), on a Unix
+// socket (--unix PATH; prints "ready" once listening) or on 127.0.0.1 (--tcp; prints
+// "port N"). CMD_STREAM_START {"segment_id"} attaches the channel and answers RES_OK with its
+// capacity; CMD_PROCESS resolves the shm_handle and answers RES_DATA_READY with the CRC-32
+// of the bytes it names. CMD_SHUTDOWN ends it.
+#include <csignal>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <span>
+#include <string>
+
+#include "control/connection.h"
+#include "control/envelope.h"
+#include "control/handle.h"
+#include "control/server.h"
+#include "quiver/channel.h"
+
+namespace {
+
+using quiver::ErrorCode;
+using quiver::Result;
+using quiver::Status;
+using namespace quiver::control;
+
+// CRC-32 (IEEE 802.3, as zlib.crc32), bitwise: a test peer needs no table.
+uint32_t Crc32(std::span<const std::byte> bytes) {
+  uint32_t crc = 0xffffffffu;
+  for (std::byte b : bytes) {
+    crc ^= static_cast<uint8_t>(b);
+    for (int i = 0; i < 8; ++i) crc = (crc >> 1) ^ (0xedb88320u & (0u - (crc & 1u)));
+  }
+  return crc ^ 0xffffffffu;
+}
+
+Result<Envelope> Handle(const Envelope& request) {
+  switch (request.type) {
+    case MessageType::kCmdStreamStart: {
+      auto id = request.payload.find("segment_id");
+      if (id == request.payload.end() || !id->is_string()) {
+        return Status(ErrorCode::kInvalidArgument, "CMD_STREAM_START needs payload.segment_id");
+      }
+      QUIVER_ASSIGN_OR_RETURN(quiver::Channel channel,
+                              quiver::Channel::Attach(id->get<std::string>()));
+      return MakeEnvelope(MessageType::kResOk,
+                          {{"segment_id", channel.name()}, {"capacity", channel.capacity()}});
+    }
+    case MessageType::kCmdProcess: {
+      QUIVER_ASSIGN_OR_RETURN(HandleView view, ResolveHandle(*request.shm_handle));
+      Envelope response =
+          MakeEnvelope(MessageType::kResDataReady,
+                       {{"crc32", Crc32(view.bytes())}, {"bytes", view.bytes().size()}});
+      response.shm_handle = view.handle();
+      return response;
+    }
+    default:
+      return Status(ErrorCode::kInvalidArgument,
+                    "this peer does not handle " + std::string(MessageTypeName(request.type)));
+  }
+}
+
+int Fail(const Status& st) {
+  std::fprintf(stderr, "control_peer_main: %s\n", st.ToString().c_str());
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::signal(SIGPIPE, SIG_IGN);  // a vanished stdio peer is a write error, not a death
+  const std::string mode = argc > 1 ? argv[1] : "--stdio";
+  if (mode == "--stdio") {
+    Connection stdio = Connection::FromBorrowedFds(0, 1);
+    Result<ConnectionEnd> end = ServeConnection(stdio, Handle);
+    return end.ok() ? 0 : Fail(end.status());
+  }
+  Result<std::unique_ptr<Server>> server =
+      mode == "--unix" && argc > 2 ? Server::ListenUnix(argv[2], Handle)
+      : mode == "--tcp"            ? Server::ListenTcp(0, Handle)
+                                   : Result<std::unique_ptr<Server>>(
+                              Status(ErrorCode::kInvalidArgument,
+                                                "usage: control_peer_main [--stdio | --unix PATH | --tcp]"));
+  if (!server.ok()) return Fail(server.status());
+  (*server)->set_stop_on_shutdown(true);
+  if (mode == "--tcp") {
+    std::printf("port %u\n", static_cast<unsigned>((*server)->port()));
+  } else {
+    std::printf("ready\n");
+  }
+  std::fflush(stdout);
+  Status st = (*server)->Run();
+  return st.ok() ? 0 : Fail(st);
+}
