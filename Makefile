@@ -2,6 +2,7 @@
 #   make deps    install missing system packages (as root) and the Python venv
 #   make build   configure + build (build/, or build-asan/ when sanitizing)
 #   make test    deps + build + ctest + pytest   (ASan+UBSan when CI=true or QUIVER_SANITIZE=1)
+#   make demo    the Ledger pipeline (examples/ledger.toml) with a report, vs JSON over stdio
 #   make python  build and install the Python package into .venv (pip install .)
 #   make bench   deps + Release build (build-release/) + benchmarks
 #   make format | tidy | clean
@@ -32,7 +33,7 @@ export ASAN_OPTIONS  ?= detect_leaks=1
 FORMAT_DIRS := include src tests bench examples python
 CXX_GLOB    := -name '*.h' -o -name '*.hh' -o -name '*.hpp' -o -name '*.cc' -o -name '*.cpp'
 
-.PHONY: deps build test python bench format tidy clean
+.PHONY: deps build test demo python bench format tidy clean
 
 deps:
 	@bash scripts/bootstrap.sh
@@ -49,6 +50,12 @@ test: deps
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
 	@$(MAKE) --no-print-directory python
 	QUIVER_TEST_BUILD_DIR=$(CURDIR)/$(BUILD_DIR) $(PYTHON) -m pytest -q python/tests
+
+# The seeds' pipeline end to end, with a report (always the plain build: demo numbers).
+demo: deps
+	@$(MAKE) --no-print-directory build CI= QUIVER_SANITIZE=0
+	@$(MAKE) --no-print-directory python
+	$(PYTHON) examples/ledger/demo.py --build $(CURDIR)/build
 
 # The Python package, installed into .venv the way a user would (`pip install .`), built
 # against the venv's own pyarrow (no build isolation), incrementally in build-py/.

@@ -1,5 +1,5 @@
 // The `quiver` command: run pipelines, look at channels, clean up, benchmark.
-//   quiver ls [--json] | top | clean [--dry-run] | bench [--workload W] [--quick]
+//   quiver run FILE | ls [--json] | top | clean [--dry-run] | bench [--workload W] [--quick]
 #include <arrow/util/config.h>
 #include <signal.h>
 #include <unistd.h>
@@ -97,6 +97,17 @@ int main(int argc, char** argv) {
                                         std::to_string(quiver::channel::kLayoutVersion) +
                                         ", Arrow " + ARROW_VERSION_STRING + ")");
 
+  auto* run = app.add_subcommand("run",
+                                 "Run a pipeline file: create its channels, start its "
+                                 "nodes, stop them all when one fails");
+  std::string pipeline_file;
+  double grace = 2.0;
+  run->add_option("file", pipeline_file, "Pipeline file (TOML)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  run->add_option("--grace", grace, "Seconds between SIGTERM and SIGKILL when stopping")
+      ->capture_default_str();
+
   auto* ls = app.add_subcommand("ls",
                                 "List channels: capacity, fill, publisher, subscribers, lag, "
                                 "counters");
@@ -134,10 +145,19 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  if (argc > 1 && argv[1][0] != '-') {
+    bool known = false;
+    for (const CLI::App* sub : app.get_subcommands({})) known |= sub->get_name() == argv[1];
+    if (!known) {
+      std::cerr << "quiver: unknown command '" << argv[1] << "' (see quiver --help)\n";
+      return 2;
+    }
+  }
   CLI11_PARSE(app, argc, argv);
   if (*ls) return Ls(ls_json);
   if (*top) return Top(interval, iterations);
   if (*clean) return Clean(dry_run);
   if (*bench) return Bench(bench_options, argv[0]);
+  if (*run) return Run(pipeline_file, grace);
   return 2;
 }

@@ -1,0 +1,30 @@
+#include <chrono>
+#include <iostream>
+
+#include "cli/commands.h"
+#include "supervisor/arrow_schema.h"
+#include "supervisor/supervisor.h"
+
+namespace quiver::cli {
+
+int Run(const std::string& pipeline_file, double grace_seconds) {
+  auto pipeline = supervisor::LoadPipeline(pipeline_file);
+  if (!pipeline.ok()) {
+    std::cerr << "quiver run: " << pipeline.status().message() << "\n";
+    return 2;
+  }
+  supervisor::RunOptions options;
+  options.grace_period = std::chrono::milliseconds(static_cast<int64_t>(grace_seconds * 1000));
+  options.create_channel = supervisor::ArrowChannelFactory();
+  // Main thread, no other threads yet: the nodes' PR_SET_PDEATHSIG and the blocked signals
+  // are tied to this thread (see supervisor.h).
+  auto report = supervisor::RunPipeline(*pipeline, options);
+  if (!report.ok()) {
+    std::cerr << "quiver run: " << report.status().ToString() << "\n";
+    return 1;
+  }
+  std::cerr << "quiver run: " << report->ToString() << "\n";
+  return report->exit_code;
+}
+
+}  // namespace quiver::cli

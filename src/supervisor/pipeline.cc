@@ -1,0 +1,437 @@
+#include "supervisor/pipeline.h"
+
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <charconv>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "channel/layout.h"
+#include "shm/segment.h"
+
+namespace quiver::supervisor {
+namespace {
+
+// More than this many problems in one file is noise: the first ones are what to fix.
+constexpr size_t kMaxReportedErrors = 20;
+
+// Variables the supervisor itself sets for every node; a pipeline file may not override them.
+constexpr std::string_view kReservedEnv[] = {"QUIVER_CHANNELS", "QUIVER_NODE",
+                                             "QUIVER_SUPERVISOR_SOCKET"};
+
+int LineOf(const toml::node& node) { return static_cast<int>(node.source().begin.line); }
+
+std::string_view TypeName(const toml::node& node) {
+  switch (node.type()) {
+    case toml::node_type::table:
+      return "a table";
+    case toml::node_type::array:
+      return "an array";
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a float";
+    case toml::node_type::boolean:
+      return "a boolean";
+    default:
+      return "a date/time";
+  }
+}
+
+// Collects every problem of one file with its line, so a user fixes them all in one go.
+class Checker {
+ public:
+  Checker(std::string_view source, std::filesystem::path base_dir)
+      : source_(source), base_dir_(std::move(base_dir)) {}
+
+  void Error(int line, const std::string& what) {
+    errors_.push_back(source_ + ":" + std::to_string(line) + ": " + what);
+  }
+  bool ok() const { return errors_.empty(); }
+  Status ToStatus() const {
+    std::string message;
+    for (size_t i = 0; i < errors_.size() && i < kMaxReportedErrors; ++i) {
+      message += (i == 0 ? "" : "\n") + errors_[i];
+    }
+    if (errors_.size() > kMaxReportedErrors) {
+      message += "\n... and " + std::to_string(errors_.size() - kMaxReportedErrors) + " more";
+    }
+    return Status(ErrorCode::kInvalidArgument, message);
+  }
+
+  // Each Get* checks the value's type; on a mismatch it records "<what>: expected ..., got ...".
+  bool GetString(const toml::node& value, const std::string& what, std::string* out) {
+    if (const auto* s = value.as_string()) {
+      *out = s->get();
+      return true;
+    }
+    Error(LineOf(value), what + ": expected a string, got " + std::string(TypeName(value)));
+    return false;
+  }
+
+  bool GetStringArray(const toml::node& value, const std::string& what,
+                      std::vector<std::string>* out) {
+    const auto* array = value.as_array();
+    if (array == nullptr) {
+      Error(LineOf(value),
+            what + ": expected an array of strings, got " + std::string(TypeName(value)));
+      return false;
+    }
+    bool good = true;
+    for (const toml::node& item : *array) {
+      std::string s;
+      if (GetString(item, what + " element", &s)) {
+        out->push_back(std::move(s));
+      } else {
+        good = false;
+      }
+    }
+    return good;
+  }
+
+  bool GetCount(const toml::node& value, const std::string& what, int64_t lo, int64_t hi,
+                uint32_t* out) {
+    const auto* i = value.as_integer();
+    if (i == nullptr) {
+      Error(LineOf(value), what + ": expected an integer, got " + std::string(TypeName(value)));
+      return false;
+    }
+    if (i->get() < lo || i->get() > hi) {
+      Error(LineOf(value), what + ": must be " + std::to_string(lo) + " to " + std::to_string(hi) +
+                               ", got " + std::to_string(i->get()));
+      return false;
+    }
+    *out = static_cast<uint32_t>(i->get());
+    return true;
+  }
+
+  void CheckName(const toml::node& value, const std::string& what, const std::string& name) {
+    // Names travel in QUIVER_CHANNELS ("name=fd,...") and in output prefixes, so they keep to
+    // the channel layer's character set, which has no ',' or '='.
+    if (Status st = shm::Segment::ValidateName(name); !st.ok()) {
+      std::string message = st.message();
+      if (message.rfind("channel name", 0) == 0) message.erase(0, std::string("channel ").size());
+      Error(LineOf(value), what + ": " + message);
+    }
+  }
+
+  void ParseChannel(const toml::table& table, Pipeline* pipeline) {
+    ChannelSpec spec;
+    spec.line = LineOf(table);
+    if (const auto* n = table.get("name"); n != nullptr && n->is_string()) {
+      spec.name = n->as_string()->get();
+    }
+    const std::string where = spec.name.empty() ? "[[channel]]" : "channel '" + spec.name + "'";
+    for (auto&& [key, value] : table) {
+      const std::string k(key.str());
+      const std::string what = where + ": " + k;
+      if (k == "name") {
+        if (GetString(value, what, &spec.name)) CheckName(value, what, spec.name);
+      } else if (k == "capacity") {
+        ParseCapacity(value, what, &spec.capacity);
+      } else if (k == "overflow") {
+        std::string policy;
+        if (!GetString(value, what, &policy)) continue;
+        if (policy == "block") {
+          spec.overflow = OverflowPolicy::kBlock;
+        } else if (policy == "drop-oldest") {
+          spec.overflow = OverflowPolicy::kDropOldest;
+        } else {
+          Error(LineOf(value),
+                what + ": expected \"block\" or \"drop-oldest\", got \"" + policy + "\"");
+        }
+      } else if (k == "max_subscribers") {
+        GetCount(value, what, 1, channel::kMaxSubscribers, &spec.max_subscribers);
+      } else if (k == "max_samples") {
+        GetCount(value, what, 2, channel::kMaxSamples, &spec.max_samples);
+      } else if (k == "schema") {
+        std::string path;
+        if (!GetString(value, what, &path)) continue;
+        if (path.empty()) {
+          Error(LineOf(value), what + ": must not be empty");
+          continue;
+        }
+        spec.schema_path = std::filesystem::path(path).is_absolute() ? std::filesystem::path(path)
+                                                                     : base_dir_ / path;
+        auto schema = LoadSchemaFile(spec.schema_path);
+        if (schema.ok()) {
+          spec.schema = std::move(schema).value();
+        } else {
+          Error(LineOf(value), what + ": " + schema.status().message());
+        }
+      } else {
+        Error(LineOf(value), where + ": unknown key '" + k +
+                                 "' (expected name, capacity, overflow, max_subscribers, "
+                                 "max_samples, schema)");
+      }
+    }
+    if (!table.contains("name")) Error(spec.line, where + ": missing key 'name'");
+    pipeline->channels.push_back(std::move(spec));
+  }
+
+  void ParseCapacity(const toml::node& value, const std::string& what, size_t* out) {
+    uint64_t bytes = 0;
+    if (const auto* i = value.as_integer()) {
+      if (i->get() <= 0) {
+        Error(LineOf(value), what + ": must be positive, got " + std::to_string(i->get()));
+        return;
+      }
+      bytes = static_cast<uint64_t>(i->get());
+    } else if (const auto* s = value.as_string()) {
+      auto parsed = ParseByteSize(s->get());
+      if (!parsed.ok()) {
+        Error(LineOf(value), what + ": " + parsed.status().message());
+        return;
+      }
+      bytes = *parsed;
+    } else {
+      Error(LineOf(value), what +
+                               ": expected a size such as \"256MiB\" or a number of bytes, got " +
+                               std::string(TypeName(value)));
+      return;
+    }
+    constexpr uint64_t kMaxCapacity = uint64_t{1} << 40;  // the channel layer's limit
+    if (bytes == 0 || bytes > kMaxCapacity) {
+      Error(LineOf(value), what + ": must be 1 byte to 1TiB, got " + std::to_string(bytes));
+      return;
+    }
+    *out = bytes;
+  }
+
+  void ParseNode(const toml::table& table, Pipeline* pipeline) {
+    NodeSpec spec;
+    spec.line = LineOf(table);
+    if (const auto* n = table.get("name"); n != nullptr && n->is_string()) {
+      spec.name = n->as_string()->get();
+    }
+    const std::string where = spec.name.empty() ? "[[node]]" : "node '" + spec.name + "'";
+    for (auto&& [key, value] : table) {
+      const std::string k(key.str());
+      const std::string what = where + ": " + k;
+      if (k == "name") {
+        if (GetString(value, what, &spec.name)) CheckName(value, what, spec.name);
+      } else if (k == "command") {
+        if (GetString(value, what, &spec.command) && spec.command.empty()) {
+          Error(LineOf(value), what + ": must not be empty");
+        }
+      } else if (k == "args") {
+        GetStringArray(value, what, &spec.args);
+      } else if (k == "env") {
+        ParseEnv(value, what, &spec.env);
+      } else if (k == "cwd") {
+        std::string cwd;
+        if (GetString(value, what, &cwd)) {
+          if (cwd.empty()) Error(LineOf(value), what + ": must not be empty");
+          spec.cwd = cwd;
+        }
+      } else if (k == "publishes") {
+        spec.publishes_line = LineOf(value);
+        GetStringArray(value, what, &spec.publishes);
+      } else if (k == "subscribes") {
+        spec.subscribes_line = LineOf(value);
+        GetStringArray(value, what, &spec.subscribes);
+      } else {
+        Error(LineOf(value), where + ": unknown key '" + k +
+                                 "' (expected name, command, args, env, cwd, publishes, "
+                                 "subscribes)");
+      }
+    }
+    if (!table.contains("name")) Error(spec.line, where + ": missing key 'name'");
+    if (!table.contains("command")) Error(spec.line, where + ": missing key 'command'");
+    pipeline->nodes.push_back(std::move(spec));
+  }
+
+  void ParseEnv(const toml::node& value, const std::string& what,
+                std::vector<std::pair<std::string, std::string>>* out) {
+    const auto* table = value.as_table();
+    if (table == nullptr) {
+      Error(LineOf(value), what + ": expected a table, got " + std::string(TypeName(value)));
+      return;
+    }
+    for (auto&& [key, item] : *table) {
+      const std::string k(key.str());
+      if (k.empty() || k.find('=') != std::string::npos) {
+        Error(LineOf(item), what + ": '" + k + "' is not a valid variable name");
+        continue;
+      }
+      if (std::find(std::begin(kReservedEnv), std::end(kReservedEnv), k) !=
+          std::end(kReservedEnv)) {
+        Error(LineOf(item), what + ": " + k + " is set by the supervisor");
+        continue;
+      }
+      std::string s;
+      if (GetString(item, what + "." + k, &s)) out->emplace_back(k, std::move(s));
+    }
+  }
+
+  // Checks what no single table can: names, references, one publisher per channel.
+  void CrossCheck(const Pipeline& pipeline) {
+    std::map<std::string, const ChannelSpec*> channels;
+    for (const ChannelSpec& c : pipeline.channels) {
+      if (c.name.empty()) continue;
+      auto [it, fresh] = channels.emplace(c.name, &c);
+      if (!fresh) {
+        Error(c.line, "channel '" + c.name + "' is defined twice (first at line " +
+                          std::to_string(it->second->line) + ")");
+      }
+    }
+    std::map<std::string, const NodeSpec*> nodes;
+    std::map<std::string, const NodeSpec*> publisher_of;
+    std::map<std::string, uint32_t> subscriber_count;
+    for (const NodeSpec& n : pipeline.nodes) {
+      const std::string where = n.name.empty() ? "[[node]]" : "node '" + n.name + "'";
+      if (!n.name.empty()) {
+        auto [it, fresh] = nodes.emplace(n.name, &n);
+        if (!fresh) {
+          Error(n.line, "node '" + n.name + "' is defined twice (first at line " +
+                            std::to_string(it->second->line) + ")");
+        }
+      }
+      std::set<std::string> mine;
+      auto check_refs = [&](const std::vector<std::string>& refs, std::string_view key, int line) {
+        for (const std::string& ref : refs) {
+          if (!channels.contains(ref)) {
+            Error(line, where + ": " + std::string(key) + ": unknown channel '" + ref + "'");
+          } else if (!mine.insert(ref).second) {
+            Error(line, where + ": channel '" + ref + "' is listed twice");
+          }
+        }
+      };
+      check_refs(n.publishes, "publishes", n.publishes_line);
+      check_refs(n.subscribes, "subscribes", n.subscribes_line);
+      for (const std::string& ref : n.publishes) {
+        if (!channels.contains(ref)) continue;
+        auto [it, fresh] = publisher_of.emplace(ref, &n);
+        if (!fresh && it->second != &n) {
+          Error(n.publishes_line, where + ": channel '" + ref +
+                                      "' already has a publisher, node '" + it->second->name +
+                                      "' (line " + std::to_string(it->second->publishes_line) +
+                                      "); a channel has exactly one");
+        }
+      }
+      for (const std::string& ref : n.subscribes) ++subscriber_count[ref];
+    }
+    for (const ChannelSpec& c : pipeline.channels) {
+      if (c.name.empty()) continue;
+      if (!publisher_of.contains(c.name)) {
+        Error(c.line, "channel '" + c.name + "': no node publishes it");
+      }
+      if (subscriber_count[c.name] > c.max_subscribers) {
+        Error(c.line, "channel '" + c.name + "': " + std::to_string(subscriber_count[c.name]) +
+                          " nodes subscribe but max_subscribers is " +
+                          std::to_string(c.max_subscribers));
+      }
+    }
+  }
+
+  void ParseDocument(const toml::table& doc, Pipeline* pipeline) {
+    for (auto&& [key, value] : doc) {
+      const std::string k(key.str());
+      if (k != "channel" && k != "node") {
+        Error(LineOf(value), "unknown top-level key '" + k + "' (expected [[channel]], [[node]])");
+        continue;
+      }
+      const auto* array = value.as_array();
+      if (array == nullptr || !array->is_array_of_tables()) {
+        Error(LineOf(value), "'" + k + "' must be written as [[" + k + "]] tables");
+        continue;
+      }
+      for (const toml::node& item : *array) {
+        if (k == "channel") {
+          ParseChannel(*item.as_table(), pipeline);
+        } else {
+          ParseNode(*item.as_table(), pipeline);
+        }
+      }
+    }
+    if (!doc.contains("node")) Error(1, "the pipeline has no [[node]]");
+    if (ok()) CrossCheck(*pipeline);
+  }
+
+ private:
+  std::string source_;
+  std::filesystem::path base_dir_;
+  std::vector<std::string> errors_;
+};
+
+}  // namespace
+
+const ChannelSpec* Pipeline::FindChannel(std::string_view name) const {
+  for (const ChannelSpec& c : channels) {
+    if (c.name == name) return &c;
+  }
+  return nullptr;
+}
+
+Result<uint64_t> ParseByteSize(std::string_view text) {
+  const char* begin = text.data();
+  const char* end = text.data() + text.size();
+  uint64_t number = 0;
+  auto [rest, ec] = std::from_chars(begin, end, number);
+  if (ec != std::errc() || rest == begin) {
+    return Status(ErrorCode::kInvalidArgument,
+                  "'" + std::string(text) + "' is not a size (e.g. \"256MiB\", \"4096\")");
+  }
+  std::string_view unit(rest, static_cast<size_t>(end - rest));
+  while (!unit.empty() && unit.front() == ' ') unit.remove_prefix(1);
+  struct Unit {
+    std::string_view name;
+    uint64_t factor;
+  };
+  static constexpr Unit kUnits[] = {{"", 1},
+                                    {"B", 1},
+                                    {"KiB", 1ull << 10},
+                                    {"MiB", 1ull << 20},
+                                    {"GiB", 1ull << 30},
+                                    {"TiB", 1ull << 40},
+                                    {"kB", 1000},
+                                    {"KB", 1000},
+                                    {"MB", 1000000},
+                                    {"GB", 1000000000},
+                                    {"TB", 1000000000000ull}};
+  for (const Unit& u : kUnits) {
+    if (unit != u.name) continue;
+    if (number > UINT64_MAX / u.factor) {
+      return Status(ErrorCode::kInvalidArgument, "size '" + std::string(text) + "' is too large");
+    }
+    return number * u.factor;
+  }
+  return Status(ErrorCode::kInvalidArgument,
+                "'" + std::string(text) +
+                    "' has an unknown unit (use B, KiB, MiB, GiB, TiB, kB, "
+                    "MB, GB or TB)");
+}
+
+Result<Pipeline> LoadPipelineFromString(std::string_view text, std::string_view source_name,
+                                        const std::filesystem::path& base_dir) {
+  Pipeline pipeline;
+  pipeline.source = std::string(source_name);
+  Checker checker(source_name, base_dir);
+  toml::table doc;
+  try {
+    doc = toml::parse(text, source_name);
+  } catch (const toml::parse_error& e) {
+    checker.Error(static_cast<int>(e.source().begin.line), std::string(e.description()));
+    return checker.ToStatus();
+  }
+  checker.ParseDocument(doc, &pipeline);
+  if (!checker.ok()) return checker.ToStatus();
+  return pipeline;
+}
+
+Result<Pipeline> LoadPipeline(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status(ErrorCode::kNotFound, "cannot read pipeline file " + path.string());
+  std::ostringstream text;
+  text << in.rdbuf();
+  return LoadPipelineFromString(
+      text.str(), path.string(),
+      path.parent_path().empty() ? std::filesystem::path(".") : path.parent_path());
+}
+
+}  // namespace quiver::supervisor

@@ -1,0 +1,75 @@
+// A pipeline file: the channels a supervisor creates and the nodes (processes) it runs.
+// Plain values; LoadPipeline validates everything, so a Pipeline it returns can be run as is.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "quiver/channel.h"
+#include "quiver/status.h"
+#include "supervisor/schema_file.h"
+
+namespace quiver::supervisor {
+
+/// One [[channel]] table.
+struct ChannelSpec {
+  std::string name;
+  size_t capacity = size_t{64} << 20;
+  uint32_t max_samples = 256;
+  uint32_t max_subscribers = 16;
+  OverflowPolicy overflow = OverflowPolicy::kBlock;
+  /// The schema file as resolved (relative paths are relative to the pipeline file's
+  /// directory); empty for an untyped channel.
+  std::filesystem::path schema_path;
+  /// The schema file's fields, already parsed and checked; empty for an untyped channel.
+  std::vector<SchemaField> schema;
+  int line = 0;  ///< where the [[channel]] table starts, for messages
+};
+
+/// One [[node]] table.
+struct NodeSpec {
+  std::string name;
+  /// The program: looked up in PATH unless it contains a '/' (then relative to `cwd`, as
+  /// execvp does after the chdir).
+  std::string command;
+  std::vector<std::string> args;
+  /// Added to (or replacing in) the supervisor's own environment, in file order.
+  std::vector<std::pair<std::string, std::string>> env;
+  /// Working directory; empty means the supervisor's.
+  std::filesystem::path cwd;
+  std::vector<std::string> publishes;
+  std::vector<std::string> subscribes;
+  int line = 0;             ///< where the [[node]] table starts, for messages
+  int publishes_line = 0;   ///< where `publishes` is written (0: absent), for messages
+  int subscribes_line = 0;  ///< where `subscribes` is written (0: absent), for messages
+};
+
+struct Pipeline {
+  std::string source;  ///< the file name (or the name given to LoadPipelineFromString)
+  std::vector<ChannelSpec> channels;
+  std::vector<NodeSpec> nodes;
+
+  /// Returns the channel named `name`, or nullptr.
+  const ChannelSpec* FindChannel(std::string_view name) const;
+};
+
+/// Reads and validates a pipeline file. kNotFound if it cannot be read; kInvalidArgument
+/// listing every problem found, one per line, each as "FILE:LINE: what is wrong".
+Result<Pipeline> LoadPipeline(const std::filesystem::path& path);
+
+/// Same, from text. `source_name` names the text in messages; relative schema paths are
+/// resolved against `base_dir`.
+Result<Pipeline> LoadPipelineFromString(std::string_view text, std::string_view source_name,
+                                        const std::filesystem::path& base_dir = ".");
+
+/// Parses a byte size: a non-negative integer with an optional unit B, KiB, MiB, GiB, TiB
+/// (powers of 1024) or kB, MB, GB, TB (powers of 1000), e.g. "256MiB". kInvalidArgument
+/// for anything else, including overflow.
+Result<uint64_t> ParseByteSize(std::string_view text);
+
+}  // namespace quiver::supervisor

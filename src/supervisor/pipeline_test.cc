@@ -1,0 +1,256 @@
+#include "supervisor/pipeline.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+namespace quiver::supervisor {
+namespace {
+
+constexpr std::string_view kGood = R"(# two nodes, one channel
+[[channel]]
+name = "frames"
+capacity = "256MiB"
+overflow = "drop-oldest"
+max_subscribers = 4
+
+[[node]]
+name = "camera"
+command = "python3"
+args = ["camera.py", "--fps", "30"]
+env = { FOO = "bar" }
+cwd = "/tmp"
+publishes = ["frames"]
+
+[[node]]
+name = "viewer"
+command = "./viewer"
+subscribes = ["frames"]
+)";
+
+TEST(PipelineTest, ParsesEveryKey) {
+  auto pipeline = LoadPipelineFromString(kGood, "good.toml");
+  ASSERT_TRUE(pipeline.ok()) << pipeline.status().ToString();
+  ASSERT_EQ(pipeline->channels.size(), 1u);
+  const ChannelSpec& c = pipeline->channels[0];
+  EXPECT_EQ(c.name, "frames");
+  EXPECT_EQ(c.capacity, size_t{256} << 20);
+  EXPECT_EQ(c.overflow, OverflowPolicy::kDropOldest);
+  EXPECT_EQ(c.max_subscribers, 4u);
+  EXPECT_EQ(c.line, 2);
+  ASSERT_EQ(pipeline->nodes.size(), 2u);
+  const NodeSpec& n = pipeline->nodes[0];
+  EXPECT_EQ(n.name, "camera");
+  EXPECT_EQ(n.command, "python3");
+  EXPECT_EQ(n.args, (std::vector<std::string>{"camera.py", "--fps", "30"}));
+  ASSERT_EQ(n.env.size(), 1u);
+  EXPECT_EQ(n.env[0], (std::pair<std::string, std::string>{"FOO", "bar"}));
+  EXPECT_EQ(n.cwd, "/tmp");
+  EXPECT_EQ(n.publishes, std::vector<std::string>{"frames"});
+  EXPECT_EQ(pipeline->nodes[1].subscribes, std::vector<std::string>{"frames"});
+  EXPECT_EQ(pipeline->FindChannel("frames"), &pipeline->channels[0]);
+  EXPECT_EQ(pipeline->FindChannel("nope"), nullptr);
+}
+
+TEST(PipelineTest, DefaultsAreSafe) {
+  auto pipeline = LoadPipelineFromString(R"([[node]]
+name = "only"
+command = "true"
+)",
+                                         "min.toml");
+  ASSERT_TRUE(pipeline.ok()) << pipeline.status().ToString();
+  EXPECT_TRUE(pipeline->channels.empty());
+  EXPECT_TRUE(pipeline->nodes[0].args.empty());
+  EXPECT_TRUE(pipeline->nodes[0].cwd.empty());
+}
+
+TEST(PipelineTest, ParsesByteSizes) {
+  EXPECT_EQ(*ParseByteSize("4096"), 4096u);
+  EXPECT_EQ(*ParseByteSize("1KiB"), 1024u);
+  EXPECT_EQ(*ParseByteSize("256MiB"), 256ull << 20);
+  EXPECT_EQ(*ParseByteSize("2 GiB"), 2ull << 30);
+  EXPECT_EQ(*ParseByteSize("3MB"), 3000000u);
+  EXPECT_EQ(*ParseByteSize("1TiB"), 1ull << 40);
+  for (const char* bad :
+       {"", "MiB", "-1", "1.5MiB", "12 parsecs", "99999999999999999999", "20000000000TiB"}) {
+    EXPECT_FALSE(ParseByteSize(bad).ok()) << bad;
+  }
+}
+
+struct Malformed {
+  const char* what;
+  const char* text;
+  const char* expected;  // a substring of the error, which starts with "bad.toml:LINE:"
+};
+
+constexpr char kNodeA[] = "[[node]]\nname = \"a\"\ncommand = \"true\"\n";
+
+class MalformedPipelineTest : public ::testing::TestWithParam<Malformed> {};
+
+TEST_P(MalformedPipelineTest, IsRefusedWithFileLineAndKey) {
+  const Malformed& m = GetParam();
+  auto pipeline = LoadPipelineFromString(m.text, "bad.toml");
+  ASSERT_FALSE(pipeline.ok()) << m.what;
+  EXPECT_EQ(pipeline.status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(pipeline.status().message().find(m.expected), std::string::npos)
+      << m.what << ": got\n"
+      << pipeline.status().message();
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, MalformedPipelineTest,
+    ::testing::Values(
+        Malformed{"toml syntax", "[[node]]\nname = \"a\ncommand = \"x\"\n", "bad.toml:2:"},
+        Malformed{"no nodes", "[[channel]]\nname = \"c\"\n", "bad.toml:1: the pipeline has no"},
+        Malformed{"unknown top-level key",
+                  "pipeline_name = \"x\"\n[[node]]\nname=\"a\"\ncommand=\"x\"\n",
+                  "bad.toml:1: unknown top-level key 'pipeline_name'"},
+        Malformed{"node as a table", "[node]\nname = \"a\"\ncommand = \"x\"\n",
+                  "'node' must be written as [[node]]"},
+        Malformed{"unknown node key", "[[node]]\nname = \"a\"\ncommand = \"true\"\nargv = []\n",
+                  "bad.toml:4: node 'a': unknown key 'argv'"},
+        Malformed{"unknown channel key",
+                  "[[channel]]\nname = \"c\"\nsize = 5\n[[node]]\nname=\"a\"\ncommand=\"x\"\n"
+                  "publishes=[\"c\"]\n",
+                  "bad.toml:3: channel 'c': unknown key 'size'"},
+        Malformed{"command of the wrong type", "[[node]]\nname = \"a\"\ncommand = 5\n",
+                  "bad.toml:3: node 'a': command: expected a string, got an integer"},
+        Malformed{"empty command", "[[node]]\nname = \"a\"\ncommand = \"\"\n",
+                  "bad.toml:3: node 'a': command: must not be empty"},
+        Malformed{"missing command", "[[node]]\nname = \"a\"\n",
+                  "bad.toml:1: node 'a': missing key 'command'"},
+        Malformed{"missing name", "[[node]]\ncommand = \"true\"\n",
+                  "bad.toml:1: [[node]]: missing key 'name'"},
+        Malformed{"args not strings", "[[node]]\nname = \"a\"\ncommand = \"x\"\nargs = [1]\n",
+                  "bad.toml:4: node 'a': args element: expected a string"},
+        Malformed{"env not a table", "[[node]]\nname = \"a\"\ncommand = \"x\"\nenv = \"A=1\"\n",
+                  "bad.toml:4: node 'a': env: expected a table"},
+        Malformed{"env reserved",
+                  "[[node]]\nname = \"a\"\ncommand = \"x\"\n"
+                  "env = { QUIVER_CHANNELS = \"c=3\" }\n",
+                  "bad.toml:4: node 'a': env: QUIVER_CHANNELS is set by the supervisor"},
+        Malformed{"bad node name", "[[node]]\nname = \"a,b\"\ncommand = \"x\"\n",
+                  "bad.toml:2: node 'a,b': name: name 'a,b' has a character outside"},
+        Malformed{
+            "duplicate node",
+            "[[node]]\nname = \"a\"\ncommand = \"x\"\n[[node]]\nname = \"a\"\ncommand = \"y\"\n",
+            "bad.toml:4: node 'a' is defined twice (first at line 1)"},
+        Malformed{"duplicate channel",
+                  "[[channel]]\nname = \"c\"\n[[channel]]\nname = \"c\"\n[[node]]\nname=\"a\"\n"
+                  "command=\"x\"\npublishes=[\"c\"]\n",
+                  "bad.toml:3: channel 'c' is defined twice (first at line 1)"},
+        Malformed{"unknown channel",
+                  "[[node]]\nname = \"a\"\ncommand = \"x\"\nsubscribes = [\"z\"]\n",
+                  "bad.toml:4: node 'a': subscribes: unknown channel 'z'"},
+        Malformed{
+            "two publishers",
+            "[[channel]]\nname = \"c\"\n[[node]]\nname = \"a\"\ncommand = \"x\"\n"
+            "publishes = [\"c\"]\n[[node]]\nname = \"b\"\ncommand = \"x\"\npublishes = [\"c\"]\n",
+            "bad.toml:10: node 'b': channel 'c' already has a publisher, node 'a' (line 6)"},
+        Malformed{"nobody publishes",
+                  "[[channel]]\nname = \"c\"\n[[node]]\nname = \"a\"\ncommand = \"x\"\n"
+                  "subscribes = [\"c\"]\n",
+                  "bad.toml:1: channel 'c': no node publishes it"},
+        Malformed{"publishes and subscribes the same",
+                  "[[channel]]\nname = \"c\"\n[[node]]\nname = \"a\"\ncommand = \"x\"\n"
+                  "publishes = [\"c\"]\nsubscribes = [\"c\"]\n",
+                  "bad.toml:7: node 'a': channel 'c' is listed twice"},
+        Malformed{"bad size unit", "[[channel]]\nname = \"c\"\ncapacity = \"12 parsecs\"\n",
+                  "bad.toml:3: channel 'c': capacity: '12 parsecs' has an unknown unit"},
+        Malformed{"zero size", "[[channel]]\nname = \"c\"\ncapacity = 0\n",
+                  "bad.toml:3: channel 'c': capacity: must be positive"},
+        Malformed{"huge size", "[[channel]]\nname = \"c\"\ncapacity = \"2TiB\"\n",
+                  "bad.toml:3: channel 'c': capacity: must be 1 byte to 1TiB"},
+        Malformed{"capacity float", "[[channel]]\nname = \"c\"\ncapacity = 1.5\n",
+                  "bad.toml:3: channel 'c': capacity: expected a size"},
+        Malformed{"bad overflow", "[[channel]]\nname = \"c\"\noverflow = \"drop-newest\"\n",
+                  "bad.toml:3: channel 'c': overflow: expected \"block\" or \"drop-oldest\""},
+        Malformed{"too many subscribers allowed",
+                  "[[channel]]\nname = \"c\"\nmax_subscribers = 65\n",
+                  "bad.toml:3: channel 'c': max_subscribers: must be 1 to 64, got 65"},
+        Malformed{"more subscribers than slots",
+                  "[[channel]]\nname = \"c\"\nmax_subscribers = 1\n[[node]]\nname = \"p\"\n"
+                  "command = \"x\"\npublishes = [\"c\"]\n[[node]]\nname = \"a\"\ncommand = \"x\"\n"
+                  "subscribes = [\"c\"]\n[[node]]\nname = \"b\"\ncommand = \"x\"\n"
+                  "subscribes = [\"c\"]\n",
+                  "bad.toml:1: channel 'c': 2 nodes subscribe but max_subscribers is 1"},
+        Malformed{"missing schema file",
+                  "[[channel]]\nname = \"c\"\nschema = \"/nonexistent/schema.json\"\n",
+                  "bad.toml:3: channel 'c': schema: cannot read schema file"}));
+
+TEST(PipelineTest, ReportsEveryProblemNotJustTheFirst) {
+  auto pipeline = LoadPipelineFromString(
+      "[[node]]\nname = \"a\"\ncommand = \"\"\nfoo = 1\n[[node]]\nname = \"b\"\n", "bad.toml");
+  ASSERT_FALSE(pipeline.ok());
+  const std::string& m = pipeline.status().message();
+  EXPECT_NE(m.find("bad.toml:3: node 'a': command: must not be empty"), std::string::npos) << m;
+  EXPECT_NE(m.find("bad.toml:4: node 'a': unknown key 'foo'"), std::string::npos) << m;
+  EXPECT_NE(m.find("bad.toml:5: node 'b': missing key 'command'"), std::string::npos) << m;
+}
+
+class SchemaFileTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("quiver-pipeline-test-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  void Write(const std::string& name, const std::string& text) {
+    std::ofstream(dir_ / name) << text;
+  }
+  std::string Pipeline(const std::string& schema) {
+    return "[[channel]]\nname = \"c\"\nschema = \"" + schema +
+           "\"\n[[node]]\nname = \"a\"\ncommand = \"x\"\npublishes = [\"c\"]\n";
+  }
+  std::filesystem::path dir_;
+};
+
+TEST_F(SchemaFileTest, RelativeSchemaIsFoundBesideThePipelineFile) {
+  Write(
+      "ledger.json",
+      R"([{"name": "id", "type": "int64", "nullable": false}, {"name": "code", "type": "utf8"}])");
+  Write("p.toml", Pipeline("ledger.json"));
+  auto pipeline = LoadPipeline(dir_ / "p.toml");
+  ASSERT_TRUE(pipeline.ok()) << pipeline.status().ToString();
+  const ChannelSpec& c = pipeline->channels[0];
+  EXPECT_EQ(c.schema_path, dir_ / "ledger.json");
+  ASSERT_EQ(c.schema.size(), 2u);
+  EXPECT_EQ(c.schema[0].name, "id");
+  EXPECT_EQ(c.schema[0].type, "int64");
+  EXPECT_FALSE(c.schema[0].nullable);
+  EXPECT_TRUE(c.schema[1].nullable);
+}
+
+TEST_F(SchemaFileTest, BadSchemaFilesAreRefusedAtLoad) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"[{\"name\": \"x\", \"type\": \"int65\"}]", "unknown type 'int65'"},
+      {"[{\"name\": \"x\", \"type\": \"utf8\"}, {\"name\": \"x\", \"type\": \"utf8\"}]",
+       "field 'x' appears twice"},
+      {"[{\"type\": \"utf8\"}]", "field 0 has no name"},
+      {"[{\"name\": \"x\", \"type\": \"utf8\", \"default\": 1}]", "unknown key 'default'"},
+      {"[{\"name\": \"x\", \"type\": \"utf8\", \"nullable\": \"yes\"}]", "wrong type"},
+      {"{\"fields\": []}", "non-empty JSON list"},
+      {"[", "not valid JSON"},
+  };
+  for (const auto& [json, expected] : cases) {
+    Write("s.json", json);
+    Write("p.toml", Pipeline("s.json"));
+    auto pipeline = LoadPipeline(dir_ / "p.toml");
+    ASSERT_FALSE(pipeline.ok()) << json;
+    const std::string& m = pipeline.status().message();
+    EXPECT_NE(m.find(":3: channel 'c': schema:"), std::string::npos) << m;
+    EXPECT_NE(m.find(expected), std::string::npos) << m;
+  }
+}
+
+TEST(PipelineTest, MissingFileIsNotFound) {
+  auto pipeline = LoadPipeline("/nonexistent/pipeline.toml");
+  ASSERT_FALSE(pipeline.ok());
+  EXPECT_EQ(pipeline.status().code(), ErrorCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace quiver::supervisor

@@ -1,0 +1,67 @@
+// Child processes of the supervisor: fork+exec into their own process group with a parent-
+// death signal, a pidfd to watch them and pipes for their output. Linux-only; thread-compatible.
+#pragma once
+
+#include <sys/types.h>
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "quiver/status.h"
+#include "shm/unique_fd.h"
+
+namespace quiver::supervisor {
+
+/// What to run and what it inherits.
+struct SpawnRequest {
+  std::string program;             ///< path to execve (FindProgram's result)
+  std::vector<std::string> argv;   ///< argv[0] first
+  std::vector<std::string> env;    ///< the complete environment, "NAME=value" each
+  std::filesystem::path cwd;       ///< empty: the caller's
+  std::vector<int> inherited_fds;  ///< stay open in the child under the same numbers (>= 3)
+};
+
+/// A running (or exited but not yet reaped) child. Its pid cannot be reused before Reap().
+struct ChildProcess {
+  pid_t pid = -1;          ///< also its process group id
+  shm::UniqueFd pidfd;     ///< readable once the child has exited
+  shm::UniqueFd stdout_r;  ///< read ends of its stdout and stderr pipes, non-blocking
+  shm::UniqueFd stderr_r;
+};
+
+/// How a child ended.
+struct ExitStatus {
+  bool signaled = false;
+  int code = 0;  ///< the exit code, or the signal number if `signaled`
+  bool success() const { return !signaled && code == 0; }
+  /// "exit code 1" or "killed by signal 9 (SIGKILL)".
+  std::string ToString() const;
+};
+
+/// Resolves `command` as execvp would: a name with a '/' is a path (relative to `cwd` when
+/// one is given); otherwise the first executable regular file in `path_env`'s directories.
+/// kNotFound naming the command and where it looked.
+Result<std::string> FindProgram(std::string_view command, std::string_view path_env,
+                                const std::filesystem::path& cwd);
+
+/// Starts `request`. The child gets /dev/null as stdin, pipes as stdout and stderr, its own
+/// process group (so a terminal's Ctrl-C reaches only the supervisor, which then stops the
+/// nodes in order), an empty signal mask, and PR_SET_PDEATHSIG = SIGKILL: it dies with the
+/// *thread* that calls Spawn, however that thread ends. Every other fd of the caller is
+/// closed at exec. Returns once the child has exec'ed; a failed chdir or execve is reported
+/// here (kIoError with errno's text) and the child is reaped.
+Result<ChildProcess> Spawn(const SpawnRequest& request);
+
+/// Collects the exit status of a child whose pidfd is readable (the child is gone after
+/// this). kIoError if it has not exited.
+Result<ExitStatus> Reap(pid_t pid);
+
+/// Sends `sig` to the process group `pgid`. A group already gone is not an error.
+Status SignalGroup(pid_t pgid, int sig);
+
+/// Returns "SIGKILL" for 9, "signal N" for an unknown number.
+std::string SignalName(int sig);
+
+}  // namespace quiver::supervisor

@@ -1,0 +1,497 @@
+#include "supervisor/supervisor.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+
+#include "supervisor/epoll.h"
+#include "supervisor/fd_passing.h"
+#include "supervisor/output_relay.h"
+#include "supervisor/process.h"
+#include "supervisor/signal_fd.h"
+
+extern char** environ;
+
+namespace quiver::supervisor {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// An epoll tag is a kind in the top byte and an index (node or client id) below it.
+enum class Kind : uint64_t { kPidfd = 1, kStdout, kStderr, kSignal, kListen, kClient };
+uint64_t MakeTag(Kind kind, uint64_t index) { return (static_cast<uint64_t>(kind) << 56) | index; }
+Kind KindOf(uint64_t tag) { return static_cast<Kind>(tag >> 56); }
+uint64_t IndexOf(uint64_t tag) { return tag & ((uint64_t{1} << 56) - 1); }
+
+// One read per readiness event keeps a chatty node from starving the others; after a node
+// exits, its pipes are drained up to this much (a grandchild may keep writing forever).
+constexpr size_t kReadChunk = 64 << 10;
+constexpr size_t kMaxDrainAfterExit = 4 << 20;
+// Late joiners: how many may be connected at once, and the longest request line.
+constexpr size_t kMaxClients = 64;
+constexpr size_t kMaxRequest = 1024;
+
+struct CreatedChannel {
+  std::string name;
+  Channel channel;
+  shm::UniqueFd fd;  // >= 3, close-on-exec: what the nodes inherit and late joiners receive
+};
+
+struct RunningNode {
+  RunningNode(const NodeSpec& s, const RunOptions& options)
+      : spec(&s),
+        out(s.name, options.stdout_fd, 0),
+        err(s.name, options.stderr_fd, options.stderr_tail_lines) {
+    outcome.name = s.name;
+  }
+  const NodeSpec* spec;
+  SpawnRequest request;
+  NodeOutcome outcome;
+  ChildProcess child;
+  bool alive = false;  // started and not yet reaped: its pid and process group are still ours
+  OutputRelay out;
+  OutputRelay err;
+};
+
+struct LateJoiner {
+  shm::UniqueFd fd;
+  std::string buffer;
+};
+
+bool IsReserved(std::string_view entry) {
+  for (std::string_view name : {kChannelsEnv, kNodeEnv, kSocketEnv}) {
+    if (entry.size() > name.size() && entry.starts_with(name) && entry[name.size()] == '=') {
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string DefaultSocketAddress() {
+  std::random_device random;
+  char suffix[17];
+  std::snprintf(suffix, sizeof(suffix), "%08x%08x", random(), random());
+  return "@quiver-" + std::to_string(::geteuid()) + "-" + std::to_string(::getpid()) + "-" + suffix;
+}
+
+class Supervisor {
+ public:
+  Supervisor(const Pipeline& pipeline, const RunOptions& options)
+      : pipeline_(pipeline), options_(options) {}
+  ~Supervisor() {
+    if (!socket_path_.empty()) ::unlink(socket_path_.c_str());
+  }
+
+  Result<RunReport> Run() {
+    QUIVER_RETURN_IF_ERROR(Prepare());
+    StartNodes();
+    QUIVER_RETURN_IF_ERROR(Loop());
+    return MakeReport();
+  }
+
+ private:
+  enum class Phase { kRunning, kStopping };
+
+  // Everything that can fail before a process exists; a failure here starts nothing.
+  Status Prepare() {
+    nodes_.reserve(pipeline_.nodes.size());
+    for (const NodeSpec& spec : pipeline_.nodes) nodes_.emplace_back(spec, options_);
+
+    socket_address_ =
+        options_.socket_address.empty() ? DefaultSocketAddress() : options_.socket_address;
+    for (RunningNode& node : nodes_) QUIVER_RETURN_IF_ERROR(BuildRequest(node));
+
+    for (const ChannelSpec& spec : pipeline_.channels) {
+      ChannelOptions options{.capacity = spec.capacity,
+                             .max_samples = spec.max_samples,
+                             .max_subscribers = spec.max_subscribers,
+                             .overflow = spec.overflow,
+                             .backing = Backing::kMemfd};
+      Result<Channel> channel = Status(ErrorCode::kInvalidArgument, "");
+      if (options_.create_channel) {
+        channel = options_.create_channel(spec, options);
+      } else if (!spec.schema.empty()) {
+        channel = Status(ErrorCode::kInvalidArgument,
+                         "channel '" + spec.name +
+                             "' has a schema, but this supervisor was not "
+                             "given a factory for Arrow channels (RunOptions::create_channel)");
+      } else {
+        channel = Channel::Create(spec.name, options);
+      }
+      if (!channel.ok()) {
+        return channel.status().Wrap(channel.status().code(),
+                                     "cannot create channel '" + spec.name + "'");
+      }
+      // Above stderr, so a supervisor started with fd 0-2 closed cannot hand a node a channel
+      // under a number the node's stdio replaces.
+      shm::UniqueFd fd(::fcntl(channel->fd(), F_DUPFD_CLOEXEC, 3));
+      if (!fd.valid()) return Status::FromErrno("dup channel fd", errno);
+      channels_.push_back({spec.name, std::move(channel).value(), std::move(fd)});
+    }
+    for (RunningNode& node : nodes_) AddChannelEnv(node);
+
+    QUIVER_ASSIGN_OR_RETURN(epoll_, Epoll::Create());
+    if (socket_address_.front() != '@') {
+      // A socket file left by a supervisor that was killed: remove it (only a socket).
+      struct stat st {};
+      if (::lstat(socket_address_.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) {
+        ::unlink(socket_address_.c_str());
+      }
+    }
+    QUIVER_ASSIGN_OR_RETURN(listener_, ListenUnix(socket_address_));
+    if (socket_address_.front() != '@') socket_path_ = socket_address_;
+    QUIVER_RETURN_IF_ERROR(epoll_->Add(listener_.get(), EPOLLIN, MakeTag(Kind::kListen, 0)));
+    // SIGPIPE too: a relay writing to a closed stdout gets EPIPE instead of killing us (and
+    // with us, through PR_SET_PDEATHSIG, every node).
+    QUIVER_ASSIGN_OR_RETURN(SignalFd signals, SignalFd::Create({SIGINT, SIGTERM, SIGHUP, SIGPIPE}));
+    signals_.emplace(std::move(signals));
+    return epoll_->Add(signals_->fd(), EPOLLIN, MakeTag(Kind::kSignal, 0));
+  }
+
+  Status BuildRequest(RunningNode& node) {
+    const NodeSpec& spec = *node.spec;
+    std::vector<std::string>& env = node.request.env;
+    for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+      if (!IsReserved(*e)) env.emplace_back(*e);
+    }
+    for (const auto& [name, value] : spec.env) {
+      const std::string prefix = name + "=";
+      std::erase_if(env, [&](const std::string& e) { return e.starts_with(prefix); });
+      env.push_back(prefix + value);
+    }
+    env.push_back(std::string(kNodeEnv) + "=" + spec.name);
+    env.push_back(std::string(kSocketEnv) + "=" + socket_address_);
+
+    std::string path;
+    for (const std::string& e : env) {
+      if (e.starts_with("PATH=")) path = e.substr(5);
+    }
+    auto program = FindProgram(spec.command, path, spec.cwd);
+    if (!program.ok()) {
+      return program.status().Wrap(program.status().code(),
+                                   pipeline_.source + ":" + std::to_string(spec.line) + ": node '" +
+                                       spec.name + "' cannot start");
+    }
+    node.request.program = std::move(program).value();
+    node.request.argv.push_back(spec.command);
+    node.request.argv.insert(node.request.argv.end(), spec.args.begin(), spec.args.end());
+    node.request.cwd = spec.cwd;
+    return Status::OK();
+  }
+
+  // QUIVER_CHANNELS lists exactly the node's own channels, and only those fds stay open.
+  void AddChannelEnv(RunningNode& node) {
+    std::string list;
+    auto add = [&](const std::string& name) {
+      for (const CreatedChannel& c : channels_) {
+        if (c.name != name) continue;
+        list += (list.empty() ? "" : ",") + name + "=" + std::to_string(c.fd.get());
+        node.request.inherited_fds.push_back(c.fd.get());
+      }
+    };
+    for (const std::string& name : node.spec->publishes) add(name);
+    for (const std::string& name : node.spec->subscribes) add(name);
+    node.request.env.push_back(std::string(kChannelsEnv) + "=" + list);
+  }
+
+  void StartNodes() {
+    for (size_t i = 0; i < nodes_.size() && phase_ == Phase::kRunning; ++i) {
+      RunningNode& node = nodes_[i];
+      auto child = Spawn(node.request);
+      if (!child.ok()) {
+        node.outcome.start_error = child.status().ToString();
+        BeginStop(i, std::nullopt);
+        return;
+      }
+      node.child = std::move(child).value();
+      node.alive = true;
+      node.outcome.started = true;
+      node.outcome.pid = node.child.pid;
+      // The pid is the node's until we reap it, so registering after the spawn cannot miss
+      // an early exit: the pidfd is readable from then on.
+      Status st = epoll_->Add(node.child.pidfd.get(), EPOLLIN, MakeTag(Kind::kPidfd, i));
+      if (st.ok()) st = epoll_->Add(node.child.stdout_r.get(), EPOLLIN, MakeTag(Kind::kStdout, i));
+      if (st.ok()) st = epoll_->Add(node.child.stderr_r.get(), EPOLLIN, MakeTag(Kind::kStderr, i));
+      if (!st.ok()) {
+        // Without its pidfd in the loop we could never notice its end: stop everything.
+        node.outcome.start_error = st.ToString();
+        BeginStop(i, std::nullopt);
+        return;
+      }
+      if (options_.on_node_started) options_.on_node_started(*node.spec, node.child.pid);
+    }
+  }
+
+  Status Loop() {
+    std::array<epoll_event, 32> events;
+    while (
+        std::any_of(nodes_.begin(), nodes_.end(), [](const RunningNode& n) { return n.alive; })) {
+      int timeout_ms = -1;
+      if (phase_ == Phase::kStopping && !killed_) {
+        const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline_ - Clock::now());
+        if (left.count() <= 0) {
+          KillAll();
+          continue;
+        }
+        timeout_ms = static_cast<int>(left.count());
+      }
+      QUIVER_ASSIGN_OR_RETURN(std::span<epoll_event> ready, epoll_->Wait(events, timeout_ms));
+      for (const epoll_event& event : ready) {
+        const uint64_t index = IndexOf(event.data.u64);
+        switch (KindOf(event.data.u64)) {
+          case Kind::kPidfd:
+            OnExit(index);
+            break;
+          case Kind::kStdout:
+            ReadOutput(nodes_[index], /*is_stderr=*/false, kReadChunk);
+            break;
+          case Kind::kStderr:
+            ReadOutput(nodes_[index], /*is_stderr=*/true, kReadChunk);
+            break;
+          case Kind::kSignal:
+            QUIVER_RETURN_IF_ERROR(OnSignal());
+            break;
+          case Kind::kListen:
+            OnAccept();
+            break;
+          case Kind::kClient:
+            OnClient(index);
+            break;
+        }
+      }
+    }
+    // Every node is reaped. What a grandchild still writes into their pipes is not relayed.
+    for (RunningNode& node : nodes_) {
+      ReadOutput(node, false, kMaxDrainAfterExit);
+      ReadOutput(node, true, kMaxDrainAfterExit);
+      node.out.Finish();
+      node.err.Finish();
+    }
+    return Status::OK();
+  }
+
+  // Reads what is there (up to `limit` bytes) without blocking; closes the pipe at EOF.
+  void ReadOutput(RunningNode& node, bool is_stderr, size_t limit) {
+    shm::UniqueFd& fd = is_stderr ? node.child.stderr_r : node.child.stdout_r;
+    OutputRelay& relay = is_stderr ? node.err : node.out;
+    size_t total = 0;
+    while (fd.valid() && total < limit) {
+      const ssize_t n = ::read(fd.get(), buffer_.data(), buffer_.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EAGAIN) return;
+      if (n <= 0) {
+        (void)epoll_->Remove(fd.get());
+        fd.Reset();
+        relay.Finish();
+        return;
+      }
+      relay.Feed(std::string_view(buffer_.data(), static_cast<size_t>(n)));
+      total += static_cast<size_t>(n);
+    }
+  }
+
+  void OnExit(size_t i) {
+    RunningNode& node = nodes_[i];
+    if (!node.alive) return;
+    // Its last words are already in the pipes: relay them before judging, so the report
+    // has them.
+    ReadOutput(node, false, kMaxDrainAfterExit);
+    ReadOutput(node, true, kMaxDrainAfterExit);
+    (void)epoll_->Remove(node.child.pidfd.get());
+    auto status = Reap(node.child.pid);
+    if (!status.ok()) {
+      // waitid cannot fail for our own exited child; if it ever does, count it as a failure.
+      node.outcome.start_error = status.status().ToString();
+      node.outcome.code = 1;
+    } else {
+      node.outcome.signaled = status->signaled;
+      node.outcome.code = status->code;
+    }
+    node.alive = false;
+    node.child.pidfd.Reset();
+    const bool failed = !status.ok() || !status->success();
+    if (failed && phase_ == Phase::kRunning) BeginStop(i, std::nullopt);
+  }
+
+  Status OnSignal() {
+    while (true) {
+      QUIVER_ASSIGN_OR_RETURN(std::optional<int> sig, signals_->Read());
+      if (!sig) return Status::OK();
+      if (*sig == SIGPIPE) continue;  // the relays handle EPIPE themselves
+      if (phase_ == Phase::kRunning) {
+        BeginStop(std::nullopt, *sig);
+      } else if (*sig == SIGINT && !killed_) {
+        KillAll();  // a second Ctrl-C: do not wait out the grace period
+      }
+    }
+  }
+
+  // Stops the pipeline once, for the first reason that comes: node `failed` or signal `sig`.
+  void BeginStop(std::optional<size_t> failed, std::optional<int> sig) {
+    if (phase_ != Phase::kRunning) return;
+    phase_ = Phase::kStopping;
+    failed_ = failed;
+    stop_signal_ = sig;
+    deadline_ = Clock::now() + options_.grace_period;
+    for (RunningNode& node : nodes_) {
+      if (!node.alive) continue;
+      node.outcome.stopped = true;
+      (void)SignalGroup(node.child.pid, SIGTERM);
+    }
+  }
+
+  void KillAll() {
+    killed_ = true;
+    for (RunningNode& node : nodes_) {
+      if (node.alive) (void)SignalGroup(node.child.pid, SIGKILL);
+    }
+  }
+
+  void OnAccept() {
+    while (true) {
+      shm::UniqueFd fd(::accept4(listener_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+      if (!fd.valid()) return;  // EAGAIN, or a connection that died before we took it
+      // An abstract socket has no file permissions: the peer's uid is the access check.
+      auto uid = PeerUid(fd.get());
+      if (!uid.ok() || *uid != ::geteuid()) {
+        (void)SendWithFd(fd.get(), "error permission denied\n", -1);
+        continue;
+      }
+      if (clients_.size() >= kMaxClients) {
+        (void)SendWithFd(fd.get(), "error too many connections\n", -1);
+        continue;
+      }
+      const uint64_t id = next_client_++;
+      if (!epoll_->Add(fd.get(), EPOLLIN, MakeTag(Kind::kClient, id)).ok()) continue;
+      clients_[id].fd = std::move(fd);
+    }
+  }
+
+  void OnClient(uint64_t id) {
+    auto it = clients_.find(id);
+    if (it == clients_.end()) return;
+    LateJoiner& client = it->second;
+    char chunk[512];
+    const ssize_t n = ::recv(client.fd.get(), chunk, sizeof(chunk), 0);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    bool keep = n > 0;
+    if (keep) client.buffer.append(chunk, static_cast<size_t>(n));
+    size_t nl;
+    while (keep && (nl = client.buffer.find('\n')) != std::string::npos) {
+      const std::string line = client.buffer.substr(0, nl);
+      client.buffer.erase(0, nl + 1);
+      keep = Answer(client.fd.get(), line);
+    }
+    if (client.buffer.size() > kMaxRequest) keep = false;
+    if (!keep) {
+      (void)epoll_->Remove(client.fd.get());
+      clients_.erase(it);
+    }
+  }
+
+  // Protocol: "channel NAME\n" → "ok\n" with the segment fd attached, or "error WHY\n".
+  bool Answer(int fd, std::string_view line) {
+    constexpr std::string_view kRequest = "channel ";
+    if (!line.starts_with(kRequest)) {
+      return SendWithFd(fd, "error expected 'channel NAME'\n", -1).ok();
+    }
+    const std::string_view name = line.substr(kRequest.size());
+    for (const CreatedChannel& c : channels_) {
+      if (c.name == name) return SendWithFd(fd, "ok\n", c.fd.get()).ok();
+    }
+    return SendWithFd(fd, "error unknown channel '" + std::string(name) + "'\n", -1).ok();
+  }
+
+  RunReport MakeReport() {
+    RunReport report;
+    for (RunningNode& node : nodes_) {
+      node.outcome.last_stderr.assign(node.err.tail().begin(), node.err.tail().end());
+      report.nodes.push_back(node.outcome);
+    }
+    if (failed_) {
+      const NodeOutcome& failed = report.nodes[*failed_];
+      report.exit_code = 1;
+      report.failed_node = failed.name;
+      report.summary =
+          "node '" + failed.name + "' " + (failed.started ? "failed: " : "") + failed.Describe();
+    } else if (stop_signal_) {
+      report.exit_code = 128 + *stop_signal_;
+      report.summary = "stopped by " + SignalName(*stop_signal_);
+    } else {
+      report.summary = "pipeline completed";
+    }
+    return report;
+  }
+
+  const Pipeline& pipeline_;
+  const RunOptions& options_;
+  std::string socket_address_;
+  std::string socket_path_;  // a file-system socket to unlink at the end
+  std::vector<CreatedChannel> channels_;
+  std::vector<RunningNode> nodes_;
+  std::optional<Epoll> epoll_;
+  std::optional<SignalFd> signals_;
+  shm::UniqueFd listener_;
+  std::map<uint64_t, LateJoiner> clients_;
+  uint64_t next_client_ = 0;
+  Phase phase_ = Phase::kRunning;
+  std::optional<size_t> failed_;
+  std::optional<int> stop_signal_;
+  Clock::time_point deadline_;
+  bool killed_ = false;
+  std::vector<char> buffer_ = std::vector<char>(kReadChunk);
+};
+
+}  // namespace
+
+std::string NodeOutcome::Describe() const {
+  if (!start_error.empty() && !started) return "failed to start: " + start_error;
+  ExitStatus status{.signaled = signaled, .code = code};
+  return status.ToString();
+}
+
+std::string RunReport::ToString() const {
+  std::string text = summary + "\n";
+  for (const NodeOutcome& node : nodes) {
+    if (node.name != failed_node || node.last_stderr.empty()) continue;
+    text += "last stderr lines of '" + node.name + "':\n";
+    for (const std::string& line : node.last_stderr) text += "  | " + line + "\n";
+  }
+  return text;
+}
+
+Result<RunReport> RunPipeline(const Pipeline& pipeline, const RunOptions& options) {
+  Supervisor supervisor(pipeline, options);
+  return supervisor.Run();
+}
+
+Result<shm::UniqueFd> RequestChannelFd(std::string_view socket_address, std::string_view channel) {
+  QUIVER_ASSIGN_OR_RETURN(shm::UniqueFd socket, ConnectUnix(socket_address));
+  // The supervisor answers at once; a peer that does not is not a supervisor.
+  const timeval timeout{.tv_sec = 5, .tv_usec = 0};
+  ::setsockopt(socket.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  QUIVER_RETURN_IF_ERROR(SendWithFd(socket.get(), "channel " + std::string(channel) + "\n", -1));
+  QUIVER_ASSIGN_OR_RETURN(LineWithFd reply, ReceiveLineWithFd(socket.get(), kMaxRequest));
+  if (reply.line == "ok" && reply.fd.valid()) return std::move(reply.fd);
+  ErrorCode code = ErrorCode::kIoError;
+  if (reply.line.starts_with("error unknown channel")) code = ErrorCode::kNotFound;
+  if (reply.line.starts_with("error permission denied")) code = ErrorCode::kPermissionDenied;
+  return Status(code, "supervisor at " + std::string(socket_address) + ": " + reply.line);
+}
+
+Result<Channel> AttachFromSupervisor(std::string_view socket_address, std::string_view channel) {
+  QUIVER_ASSIGN_OR_RETURN(shm::UniqueFd fd, RequestChannelFd(socket_address, channel));
+  return Channel::FromFd(fd.get());  // FromFd takes its own description; ours closes here
+}
+
+}  // namespace quiver::supervisor

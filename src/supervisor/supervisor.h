@@ -1,0 +1,106 @@
+// The pipeline supervisor: creates a pipeline's channels, runs its nodes, relays their output,
+// and stops all of them as soon as one fails. RunPipeline blocks the calling thread until every
+// node is gone; one call at a time per thread. Also the client side of its late-joiner socket.
+//
+//   auto pipeline = quiver::supervisor::LoadPipeline("pipeline.toml");
+//   auto report = quiver::supervisor::RunPipeline(*pipeline, {});
+//   if (report->exit_code != 0) std::cerr << report->ToString();
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "quiver/channel.h"
+#include "quiver/status.h"
+#include "shm/unique_fd.h"
+#include "supervisor/pipeline.h"
+
+namespace quiver::supervisor {
+
+/// Environment variables every node gets.
+inline constexpr char kChannelsEnv[] = "QUIVER_CHANNELS";  ///< "name=fd,name=fd" (its channels)
+inline constexpr char kNodeEnv[] = "QUIVER_NODE";          ///< the node's name
+inline constexpr char kSocketEnv[] = "QUIVER_SUPERVISOR_SOCKET";  ///< late-joiner socket
+
+/// Makes one channel. `options` already carries the spec's sizes, overflow and
+/// Backing::kMemfd. The default makes untyped channels with Channel::Create; a channel with
+/// a schema needs one that can make Arrow channels (see supervisor/arrow_schema.h).
+using ChannelFactory = std::function<Result<Channel>(const ChannelSpec&, ChannelOptions)>;
+
+struct RunOptions {
+  /// How long stopped nodes get between SIGTERM and SIGKILL.
+  std::chrono::milliseconds grace_period{2000};
+  /// Where the nodes' prefixed stdout and stderr lines go (not owned; < 0 discards).
+  int stdout_fd = 1;
+  int stderr_fd = 2;
+  /// Lines of each node's stderr kept for the failure report.
+  size_t stderr_tail_lines = 20;
+  /// Late-joiner socket address: "@name" (abstract, the default) or a path. Empty: a fresh
+  /// "@quiver-<uid>-<pid>-<random>".
+  std::string socket_address;
+  /// Makes the channels; empty uses Channel::Create (untyped channels only).
+  ChannelFactory create_channel;
+  /// Called in the supervisor after each node has started (e.g. to log its pid).
+  std::function<void(const NodeSpec&, pid_t)> on_node_started;
+};
+
+/// How one node ended.
+struct NodeOutcome {
+  std::string name;
+  pid_t pid = -1;  ///< -1 if it never started
+  bool started = false;
+  bool signaled = false;    ///< killed by a signal (then `code` is the signal)
+  int code = 0;             ///< exit code or signal number
+  bool stopped = false;     ///< it was still running when the supervisor stopped the pipeline
+  std::string start_error;  ///< why it could not start, if it could not
+  std::vector<std::string> last_stderr;
+  /// "exit code 0", "killed by signal 15 (SIGTERM)", "failed to start: ...".
+  std::string Describe() const;
+};
+
+struct RunReport {
+  /// 0: every node exited 0. 1: a node failed (or could not start). 128+N: the supervisor
+  /// received signal N (SIGINT 130, SIGTERM 143, SIGHUP 129) and stopped the pipeline.
+  int exit_code = 0;
+  /// One line: "pipeline completed", "node 'x' failed: exit code 1", "stopped by SIGINT".
+  std::string summary;
+  /// The node whose failure stopped the pipeline (the first one); empty otherwise.
+  std::string failed_node;
+  std::vector<NodeOutcome> nodes;  ///< in pipeline order
+
+  /// The summary, then the failed node's last stderr lines, indented.
+  std::string ToString() const;
+};
+
+/// Runs `pipeline` to the end. In order: resolves every command (nothing starts if one is
+/// missing); creates every channel as a memfd; listens on the late-joiner socket; blocks
+/// SIGINT, SIGTERM, SIGHUP and SIGPIPE in the calling thread (read through a signalfd); spawns
+/// the nodes in file order, each in its own process group with PR_SET_PDEATHSIG = SIGKILL and
+/// exactly its own channels' fds (QUIVER_CHANNELS); then waits on one epoll for pidfds,
+/// output pipes, signals and late joiners. A node that exits non-zero or by a signal, or
+/// cannot start, stops the pipeline: SIGTERM to every remaining node's process group, then
+/// SIGKILL after the grace period. Returns after every node has been reaped.
+///
+/// The nodes die with the calling *thread* (PR_SET_PDEATHSIG), so call it from a thread that
+/// outlives the run, normally the main thread. Processes a node starts in a new process
+/// group or session of its own are that node's business.
+///
+/// Errors (returned before anything started): a command not found, a channel that cannot be
+/// made, the socket or signalfd failing. Everything after that is in the RunReport.
+Result<RunReport> RunPipeline(const Pipeline& pipeline, const RunOptions& options = {});
+
+/// Asks the supervisor at `socket_address` (a node's QUIVER_SUPERVISOR_SOCKET) for channel
+/// `channel`'s segment fd, passed with SCM_RIGHTS. kNotFound for an unknown channel or no
+/// supervisor there; kPermissionDenied if the supervisor belongs to another user.
+Result<shm::UniqueFd> RequestChannelFd(std::string_view socket_address, std::string_view channel);
+
+/// RequestChannelFd + Channel::FromFd: attaches to a running pipeline's channel.
+Result<Channel> AttachFromSupervisor(std::string_view socket_address, std::string_view channel);
+
+}  // namespace quiver::supervisor
