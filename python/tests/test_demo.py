@@ -56,3 +56,38 @@ def test_malformed_pipeline_file_names_the_line(build_dir, tmp_path, name):
                          capture_output=True, text=True, timeout=30)
     assert run.returncode == 2
     assert "bad.toml:3" in run.stderr, run.stderr
+
+
+def test_ls_sees_a_running_pipelines_channels(build_dir, tmp_path, name):
+    import json
+    import time
+
+    pipeline = tmp_path / "holds.toml"
+    pipeline.write_text(f"""
+[[channel]]
+name = "{name}"
+capacity = "1MiB"
+
+[[node]]
+name = "holder"
+command = "sleep"
+args = ["30"]
+publishes = ["{name}"]
+""")
+    run = subprocess.Popen([str(build_dir / "quiver"), "run", str(pipeline)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        found = None
+        for _ in range(100):
+            rows = json.loads(subprocess.run([str(build_dir / "quiver"), "ls", "--json"],
+                                             capture_output=True, text=True).stdout)
+            found = next((r for r in rows if r["name"] == name), None)
+            if found:
+                break
+            time.sleep(0.05)
+        assert found is not None, "the pipeline's memfd channel was not listed"
+        assert found["pipeline"].startswith("@quiver-")
+        assert found["capacity"] == 1 << 20
+    finally:
+        run.terminate()
+        assert run.wait(timeout=10) == 143  # stopped by SIGTERM, nodes with it

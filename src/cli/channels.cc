@@ -5,6 +5,7 @@
 #include <map>
 
 #include "shm/segment.h"
+#include "supervisor/supervisor.h"
 
 namespace quiver::cli {
 
@@ -28,12 +29,29 @@ std::vector<ChannelRow> ReadChannels() {
     }
     rows.push_back(std::move(row));
   }
+  for (const std::string& socket : supervisor::FindSupervisors()) {
+    auto names = supervisor::ListSupervisedChannels(socket);
+    if (!names.ok()) continue;  // it ended meanwhile
+    for (const std::string& name : *names) {
+      ChannelRow row;
+      row.name = name;
+      row.pipeline = socket;
+      auto channel = supervisor::AttachFromSupervisor(socket, name);
+      if (channel.ok()) {
+        row.stats = channel->Stats();
+      } else {
+        row.error = channel.status().ToString();
+      }
+      rows.push_back(std::move(row));
+    }
+  }
   return rows;
 }
 
 nlohmann::json ToJson(const ChannelRow& row) {
   nlohmann::json j;
   j["name"] = row.name;
+  if (!row.pipeline.empty()) j["pipeline"] = row.pipeline;
   if (row.stale) {
     j["state"] = "stale";
     return j;
@@ -111,9 +129,10 @@ std::string FormatTable(const std::vector<ChannelRow>& rows,
     const double fill =
         s.capacity ? 100.0 * static_cast<double>(s.bytes_in_use) / static_cast<double>(s.capacity)
                    : 0;
+    const std::string shown = r.pipeline.empty() ? r.name : r.name + " *";
     std::snprintf(
         line, sizeof(line), "%-24s %10s %5.1f%% %4u/%-4u %-6s %4zu %5llu %12llu %9llu %7llu",
-        r.name.c_str(), HumanBytes(static_cast<double>(s.capacity)).c_str(), fill, s.samples_in_use,
+        shown.c_str(), HumanBytes(static_cast<double>(s.capacity)).c_str(), fill, s.samples_in_use,
         s.max_samples, s.publisher_alive ? "alive" : "none", s.subscribers.size(),
         static_cast<unsigned long long>(lag), static_cast<unsigned long long>(s.published),
         static_cast<unsigned long long>(s.dropped),
@@ -132,6 +151,12 @@ std::string FormatTable(const std::vector<ChannelRow>& rows,
     out += "\n";
   }
   if (rows.empty()) out += "(no channels)\n";
+  for (const ChannelRow& r : rows) {
+    if (!r.pipeline.empty()) {
+      out += "* a running pipeline's channel (reached through its supervisor)\n";
+      break;
+    }
+  }
   return out;
 }
 

@@ -14,10 +14,12 @@ struct ChannelRow {
   std::string name;
   bool stale = false;  // every owner died; `quiver clean` removes it
   std::string error;   // it could not be read (e.g. not a channel)
+  std::string pipeline;  // the supervisor socket of a pipeline's (memfd) channel; "" if named
   ChannelStats stats;
 };
 
-/// Every named channel of this user, sorted by name.
+/// Every named channel of this user, sorted by name, then the channels of this user's
+/// running pipelines (memfds reached through their supervisors).
 std::vector<ChannelRow> ReadChannels();
 
 /// One channel as JSON (the `--json` shape of `quiver ls`).

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <optional>
@@ -399,8 +400,14 @@ class Supervisor {
     }
   }
 
-  // Protocol: "channel NAME\n" → "ok\n" with the segment fd attached, or "error WHY\n".
+  // Protocol: "channel NAME\n" → "ok\n" with the segment fd attached, or "error WHY\n";
+  // "list\n" → "ok NAME,NAME,...\n" (for `quiver ls` and `quiver top`).
   bool Answer(int fd, std::string_view line) {
+    if (line == "list") {
+      std::string names;
+      for (const CreatedChannel& c : channels_) names += (names.empty() ? "" : ",") + c.name;
+      return SendWithFd(fd, "ok " + names + "\n", -1).ok();
+    }
     constexpr std::string_view kRequest = "channel ";
     if (!line.starts_with(kRequest)) {
       return SendWithFd(fd, "error expected 'channel NAME'\n", -1).ok();
@@ -487,6 +494,44 @@ Result<shm::UniqueFd> RequestChannelFd(std::string_view socket_address, std::str
   if (reply.line.starts_with("error unknown channel")) code = ErrorCode::kNotFound;
   if (reply.line.starts_with("error permission denied")) code = ErrorCode::kPermissionDenied;
   return Status(code, "supervisor at " + std::string(socket_address) + ": " + reply.line);
+}
+
+Result<std::vector<std::string>> ListSupervisedChannels(std::string_view socket_address) {
+  QUIVER_ASSIGN_OR_RETURN(shm::UniqueFd socket, ConnectUnix(socket_address));
+  const timeval timeout{.tv_sec = 5, .tv_usec = 0};
+  ::setsockopt(socket.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  QUIVER_RETURN_IF_ERROR(SendWithFd(socket.get(), "list\n", -1));
+  QUIVER_ASSIGN_OR_RETURN(LineWithFd reply, ReceiveLineWithFd(socket.get(), kMaxRequest));
+  if (!reply.line.starts_with("ok")) {
+    return Status(ErrorCode::kIoError,
+                  "supervisor at " + std::string(socket_address) + ": " + reply.line);
+  }
+  std::vector<std::string> names;
+  std::string_view rest = std::string_view(reply.line).substr(2);
+  if (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+  while (!rest.empty()) {
+    const size_t comma = rest.find(',');
+    names.emplace_back(rest.substr(0, comma));
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+  }
+  return names;
+}
+
+std::vector<std::string> FindSupervisors() {
+  // Abstract sockets have no file; the kernel lists them in /proc/net/unix with '@'.
+  std::vector<std::string> found;
+  std::ifstream table("/proc/net/unix");
+  const std::string prefix = "@quiver-" + std::to_string(::geteuid()) + "-";
+  std::string line;
+  while (std::getline(table, line)) {
+    const size_t at = line.rfind(' ');
+    if (at == std::string::npos) continue;
+    const std::string path = line.substr(at + 1);
+    if (path.starts_with(prefix) && std::find(found.begin(), found.end(), path) == found.end()) {
+      found.push_back(path);
+    }
+  }
+  return found;
 }
 
 Result<Channel> AttachFromSupervisor(std::string_view socket_address, std::string_view channel) {

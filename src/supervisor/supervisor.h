@@ -100,6 +100,12 @@ Result<RunReport> RunPipeline(const Pipeline& pipeline, const RunOptions& option
 /// supervisor there; kPermissionDenied if the supervisor belongs to another user.
 Result<shm::UniqueFd> RequestChannelFd(std::string_view socket_address, std::string_view channel);
 
+/// The names of the channels a running supervisor created ("list" request).
+Result<std::vector<std::string>> ListSupervisedChannels(std::string_view socket_address);
+
+/// The late-joiner socket addresses of this user's running supervisors ("@quiver-<uid>-...").
+std::vector<std::string> FindSupervisors();
+
 /// RequestChannelFd + Channel::FromFd: attaches to a running pipeline's channel.
 Result<Channel> AttachFromSupervisor(std::string_view socket_address, std::string_view channel);
 
