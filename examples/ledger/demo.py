@@ -20,7 +20,9 @@ parser.add_argument("--build", default=str(ROOT / "build"), help="build director
 parser.add_argument("--pipeline", default=str(ROOT / "examples" / "ledger.toml"))
 args = parser.parse_args()
 build = pathlib.Path(args.build)
-env = {**os.environ, "PATH": f"{pathlib.Path(sys.executable).parent}:{os.environ['PATH']}"}
+# The pipeline names its programs; they come from this build and this Python.
+env = {**os.environ,
+       "PATH": f"{build}:{pathlib.Path(sys.executable).parent}:{os.environ['PATH']}"}
 
 # 1. The pipeline, through shared memory.
 print(f"== quiver run {os.path.relpath(args.pipeline, ROOT)}", flush=True)
