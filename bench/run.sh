@@ -66,5 +66,13 @@ if ! sweep_leftovers "left behind by this run" && ((status == 0)); then
   status=2
 fi
 
-echo "== results in $results: pingpong.json pingpong.md w3_frames.json pingpong.log"
+# W4 ingest, the msgspec path: msgpack records decoded into Arrow, against Arrow builders.
+msgpack_bin=${QUIVER_MSGPACK_BIN:-$build_dir/msgpack_records_benchmark}
+if [[ -x $msgpack_bin ]]; then
+  echo "== $msgpack_bin"
+  "$msgpack_bin" --benchmark_repetitions="$repetitions" --benchmark_report_aggregates_only=true \
+    --benchmark_out="$results/msgpack_records.json" --benchmark_out_format=json || status=$?
+fi
+
+echo "== results in $results: pingpong.json pingpong.md w3_frames.json pingpong.log msgpack_records.json"
 exit "$status"
