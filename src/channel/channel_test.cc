@@ -458,5 +458,17 @@ TEST(ChannelTest, AttachUsesTheFdHandedDownBySupervisorThenTheName) {
   EXPECT_EQ(Channel::Attach(name).status().code(), ErrorCode::kNotFound) << "falls back to Open";
 }
 
+TEST(ChannelTest, NotEnoughSharedMemoryIsAClearErrorAndLeavesNothing) {
+  const std::string name = UniqueName("toobig");
+  // Far beyond /dev/shm: the pages are reserved at creation (posix_fallocate), so this
+  // fails here with a message, never later with a SIGBUS in the middle of a write.
+  auto channel = Channel::Create(name, {.capacity = (size_t{1} << 40) - 4096});
+  ASSERT_FALSE(channel.ok());
+  EXPECT_EQ(channel.status().code(), ErrorCode::kIoError) << channel.status().ToString();
+  EXPECT_NE(channel.status().message().find("shared memory"), std::string::npos)
+      << channel.status().ToString();
+  EXPECT_FALSE(SegmentFileExists(name));
+}
+
 }  // namespace
 }  // namespace quiver
