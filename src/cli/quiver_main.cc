@@ -89,7 +89,9 @@ int Clean(bool dry_run) {
 }  // namespace
 }  // namespace quiver::cli
 
-int main(int argc, char** argv) {
+namespace {
+
+int Main(int argc, char** argv) {
   using namespace quiver::cli;
   CLI::App app{"quiver: zero-copy shared-memory channels between processes"};
   app.require_subcommand(1);
@@ -160,4 +162,17 @@ int main(int argc, char** argv) {
   if (*bench) return Bench(bench_options, argv[0]);
   if (*run) return Run(pipeline_file, grace);
   return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Library calls report failure through Status; this only catches what should never
+  // happen (allocation failure, a library bug), so it prints instead of aborting.
+  try {
+    return Main(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "quiver: internal error: " << e.what() << "\n";
+    return 1;
+  }
 }
