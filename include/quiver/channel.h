@@ -143,6 +143,9 @@ class Sample {
   size_t size() const { return size_; }
   /// The publisher's sequence number of this sample (0, 1, 2, ...); gaps mean drops.
   uint64_t sequence() const { return sequence_; }
+  /// Where the sample starts in the channel's data area: the `offset` of a control-plane
+  /// shm_handle naming it.
+  uint64_t offset() const;
 
  private:
   friend class Subscriber;

@@ -104,6 +104,12 @@ class Sample:
     def size(self) -> int:
         return self._s.size
 
+    @property
+    def offset(self) -> int:
+        """Where the sample starts in the channel's data area: the ``offset`` of a control
+        envelope's ``shm_handle`` naming it (see ``quiver.control``)."""
+        return self._s.offset
+
     def to_arrow(self) -> pa.RecordBatch:
         """The batch as a ``pyarrow.RecordBatch`` whose buffers are shared memory (no copy)."""
         return pa.RecordBatch._import_from_c_capsule(*self._s.arrow_capsules())

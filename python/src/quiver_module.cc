@@ -399,6 +399,7 @@ struct PySample {
   ArrowSample arrow;                  // set for Arrow samples
   uint64_t sequence = 0;
   uintptr_t address = 0;
+  uint64_t offset = 0;
   size_t size = 0;
 
   std::string kind() const {
@@ -509,6 +510,7 @@ class PySubscriber {
     PySample out;
     out.sequence = sample.sequence();
     out.address = reinterpret_cast<uintptr_t>(sample.data().data());
+    out.offset = sample.offset();
     out.size = sample.size();
     if (arrow_) {
       nb::gil_scoped_release release;
@@ -605,6 +607,7 @@ NB_MODULE(_quiver, m) {
       .def_prop_ro("kind", &PySample::kind)
       .def_ro("sequence", &PySample::sequence)
       .def_ro("address", &PySample::address)
+      .def_ro("offset", &PySample::offset)
       .def_ro("size", &PySample::size)
       .def_prop_ro("schema_version", [](const PySample& s) { return s.arrow.schema_version; })
       .def("arrow_capsules", [](const PySample& s) { return BatchCapsules(s.batch()); })

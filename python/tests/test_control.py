@@ -192,9 +192,8 @@ def published(name):
     publisher.publish_bytes(bytes(range(256)) * 3)
     first = subscriber.receive(timeout=1.0)
     second = subscriber.receive(timeout=1.0)
-    # The first loan starts the data area; offsets are distances from it.
-    samples = [(s.address - first.address, ctypes.string_at(s.address, s.size))
-               for s in (first, second)]
+    assert first.offset == 0, "the first loan starts the data area"
+    samples = [(s.offset, ctypes.string_at(s.address, s.size)) for s in (first, second)]
     yield name, channel.capacity, samples
     del first, second, subscriber, publisher, channel
 

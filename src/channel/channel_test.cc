@@ -59,6 +59,8 @@ TEST(ChannelTest, LoanPublishReceiveRoundTrip) {
   ASSERT_TRUE(sample.ok()) << sample.status().ToString();
   EXPECT_EQ(sample->size(), 1000u);
   EXPECT_EQ(sample->sequence(), 0u);
+  EXPECT_EQ(sample->offset() % 64, 0u);
+  EXPECT_LT(sample->offset(), channel->capacity());
   EXPECT_TRUE(Matches(sample->data(), 7));
   ChannelStats stats = channel->Stats();
   EXPECT_EQ(stats.published, 1u);

@@ -138,6 +138,8 @@ Sample& Sample::operator=(Sample&& o) noexcept {
 
 Sample::~Sample() { Release(); }
 
+uint64_t Sample::offset() const { return owner_ ? static_cast<uint64_t>(data_ - owner_->data) : 0; }
+
 void Sample::Release() {
   if (owner_) {
     owner_->Release(desc_);
