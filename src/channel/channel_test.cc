@@ -14,20 +14,15 @@
 #include "shm/ofd_lock.h"
 #include "shm/segment.h"
 #include "shm/unique_fd.h"
+#include "test_support.h"
 
 namespace quiver {
 namespace {
 
+using testing::SegmentFileExists;
+using testing::UniqueName;
+
 using std::chrono::milliseconds;
-
-std::string UniqueName(std::string_view what) {
-  return std::string(what) + "-" + std::to_string(getpid());
-}
-
-bool SegmentFileExists(const std::string& name) {
-  return std::filesystem::exists(shm::Segment::Directory() + "/" + shm::Segment::UserPrefix() +
-                                 name);
-}
 
 void Fill(std::span<std::byte> bytes, uint8_t seed) {
   for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = std::byte(static_cast<uint8_t>(seed + i));

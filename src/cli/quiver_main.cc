@@ -147,14 +147,6 @@ int Main(int argc, char** argv) {
       return 2;
     }
   }
-  if (argc > 1 && argv[1][0] != '-') {
-    bool known = false;
-    for (const CLI::App* sub : app.get_subcommands({})) known |= sub->get_name() == argv[1];
-    if (!known) {
-      std::cerr << "quiver: unknown command '" << argv[1] << "' (see quiver --help)\n";
-      return 2;
-    }
-  }
   CLI11_PARSE(app, argc, argv);
   if (*ls) return Ls(ls_json);
   if (*top) return Top(interval, iterations);

@@ -17,8 +17,8 @@
 #include <arrow/ipc/writer.h>
 
 #include <atomic>
-#include <map>
 #include <cstring>
+#include <map>
 
 #include "payload/ipc_metadata.h"
 #include "payload/sample_buffer.h"
@@ -78,12 +78,11 @@ Result<std::vector<Message>> MessagesFor(const arrow::RecordBatch& batch) {
   for (const auto& [id, dictionary] : *dictionaries) {
     auto dict_batch = arrow::RecordBatch::Make(
         arrow::schema(arrow::FieldVector{arrow::field("dictionary", dictionary->type())}),
-        dictionary->length(),
-        {dictionary});
+        dictionary->length(), {dictionary});
     Message m{id, {}};
-    QUIVER_RETURN_IF_ERROR(FromArrow(
-        arrow::ipc::GetRecordBatchPayload(*dict_batch, options, &m.payload),
-        ErrorCode::kInvalidArgument, "encoding dictionary " + std::to_string(id)));
+    QUIVER_RETURN_IF_ERROR(
+        FromArrow(arrow::ipc::GetRecordBatchPayload(*dict_batch, options, &m.payload),
+                  ErrorCode::kInvalidArgument, "encoding dictionary " + std::to_string(id)));
     messages.push_back(std::move(m));
   }
   Message m{-1, {}};
@@ -159,8 +158,8 @@ Result<Channel> CreateArrowChannel(std::string_view name,
   QUIVER_RETURN_IF_ERROR(payload::CheckEvolution({}, *schema));
   auto serialized = arrow::ipc::SerializeSchema(*schema);
   if (!serialized.ok()) {
-    return Status(ErrorCode::kInvalidArgument, "serializing schema: " +
-                                                   serialized.status().ToString());
+    return Status(ErrorCode::kInvalidArgument,
+                  "serializing schema: " + serialized.status().ToString());
   }
   options.type_descriptor = (*serialized)->ToString();
   return Channel::Create(name, options);
@@ -361,17 +360,19 @@ Result<BatchLoan> ArrowPublisher::LoanBatch(size_t bytes) {
   const uint64_t arena_offset = AlignUp(kSampleHeaderBytes + kMetadataReserve, kBodyAlignment);
   QUIVER_ASSIGN_OR_RETURN(LoanedSample loan, publisher_.Loan(arena_offset + bytes));
   auto* arena = reinterpret_cast<uint8_t*>(loan.data().data()) + arena_offset;
-  auto impl = std::make_unique<BatchLoan::Impl>(
-      std::move(loan), new LoanPool(arena, static_cast<int64_t>(bytes)));
+  auto impl = std::make_unique<BatchLoan::Impl>(std::move(loan),
+                                                new LoanPool(arena, static_cast<int64_t>(bytes)));
   return BatchLoan(std::move(impl));
 }
 
-Result<LoanedSample> ArrowPublisher::Encode(BatchLoan&& batch_loan, const arrow::RecordBatch& batch) {
+Result<LoanedSample> ArrowPublisher::Encode(BatchLoan&& batch_loan,
+                                            const arrow::RecordBatch& batch) {
   QUIVER_ASSIGN_OR_RETURN(uint32_t version, SchemaVersionFor(batch.schema()));
   QUIVER_ASSIGN_OR_RETURN(std::vector<Message> messages, MessagesFor(batch));
   LoanPool& pool = *batch_loan.impl_->pool;
   std::byte* sample = batch_loan.impl_->loan.data().data();
-  const uint64_t body_offset = static_cast<uint64_t>(reinterpret_cast<std::byte*>(pool.begin()) - sample);
+  const uint64_t body_offset =
+      static_cast<uint64_t>(reinterpret_cast<std::byte*>(pool.begin()) - sample);
   // Every message's body is the whole arena; its metadata names where each buffer is.
   std::vector<MessageEntry> entries;
   std::vector<uint64_t> metadata_offsets;
@@ -393,9 +394,11 @@ Result<LoanedSample> ArrowPublisher::Encode(BatchLoan&& batch_loan, const arrow:
     for (const auto& buffer : messages[i].payload.body_buffers) {
       const int64_t size = buffer ? buffer->size() : 0;
       if (size > 0 && !pool.Contains(buffer->data(), size)) {
-        return Status(ErrorCode::kInvalidArgument,
-                      "buffer " + std::to_string(b) + " of the batch was not allocated from the "
-                      "BatchLoan's pool (a sliced array, or built elsewhere); use Publish(batch)");
+        return Status(
+            ErrorCode::kInvalidArgument,
+            "buffer " + std::to_string(b) +
+                " of the batch was not allocated from the "
+                "BatchLoan's pool (a sliced array, or built elsewhere); use Publish(batch)");
       }
       spans.push_back({size > 0 ? buffer->data() - pool.begin() : 0, size});
       ++b;
@@ -418,7 +421,9 @@ Status ArrowPublisher::Publish(BatchLoan&& loan, const arrow::RecordBatch& batch
 
 ArrowSubscriber::ArrowSubscriber(Subscriber subscriber, Channel channel,
                                  ArrowSubscriberOptions options)
-    : subscriber_(std::move(subscriber)), channel_(std::move(channel)), options_(std::move(options)) {}
+    : subscriber_(std::move(subscriber)),
+      channel_(std::move(channel)),
+      options_(std::move(options)) {}
 
 Result<ArrowSubscriber> ArrowSubscriber::Make(Channel& channel, ArrowSubscriberOptions options) {
   QUIVER_ASSIGN_OR_RETURN(auto newest, ChannelSchema(channel));
@@ -467,9 +472,11 @@ Result<ArrowSample> ArrowSubscriber::Decode(Sample sample) {
   arrow::ipc::DictionaryMemo memo;
   std::map<int64_t, std::shared_ptr<arrow::DataType>> dictionary_types;
   if (!memo.fields().AddSchemaFields(*schema).ok()) return corrupt("schema has bad dictionaries");
-  std::vector<int> path;
-  QUIVER_RETURN_IF_ERROR(DictionaryValueTypes(schema->fields(), &path, memo.fields(),
-                                              &dictionary_types));
+  if (entries.size() > 1) {  // dictionary messages precede the batch
+    std::vector<int> path;
+    QUIVER_RETURN_IF_ERROR(
+        DictionaryValueTypes(schema->fields(), &path, memo.fields(), &dictionary_types));
+  }
 
   const std::shared_ptr<arrow::Buffer> whole = payload::WrapSample(held);
   const uint64_t meta_end = header.meta_offset + header.meta_length;
@@ -483,25 +490,28 @@ Result<ArrowSample> ArrowSubscriber::Decode(Sample sample) {
     // Both ranges inside their regions of the sample, or nothing is read at all.
     if (e.metadata_offset < header.meta_offset || e.metadata_offset > meta_end ||
         e.metadata_length > meta_end - e.metadata_offset || e.metadata_offset % 8 != 0) {
-      return corrupt("message " + std::to_string(i) + " metadata lies outside the sample's metadata");
+      return corrupt("message " + std::to_string(i) +
+                     " metadata lies outside the sample's metadata");
     }
     if (e.body_offset < header.body_offset || e.body_offset > body_end ||
         e.body_length > body_end - e.body_offset || e.body_offset % 8 != 0) {
       return corrupt("message " + std::to_string(i) + " body lies outside the sample's body");
     }
-    auto message = arrow::ipc::Message::Open(
-        arrow::SliceBuffer(whole, static_cast<int64_t>(e.metadata_offset),
-                           static_cast<int64_t>(e.metadata_length)),
-        arrow::SliceBuffer(whole, static_cast<int64_t>(e.body_offset),
-                           static_cast<int64_t>(e.body_length)));
-    if (!message.ok()) return corrupt("message " + std::to_string(i) + ": " + message.status().ToString());
+    auto message =
+        arrow::ipc::Message::Open(arrow::SliceBuffer(whole, static_cast<int64_t>(e.metadata_offset),
+                                                     static_cast<int64_t>(e.metadata_length)),
+                                  arrow::SliceBuffer(whole, static_cast<int64_t>(e.body_offset),
+                                                     static_cast<int64_t>(e.body_length)));
+    if (!message.ok())
+      return corrupt("message " + std::to_string(i) + ": " + message.status().ToString());
     if ((*message)->type() != arrow::ipc::MessageType::RECORD_BATCH) {
       return corrupt("message " + std::to_string(i) + " is not a record batch");
     }
     if (!last) {
       auto type = dictionary_types.find(e.dictionary_id);
       if (type == dictionary_types.end()) {
-        return corrupt("dictionary id " + std::to_string(e.dictionary_id) + " is not in the schema");
+        return corrupt("dictionary id " + std::to_string(e.dictionary_id) +
+                       " is not in the schema");
       }
       auto dict_batch = arrow::ipc::ReadRecordBatch(
           **message, arrow::schema(arrow::FieldVector{arrow::field("dictionary", type->second)}),
@@ -520,8 +530,8 @@ Result<ArrowSample> ArrowSubscriber::Decode(Sample sample) {
     return corrupt("header says " + std::to_string(header.count) + " rows, the batch has " +
                    std::to_string(batch->num_rows()));
   }
-  const arrow::Status valid = options_.validation == BatchValidation::kFull ? batch->ValidateFull()
-                                                                            : batch->Validate();
+  const arrow::Status valid =
+      options_.validation == BatchValidation::kFull ? batch->ValidateFull() : batch->Validate();
   if (!valid.ok()) return corrupt(valid.ToString());
   if (options_.reader_schema) {
     QUIVER_ASSIGN_OR_RETURN(batch, payload::ProjectByName(batch, options_.reader_schema));

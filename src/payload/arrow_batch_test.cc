@@ -1,5 +1,3 @@
-#include "quiver/arrow.h"
-
 #include <arrow/api.h>
 #include <arrow/json/from_string.h>
 #include <gtest/gtest.h>
@@ -10,15 +8,15 @@
 
 #include "ledger.h"
 #include "payload/ipc_metadata.h"
+#include "quiver/arrow.h"
+#include "test_support.h"
 
 namespace quiver {
 namespace {
 
-using std::chrono::milliseconds;
+using testing::UniqueName;
 
-std::string UniqueName(std::string_view what) {
-  return std::string(what) + "-" + std::to_string(getpid());
-}
+using std::chrono::milliseconds;
 
 std::shared_ptr<arrow::Array> ArrayFromJson(const std::shared_ptr<arrow::DataType>& type,
                                             std::string_view json);
@@ -106,11 +104,13 @@ TEST(ArrowBatchTest, EveryTypeTheSeedsUsePlusNestedDictionaryAndNullRoundTrips) 
       ArrayFromJson(arrow::boolean(), "[true, false, null]"),
       ArrayFromJson(arrow::int64(), "[9007199254740993, -1, 0]"),
       ArrayFromJson(arrow::list(arrow::int32()), "[[1, 2], [], null]"),
-      ArrayFromJson(schema->field(7)->type(), R"([{"a": 1, "b": "x"}, null, {"a": null, "b": "z"}])"),
+      ArrayFromJson(schema->field(7)->type(),
+                    R"([{"a": 1, "b": "x"}, null, {"a": null, "b": "z"}])"),
       *arrow::DictionaryArray::FromArrays(dict_type, ArrayFromJson(arrow::int32(), "[0, 1, 0]"),
                                           ArrayFromJson(arrow::utf8(), R"(["kg", "pcs"])")),
       ArrayFromJson(arrow::null(), "[null, null, null]"),
-      ArrayFromJson(schema->field(10)->type(), R"([[{"x": 1.0}], null, [{"x": 2.0}, {"x": null}]])"),
+      ArrayFromJson(schema->field(10)->type(),
+                    R"([[{"x": 1.0}], null, [{"x": 2.0}, {"x": null}]])"),
   };
   auto batch = arrow::RecordBatch::Make(schema, 3, columns);
   ASSERT_TRUE(batch->ValidateFull().ok());
@@ -199,8 +199,8 @@ TEST(ArrowBatchTest, OutgrowingTheLoanIsOutOfMemoryNotACrash) {
 // ---- Schema evolution -------------------------------------------------------------------
 
 std::shared_ptr<arrow::Schema> V1() {
-  return arrow::schema({arrow::field("id", arrow::int64(), false),
-                        arrow::field("price", arrow::float64(), true)});
+  return arrow::schema(
+      {arrow::field("id", arrow::int64(), false), arrow::field("price", arrow::float64(), true)});
 }
 
 std::shared_ptr<arrow::RecordBatch> Batch(const std::shared_ptr<arrow::Schema>& schema,
@@ -250,8 +250,8 @@ TEST(SchemaEvolutionTest, ReorderedColumnsAreCompatibleAndBoundByName) {
   auto channel = CreateArrowChannel(UniqueName("evolve-order"), V1());
   auto publisher = ArrowPublisher::Make(*channel);
   auto reader = ArrowSubscriber::Make(*channel, {.reader_schema = V1()});
-  auto reordered = arrow::schema({arrow::field("price", arrow::float64(), true),
-                                  arrow::field("id", arrow::int64(), false)});
+  auto reordered = arrow::schema(
+      {arrow::field("price", arrow::float64(), true), arrow::field("id", arrow::int64(), false)});
   ASSERT_TRUE(publisher->Publish(*Batch(reordered, {"[9.5]", "[7]"})).ok());
   auto got = reader->Receive(milliseconds(100));
   ASSERT_TRUE(got.ok()) << got.status().ToString();
@@ -262,8 +262,8 @@ TEST(SchemaEvolutionTest, ReorderedColumnsAreCompatibleAndBoundByName) {
 TEST(SchemaEvolutionTest, ChangingAFieldTypeIsRefusedNamingFieldAndBothTypes) {
   auto channel = CreateArrowChannel(UniqueName("evolve-type"), V1());
   auto publisher = ArrowPublisher::Make(*channel);
-  auto changed = arrow::schema({arrow::field("id", arrow::int64(), false),
-                                arrow::field("price", arrow::utf8(), true)});
+  auto changed = arrow::schema(
+      {arrow::field("id", arrow::int64(), false), arrow::field("price", arrow::utf8(), true)});
   Status st = publisher->Publish(*Batch(changed, {"[1]", R"(["1.5"])"}));
   EXPECT_EQ(st.code(), ErrorCode::kSchemaMismatch);
   EXPECT_NE(st.message().find("'price'"), std::string::npos) << st.message();
@@ -315,8 +315,8 @@ TEST(SchemaEvolutionTest, ANameKeepsItsTypeEvenAfterItWasDropped) {
   auto publisher = ArrowPublisher::Make(*channel);
   auto no_price = arrow::schema({arrow::field("id", arrow::int64(), false)});
   ASSERT_TRUE(publisher->Publish(*Batch(no_price, {"[1]"})).ok());
-  auto price_text = arrow::schema({arrow::field("id", arrow::int64(), false),
-                                   arrow::field("price", arrow::utf8(), true)});
+  auto price_text = arrow::schema(
+      {arrow::field("id", arrow::int64(), false), arrow::field("price", arrow::utf8(), true)});
   EXPECT_EQ(publisher->Publish(*Batch(price_text, {"[1]", R"(["x"])"})).code(),
             ErrorCode::kSchemaMismatch);
 }
@@ -392,10 +392,10 @@ TEST(ArrowCorruptionTest, BufferOffsetsInTheMetadataPointingOutsideTheBodyAreShm
       const uint64_t meta = Load64(b, 80), meta_len = Load64(b, 88);
       // 7 columns: int32 (2 buffers), 3 strings (3 each), 3 doubles (2 each) = 17 buffers.
       std::vector<payload::BufferSpan> spans(17, payload::BufferSpan{wild, 64});
-      ASSERT_TRUE(payload::RewriteBufferSpans(
-                      {reinterpret_cast<uint8_t*>(b.data() + meta), meta_len}, spans,
-                      static_cast<int64_t>(Load64(b, 104)))
-                      .ok());
+      ASSERT_TRUE(
+          payload::RewriteBufferSpans({reinterpret_cast<uint8_t*>(b.data() + meta), meta_len},
+                                      spans, static_cast<int64_t>(Load64(b, 104)))
+              .ok());
     });
     EXPECT_EQ(st.code(), ErrorCode::kShmCorruption) << wild << ": " << st.ToString();
   }

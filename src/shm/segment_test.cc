@@ -11,13 +11,13 @@
 #include <fstream>
 
 #include "shm/ofd_lock.h"
+#include "test_support.h"
 
 namespace quiver::shm {
 namespace {
 
-std::string UniqueName(std::string_view what) {
-  return std::string(what) + "-" + std::to_string(getpid());
-}
+using testing::UniqueName;
+
 std::string PathOf(const std::string& name) {
   return Segment::Directory() + "/" + Segment::UserPrefix() + name;
 }
