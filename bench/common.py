@@ -1,0 +1,187 @@
+"""Shared pieces of the benchmark suite (bench/suite.py): the run context with its progress
+display, statistics, the machine description and the result-file shape of BENCHMARKS.md.
+
+A workload module (bench/w1_ledger.py, ...) defines
+
+    WORKLOAD = "w1_ledger"              # the result file is bench/results/<WORKLOAD>.json
+    TITLE = "W1 ledger: ..."
+    def run(ctx: Context) -> dict        # returns result_file(...); raises BenchError on a
+                                         # wrong answer (the benchmark then fails)
+    def plot(result: dict, png: Path)    # one PNG per workload (matplotlib, Agg)
+    def summary(result: dict) -> str     # a few lines for the console (ratios)
+
+Times cross processes as CLOCK_MONOTONIC nanoseconds: Python's time.monotonic_ns() and C++'s
+std::chrono::steady_clock read the same clock on Linux.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pathlib
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any, Iterable, Optional, Sequence
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+class BenchError(Exception):
+    """A benchmark produced a wrong answer or could not run: the suite fails."""
+
+
+def check(condition: bool, message: str) -> None:
+    if not condition:
+        raise BenchError(message)
+
+
+@dataclasses.dataclass
+class Context:
+    """What a workload needs to run: where the binaries are, how much to do, and a progress
+    display on stderr (the console; stdout may be carrying --json)."""
+
+    build: pathlib.Path                  # the Release build tree with the C++ peers
+    results: pathlib.Path                # bench/results/
+    quick: bool = False                  # `make bench-quick`: few repetitions, small counts
+    quiet: bool = False
+    workload: str = ""
+    _started: float = dataclasses.field(default_factory=time.monotonic)
+    _last_len: int = 0
+
+    def repetitions(self, full: int, quick: int = 1) -> int:
+        return quick if self.quick else full
+
+    def binary(self, name: str) -> pathlib.Path:
+        """A C++ program of the Release build; BenchError naming the fix if it is missing."""
+        path = self.build / name
+        if not os.access(path, os.X_OK):
+            raise BenchError(f"{path} is missing: build the benchmarks first (`make bench` "
+                             f"builds {self.build.name}/ in Release)")
+        return path
+
+    def progress(self, text: str) -> None:
+        """One status line, rewritten in place on a terminal, appended otherwise."""
+        if self.quiet:
+            return
+        elapsed = time.monotonic() - self._started
+        line = f"[{elapsed:6.1f}s] {self.workload}: {text}"
+        if sys.stderr.isatty():
+            pad = max(0, self._last_len - len(line))
+            sys.stderr.write("\r" + line + " " * pad)
+            self._last_len = len(line)
+        else:
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+    def done(self, text: str) -> None:
+        """A line that stays (ends the rewritten status line)."""
+        if self.quiet:
+            return
+        if sys.stderr.isatty() and self._last_len:
+            sys.stderr.write("\r" + " " * self._last_len + "\r")
+            self._last_len = 0
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-quantile (0..1) by linear interpolation between closest ranks."""
+    if not values:
+        raise ValueError("percentile of nothing")
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q
+    low = int(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def summarize_us(samples_us: Sequence[float]) -> dict:
+    """median_us / p99_us / p999_us / min_us / runs of one transport's per-run times."""
+    return {
+        "median_us": round(statistics.median(samples_us), 3),
+        "p99_us": round(percentile(samples_us, 0.99), 3),
+        "p999_us": round(percentile(samples_us, 0.999), 3),
+        "min_us": round(min(samples_us), 3),
+        "runs": len(samples_us),
+    }
+
+
+def unavailable(transport: str, reason: str, **extra: Any) -> dict:
+    """The result entry of a peer that could not be installed or started: it says so, and
+    carries no number."""
+    return {"transport": transport, "available": False, "reason": reason, **extra}
+
+
+def machine() -> dict:
+    info: dict = {"cpus": os.cpu_count(), "kernel": platform.release()}
+    try:
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info["python"] = platform.python_version()
+    return info
+
+
+def result_file(workload: str, params: dict, results: list, **extra: Any) -> dict:
+    return {"workload": workload, "params": params, "machine": machine(),
+            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "results": results, **extra}
+
+
+def write_json(path: pathlib.Path, data: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    tmp.replace(path)
+
+
+def entry(results: Iterable[dict], **match: Any) -> Optional[dict]:
+    """The first available result entry whose fields equal `match`."""
+    for r in results:
+        if r.get("available", True) and all(r.get(k) == v for k, v in match.items()):
+            return r
+    return None
+
+
+def ratio(a: Optional[dict], b: Optional[dict], key: str = "median_us") -> Optional[float]:
+    if not a or not b or not b.get(key):
+        return None
+    return a[key] / b[key]
+
+
+def fmt_ratio(value: Optional[float]) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:,.0f}x" if value >= 100 else f"{value:.2f}x"
+
+
+def run_checked(args: Sequence[str], *, timeout: float, what: str, **kwargs: Any
+                ) -> subprocess.CompletedProcess:
+    """Runs a child to completion; BenchError with its stderr if it fails."""
+    try:
+        proc = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout,
+                              **kwargs)
+    except subprocess.TimeoutExpired as e:
+        raise BenchError(f"{what}: timed out after {timeout:.0f} s") from e
+    if proc.returncode != 0:
+        raise BenchError(f"{what}: exit {proc.returncode}\n{proc.stderr.strip()[-2000:]}")
+    return proc
+
+
+def pyplot():
+    """matplotlib.pyplot with the file-only backend."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def which(name: str) -> Optional[str]:
+    return shutil.which(name)
