@@ -4,7 +4,8 @@
 #   make test    deps + build + ctest + pytest   (ASan+UBSan when CI=true or QUIVER_SANITIZE=1)
 #   make demo    the Ledger pipeline (examples/ledger.toml) with a report, vs JSON over stdio
 #   make python  build and install the Python package into .venv (pip install .)
-#   make bench   deps + Release build (build-release/) + benchmarks
+#   make bench   deps + Release build (build-release/) + the benchmark suite (bench/suite.py)
+#   make bench-quick  the same workloads at small counts (under 2 minutes)
 #   make format | tidy | clean
 
 SHELL := /bin/bash
@@ -33,7 +34,7 @@ export ASAN_OPTIONS  ?= detect_leaks=1
 FORMAT_DIRS := include src tests bench examples python
 CXX_GLOB    := -name '*.h' -o -name '*.hh' -o -name '*.hpp' -o -name '*.cc' -o -name '*.cpp'
 
-.PHONY: deps build test demo python bench format tidy clean
+.PHONY: deps build test demo python bench bench-quick bench-setup format tidy clean
 
 deps:
 	@bash scripts/bootstrap.sh
@@ -62,19 +63,25 @@ demo: deps
 python: deps
 	$(PYTHON) -m pip install --no-build-isolation --no-deps -q .
 
-bench: deps
+# The benchmark suite (bench/suite.py via `quiver bench`): W1-W4 of BENCHMARKS.md against
+# real peers, results and plots in bench/results/. bench-quick: the same at small counts.
+bench: bench-setup
+	$(RELEASE_DIR)/quiver bench
+
+bench-quick: bench-setup
+	$(RELEASE_DIR)/quiver bench --quick
+
+# Release build, the Python package, and the suite's peers (each installed on its own: one
+# that cannot be installed shows up as unavailable in the results, it does not stop the run).
+bench-setup: deps
 	@cmake -S . -B $(RELEASE_DIR) $(call gen_for,$(RELEASE_DIR)) \
 	  -DCMAKE_BUILD_TYPE=Release -DQUIVER_SANITIZE=OFF -DQUIVER_PYTHON=$(PYTHON)
 	@cmake --build $(RELEASE_DIR) -j $(JOBS)
-	@if [ -f bench/run.sh ]; then \
-	  QUIVER_BUILD_DIR=$(CURDIR)/$(RELEASE_DIR) QUIVER_PYTHON=$(PYTHON) bash bench/run.sh; \
-	else \
-	  found=0; \
-	  for b in $(RELEASE_DIR)/*_benchmark; do \
-	    [ -x "$$b" ] || continue; found=1; echo "== $$b"; "$$b"; \
-	  done; \
-	  [ $$found = 1 ] || echo "bench: no *_benchmark executables in $(RELEASE_DIR)/"; \
-	fi
+	@$(MAKE) --no-print-directory python
+	@grep -Ev '^\s*(#|$$)' bench/requirements.txt | while read -r req; do \
+	  $(PYTHON) -m pip install -q "$$req" 2>/dev/null || \
+	    echo "bench: could not install '$$req'; the results will say it is unavailable"; \
+	done
 
 format:
 	@files=$$(find $(wildcard $(FORMAT_DIRS)) -type f \( $(CXX_GLOB) \) 2>/dev/null || true); \

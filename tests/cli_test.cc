@@ -22,8 +22,9 @@ struct Output {
   std::string text;  // stdout and stderr
 };
 
-Output Quiver(const std::string& args) {
-  const std::string command = std::string(QUIVER_TEST_PEER_DIR) + "/quiver " + args + " 2>&1";
+Output Quiver(const std::string& args, const std::string& env = "") {
+  const std::string command =
+      env + " " + std::string(QUIVER_TEST_PEER_DIR) + "/quiver " + args + " 2>&1";
   FILE* pipe = popen(command.c_str(), "r");
   Output out{-1, ""};
   std::array<char, 4096> buf;
@@ -46,6 +47,23 @@ TEST(CliTest, VersionAndHelpForEverySubcommand) {
   Output unknown = Quiver("frobnicate");
   EXPECT_NE(unknown.exit_code, 0);
   EXPECT_NE(unknown.text.find("frobnicate"), std::string::npos) << unknown.text;
+}
+
+TEST(CliTest, BenchRejectsUnknownWorkloadsAndSaysWhereTheSuiteIs) {
+  Output bad = Quiver("bench --workload w1,w9");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.text.find("unknown workload 'w9'"), std::string::npos) << bad.text;
+  Output lost = Quiver("bench --list", "QUIVER_BENCH_SUITE=/nonexistent/suite.py");
+  EXPECT_EQ(lost.exit_code, 2);
+  EXPECT_NE(lost.text.find("QUIVER_BENCH_SUITE"), std::string::npos) << lost.text;
+}
+
+TEST(CliTest, BenchListsTheSuitesWorkloads) {
+  Output list = Quiver("bench --list");
+  ASSERT_EQ(list.exit_code, 0) << list.text;
+  for (const char* name : {"w1_ledger", "w2_image", "w3_frames", "w4_ingest"}) {
+    EXPECT_NE(list.text.find(name), std::string::npos) << list.text;
+  }
 }
 
 TEST(CliTest, LsShowsChannelsWithTheirCountersAsJson) {

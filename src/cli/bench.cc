@@ -1,9 +1,15 @@
-#include <sys/wait.h>
+// `quiver bench`: runs the benchmark suite (bench/suite.py, see docs/benchmarks.md) with the
+// C++ peers of the build tree this binary belongs to. The suite is Python (its producers are
+// Python processes, its plots matplotlib); this command finds it and an interpreter, and
+// replaces itself with it, so progress, output and exit status are the suite's own.
 #include <unistd.h>
 
-#include <cstdio>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -12,70 +18,92 @@
 namespace quiver::cli {
 namespace {
 
-std::filesystem::path SelfDir(const char* argv0) {
+namespace fs = std::filesystem;
+
+fs::path SelfDir(const char* argv0) {
   std::error_code ec;
-  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (ec) self = std::filesystem::absolute(argv0);
+  auto self = fs::read_symlink("/proc/self/exe", ec);
+  if (ec) self = fs::absolute(argv0);
   return self.parent_path();
 }
 
-int RunChild(const std::vector<std::string>& args, const std::vector<std::string>& env) {
-  pid_t pid = fork();
-  if (pid < 0) {
-    std::perror("quiver bench: fork");
-    return 1;
+std::string Env(const char* name) {
+  const char* value = std::getenv(name);
+  return value != nullptr ? value : "";
+}
+
+// bench/suite.py: $QUIVER_BENCH_SUITE, else beside the build tree (build-release/quiver ->
+// ../bench/suite.py), else the source tree this binary was built from.
+fs::path FindSuite(const fs::path& self_dir) {
+  if (const std::string env = Env("QUIVER_BENCH_SUITE"); !env.empty()) {
+    return fs::exists(env) ? fs::path(env) : fs::path();
   }
-  if (pid == 0) {
-    for (const std::string& e : env) putenv(const_cast<char*>(e.c_str()));
-    std::vector<char*> argv;
-    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
-    std::perror(("quiver bench: " + args[0]).c_str());
-    _exit(127);
+  for (fs::path dir = self_dir; !dir.empty(); dir = dir.parent_path()) {
+    if (fs::exists(dir / "bench" / "suite.py")) return dir / "bench" / "suite.py";
+    if (dir == dir.parent_path()) break;
   }
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0) {
+#ifdef QUIVER_SOURCE_DIR
+  if (fs::exists(fs::path(QUIVER_SOURCE_DIR) / "bench" / "suite.py")) {
+    return fs::path(QUIVER_SOURCE_DIR) / "bench" / "suite.py";
   }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+#endif
+  return {};
+}
+
+// $QUIVER_PYTHON, else the repository's .venv (where `make deps` puts pyarrow and the peers),
+// else python3 on PATH.
+std::string FindPython(const fs::path& suite) {
+  if (std::string env = Env("QUIVER_PYTHON"); !env.empty()) return env;
+  const fs::path venv = suite.parent_path().parent_path() / ".venv" / "bin" / "python";
+  if (access(venv.c_str(), X_OK) == 0) return venv.string();
+  return "python3";
 }
 
 }  // namespace
 
-int Bench(const BenchOptions& options, const char* argv0) {
-  const auto dir = SelfDir(argv0);
-  struct Workload {
-    const char* name;
-    const char* binary;
-    const char* what;
-  };
-  const Workload workloads[] = {
-      {"pingpong", "pingpong_benchmark", "W3 one-way latency, Quiver vs futex, UDS, pipe"},
-      {"msgpack", "msgpack_records_benchmark", "W4 msgspec ingest: msgpack records to Arrow"},
-  };
-  int failures = 0, ran = 0;
-  for (const Workload& w : workloads) {
-    if (options.workload != "all" && options.workload != w.name) continue;
-    const auto binary = dir / w.binary;
-    if (!std::filesystem::exists(binary)) {
-      std::cerr << "quiver bench: " << binary << " is missing; build the benchmarks with "
-                << "`make bench` (Release) first\n";
-      ++failures;
-      continue;
+bool IsBenchWorkloadList(const std::string& list, std::string* bad) {
+  static const char* const kKnown[] = {"all",       "w1",       "w2",        "w3",        "w4",
+                                       "w1_ledger", "w2_image", "w3_frames", "w4_ingest", "ledger",
+                                       "image",     "frames",   "ingest"};
+  std::stringstream in(list);
+  bool any = false;
+  for (std::string part; std::getline(in, part, ',');) {
+    bool known = false;
+    for (const char* name : kKnown) known |= part == name;
+    if (!known) {
+      *bad = part;
+      return false;
     }
-    if (!options.json) std::cerr << "== " << w.name << ": " << w.what << "\n";
-    std::vector<std::string> args = {binary.string()};
-    std::vector<std::string> env;
-    if (options.quick) {
-      env.push_back("QUIVER_BENCH_ROUNDS=2000");
-      args.push_back("--benchmark_min_time=0.05s");
-    }
-    if (options.json) args.push_back("--benchmark_format=json");
-    ++ran;
-    if (RunChild(args, env) != 0) ++failures;
+    any = true;
   }
-  if (ran == 0 && failures == 0) std::cerr << "quiver bench: no workload matched\n";
-  return failures == 0 ? 0 : 1;
+  if (!any) *bad = list;
+  return any;
+}
+
+int Bench(const BenchOptions& options, const char* argv0) {
+  const fs::path self_dir = SelfDir(argv0);
+  const fs::path suite = FindSuite(self_dir);
+  if (suite.empty()) {
+    std::cerr << "quiver bench: cannot find the benchmark suite (bench/suite.py of the Quiver "
+                 "source tree); set QUIVER_BENCH_SUITE=/path/to/quiver/bench/suite.py\n";
+    return 2;
+  }
+  const std::string python = FindPython(suite);
+  const fs::path build = options.build.empty() ? self_dir : fs::path(options.build);
+  std::vector<std::string> args = {python,           suite.string(), "--workload",
+                                   options.workload, "--build",      build.string()};
+  if (options.quick) args.emplace_back("--quick");
+  if (options.json) args.emplace_back("--json");
+  if (options.list) args.emplace_back("--list");
+  if (!options.results.empty()) args.insert(args.end(), {"--results", options.results});
+  setenv("QUIVER_BENCH_PROG", "quiver bench", 1);
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  execvp(argv[0], argv.data());
+  std::cerr << "quiver bench: cannot run " << python << ": " << std::strerror(errno)
+            << " (set QUIVER_PYTHON to a Python with pyarrow, or run `make deps`)\n";
+  return 127;
 }
 
 }  // namespace quiver::cli

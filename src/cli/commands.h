@@ -6,12 +6,19 @@
 namespace quiver::cli {
 
 struct BenchOptions {
-  std::string workload = "all";
+  std::string workload = "all";  ///< comma-separated: all, w1..w4 (or their names)
   bool quick = false;
   bool json = false;
+  bool list = false;
+  std::string build;    ///< the tree with the C++ peers; empty: this binary's directory
+  std::string results;  ///< empty: the suite's default, bench/results/
 };
 
-/// Runs the benchmark executables that sit beside the `quiver` binary. Returns the exit code.
+/// True if `list` is a comma-separated list of known workloads; else the first bad one in *bad.
+bool IsBenchWorkloadList(const std::string& list, std::string* bad);
+
+/// Runs the benchmark suite (bench/suite.py) in place of this process. Returns an exit code
+/// only if it could not be started.
 int Bench(const BenchOptions& options, const char* argv0);
 
 /// Runs a pipeline file under the supervisor. Returns the process exit code.

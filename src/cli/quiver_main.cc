@@ -1,5 +1,6 @@
 // The `quiver` command: run pipelines, look at channels, clean up, benchmark.
 //   quiver run FILE | ls [--json] | top | clean [--dry-run] | bench [--workload W] [--quick]
+//   [--json]
 #include <arrow/util/config.h>
 #include <signal.h>
 #include <unistd.h>
@@ -129,15 +130,31 @@ int Main(int argc, char** argv) {
   bool dry_run = false;
   clean->add_flag("--dry-run", dry_run, "Only say what would be removed");
 
-  auto* bench = app.add_subcommand("bench", "Run the benchmark suite (see docs/benchmarks.md)");
+  auto* bench = app.add_subcommand(
+      "bench",
+      "Run the benchmark suite (W1-W4 of BENCHMARKS.md against real peers, in one run); "
+      "writes bench/results/<workload>.json and .png (see docs/benchmarks.md)");
   BenchOptions bench_options;
   bench
-      ->add_option("--workload", bench_options.workload,
-                   "Which workload: all, pingpong (W3), msgpack (W4 ingest)")
+      ->add_option("-w,--workload", bench_options.workload,
+                   "Comma-separated workloads: all, w1 (ledger), w2 (image), w3 (frames "
+                   "latency), w4 (ingest)")
       ->capture_default_str()
-      ->check(CLI::IsMember({"all", "pingpong", "msgpack"}));
-  bench->add_flag("--quick", bench_options.quick, "Few repetitions: a quick look, not a result");
-  bench->add_flag("--json", bench_options.json, "Google Benchmark JSON on stdout");
+      ->check([](const std::string& value) -> std::string {
+        std::string bad;
+        return IsBenchWorkloadList(value, &bad)
+                   ? std::string()
+                   : "unknown workload '" + bad + "' (all, w1, w2, w3, w4)";
+      });
+  bench->add_flag("--quick", bench_options.quick,
+                  "Small repetition counts: every workload, the whole suite in under 2 minutes");
+  bench->add_flag("--json", bench_options.json,
+                  "Print every result file as one JSON document on stdout (progress: stderr)");
+  bench->add_flag("--list", bench_options.list, "List the workloads and exit");
+  bench->add_option("--build", bench_options.build,
+                    "Build tree with the C++ peers (default: this binary's directory)");
+  bench->add_option("--results", bench_options.results,
+                    "Where the result files go (default: bench/results/ of the source tree)");
 
   if (argc > 1 && argv[1][0] != '-') {
     bool known = false;

@@ -1,0 +1,122 @@
+"""W2 evidence image (BENCHMARKS.md): an RGBA image with width/height/format from one
+process to another, as JSON with base64 over a pipe (the seeds' legacy) vs a Quiver image
+frame copied in (`quiver`) vs written in place in the loan (`quiver-loan`), with the memcpy
+of the same bytes as the copy limit. The C++ peer (bench/w2_image_peer.cc) forks the consumer,
+times every image and checks every pixel's checksum; this module runs it and reports."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import statistics
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import common  # noqa: E402
+
+WORKLOAD = "w2_image"
+TITLE = "W2 evidence image: RGBA frames, JSON+base64 vs Quiver copy-in vs loan"
+
+SIZES = ["640x480", "1920x1080", "3840x2160"]
+TRANSPORTS = ["memcpy", "json-base64-stdio", "quiver", "quiver-loan"]
+HEADLINE = (1920, 1080)
+
+
+def run(ctx: common.Context) -> dict:
+    reps = ctx.repetitions(full=60, quick=10)
+    warmup = 3
+    results = []
+    cases = [(s, t) for s in SIZES for t in TRANSPORTS]
+    for i, (size, transport) in enumerate(cases, 1):
+        # json-base64 at 4K takes ~0.5 s an image: fewer of them.
+        n = max(3, reps // 6) if transport == "json-base64-stdio" and size == "3840x2160" else reps
+        ctx.progress(f"[{i}/{len(cases)}] {transport} {size}: {n} images")
+        proc = common.run_checked(
+            [str(ctx.binary("w2_image_peer")), "--sizes", size, "--transports", transport,
+             "--reps", str(n), "--warmup", str(warmup)],
+            timeout=600, what=f"w2_image_peer {transport} {size}")
+        for line in proc.stdout.splitlines():
+            out = json.loads(line)
+            entry = {"transport": out["transport"], "width": out["width"],
+                     "height": out["height"], "bytes": out["bytes"],
+                     **common.summarize_us(out["samples_us"])}
+            results.append(entry)
+    params = {"sizes": SIZES, "format": "rgba8", "images_per_case": reps,
+              "warmup": warmup,
+              "time": "pixels ready in the producer (its buffer, or the loan) until the "
+                      "consumer holds a checked view; memcpy: one copy in one process",
+              "consumer_receive": "blocking (futex), no spin"}
+    result = common.result_file(WORKLOAD, params, results)
+    return result
+
+
+def _pixels(size: str) -> int:
+    w, h = (int(x) for x in size.split("x"))
+    return w * h
+
+
+def _find(result: dict, transport: str, width: int, height: int):
+    return common.entry(result["results"], transport=transport, width=width, height=height)
+
+
+def summary(result: dict) -> str:
+    lines = [f"{'image':>10} {'bytes':>10} " + " ".join(f"{t:>18}" for t in TRANSPORTS)
+             + "   quiver/memcpy  json/quiver-loan"]
+    for size in SIZES:
+        w, h = (int(x) for x in size.split("x"))
+        row = [_find(result, t, w, h) for t in TRANSPORTS]
+        cells = " ".join(f"{r['median_us']:>15.1f} us" if r else f"{'n/a':>18}" for r in row)
+        copy = common.ratio(row[2], row[0])
+        legacy = common.ratio(row[1], row[3])
+        lines.append(f"{size:>10} {w * h * 4:>10,} {cells}   {common.fmt_ratio(copy):>13}"
+                     f"  {common.fmt_ratio(legacy):>16}")
+    loans = [r["median_us"] for s in SIZES
+             if (r := _find(result, "quiver-loan", *(int(x) for x in s.split("x"))))]
+    if loans:
+        lines.append(f"quiver-loan p50 across sizes: {min(loans):.1f}..{max(loans):.1f} us "
+                     f"(bytes grow {_pixels(SIZES[-1]) / _pixels(SIZES[0]):.0f}x from {SIZES[0]} to "
+                     f"{SIZES[-1]})")
+    return "\n".join(lines)
+
+
+def plot(result: dict, png: pathlib.Path) -> None:
+    plt = common.pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    for transport in TRANSPORTS:
+        points = sorted((r["bytes"], r["median_us"]) for r in result["results"]
+                        if r.get("transport") == transport and r.get("available", True))
+        if points:
+            xs, ys = zip(*points)
+            ax.plot(xs, [y / 1e3 for y in ys], marker="o", label=transport)
+    ax.axhline(2.0, color="grey", linestyle=":", linewidth=1)
+    ax.text(3e5, 2.2, "seeds' target: 2 ms", color="grey", fontsize=8)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("image bytes (RGBA: 640x480, 1920x1080, 3840x2160)")
+    ax.set_ylabel("median time, ms (log)")
+    ax.set_title("W2 evidence image: producer to consumer")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=TITLE)
+    parser.add_argument("--build", type=pathlib.Path, default=common.ROOT / "build-release")
+    parser.add_argument("--results", type=pathlib.Path, default=common.ROOT / "bench" / "results")
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    ctx = common.Context(build=args.build.resolve(), results=args.results, quick=args.quick,
+                         workload=WORKLOAD)
+    result = run(ctx)
+    args.results.mkdir(parents=True, exist_ok=True)
+    common.write_json(args.results / f"{WORKLOAD}.json", result)
+    plot(result, args.results / f"{WORKLOAD}.png")
+    ctx.done(summary(result))
+
+
+if __name__ == "__main__":
+    main()
