@@ -30,6 +30,10 @@ from typing import Any, Iterable, Optional, Sequence
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
+# Every named channel the suite creates starts with one of these; the suite fails a workload
+# that leaves one behind in /dev/shm.
+CHANNEL_PREFIXES = ("w1-", "w2-", "w3-", "w4-", "pingpong-")
+
 
 class BenchError(Exception):
     """A benchmark produced a wrong answer or could not run: the suite fails."""
@@ -48,13 +52,18 @@ class Context:
     build: pathlib.Path                  # the Release build tree with the C++ peers
     results: pathlib.Path                # bench/results/
     quick: bool = False                  # `make bench-quick`: few repetitions, small counts
+    smoke: bool = False                  # tests only: tiny counts, every transport once;
+                                         # checks answers, its numbers mean nothing
     quiet: bool = False
     workload: str = ""
     _started: float = dataclasses.field(default_factory=time.monotonic)
     _last_len: int = 0
 
     def repetitions(self, full: int, quick: int = 1) -> int:
-        return quick if self.quick else full
+        return 1 if self.smoke else quick if self.quick else full
+
+    def mode(self) -> str:
+        return "smoke" if self.smoke else "quick" if self.quick else "full"
 
     def binary(self, name: str) -> pathlib.Path:
         """A C++ program of the Release build; BenchError naming the fix if it is missing."""

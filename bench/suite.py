@@ -59,8 +59,10 @@ def build_type(build: pathlib.Path) -> str:
 
 
 def shm_files() -> set:
+    """The suite's named channels in /dev/shm (see common.CHANNEL_PREFIXES)."""
     directory = pathlib.Path(os.environ.get("QUIVER_SHM_DIR") or "/dev/shm")
-    return {p.name for p in directory.glob(f"quiver-{os.getuid()}-*")}
+    return {p.name for prefix in common.CHANNEL_PREFIXES
+            for p in directory.glob(f"quiver-{os.getuid()}-{prefix}*")}
 
 
 def main() -> int:
@@ -81,6 +83,9 @@ def main() -> int:
     parser.add_argument("--results", type=pathlib.Path,
                         default=common.ROOT / "bench" / "results",
                         help="where <workload>.json and .png go (default: bench/results/)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="for tests: tiny counts, every transport once, answers checked; "
+                             "the numbers mean nothing")
     parser.add_argument("--no-plots", action="store_true", help="write no PNG files")
     parser.add_argument("--list", action="store_true", help="list the workloads and exit")
     args = parser.parse_args()
@@ -103,8 +108,9 @@ def main() -> int:
     for i, key in enumerate(chosen, 1):
         module = importlib.import_module(WORKLOADS[key])
         ctx = common.Context(build=build, results=args.results, quick=args.quick,
+                             smoke=args.smoke,
                              workload=f"[{i}/{len(chosen)}] {module.WORKLOAD}")
-        ctx.done(f"== {module.TITLE}{' (quick)' if args.quick else ''}")
+        ctx.done(f"== {module.TITLE} ({ctx.mode()})")
         before = shm_files()
         try:
             result = module.run(ctx)
@@ -120,7 +126,7 @@ def main() -> int:
         if left:
             ctx.done(f"{module.WORKLOAD}: FAILED: it left shared memory behind: {left}")
             failed.append(module.WORKLOAD)
-        result["mode"] = "quick" if args.quick else "full"
+        result["mode"] = ctx.mode()
         result["build_type"] = kind
         result["seconds"] = round(time.monotonic() - ctx._started, 1)
         path = args.results / f"{module.WORKLOAD}.json"
@@ -137,7 +143,8 @@ def main() -> int:
 
     elapsed = time.monotonic() - started
     if args.json:
-        json.dump({"suite": "quiver-bench", "mode": "quick" if args.quick else "full",
+        mode = "smoke" if args.smoke else "quick" if args.quick else "full"
+        json.dump({"suite": "quiver-bench", "mode": mode,
                    "seconds": round(elapsed, 1), "failed": failed, "workloads": documents},
                   sys.stdout, indent=1)
         sys.stdout.write("\n")

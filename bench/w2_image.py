@@ -24,13 +24,14 @@ HEADLINE = (1920, 1080)
 
 
 def run(ctx: common.Context) -> dict:
-    reps = ctx.repetitions(full=60, quick=10)
-    warmup = 3
+    reps = 2 if ctx.smoke else ctx.repetitions(full=60, quick=10)
+    warmup = 0 if ctx.smoke else 3
+    sizes = ["64x48", "320x240"] if ctx.smoke else SIZES
     results = []
-    cases = [(s, t) for s in SIZES for t in TRANSPORTS]
+    cases = [(s, t) for s in sizes for t in TRANSPORTS]
     for i, (size, transport) in enumerate(cases, 1):
         # json-base64 at 4K takes ~0.5 s an image: fewer of them.
-        n = max(3, reps // 6) if transport == "json-base64-stdio" and size == "3840x2160" else reps
+        n = max(3, reps // 6) if transport == "json-base64-stdio" and size == SIZES[-1] else reps
         ctx.progress(f"[{i}/{len(cases)}] {transport} {size}: {n} images")
         proc = common.run_checked(
             [str(ctx.binary("w2_image_peer")), "--sizes", size, "--transports", transport,
@@ -42,7 +43,7 @@ def run(ctx: common.Context) -> dict:
                      "height": out["height"], "bytes": out["bytes"],
                      **common.summarize_us(out["samples_us"])}
             results.append(entry)
-    params = {"sizes": SIZES, "format": "rgba8", "images_per_case": reps,
+    params = {"sizes": sizes, "format": "rgba8", "images_per_case": reps,
               "warmup": warmup,
               "time": "pixels ready in the producer (its buffer, or the loan) until the "
                       "consumer holds a checked view; memcpy: one copy in one process",
@@ -61,9 +62,10 @@ def _find(result: dict, transport: str, width: int, height: int):
 
 
 def summary(result: dict) -> str:
+    sizes = result["params"]["sizes"]
     lines = [f"{'image':>10} {'bytes':>10} " + " ".join(f"{t:>18}" for t in TRANSPORTS)
              + "   quiver/memcpy  json/quiver-loan"]
-    for size in SIZES:
+    for size in sizes:
         w, h = (int(x) for x in size.split("x"))
         row = [_find(result, t, w, h) for t in TRANSPORTS]
         cells = " ".join(f"{r['median_us']:>15.1f} us" if r else f"{'n/a':>18}" for r in row)
@@ -71,12 +73,12 @@ def summary(result: dict) -> str:
         legacy = common.ratio(row[1], row[3])
         lines.append(f"{size:>10} {w * h * 4:>10,} {cells}   {common.fmt_ratio(copy):>13}"
                      f"  {common.fmt_ratio(legacy):>16}")
-    loans = [r["median_us"] for s in SIZES
+    loans = [r["median_us"] for s in sizes
              if (r := _find(result, "quiver-loan", *(int(x) for x in s.split("x"))))]
     if loans:
         lines.append(f"quiver-loan p50 across sizes: {min(loans):.1f}..{max(loans):.1f} us "
-                     f"(bytes grow {_pixels(SIZES[-1]) / _pixels(SIZES[0]):.0f}x from {SIZES[0]} to "
-                     f"{SIZES[-1]})")
+                     f"(bytes grow {_pixels(sizes[-1]) / _pixels(sizes[0]):.0f}x from {sizes[0]} to "
+                     f"{sizes[-1]})")
     return "\n".join(lines)
 
 
@@ -93,7 +95,7 @@ def plot(result: dict, png: pathlib.Path) -> None:
     ax.text(3e5, 2.2, "seeds' target: 2 ms", color="grey", fontsize=8)
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("image bytes (RGBA: 640x480, 1920x1080, 3840x2160)")
+    ax.set_xlabel("image bytes (RGBA: " + ", ".join(result["params"]["sizes"]) + ")")
     ax.set_ylabel("median time, ms (log)")
     ax.set_title("W2 evidence image: producer to consumer")
     ax.grid(True, which="both", alpha=0.3)

@@ -109,9 +109,9 @@ def _runs(ctx: common.Context, transport: str, columns, records, n: int, runs: i
 def run(ctx: common.Context) -> dict:
     import msgspec
 
-    n = 2_000_000 if ctx.quick else 10_000_000
+    n = 30_000 if ctx.smoke else 2_000_000 if ctx.quick else 10_000_000
     runs = ctx.repetitions(full=5, quick=2)
-    warmup = 1
+    warmup = 0 if ctx.smoke else 1
     ctx.progress(f"generating {n:,} nodes (numpy columns, tuples, msgspec Structs)")
     columns = _nodes(n)
 
