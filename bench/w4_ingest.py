@@ -135,6 +135,7 @@ def run(ctx: common.Context) -> dict:
                         "nodes_per_s": round(n / median),
                         "nodes_per_s_best": round(n / min(seconds)),
                         **common.summarize_us([s * 1e6 for s in seconds])})
+    profile = [] if ctx.smoke else _decode_profile(ctx)
     params = {"nodes": n, "batch_nodes": BATCH, "warmup_runs": warmup,
               "schema": "id uint64, kind uint8, parent uint64, weight float32",
               "time": "first publish call until the C++ consumer has summed the last batch",
@@ -143,7 +144,26 @@ def run(ctx: common.Context) -> dict:
               "inputs": {"publish_arrow": "numpy columns",
                          "publish_msgspec": "msgspec.Struct objects (msgpack maps)",
                          "publish_msgspec-array_like": "tuples (msgpack arrays)"}}
-    return common.result_file(WORKLOAD, params, results)
+    return common.result_file(WORKLOAD, params, results, decode_profile=profile)
+
+
+def _decode_profile(ctx: common.Context) -> list:
+    """Where publish_msgspec's time goes: the C++ decode alone (msgpack_records_benchmark,
+    1M nodes in one process) against Arrow builders and a parse that builds nothing."""
+    binary = ctx.build / "msgpack_records_benchmark"
+    if not binary.exists():
+        return [common.unavailable("decode-profile", f"{binary} is not built")]
+    reps = ctx.repetitions(full=5, quick=1)
+    ctx.progress(f"decode profile: {binary.name}, {reps} repetition(s)")
+    proc = common.run_checked(
+        [str(binary), "--benchmark_format=json", f"--benchmark_repetitions={reps}",
+         "--benchmark_min_time=0.2"], timeout=600, what=binary.name)
+    per_name: dict = {}
+    for b in json.loads(proc.stdout)["benchmarks"]:
+        if b.get("run_type", "iteration") == "iteration" and "items_per_second" in b:
+            per_name.setdefault(b["run_name"], []).append(b["items_per_second"])
+    return [{"benchmark": name.removeprefix("BM_"), "nodes_per_s": round(statistics.median(v)),
+             "runs": len(v)} for name, v in per_name.items()]
 
 
 def summary(result: dict) -> str:
@@ -157,6 +177,10 @@ def summary(result: dict) -> str:
             f"   publish_arrow is {arrow['nodes_per_s'] / r['nodes_per_s']:.1f}x faster"
         lines.append(f"{r['transport']:>28}: {r['nodes_per_s'] / 1e6:8.1f} M nodes/s "
                      f"({r['median_us'] / 1e3:,.0f} ms for {r['nodes']:,}){vs}")
+    for p in result.get("decode_profile", []):
+        if p.get("available", True):
+            lines.append(f"{'decode profile':>28}: {p['benchmark']}: "
+                         f"{p['nodes_per_s'] / 1e6:.1f} M nodes/s (C++ only, 1M nodes)")
     return "\n".join(lines)
 
 
