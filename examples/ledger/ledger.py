@@ -23,10 +23,13 @@ def batch(rows: int, seed: int) -> pa.RecordBatch:
     quantity = rng.integers(1, 1000, rows) / 10.0
     price = rng.integers(1, 100_000, rows) / 100.0
     names = np.char.add("Item ", np.char.zfill(rng.integers(0, 10**12, rows).astype(str), 19))
+    name_array = pa.array(names, pa.utf8())
+    if isinstance(name_array, pa.ChunkedArray):  # pyarrow splits large numpy str columns
+        name_array = name_array.combine_chunks()
     return pa.record_batch([
         pa.array(np.arange(1, rows + 1, dtype=np.int32)),
         pa.array(_CODES[rng.integers(0, len(_CODES), rows)], pa.utf8()),
-        pa.array(names, pa.utf8()),
+        name_array,
         pa.array(_UNITS[np.arange(rows) % len(_UNITS)], pa.utf8()),
         pa.array(quantity),
         pa.array(price),

@@ -139,6 +139,15 @@ class Publisher:
     def __init__(self, channel: "Channel", loan_timeout: Optional[float] = None) -> None:
         self._channel = channel
         self._p = _quiver.Publisher(channel._c, loan_timeout)
+        self._schema: Optional[pa.Schema] = None  # the channel's newest schema, cached:
+        self._schema_versions = 0                  # re-read only when a version is added
+
+    def _target_schema(self) -> Optional[pa.Schema]:
+        versions = self._channel._c.type_versions
+        if versions != self._schema_versions:
+            self._schema = self._channel.schema
+            self._schema_versions = versions
+        return self._schema
 
     @property
     def subscriber_count(self) -> int:
@@ -150,7 +159,7 @@ class Publisher:
         The buffers are copied into shared memory once. Columns whose type differs from the
         channel schema's (polars exports large strings, say) are cast to it first. Returns
         the number of samples published (one per record batch)."""
-        target = self._channel.schema
+        target = self._target_schema()
         if target is None:
             raise InvalidArgument(f"channel '{self._channel.name}' has no Arrow schema; create "
                                   f"it with schema=, or use publish_bytes / loan_ndarray")
