@@ -27,7 +27,8 @@
 //
 // Environment:
 //   QUIVER_BENCH_ROUNDS        round trips per case for payloads up to 4 KiB (default 20000;
-//                              64 KiB runs half as many, 1 MiB a tenth, never under 100)
+//                              64 KiB runs half as many, 1 MiB a tenth, 8 MiB a hundredth,
+//                              never under 100)
 //   QUIVER_BENCH_IDLE_MS       how long the idle-receiver cases leave a subscriber waiting
 //   QUIVER_BENCH_SUMMARY_MD    also write the summary tables to this file
 //   QUIVER_BENCH_SUMMARY_JSON  also write the workload-shaped result file (BENCHMARKS.md)
@@ -86,7 +87,7 @@ using std::chrono::milliseconds;
 using std::chrono::nanoseconds;
 
 constexpr uint64_t kStop = ~uint64_t{0};
-constexpr size_t kSizes[] = {64, 3840, 64 << 10, 1 << 20};
+constexpr size_t kSizes[] = {64, 3840, 64 << 10, 1 << 20, 8 << 20};
 // A receiver that hears nothing for this long gives up: a lost wake-up shows as a failed
 // case, not as a hung run.
 constexpr auto kSilenceLimit = std::chrono::seconds(10);
@@ -138,11 +139,14 @@ long EnvLong(const char* name, long fallback) {
 }
 
 // Larger payloads take longer per round trip; fewer of them keep the run short while p99.9
-// still rests on at least a couple of samples.
+// still rests on at least a couple of samples. At 8 MiB a pipe round trip takes 5 to 16 ms
+// here, so those cases run a hundredth of the base: their p99.9 is close to the maximum.
 int64_t RoundsFor(size_t size) {
   const long base = EnvLong("QUIVER_BENCH_ROUNDS", 20000);
   long rounds = base;
-  if (size > (64 << 10)) {
+  if (size > (1 << 20)) {
+    rounds = base / 100;
+  } else if (size > (64 << 10)) {
     rounds = base / 10;
   } else if (size > 4096) {
     rounds = base / 2;

@@ -13,7 +13,6 @@ tensors and frames as read-only ``numpy`` views, with no copy.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 from typing import Any, AsyncIterator, Iterator, Optional, Sequence, Union
 
@@ -40,7 +39,7 @@ from ._quiver import (
 
 __version__ = "0.1.0"
 __all__ = [
-    "Channel", "Publisher", "Subscriber", "Sample", "parse_size",
+    "Channel", "Publisher", "Subscriber", "Sample", "NdarrayLoan", "parse_size",
     "QuiverError", "AlreadyExists", "Busy", "CapacityExceeded", "ChannelFull",
     "HandleOutOfRange", "InvalidArgument", "IoError", "NotFound", "PeerGone",
     "PermissionDenied", "SchemaMismatch", "ShmCorruption", "Timeout",
@@ -133,6 +132,51 @@ class Sample:
         return f"<quiver.Sample {self.kind} #{self.sequence} {self.size} bytes>"
 
 
+_DTYPE_NAMES: dict = {}
+
+
+def _dtype_name(dtype: Any) -> str:
+    """np.dtype(dtype).name, cached: it costs more than a small loan itself."""
+    try:
+        return _DTYPE_NAMES[dtype]
+    except (KeyError, TypeError):
+        name = np.dtype(dtype).name
+        if len(_DTYPE_NAMES) < 256:
+            try:
+                _DTYPE_NAMES[dtype] = name
+            except TypeError:  # an unhashable dtype spec (a list of fields, say)
+                pass
+        return name
+
+
+class NdarrayLoan:
+    """The context manager of Publisher.loan_ndarray: loans on entry, publishes on a normal
+    exit, gives the space back on an exception. (A class rather than a generator-based
+    context manager: a small loan costs about as much as the generator machinery.)"""
+
+    __slots__ = ("_publisher", "_shape", "_dtype", "_loan", "_array")
+
+    def __init__(self, publisher: Any, shape: tuple, dtype: str) -> None:
+        self._publisher, self._shape, self._dtype = publisher, shape, dtype
+        self._loan = self._array = None
+
+    def __enter__(self) -> np.ndarray:
+        if self._loan is not None:
+            raise InvalidArgument("this loan_ndarray() was entered already")
+        self._loan = self._publisher.loan_tensor(list(self._shape), self._dtype)
+        self._array = self._loan.array
+        return self._array
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        loan, self._loan = self._loan, None
+        if exc_type is not None:
+            loan.discard()
+            return False
+        self._array.flags.writeable = False  # it belongs to the subscribers now
+        loan.publish()
+        return False
+
+
 class Publisher:
     """The one writer of a channel. Thread-compatible: use it from one thread at a time."""
 
@@ -181,8 +225,7 @@ class Publisher:
         """Publishes raw bytes (one copy)."""
         self._p.publish_bytes(bytes(data))
 
-    @contextlib.contextmanager
-    def loan_ndarray(self, shape: Union[int, Sequence[int]], dtype: Any) -> Iterator[np.ndarray]:
+    def loan_ndarray(self, shape: Union[int, Sequence[int]], dtype: Any) -> "NdarrayLoan":
         """Loans a tensor sample and yields it as a writable numpy array living in shared
         memory; it is published when the block exits normally, discarded on an exception.
 
@@ -190,15 +233,7 @@ class Publisher:
         ...     frame[:] = pixels          # written in place, no further copy
         """
         shape = (shape,) if isinstance(shape, int) else tuple(shape)
-        loan = self._p.loan_tensor(list(shape), np.dtype(dtype).name)
-        array = loan.array
-        try:
-            yield array
-        except BaseException:
-            loan.discard()
-            raise
-        array.flags.writeable = False  # it belongs to the subscribers now
-        loan.publish()
+        return NdarrayLoan(self._p, shape, _dtype_name(dtype))
 
     def publish_msgspec(self, records: Any) -> None:
         """Publishes records of a schema still in flux: ``records`` (a list of msgspec

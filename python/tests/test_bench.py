@@ -28,7 +28,7 @@ def shm_names():
 
 
 @pytest.mark.parametrize("workload,module", [("w1", "w1_ledger"), ("w2", "w2_image"),
-                                             ("w4", "w4_ingest")])
+                                             ("w3", "w3_frames"), ("w4", "w4_ingest")])
 def test_workload_runs_checks_answers_and_writes_results(build_dir, tmp_path, workload, module):
     before = shm_names()
     proc = run_suite(build_dir, tmp_path, "--workload", workload, "--json")

@@ -1,0 +1,501 @@
+"""W3 frames: one-way latency of a payload ping-ponged between two processes (BENCHMARKS.md).
+
+Two halves, one result file (bench/results/w3_frames.json):
+
+* C++ <-> C++: build/pingpong_benchmark (futex, spin, uds, pipe, quiver-blocking/default/spin,
+  in three placements: sched, apart, together), run as bench/run.sh runs it. Google
+  Benchmark's own files stay as pingpong.json, pingpong.md and pingpong.log.
+* Python <-> Python: bench/w3_python_peer.py (py-quiver-blocking/default/spin, py-uds,
+  py-pipe, py-iceoryx2-blocking/spin), in placements "sched" (nothing pinned) and "apart"
+  (parent and child pinned to two CPUs).
+
+Payloads 64 B, 3,840 B (10 ms of 48 kHz stereo float32), 64 KiB, 1 MiB, 8 MiB. Every figure
+is one-way = round trip / 2, in microseconds: p50 ("median_us"), p99, p99.9 of every round
+trip of a run, then the median of each over the runs.
+
+Standalone:  python bench/w3_frames.py --build build-release [--quick]
+Environment: QUIVER_BENCH_ROUNDS / QUIVER_BENCH_IDLE_MS / QUIVER_BENCH_PIN (the C++ binary);
+             QUIVER_BENCH_PY_ROUNDS (Python round trips at 64 B; larger payloads fewer),
+             QUIVER_BENCH_PY_WRITER=loan|bytes (quiver sender: loan_ndarray, the default, or
+             publish_bytes), QUIVER_BENCH_PY_PLACEMENTS (default sched,apart; also together).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import re
+import select
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Dict, List, Optional
+
+if str(pathlib.Path(__file__).resolve().parent) not in sys.path:
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import common  # noqa: E402
+import w3_python_peer as peer  # noqa: E402
+from common import BenchError  # noqa: E402
+
+WORKLOAD = "w3_frames"
+TITLE = "W3 frames: ping-pong latency, C++ and Python, 64 B to 8 MiB"
+
+SIZES = (64, 3840, 64 << 10, 1 << 20, 8 << 20)
+CPP_TRANSPORTS = ("futex", "spin", "uds", "pipe", "quiver-blocking", "quiver-default",
+                  "quiver-spin")
+CPP_PLACEMENTS = ("sched", "apart", "together")
+PY_TRANSPORTS = peer.TRANSPORTS
+
+# C++: bench/run.sh's repetitions (3, interleaved); quick: one, and 2,000 round trips at
+# 64 B (~13 s in all). Python: 10,000 round trips at 64 B, then halved, a tenth, a hundredth
+# as in C++; a run of one case stops early after PY_CAP_S (a pipe moving 8 MiB).
+CPP_REPETITIONS, CPP_QUICK_ROUNDS, CPP_QUICK_IDLE_MS = 3, 2000, 300
+PY_RUNS, PY_ROUNDS, PY_CAP_S = 3, 10000, 1.0
+PY_QUICK_RUNS, PY_QUICK_ROUNDS, PY_QUICK_CAP_S = 1, 1000, 0.15
+# --smoke (tests): every transport and payload once at tiny counts, answers checked; C++ in
+# the sched placement only. Its numbers mean nothing.
+CPP_SMOKE_ROUNDS, CPP_SMOKE_IDLE_MS = 100, 50
+PY_SMOKE_ROUNDS, PY_SMOKE_CAP_S = 20, 0.05
+# "sched" is what a user gets; on this 2-CPU VM the scheduler often packs a Python pair onto
+# one CPU for one transport and not for another (see same_cpu_pct), so "apart" (parent and
+# child pinned to two CPUs, QUIVER_BENCH_PIN) gives the like-for-like comparison.
+PY_PLACEMENTS = ("sched", "apart")
+
+
+def _env_int(name: str, fallback: int) -> int:
+    try:
+        value = int(os.environ.get(name, ""))
+    except ValueError:
+        return fallback
+    return value if value > 0 else fallback
+
+
+def py_rounds_for(base: int, size: int) -> int:
+    if size > 1 << 20:
+        rounds = base // 100
+    elif size > 64 << 10:
+        rounds = base // 10
+    elif size > 4096:
+        rounds = base // 2
+    else:
+        rounds = base
+    return max(rounds, 20)
+
+
+# ---- Leftovers --------------------------------------------------------------------------
+
+def _shm_dir() -> pathlib.Path:
+    return pathlib.Path(os.environ.get("QUIVER_SHM_DIR") or "/dev/shm")
+
+
+def _sweep(kinds=("pingpong", "w3-py"), only_pid: Optional[int] = None) -> List[str]:
+    """Channel files of earlier runs whose process is gone (or, with only_pid, of that
+    process): removed. Returns their names."""
+    found = []
+    pattern = re.compile(rf"quiver-{os.geteuid()}-({'|'.join(kinds)})-(\d+)-")
+    try:
+        entries = list(_shm_dir().iterdir())
+    except OSError:
+        return found
+    for path in entries:
+        m = pattern.match(path.name)
+        if not m:
+            continue
+        pid = int(m.group(2))
+        if only_pid is not None:
+            if pid != only_pid:
+                continue
+        else:
+            try:
+                os.kill(pid, 0)
+                continue  # its process still runs
+            except ProcessLookupError:
+                pass
+            except PermissionError:
+                continue
+        try:
+            path.unlink()
+        except OSError:
+            pass
+        found.append(path.name)
+    return found
+
+
+def _iox2_files() -> set:
+    try:
+        return {p.name for p in _shm_dir().iterdir() if p.name.startswith("iox2_")}
+    except OSError:
+        return set()
+
+
+# ---- C++ --------------------------------------------------------------------------------
+
+def _run_cpp(ctx: common.Context) -> tuple:
+    """Runs pingpong_benchmark; returns (its workload-shaped result entries, params)."""
+    binary = ctx.binary("pingpong_benchmark")
+    repetitions = ctx.repetitions(CPP_REPETITIONS, 1)
+    env = dict(os.environ)
+    if ctx.smoke:
+        env["QUIVER_BENCH_ROUNDS"] = str(CPP_SMOKE_ROUNDS)
+        env["QUIVER_BENCH_IDLE_MS"] = str(CPP_SMOKE_IDLE_MS)
+    elif ctx.quick:
+        env.setdefault("QUIVER_BENCH_ROUNDS", str(CPP_QUICK_ROUNDS))
+        env.setdefault("QUIVER_BENCH_IDLE_MS", str(CPP_QUICK_IDLE_MS))
+    placements = ("sched",) if ctx.smoke else CPP_PLACEMENTS
+    results_dir = ctx.results
+    with tempfile.TemporaryDirectory(prefix="w3-") as tmp:
+        summary_json = pathlib.Path(tmp) / "pingpong-summary.json"
+        env["QUIVER_BENCH_SUMMARY_JSON"] = str(summary_json)
+        env["QUIVER_BENCH_SUMMARY_MD"] = str(results_dir / "pingpong.md")
+        args = [str(binary), f"--benchmark_out={results_dir / 'pingpong.json'}",
+                "--benchmark_out_format=json"]
+        if repetitions > 1:
+            # Interleaved, so a slow minute of this shared machine does not land on one case.
+            args += [f"--benchmark_repetitions={repetitions}",
+                     "--benchmark_enable_random_interleaving=true"]
+        if ctx.smoke:
+            args.append("--benchmark_filter=pingpong/[^/]+/[0-9]+/sched|fill/|idle/")
+        per_rep = len(placements) * len(SIZES) * len(CPP_TRANSPORTS) + len(SIZES) + 2
+        total = per_rep * repetitions
+        timeout = 600 if ctx.quick or ctx.smoke else 1800
+        done = 0
+        case_line = re.compile(r"^((?:pingpong|fill|idle)/\S+?)(?:/iterations:\d+)?"
+                               r"(?:/manual_time)?(?:/repeats:\d+)?\s")
+        ctx.progress(f"C++ pingpong_benchmark: {total} cases")
+        with open(results_dir / "pingpong.log", "wb") as log:
+            proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    env=env)
+            try:
+                fd, pending = proc.stdout.fileno(), b""
+                deadline = time.monotonic() + timeout
+                while True:
+                    if time.monotonic() > deadline:
+                        raise BenchError(f"pingpong_benchmark: timed out after {timeout} s")
+                    ready, _, _ = select.select([fd], [], [], 1.0)
+                    if not ready:
+                        continue
+                    chunk = os.read(fd, 65536)
+                    if not chunk:
+                        break
+                    log.write(chunk)
+                    *lines, pending = (pending + chunk).split(b"\n")
+                    for raw in lines:
+                        line = raw.decode(errors="replace")
+                        m = case_line.match(line)
+                        if m and not re.search(r"_(mean|median|stddev|cv)\b", line):
+                            done += 1
+                            ctx.progress(f"C++ {done}/{total} {m.group(1)}")
+                status = proc.wait(timeout=60)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+                proc.stdout.close()
+        if status != 0:
+            tail = (results_dir / "pingpong.log").read_text(errors="replace")[-2000:]
+            what = "left channel files behind" if status == 2 else f"exit {status}"
+            raise BenchError(f"pingpong_benchmark: {what}\n{tail}")
+        failed = []
+        try:
+            for b in json.loads((results_dir / "pingpong.json").read_text())["benchmarks"]:
+                if b.get("error_occurred"):
+                    failed.append(f"{b['name']}: {b.get('error_message', '?')}")
+        except (OSError, ValueError, KeyError) as e:
+            raise BenchError(f"pingpong_benchmark: cannot read pingpong.json ({e})") from e
+        if failed:
+            raise BenchError("pingpong_benchmark: cases failed:\n  " + "\n  ".join(failed))
+        try:
+            cpp = json.loads(summary_json.read_text())
+        except (OSError, ValueError) as e:
+            raise BenchError(f"pingpong_benchmark wrote no summary ({e})") from e
+    # Latency entries go to results[]; the fill times and the idle receiver's CPU use (no
+    # latency percentiles) to fields of their own.
+    entries, fill_us, idle = [], {}, {}
+    for r in cpp["results"]:
+        if "idle_receiver_cpu_pct" in r:
+            idle[r["transport"]] = r["idle_receiver_cpu_pct"]
+        elif r["transport"] == "fill":
+            fill_us[str(r["payload_bytes"])] = r["median_us"]
+        else:
+            entries.append({**r, "side": "cpp"})
+    params = {"repetitions": repetitions,
+              "round_trips_64B": int(env.get("QUIVER_BENCH_ROUNDS") or 20000),
+              "placements": list(placements),
+              "idle_receiver_ms": int(env.get("QUIVER_BENCH_IDLE_MS") or 1000),
+              "peers": "C++ <-> C++, forked echo child, one per case"}
+    extra = {"cpp_fill_p50_us": fill_us, "cpp_idle_receiver_cpu_pct": idle}
+    return entries, params, extra
+
+
+# ---- Python -----------------------------------------------------------------------------
+
+def _run_python(ctx: common.Context) -> tuple:
+    if ctx.smoke:
+        runs, base, cap_s = 1, PY_SMOKE_ROUNDS, PY_SMOKE_CAP_S
+    elif ctx.quick:
+        runs, cap_s = PY_QUICK_RUNS, PY_QUICK_CAP_S
+        base = _env_int("QUIVER_BENCH_PY_ROUNDS", PY_QUICK_ROUNDS)
+    else:
+        runs, cap_s = PY_RUNS, PY_CAP_S
+        base = _env_int("QUIVER_BENCH_PY_ROUNDS", PY_ROUNDS)
+    writer = os.environ.get("QUIVER_BENCH_PY_WRITER", "loan")
+    if writer not in ("loan", "bytes"):
+        raise BenchError(f"QUIVER_BENCH_PY_WRITER={writer}: expected loan or bytes")
+    placements = [p.strip() for p in os.environ.get("QUIVER_BENCH_PY_PLACEMENTS",
+                                                   ",".join(PY_PLACEMENTS)).split(",") if p]
+    if ctx.smoke:
+        placements = ["sched"]
+    skipped = []
+    for placement in placements:
+        cpus = {c for c in peer.pinning(placement) if c is not None}
+        if not cpus <= os.sched_getaffinity(0):
+            skipped.append(placement)  # e.g. "apart" on a one-CPU machine
+    placements = [p for p in placements if p not in skipped]
+    for placement in placements:
+        peer.pinning(placement)  # BenchError on an unknown one, before anything runs
+    _, iox2_version, iox2_missing = peer.iceoryx2_status()
+
+    transports = [t for t in PY_TRANSPORTS if not (iox2_missing and t in peer.ICEORYX2)]
+    per_run: Dict[tuple, List[dict]] = {}
+    iox2_before = _iox2_files()
+    for run in range(runs):
+        # Runs outside, transports inside: a slow minute of the machine hits every transport.
+        for placement in placements:
+            for transport in transports:
+                got = peer.run_transport(transport, SIZES, lambda s: py_rounds_for(base, s),
+                                         cap_s, run, writer, ctx.progress, placement)
+                for size, r in got.items():
+                    per_run.setdefault((placement, transport, size), []).append(r)
+    leftovers = _sweep(("w3-py",), only_pid=os.getpid())
+    if leftovers:
+        raise BenchError(f"quiver channels left behind by the Python pairs (removed): "
+                         f"{', '.join(leftovers)}")
+    iox2_new = sorted(_iox2_files() - iox2_before)
+    # iceoryx2 keeps one machine-wide management segment (iox2_..._node.*.global_mgmt) once
+    # any node has existed; anything else new is a per-service leftover.
+    iox2_left = [n for n in iox2_new if not n.endswith("global_mgmt")]
+    if iox2_left:
+        raise BenchError(f"iceoryx2 left shared memory behind: {', '.join(iox2_left)}")
+
+    entries = []
+    for placement, transport, size in ((p, t, s) for p in placements for t in PY_TRANSPORTS
+                                       for s in SIZES):
+        base_entry = {"transport": transport, "payload_bytes": size, "placement": placement,
+                      "side": "python"}
+        if transport in peer.ICEORYX2 and iox2_missing:
+            entries.append(common.unavailable(transport, iox2_missing, payload_bytes=size,
+                                              placement=placement, side="python"))
+            continue
+        rs = per_run[(placement, transport, size)]
+        same = [r["same_cpu_pct"] for r in rs if r["same_cpu_pct"] is not None]
+        entry = {**base_entry,
+                 "median_us": round(statistics.median(r["p50"] for r in rs), 3),
+                 "p99_us": round(statistics.median(r["p99"] for r in rs), 3),
+                 "p999_us": round(statistics.median(r["p999"] for r in rs), 3),
+                 "mean_us": round(statistics.median(r["mean"] for r in rs), 3),
+                 "same_cpu_pct": round(statistics.median(same), 1) if same else None,
+                 "runs": len(rs),
+                 "round_trips_per_run": min(r["rounds"] for r in rs)}
+        if transport.startswith("py-quiver-"):
+            entry["writer"] = "loan_ndarray" if writer == "loan" else "publish_bytes"
+        elif transport in peer.ICEORYX2:
+            entry["writer"] = "loan_slice_uninit"
+        entries.append(entry)
+    params = {"runs": runs, "round_trips_64B": base, "time_cap_per_case_s": cap_s,
+              "placements": placements,
+              **({"placements_skipped": f"{', '.join(skipped)}: the CPUs of QUIVER_BENCH_PIN "
+                                        f"are not available"} if skipped else {}),
+              "quiver_writer": "Publisher.loan_ndarray (in place)" if writer == "loan"
+              else "Publisher.publish_bytes (one copy)",
+              "iceoryx2": iox2_version or f"unavailable: {iox2_missing}",
+              "iceoryx2_blocking": "event service per direction, notify after each send, "
+                                   "Listener.timed_wait",
+              "busy_poll_yield_after_us": peer.SPIN_BEFORE_YIELD_NS / 1000,
+              "peers": "Python <-> Python, one spawned echo child per transport and run"}
+    if iox2_new:
+        params["iceoryx2_global_segment"] = iox2_new
+    ctx.progress("python: sender cost in one process")
+    # What each sender API costs in Python, one process, no wake-up: fill + send + receive
+    # + check, median us. Shows why the quiver writer is what it is.
+    params["writer_cost_in_process_us"] = {
+        str(size): costs
+        for size, costs in peer.writer_costs(SIZES, 0.005 if ctx.smoke else 0.1).items()}
+    if _sweep(("w3-py",), only_pid=os.getpid()):
+        raise BenchError("quiver channels of the sender-cost measurement were left behind")
+    return entries, params
+
+
+def run(ctx: common.Context) -> dict:
+    ctx.results.mkdir(parents=True, exist_ok=True)
+    stale = _sweep()
+    if stale:
+        ctx.done(f"{WORKLOAD}: removed channel files of earlier, interrupted runs: "
+                 f"{', '.join(stale)}")
+    cpp_entries, cpp_params, cpp_extra = _run_cpp(ctx)
+    py_entries, py_params = _run_python(ctx)
+    params = {"payload_bytes": list(SIZES), "latency": "one-way = round trip / 2, us",
+              "statistics": "p50 (median_us), p99, p99.9 of every round trip of a run; the "
+                            "median of each over the runs",
+              "mode": ctx.mode(), "cpp": cpp_params, "python": py_params}
+    return common.result_file(WORKLOAD, params, cpp_entries + py_entries, **cpp_extra)
+
+
+# ---- Summary and plot -------------------------------------------------------------------
+
+def _get(result: dict, transport: str, size: int, side: str, placement: str = "sched"):
+    """The available entry of one case, or None."""
+    return common.entry(result["results"], transport=transport, payload_bytes=size, side=side,
+                        placement=placement)
+
+
+def _fmt_us(e: Optional[dict]) -> str:
+    if not e:
+        return "n/a"
+    v = e["median_us"]
+    return f"{v:,.0f}" if v >= 100 else f"{v:.1f}"
+
+
+def summary(result: dict) -> str:
+    lines = []
+    missing = [r for r in result["results"] if r.get("available") is False]
+    placements = [p for p in PY_PLACEMENTS
+                  if any(r.get("side") == "python" and r.get("placement") == p
+                         for r in result["results"])]
+    for placement in placements:
+        lines.append(f"Python <-> Python ({placement}) p50 one-way us, quiver / iceoryx2 "
+                     f"(ratio < 1: quiver faster):")
+        for mode in ("blocking", "spin"):
+            parts = []
+            for size in SIZES:
+                q = _get(result, f"py-quiver-{mode}", size, "python", placement)
+                i = _get(result, f"py-iceoryx2-{mode}", size, "python", placement)
+                note = ""
+                if q and i and q.get("same_cpu_pct") is not None and \
+                        i.get("same_cpu_pct") is not None and \
+                        abs(q["same_cpu_pct"] - i["same_cpu_pct"]) > 30:
+                    note = f" [one CPU {q['same_cpu_pct']:.0f}%/{i['same_cpu_pct']:.0f}%]"
+                parts.append(f"{peer.size_name(size)} {_fmt_us(q)}/{_fmt_us(i)} "
+                             f"({common.fmt_ratio(common.ratio(q, i))}){note}")
+            lines.append(f"  {mode:8s} " + "; ".join(parts))
+    if missing:
+        lines.append(f"  iceoryx2: {missing[0].get('reason')}")
+    lines.append("C++ quiver-blocking p50 / bare futex (target <= 3x; the futex moves no "
+                 "payload, so also / (futex + fill)):")
+    for placement in ("sched", "apart"):
+        if not _get(result, "futex", SIZES[0], "cpp", placement):
+            continue
+        parts = []
+        for size in SIZES:
+            q = _get(result, "quiver-blocking", size, "cpp", placement)
+            f = _get(result, "futex", size, "cpp", placement)
+            fill = result.get("cpp_fill_p50_us", {}).get(str(size))
+            r = common.ratio(q, f)
+            verdict = "" if r is None else (" ok" if r <= 3 else " MISSED")
+            with_fill = ""
+            if q and f and fill is not None:
+                with_fill = f", {q['median_us'] / (f['median_us'] + fill):.2f}x"
+            note = ""
+            if q and f and q.get("same_cpu_pct") is not None and \
+                    f.get("same_cpu_pct") is not None and \
+                    abs(q["same_cpu_pct"] - f["same_cpu_pct"]) > 30:
+                note = f" [one CPU {q['same_cpu_pct']:.0f}%/{f['same_cpu_pct']:.0f}%]"
+            parts.append(f"{peer.size_name(size)} {common.fmt_ratio(r)}{verdict}{with_fill}{note}")
+        lines.append(f"  {placement:8s} " + "; ".join(parts))
+    idle = result.get("cpp_idle_receiver_cpu_pct") or {}
+    if idle:
+        lines.append("C++ idle receiver (blocked in Receive, no traffic) CPU: " + ", ".join(
+            f"{t} {pct:.2f} %" for t, pct in idle.items()))
+    return "\n".join(lines)
+
+
+def plot(result: dict, png: pathlib.Path) -> None:
+    """Latency percentiles against payload, log-log: a panel per side (C++, Python) and
+    placement (sched, and apart when the Python pairs ran it too)."""
+    plt = common.pyplot()
+    from matplotlib.lines import Line2D
+
+    rows = ["sched"]
+    if any(r.get("side") == "python" and r.get("placement") == "apart"
+           for r in result["results"]):
+        rows.append("apart")
+    fig, axes = plt.subplots(len(rows), 2, figsize=(15, 6.2 * len(rows)), sharey=True,
+                             squeeze=False)
+    palette = plt.get_cmap("tab10").colors
+    bases = ["futex", "spin", "uds", "pipe", "quiver-blocking", "quiver-default", "quiver-spin",
+             "iceoryx2-blocking", "iceoryx2-spin"]
+    color = {b: palette[i % len(palette)] for i, b in enumerate(bases)}
+    styles = (("median_us", "-", "p50"), ("p99_us", "--", "p99"), ("p999_us", ":", "p99.9"))
+    titles = {"sched": "sched: nothing pinned", "apart": "apart: pinned to two CPUs"}
+    for row, placement in enumerate(rows):
+        for col, (side, transports, who) in enumerate(
+                (("cpp", CPP_TRANSPORTS, "C++ <-> C++"),
+                 ("python", PY_TRANSPORTS, "Python <-> Python"))):
+            ax = axes[row][col]
+            handles = []
+            for t in transports:
+                points = [e for e in (_get(result, t, s, side, placement) for s in SIZES) if e]
+                if not points:
+                    continue
+                c = color[t[3:] if t.startswith("py-") else t]
+                for key, ls, _ in styles:
+                    xy = [(e["payload_bytes"], max(e[key], 1e-3)) for e in points
+                          if e.get(key) is not None]
+                    ax.plot([x for x, _ in xy], [y for _, y in xy], ls, color=c,
+                            marker="o" if ls == "-" else None, markersize=4,
+                            linewidth=1.8 if ls == "-" else 1.0,
+                            alpha=1.0 if ls == "-" else 0.6)
+                handles.append(Line2D([], [], color=c, marker="o", label=t))
+            ax.set_xscale("log", base=2)
+            ax.set_yscale("log")
+            ax.set_xticks(list(SIZES))
+            ax.set_xticklabels([peer.size_name(s) for s in SIZES])
+            ax.set_xlabel("payload")
+            ax.set_title(f"{who} ({titles[placement]})")
+            ax.grid(True, which="both", alpha=0.3)
+            if handles:
+                ax.add_artist(ax.legend(handles=handles, loc="upper left", fontsize=8))
+            ax.legend(handles=[Line2D([], [], color="gray", linestyle=ls, label=name)
+                               for _, ls, name in styles], loc="lower right", fontsize=8)
+        axes[row][0].set_ylabel("one-way latency, us (log)")
+    machine = result.get("machine", {})
+    mode = result.get("params", {}).get("mode", "full")
+    fig.suptitle(f"{TITLE}\n{machine.get('cpus', '?')} CPUs, {machine.get('cpu', '')}; "
+                 f"{result.get('date', '')}{'' if mode == 'full' else f' ({mode} run)'}",
+                 fontsize=10)
+    fig.tight_layout()
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    import argparse
+    ap = argparse.ArgumentParser(description=TITLE)
+    ap.add_argument("--build", required=True, type=pathlib.Path,
+                    help="the Release build tree holding pingpong_benchmark")
+    ap.add_argument("--quick", action="store_true", help="few rounds, one repetition")
+    ap.add_argument("--smoke", action="store_true",
+                    help="tests: tiny counts, every transport once; numbers mean nothing")
+    ap.add_argument("--results", type=pathlib.Path, default=common.ROOT / "bench" / "results")
+    a = ap.parse_args(argv)
+    ctx = common.Context(build=a.build.resolve(), results=a.results.resolve(), quick=a.quick,
+                         smoke=a.smoke, workload=WORKLOAD)
+    try:
+        result = run(ctx)
+    except BenchError as e:
+        ctx.done(f"{WORKLOAD}: FAILED: {e}")
+        return 1
+    result["mode"] = ctx.mode()
+    result["seconds"] = round(time.monotonic() - ctx._started, 1)
+    ctx.done(f"{WORKLOAD}: {result['seconds']:.0f} s")
+    common.write_json(ctx.results / f"{WORKLOAD}.json", result)
+    plot(result, ctx.results / f"{WORKLOAD}.png")
+    print(summary(result))
+    print(f"results: {ctx.results / (WORKLOAD + '.json')}, {ctx.results / (WORKLOAD + '.png')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
