@@ -136,6 +136,8 @@ def machine() -> dict:
     except OSError:
         pass
     info["python"] = platform.python_version()
+    # This machine is shared: the load when the result was written says how noisy it was.
+    info["loadavg_1m"] = round(os.getloadavg()[0], 2)
     return info
 
 
