@@ -1,0 +1,177 @@
+"""Markdown tables of the result files in bench/results/, for docs/benchmarks.md.
+
+    bench/report.py [--results DIR] > /tmp/tables.md
+
+Every table comes from one result file (one run); ratios compare entries of the same file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import common  # noqa: E402
+
+
+def us(value: float) -> str:
+    if value >= 1e6:
+        return f"{value / 1e6:.2f} s"
+    if value >= 1e3:
+        return f"{value / 1e3:.2f} ms"
+    return f"{value:.2f} µs" if value < 100 else f"{value:.0f} µs"
+
+
+def size_name(n: int) -> str:
+    if n >= 1 << 20 and n % (1 << 20) == 0:
+        return f"{n >> 20} MiB"
+    if n >= 1 << 10 and n % (1 << 10) == 0:
+        return f"{n >> 10} KiB"
+    return f"{n:,} B"
+
+
+def header(result: dict) -> str:
+    m = result["machine"]
+    return (f"_{result['workload']}: {result.get('mode', '?')} run of {result.get('date', '?')}, "
+            f"{m.get('cpus')} CPUs, load {m.get('loadavg_1m', '?')}, "
+            f"{result.get('seconds', '?')} s._\n")
+
+
+def w1(result: dict) -> str:
+    rows = result["params"]["rows"]
+    transports = ["quiver", "arrow-ipc-pipe", "flight-loopback", "msgspec-pipe", "json-stdio",
+                  "memcpy", "memcpy-cold"]
+    out = [header(result), "| rows | MB | " + " | ".join(transports) + " |",
+           "|---:|---:|" + "---:|" * len(transports)]
+    for n in rows:
+        cells = []
+        nbytes = None
+        for t in transports:
+            e = common.entry(result["results"], transport=t, rows=n)
+            nbytes = nbytes or (e or {}).get("bytes")
+            cells.append(us(e["median_us"]) if e else "n/a")
+        out.append(f"| {n:,} | {(nbytes or 0) / 1e6:.1f} | " + " | ".join(cells) + " |")
+    out += ["", "| rows | " + " | ".join(f"{t} ÷ quiver" for t in transports[1:5])
+            + " | quiver ÷ memcpy | quiver ÷ memcpy-cold |", "|---:|" + "---:|" * 6]
+    for n in rows:
+        q = common.entry(result["results"], transport="quiver", rows=n)
+        cells = [common.fmt_ratio(common.ratio(common.entry(result["results"], transport=t,
+                                                             rows=n), q))
+                 for t in transports[1:5]]
+        for t in ("memcpy", "memcpy-cold"):
+            cells.append(common.fmt_ratio(common.ratio(q, common.entry(
+                result["results"], transport=t, rows=n))))
+        out.append(f"| {n:,} | " + " | ".join(cells) + " |")
+    missing = [e for e in result["results"] if e.get("available") is False]
+    for e in missing:
+        out.append(f"\n{e['transport']} unavailable: {e['reason']}")
+    return "\n".join(out) + "\n"
+
+
+def w2(result: dict) -> str:
+    transports = ["memcpy", "json-base64-stdio", "quiver", "quiver-loan"]
+    out = [header(result), "| image | bytes | " + " | ".join(transports)
+           + " | quiver ÷ memcpy | json ÷ quiver-loan |", "|---|---:|" + "---:|" * 6]
+    for size in result["params"]["sizes"]:
+        w, h = (int(x) for x in size.split("x"))
+        es = [common.entry(result["results"], transport=t, width=w, height=h) for t in transports]
+        cells = [f"{us(e['median_us'])} (p99 {us(e['p99_us'])})" if e else "n/a" for e in es]
+        out.append(f"| {size} | {w * h * 4:,} | " + " | ".join(cells)
+                   + f" | {common.fmt_ratio(common.ratio(es[2], es[0]))}"
+                   + f" | {common.fmt_ratio(common.ratio(es[1], es[3]))} |")
+    return "\n".join(out) + "\n"
+
+
+def w3(result: dict) -> str:
+    out = [header(result)]
+    sizes = sorted({e["payload_bytes"] for e in result["results"] if "payload_bytes" in e})
+
+    def get(t, size, side, placement):
+        return common.entry(result["results"], transport=t, payload_bytes=size, side=side,
+                            placement=placement)
+
+    for side, placement, transports in (
+            ("cpp", "apart", ["futex", "spin", "uds", "pipe", "quiver-blocking",
+                              "quiver-default", "quiver-spin"]),
+            ("cpp", "together", ["futex", "uds", "pipe", "quiver-blocking", "quiver-default"]),
+            ("cpp", "sched", ["futex", "uds", "pipe", "quiver-blocking", "quiver-default"]),
+            ("python", "apart", ["py-quiver-blocking", "py-iceoryx2-blocking", "py-quiver-spin",
+                                 "py-iceoryx2-spin", "py-quiver-default", "py-uds", "py-pipe"]),
+            ("python", "sched", ["py-quiver-blocking", "py-iceoryx2-blocking", "py-quiver-spin",
+                                 "py-iceoryx2-spin", "py-uds", "py-pipe"])):
+        if not any(get(t, s, side, placement) for t in transports for s in sizes):
+            continue
+        title = "C++ ↔ C++" if side == "cpp" else "Python ↔ Python"
+        out += [f"\n**{title}, {placement}** — one-way p50 / p99.9 (µs)\n",
+                "| payload | " + " | ".join(transports) + " |",
+                "|---|" + "---:|" * len(transports)]
+        for s in sizes:
+            cells = []
+            for t in transports:
+                e = get(t, s, side, placement)
+                cells.append(f"{e['median_us']:.2f} / {e['p999_us']:.1f}" if e else "–")
+            out.append(f"| {size_name(s)} | " + " | ".join(cells) + " |")
+    out += ["\n**Ratios of p50** (same run)\n",
+            "| payload | C++ quiver-blocking ÷ futex (apart) | ÷ (futex + fill) | "
+            "py-quiver-blocking ÷ py-iceoryx2-blocking (apart) | "
+            "py-quiver-spin ÷ py-iceoryx2-spin (apart) |", "|---|---:|---:|---:|---:|"]
+    fills = result.get("cpp_fill_p50_us", {})
+    for s in sizes:
+        q, f = get("quiver-blocking", s, "cpp", "apart"), get("futex", s, "cpp", "apart")
+        fill = fills.get(str(s))
+        with_fill = (f"{q['median_us'] / (f['median_us'] + fill):.2f}x"
+                     if q and f and fill is not None else "n/a")
+        pb = common.ratio(get("py-quiver-blocking", s, "python", "apart"),
+                          get("py-iceoryx2-blocking", s, "python", "apart"))
+        ps = common.ratio(get("py-quiver-spin", s, "python", "apart"),
+                          get("py-iceoryx2-spin", s, "python", "apart"))
+        out.append(f"| {size_name(s)} | {common.fmt_ratio(common.ratio(q, f))} | {with_fill} | "
+                   f"{common.fmt_ratio(pb)} | {common.fmt_ratio(ps)} |")
+    idle = result.get("cpp_idle_receiver_cpu_pct") or {}
+    if idle:
+        out.append("\nIdle receiver (blocked in `Receive()`, no traffic): " + ", ".join(
+            f"{t} {pct:.2f} % of a CPU" for t, pct in idle.items()))
+    missing = {e["transport"]: e["reason"] for e in result["results"]
+               if e.get("available") is False}
+    for t, reason in missing.items():
+        out.append(f"\n{t} unavailable: {reason}")
+    return "\n".join(out) + "\n"
+
+
+def w4(result: dict) -> str:
+    out = [header(result), "| path | nodes/s (median) | best | time for "
+           f"{result['params']['nodes']:,} | publish_arrow ÷ this |", "|---|---:|---:|---:|---:|"]
+    arrow = common.entry(result["results"], transport="publish_arrow")
+    for e in result["results"]:
+        if not e.get("available", True):
+            continue
+        out.append(f"| `{e['transport']}` | {e['nodes_per_s'] / 1e6:.1f} M | "
+                   f"{e['nodes_per_s_best'] / 1e6:.1f} M | {us(e['median_us'])} | "
+                   f"{arrow['nodes_per_s'] / e['nodes_per_s']:.1f}x |")
+    profile = [p for p in result.get("decode_profile", []) if p.get("available", True)]
+    if profile:
+        out += ["", "Decode profile (C++ only, 1M nodes in one process, "
+                "`msgpack_records_benchmark`):", "", "| benchmark | nodes/s |", "|---|---:|"]
+        out += [f"| {p['benchmark']} | {p['nodes_per_s'] / 1e6:.1f} M |" for p in profile]
+    return "\n".join(out) + "\n"
+
+
+SECTIONS = {"w1_ledger": w1, "w2_image": w2, "w3_frames": w3, "w4_ingest": w4}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", type=pathlib.Path,
+                        default=common.ROOT / "bench" / "results")
+    args = parser.parse_args()
+    for name, section in SECTIONS.items():
+        path = args.results / f"{name}.json"
+        if path.exists():
+            print(f"<!-- {name} -->")
+            print(section(json.loads(path.read_text())))
+
+
+if __name__ == "__main__":
+    main()
