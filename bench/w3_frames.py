@@ -3,7 +3,7 @@
 Two halves, one result file (bench/results/w3_frames.json):
 
 * C++ <-> C++: build/pingpong_benchmark (futex, spin, uds, pipe, quiver-blocking/default/spin,
-  in three placements: sched, apart, together), run as bench/run.sh runs it. Google
+  in three placements: sched, apart, together), with 3 interleaved repetitions. Google
   Benchmark's own files stay as pingpong.json, pingpong.md and pingpong.log.
 * Python <-> Python: bench/w3_python_peer.py (py-quiver-blocking/default/spin, py-uds,
   py-pipe, py-iceoryx2-blocking/spin), in placements "sched" (nothing pinned) and "apart"
@@ -49,7 +49,7 @@ CPP_TRANSPORTS = ("futex", "spin", "uds", "pipe", "quiver-blocking", "quiver-def
 CPP_PLACEMENTS = ("sched", "apart", "together")
 PY_TRANSPORTS = peer.TRANSPORTS
 
-# C++: bench/run.sh's repetitions (3, interleaved); quick: one, and 2,000 round trips at
+# C++: 3 interleaved repetitions; quick: one, and 2,000 round trips at
 # 64 B (~13 s in all). Python: 10,000 round trips at 64 B, then halved, a tenth, a hundredth
 # as in C++; a run of one case stops early after PY_CAP_S (a pipe moving 8 MiB).
 CPP_REPETITIONS, CPP_QUICK_ROUNDS, CPP_QUICK_IDLE_MS = 3, 2000, 300
