@@ -196,3 +196,21 @@ def pyplot():
 
 def which(name: str) -> Optional[str]:
     return shutil.which(name)
+
+
+def standalone(module: Any) -> None:
+    """`python bench/<workload>.py [--build DIR] [--results DIR] [--quick]`: one workload
+    without the suite, for a workload module's `if __name__ == "__main__"`."""
+    import argparse
+    parser = argparse.ArgumentParser(description=module.TITLE)
+    parser.add_argument("--build", type=pathlib.Path, default=ROOT / "build-release")
+    parser.add_argument("--results", type=pathlib.Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    ctx = Context(build=args.build.resolve(), results=args.results, quick=args.quick,
+                  workload=module.WORKLOAD)
+    result = module.run(ctx)
+    args.results.mkdir(parents=True, exist_ok=True)
+    write_json(args.results / f"{module.WORKLOAD}.json", result)
+    module.plot(result, args.results / f"{module.WORKLOAD}.png")
+    ctx.done(module.summary(result))

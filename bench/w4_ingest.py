@@ -14,7 +14,6 @@ the Python objects happens before the clock starts."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import pathlib
@@ -203,20 +202,5 @@ def plot(result: dict, png: pathlib.Path) -> None:
     plt.close(fig)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=TITLE)
-    parser.add_argument("--build", type=pathlib.Path, default=common.ROOT / "build-release")
-    parser.add_argument("--results", type=pathlib.Path, default=common.ROOT / "bench" / "results")
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    ctx = common.Context(build=args.build.resolve(), results=args.results, quick=args.quick,
-                         workload=WORKLOAD)
-    result = run(ctx)
-    args.results.mkdir(parents=True, exist_ok=True)
-    common.write_json(args.results / f"{WORKLOAD}.json", result)
-    plot(result, args.results / f"{WORKLOAD}.png")
-    ctx.done(summary(result))
-
-
 if __name__ == "__main__":
-    main()
+    common.standalone(sys.modules[__name__])
