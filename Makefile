@@ -6,6 +6,7 @@
 #   make python  build and install the Python package into .venv (pip install .)
 #   make bench   deps + Release build (build-release/) + the benchmark suite (bench/suite.py)
 #   make bench-quick  the same workloads at small counts (under 2 minutes)
+#   make fuzz    libFuzzer fuzzers, FUZZ_SECONDS each (default 60)
 #   make format | tidy | clean
 
 SHELL := /bin/bash
@@ -34,7 +35,7 @@ export ASAN_OPTIONS  ?= detect_leaks=1
 FORMAT_DIRS := include src tests bench examples python
 CXX_GLOB    := -name '*.h' -o -name '*.hh' -o -name '*.hpp' -o -name '*.cc' -o -name '*.cpp'
 
-.PHONY: deps build test demo python bench bench-quick bench-setup format tidy clean
+.PHONY: deps build test demo python bench bench-quick bench-setup fuzz format tidy clean
 
 deps:
 	@bash scripts/bootstrap.sh
@@ -82,6 +83,11 @@ bench-setup: deps
 	  $(PYTHON) -m pip install -q "$$req" 2>/dev/null || \
 	    echo "bench: could not install '$$req'; the results will say it is unavailable"; \
 	done
+
+# libFuzzer fuzzers (clang) in build-fuzz/, FUZZ_SECONDS each (default 60) on a copy of
+# their seed corpora (tests/fuzz/corpus/); a crash fails with its input kept.
+fuzz: deps
+	FUZZ_SECONDS=$(or $(FUZZ_SECONDS),60) QUIVER_PYTHON=$(PYTHON) bash scripts/fuzz.sh
 
 format:
 	@files=$$(find $(wildcard $(FORMAT_DIRS)) -type f \( $(CXX_GLOB) \) 2>/dev/null || true); \

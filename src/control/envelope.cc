@@ -32,6 +32,33 @@ constexpr std::array<std::pair<ShmFormat, std::string_view>, 3> kFormatNames = {
 // A RES_ERROR_V2 cause chain deeper than this is refused: a peer cannot make us recurse
 // without bound.
 constexpr int kMaxCauseDepth = 32;
+// JSON nested deeper than this is refused before it is parsed. The parser is iterative, but
+// copying (the payload into the Envelope) and printing (Serialize) recurse once per level, so
+// a 64 KiB line of '[' would overflow the stack.
+constexpr int kMaxJsonDepth = 128;
+
+// True if `line` opens more than kMaxJsonDepth arrays and objects at once (strings skipped).
+bool NestedTooDeep(std::string_view line) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxJsonDepth) return true;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return false;
+}
 
 ParseOutcome Fail(std::string_view code, std::string message, std::string msg_id = {}) {
   ParseOutcome out;
@@ -117,8 +144,8 @@ std::optional<EnvelopeError> ParseHandle(const json& value, ShmHandle* handle) {
       return std::nullopt;
     }
   }
-  return EnvelopeError{
-      invalid, "shm_handle.format " + format->dump() + " is not arrow_stream, tensor or raw"};
+  return EnvelopeError{invalid, "shm_handle.format " + format->dump().substr(0, 80) +
+                                    " is not arrow_stream, tensor or raw"};
 }
 
 // Checks the shape of a RES_ERROR_V2 payload: {"code":str,"message":str,"cause":same|null}.
@@ -179,13 +206,14 @@ ParseOutcome ParseJson(const json& doc) {
   const std::string& v = version->get_ref<const std::string&>();
   const std::optional<int> major = MajorVersion(v);
   if (!major) {
-    return Fail(kUnsupportedVersion, "protocol_v " + version->dump() + " is not MAJOR.MINOR.PATCH",
+    return Fail(kUnsupportedVersion,
+                "protocol_v " + version->dump().substr(0, 80) + " is not MAJOR.MINOR.PATCH",
                 msg_id);
   }
   if (*major != kProtocolMajor) {
     return Fail(kUnsupportedVersion,
-                "protocol_v " + version->dump() + " is not supported (this side speaks " +
-                    std::string(kProtocolVersion) + ")",
+                "protocol_v " + version->dump().substr(0, 80) +
+                    " is not supported (this side speaks " + std::string(kProtocolVersion) + ")",
                 msg_id);
   }
 
@@ -271,8 +299,11 @@ ParseOutcome ParseEnvelope(std::string_view line) {
   if (line.find_first_not_of(" \t") == std::string_view::npos) {
     return Fail(kInvalidEnvelope, "empty line");
   }
-  // No exceptions: a parse failure yields a `discarded` value. The SAX parser inside is
-  // iterative, so deep nesting cannot overflow the stack.
+  if (NestedTooDeep(line)) {
+    return Fail(kInvalidEnvelope,
+                "JSON nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+  }
+  // No exceptions: a parse failure yields a `discarded` value.
   json doc = json::parse(line.begin(), line.end(), /*cb=*/nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded()) return Fail(kInvalidEnvelope, "not valid JSON");
   try {

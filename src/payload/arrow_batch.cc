@@ -507,6 +507,17 @@ Result<ArrowSample> ArrowSubscriber::Decode(Sample sample) {
     if ((*message)->type() != arrow::ipc::MessageType::RECORD_BATCH) {
       return corrupt("message " + std::to_string(i) + " is not a record batch");
     }
+    // Compressed buffers would be decompressed onto the heap, into whatever size the sample
+    // claims: a few bytes could make every subscriber allocate gigabytes. Quiver never
+    // compresses (arrays point into the sample), so such a message is not a Quiver sample.
+    const auto& metadata = *(*message)->metadata();
+    auto compressed =
+        payload::HasBodyCompression({metadata.data(), static_cast<size_t>(metadata.size())});
+    if (!compressed.ok() || *compressed) {
+      return corrupt(
+          "message " + std::to_string(i) +
+          (compressed.ok() ? " has a compressed body" : ": " + compressed.status().message()));
+    }
     if (!last) {
       auto type = dictionary_types.find(e.dictionary_id);
       if (type == dictionary_types.end()) {

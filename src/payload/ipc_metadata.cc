@@ -11,13 +11,16 @@ constexpr int kMessageHeaderType = 1;
 constexpr int kMessageHeader = 2;
 constexpr int kMessageBodyLength = 3;
 constexpr int kRecordBatchBuffers = 2;
+constexpr int kRecordBatchCompression = 3;
 constexpr uint8_t kHeaderRecordBatch = 3;
 constexpr size_t kBufferStructBytes = 16;  // struct Buffer { offset: long; length: long; }
 
 // A bounds-checked view of flatbuffer bytes (little-endian, as Arrow writes them).
 class Flatbuffer {
  public:
-  explicit Flatbuffer(std::span<uint8_t> bytes) : bytes_(bytes) {}
+  // Stores go to `writable` (the same bytes), or fail if it is null.
+  explicit Flatbuffer(std::span<const uint8_t> bytes, uint8_t* writable = nullptr)
+      : bytes_(bytes), writable_(writable) {}
 
   template <typename T>
   bool Load(size_t pos, T* out) const {
@@ -27,8 +30,10 @@ class Flatbuffer {
   }
   template <typename T>
   bool Store(size_t pos, T value) {
-    if (pos > bytes_.size() || sizeof(T) > bytes_.size() - pos) return false;
-    std::memcpy(bytes_.data() + pos, &value, sizeof(T));
+    if (writable_ == nullptr || pos > bytes_.size() || sizeof(T) > bytes_.size() - pos) {
+      return false;
+    }
+    std::memcpy(writable_ + pos, &value, sizeof(T));
     return true;
   }
   // Position of field `index` of the table at `table`, or 0 if absent / out of bounds.
@@ -53,7 +58,8 @@ class Flatbuffer {
   }
 
  private:
-  std::span<uint8_t> bytes_;
+  std::span<const uint8_t> bytes_;
+  uint8_t* writable_;
 };
 
 Status NotARecordBatch(const std::string& why) {
@@ -64,7 +70,7 @@ Status NotARecordBatch(const std::string& why) {
 
 Status RewriteBufferSpans(std::span<uint8_t> metadata, std::span<const BufferSpan> buffers,
                           int64_t body_length) {
-  Flatbuffer fb(metadata);
+  Flatbuffer fb(metadata, metadata.data());
   uint32_t root_offset = 0;
   if (!fb.Load(0, &root_offset) || root_offset >= metadata.size()) {
     return NotARecordBatch("no root table");
@@ -96,6 +102,22 @@ Status RewriteBufferSpans(std::span<uint8_t> metadata, std::span<const BufferSpa
     }
   }
   return Status::OK();
+}
+
+Result<bool> HasBodyCompression(std::span<const uint8_t> metadata) {
+  Flatbuffer fb(metadata);
+  uint32_t root_offset = 0;
+  if (!fb.Load(0, &root_offset) || root_offset >= metadata.size()) {
+    return NotARecordBatch("no root table");
+  }
+  uint8_t header_type = 0;
+  const size_t type_field = fb.Field(root_offset, kMessageHeaderType);
+  if (type_field == 0 || !fb.Load(type_field, &header_type) || header_type != kHeaderRecordBatch) {
+    return NotARecordBatch("header is not a RecordBatch");
+  }
+  const size_t record_batch = fb.Deref(fb.Field(root_offset, kMessageHeader));
+  if (record_batch == 0) return NotARecordBatch("no RecordBatch table");
+  return fb.Field(record_batch, kRecordBatchCompression) != 0;
 }
 
 }  // namespace quiver::payload

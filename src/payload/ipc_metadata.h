@@ -24,4 +24,9 @@ struct BufferSpan {
 Status RewriteBufferSpans(std::span<uint8_t> metadata, std::span<const BufferSpan> buffers,
                           int64_t body_length);
 
+/// Whether the RecordBatch message flatbuffer `metadata` declares compressed body buffers
+/// (RecordBatch.compression). Quiver samples never do: their buffers are read in place.
+/// kInvalidArgument if the bytes are not such a message.
+Result<bool> HasBodyCompression(std::span<const uint8_t> metadata);
+
 }  // namespace quiver::payload

@@ -302,7 +302,7 @@ class RecordsVisitor {
     if (c == nullptr) return true;
     if (c->kind == Kind::kRecord) return TypeError(c, "nil");
     if (!c->nullable && c->kind != Kind::kNull) return Fail("null for a non-nullable field");
-    return Check(c->builder->AppendNull());
+    return AppendNull(c);
   }
 
   bool visit_boolean(bool v) {
@@ -619,7 +619,32 @@ class RecordsVisitor {
     if (!c->nullable && c->kind != Kind::kNull) {
       return Fail("missing, and the field is not nullable", c);
     }
-    return Check(c->builder->AppendNull());
+    return AppendNull(c);
+  }
+
+  // A null struct still holds one value in each child. StructBuilder::AppendNull would give
+  // every child its "empty value", which for a dictionary is index 0, valid, even while the
+  // dictionary is empty: a batch that fails ValidateFull and, unvalidated, reads outside the
+  // dictionary. So a struct's children are filled here, with a null index for a dictionary.
+  bool AppendNull(Column* c) {
+    if (c->kind != Kind::kStruct) return Check(c->builder->AppendNull());
+    if (!Check(static_cast<arrow::StructBuilder*>(c->builder)->Append(false))) return false;
+    return AppendEmptyChildren(c);
+  }
+  bool AppendEmptyChildren(Column* c) {
+    for (const auto& child : c->children) {
+      bool ok = false;
+      if (child->kind == Kind::kDictionary) {
+        ok = Check(child->builder->AppendNull());
+      } else if (child->kind == Kind::kStruct) {
+        ok = Check(static_cast<arrow::StructBuilder*>(child->builder)->Append(true)) &&
+             AppendEmptyChildren(child.get());
+      } else {
+        ok = Check(child->builder->AppendEmptyValue());
+      }
+      if (!ok) return false;
+    }
+    return true;
   }
 
   bool AppendInteger(Column* c, bool negative, uint64_t u, int64_t s) {
