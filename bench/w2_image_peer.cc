@@ -167,26 +167,28 @@ struct Pipe {
   }
 };
 
-// Forks a consumer running `body(data_rx_or_-1, reply_tx)`; the consumer reports a failure
-// on stderr and exits 1.
-template <typename Body>
-pid_t ForkConsumer(Pipe& data, Pipe& reply, Body body) {
+// Starts a consumer: this program again, `--consume ARGS...`, with the data pipe (if any) as
+// its stdin and the reply pipe as its stdout. It must exec: this process has threads (Arrow's
+// allocator starts one), and a forked child that allocated could find a lock held forever.
+pid_t StartConsumer(Pipe& data, Pipe& reply, const std::vector<std::string>& consume_args) {
+  std::vector<std::string> args = {"w2_image_peer", "--consume"};
+  args.insert(args.end(), consume_args.begin(), consume_args.end());
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
   std::fflush(nullptr);
   const pid_t parent = getpid();
   const pid_t pid = fork();
   if (pid < 0) Fail(std::string("fork: ") + std::strerror(errno));
   if (pid > 0) return pid;
+  // Only async-signal-safe calls until exec.
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != parent) _exit(1);
-  data.CloseTx();
-  reply.CloseRx();
-  try {
-    body(data.rx, reply.tx);
-    _exit(0);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "w2_image_peer consumer: %s\n", e.what());
-    _exit(1);
+  if ((data.rx >= 0 && dup2(data.rx, STDIN_FILENO) < 0) || dup2(reply.tx, STDOUT_FILENO) < 0) {
+    _exit(126);
   }
+  execv("/proc/self/exe", argv.data());
+  _exit(127);
 }
 
 // ---- json-base64-stdio ----------------------------------------------------------------------
@@ -224,7 +226,7 @@ void JsonConsumer(int data_rx, int reply_tx) {
 
 std::vector<double> RunJson(const Image& image, int reps, int warmup) {
   Pipe data, reply;
-  Child child(ForkConsumer(data, reply, JsonConsumer));
+  Child child(StartConsumer(data, reply, {"json"}));
   data.CloseRx();
   reply.CloseTx();
   char ready = 0;
@@ -263,6 +265,29 @@ void RemoveChannelFile(int) {
   _exit(130);
 }
 
+void QuiverConsumer(const std::string& name, int reply_tx) {
+  auto ch = Take(quiver::Channel::Open(name), "Channel::Open");
+  quiver::SubscriberOptions sub_options;
+  sub_options.spin = std::chrono::nanoseconds(0);  // blocking receive: a futex wait
+  auto subscriber = Take(ch.CreateSubscriber(sub_options), "CreateSubscriber");
+  const char ready = 'R';
+  WriteAll(reply_tx, &ready, 1);
+  for (;;) {
+    auto sample = subscriber.Receive(std::chrono::seconds(30));
+    if (!sample.ok()) {
+      if (sample.status().code() == quiver::ErrorCode::kPeerGone) return;  // done
+      Fail("Receive: " + sample.status().ToString());
+    }
+    auto frame = Take(quiver::ReadImageFrame(std::make_shared<quiver::Sample>(std::move(*sample))),
+                      "ReadImageFrame");
+    const int64_t done = NowNs();
+    if (frame.info.format != quiver::PixelFormat::kRgba8) Fail("unexpected format");
+    const Reply r{done, Checksum(frame.data.data(), frame.data.size())};
+    frame = {};  // release the sample before replying: the producer may need the space
+    WriteAll(reply_tx, &r, sizeof(r));
+  }
+}
+
 std::vector<double> RunQuiver(const Image& image, int reps, int warmup, bool loan) {
   const std::string name =
       "w2-" + std::to_string(getpid()) + "-" + std::to_string(image.width) + (loan ? "-l" : "-c");
@@ -275,29 +300,7 @@ std::vector<double> RunQuiver(const Image& image, int reps, int warmup, bool loa
   auto channel = Take(quiver::Channel::Create(name, options), "Channel::Create");
   quiver::Publisher publisher = Take(channel.CreatePublisher(), "CreatePublisher");
   Pipe data, reply;
-  Child child(ForkConsumer(data, reply, [&name](int, int reply_tx) {
-    auto ch = Take(quiver::Channel::Open(name), "Channel::Open");
-    quiver::SubscriberOptions sub_options;
-    sub_options.spin = std::chrono::nanoseconds(0);  // blocking receive: a futex wait
-    auto subscriber = Take(ch.CreateSubscriber(sub_options), "CreateSubscriber");
-    const char ready = 'R';
-    WriteAll(reply_tx, &ready, 1);
-    for (;;) {
-      auto sample = subscriber.Receive(std::chrono::seconds(30));
-      if (!sample.ok()) {
-        if (sample.status().code() == quiver::ErrorCode::kPeerGone) return;  // done
-        Fail("Receive: " + sample.status().ToString());
-      }
-      auto frame =
-          Take(quiver::ReadImageFrame(std::make_shared<quiver::Sample>(std::move(*sample))),
-               "ReadImageFrame");
-      const int64_t done = NowNs();
-      if (frame.info.format != quiver::PixelFormat::kRgba8) Fail("unexpected format");
-      const Reply r{done, Checksum(frame.data.data(), frame.data.size())};
-      frame = {};  // release the sample before replying: the producer may need the space
-      WriteAll(reply_tx, &r, sizeof(r));
-    }
-  }));
+  Child child(StartConsumer(data, reply, {"quiver", name}));
   reply.CloseTx();
   char ready = 0;
   if (!ReadAll(reply.rx, &ready, 1)) Fail("the quiver consumer did not start");
@@ -383,6 +386,22 @@ int main(int argc, char** argv) {
   std::vector<std::string> sizes = {"640x480", "1920x1080", "3840x2160"};
   std::vector<std::string> transports = {"memcpy", "json-base64-stdio", "quiver", "quiver-loan"};
   int reps = 30, warmup = 3;
+  if (argc >= 3 && std::string(argv[1]) == "--consume") {  // started by StartConsumer
+    try {
+      const std::string kind = argv[2];
+      if (kind == "json") {
+        JsonConsumer(STDIN_FILENO, STDOUT_FILENO);
+      } else if (kind == "quiver" && argc == 4) {
+        QuiverConsumer(argv[3], STDOUT_FILENO);
+      } else {
+        Fail("bad --consume arguments");
+      }
+      return 0;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "w2_image_peer consumer: %s\n", e.what());
+      return 1;
+    }
+  }
   try {
     for (int i = 1; i < argc; ++i) {
       const std::string arg = argv[i];
