@@ -173,6 +173,24 @@ def fmt_ratio(value: Optional[float]) -> str:
     return f"{value:,.0f}x" if value >= 100 else f"{value:.2f}x"
 
 
+def fmt_us(value: float) -> str:
+    """A duration given in microseconds, in the unit that reads best (s, ms or us)."""
+    if value >= 1e6:
+        return f"{value / 1e6:.2f} s"
+    if value >= 1e3:
+        return f"{value / 1e3:.2f} ms"
+    return f"{value:.2f} us" if value < 100 else f"{value:.0f} us"
+
+
+def size_name(n: int) -> str:
+    """A payload size: 64 B, 3,840 B, 64 KiB, 8 MiB."""
+    if n >= 1 << 20 and n % (1 << 20) == 0:
+        return f"{n >> 20} MiB"
+    if n >= 1 << 10 and n % (1 << 10) == 0:
+        return f"{n >> 10} KiB"
+    return f"{n:,} B"
+
+
 def run_checked(args: Sequence[str], *, timeout: float, what: str, **kwargs: Any
                 ) -> subprocess.CompletedProcess:
     """Runs a child to completion; BenchError with its stderr if it fails."""
@@ -199,18 +217,8 @@ def which(name: str) -> Optional[str]:
 
 
 def standalone(module: Any) -> None:
-    """`python bench/<workload>.py [--build DIR] [--results DIR] [--quick]`: one workload
-    without the suite, for a workload module's `if __name__ == "__main__"`."""
-    import argparse
-    parser = argparse.ArgumentParser(description=module.TITLE)
-    parser.add_argument("--build", type=pathlib.Path, default=ROOT / "build-release")
-    parser.add_argument("--results", type=pathlib.Path, default=ROOT / "bench" / "results")
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    ctx = Context(build=args.build.resolve(), results=args.results, quick=args.quick,
-                  workload=module.WORKLOAD)
-    result = module.run(ctx)
-    args.results.mkdir(parents=True, exist_ok=True)
-    write_json(args.results / f"{module.WORKLOAD}.json", result)
-    module.plot(result, args.results / f"{module.WORKLOAD}.png")
-    ctx.done(module.summary(result))
+    """`python bench/<workload>.py [suite options]`: the suite (bench/suite.py) with just this
+    workload, for a workload module's `if __name__ == "__main__"`."""
+    import suite
+    sys.argv[1:1] = ["--workload", module.WORKLOAD]
+    sys.exit(suite.main())

@@ -17,19 +17,7 @@ import common  # noqa: E402
 
 
 def us(value: float) -> str:
-    if value >= 1e6:
-        return f"{value / 1e6:.2f} s"
-    if value >= 1e3:
-        return f"{value / 1e3:.2f} ms"
-    return f"{value:.2f} µs" if value < 100 else f"{value:.0f} µs"
-
-
-def size_name(n: int) -> str:
-    if n >= 1 << 20 and n % (1 << 20) == 0:
-        return f"{n >> 20} MiB"
-    if n >= 1 << 10 and n % (1 << 10) == 0:
-        return f"{n >> 10} KiB"
-    return f"{n:,} B"
+    return common.fmt_us(value).replace(" us", " µs")
 
 
 def header(result: dict) -> str:
@@ -112,7 +100,7 @@ def w3(result: dict) -> str:
             for t in transports:
                 e = get(t, s, side, placement)
                 cells.append(f"{e['median_us']:.2f} / {e['p999_us']:.1f}" if e else "–")
-            out.append(f"| {size_name(s)} | " + " | ".join(cells) + " |")
+            out.append(f"| {common.size_name(s)} | " + " | ".join(cells) + " |")
     out += ["\n**Ratios of p50** (same run)\n",
             "| payload | C++ quiver-blocking ÷ futex (apart) | ÷ (futex + fill) | "
             "py-quiver-blocking ÷ py-iceoryx2-blocking (apart) | "
@@ -127,7 +115,7 @@ def w3(result: dict) -> str:
                           get("py-iceoryx2-blocking", s, "python", "apart"))
         ps = common.ratio(get("py-quiver-spin", s, "python", "apart"),
                           get("py-iceoryx2-spin", s, "python", "apart"))
-        out.append(f"| {size_name(s)} | {common.fmt_ratio(common.ratio(q, f))} | {with_fill} | "
+        out.append(f"| {common.size_name(s)} | {common.fmt_ratio(common.ratio(q, f))} | {with_fill} | "
                    f"{common.fmt_ratio(pb)} | {common.fmt_ratio(ps)} |")
     idle = result.get("cpp_idle_receiver_cpu_pct") or {}
     if idle:

@@ -374,10 +374,6 @@ def _channel_capacity(batch_bytes: int) -> int:
     return int(batch_bytes * 1.25) + (4 << 20)
 
 
-def _shm_leftovers(name: str) -> list:
-    return [p.name for p in pathlib.Path("/dev/shm").glob("quiver-*") if p.name.endswith(name)]
-
-
 def run(ctx: common.Context) -> dict:
     binary = ctx.binary("w1_ledger_peer")
     ctx.workload = ctx.workload or WORKLOAD
@@ -436,8 +432,6 @@ def run(ctx: common.Context) -> dict:
             state.pop("channel", None)
             state.clear()
             gc.collect()
-        leftovers = _shm_leftovers(channel_name)
-        common.check(not leftovers, f"quiver channel segments left in /dev/shm: {leftovers}")
 
         for transport in TRANSPORTS:
             if reasons[transport] is not None:
@@ -455,9 +449,9 @@ def run(ctx: common.Context) -> dict:
             results.append(entry)
         quiver_entry = common.entry(results, transport="quiver", rows=rows)
         ctx.done(f"{ctx.workload}: {rows:,} rows: " + ", ".join(
-            f"{e['transport']} {_fmt_us(e['median_us'])}"
+            f"{e['transport']} {common.fmt_us(e['median_us'])}"
             for e in results if e.get("rows") == rows and e.get("available", True))
-            + (f" (quiver cold {_fmt_us(quiver_entry['cold_us'])})"
+            + (f" (quiver cold {common.fmt_us(quiver_entry['cold_us'])})"
                if quiver_entry and "cold_us" in quiver_entry else ""))
 
     params = {"rows": list(row_counts), "seed": SEED, "quick": ctx.quick,
@@ -470,14 +464,6 @@ def run(ctx: common.Context) -> dict:
 
 # --- reporting ------------------------------------------------------------------------------
 
-def _fmt_us(us: float) -> str:
-    if us >= 1e6:
-        return f"{us / 1e6:.2f} s"
-    if us >= 1e3:
-        return f"{us / 1e3:.2f} ms"
-    return f"{us:.0f} us"
-
-
 def summary(result: dict) -> str:
     entries = result["results"]
     peers = [t for t in TRANSPORTS if t != "quiver"]
@@ -488,14 +474,14 @@ def summary(result: dict) -> str:
         for t in peers:
             e = common.entry(entries, transport=t, rows=rows)
             parts.append(f"{t} n/a" if e is None else
-                         f"{t} {_fmt_us(e['median_us'])} ({common.fmt_ratio(common.ratio(e, q))})")
-        lines.append(f"  {rows:>9,} rows: quiver {_fmt_us(q['median_us']) if q else 'n/a'}; "
+                         f"{t} {common.fmt_us(e['median_us'])} ({common.fmt_ratio(common.ratio(e, q))})")
+        lines.append(f"  {rows:>9,} rows: quiver {common.fmt_us(q['median_us']) if q else 'n/a'}; "
                      + ", ".join(parts))
         copies = []
         for t in ("memcpy", "memcpy-cold"):
             m = common.entry(entries, transport=t, rows=rows)
             if m:
-                copies.append(f"{t} {_fmt_us(m['median_us'])} (quiver / {t} "
+                copies.append(f"{t} {common.fmt_us(m['median_us'])} (quiver / {t} "
                               f"{common.fmt_ratio(common.ratio(q, m))})")
         if copies:
             lines.append(f"  {'':>14}  " + ", ".join(copies))
@@ -544,30 +530,5 @@ def plot(result: dict, png: pathlib.Path) -> None:
     plt.close(fig)
 
 
-def main(argv: Optional[list] = None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(description=TITLE)
-    parser.add_argument("--build", required=True, type=pathlib.Path,
-                        help="the Release build tree with w1_ledger_peer")
-    parser.add_argument("--quick", action="store_true", help="1 run per case")
-    parser.add_argument("--results", type=pathlib.Path,
-                        default=common.ROOT / "bench" / "results",
-                        help="where w1_ledger.json and .png go (default bench/results)")
-    args = parser.parse_args(argv)
-    ctx = common.Context(build=args.build.resolve(), results=args.results, quick=args.quick,
-                         workload=WORKLOAD)
-    try:
-        result = run(ctx)
-    except BenchError as e:
-        print(f"{WORKLOAD}: FAILED: {e}", file=sys.stderr)
-        return 1
-    args.results.mkdir(parents=True, exist_ok=True)
-    common.write_json(args.results / f"{WORKLOAD}.json", result)
-    plot(result, args.results / f"{WORKLOAD}.png")
-    print(summary(result))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    common.standalone(sys.modules[__name__])

@@ -377,7 +377,7 @@ def summary(result: dict) -> str:
                         i.get("same_cpu_pct") is not None and \
                         abs(q["same_cpu_pct"] - i["same_cpu_pct"]) > 30:
                     note = f" [one CPU {q['same_cpu_pct']:.0f}%/{i['same_cpu_pct']:.0f}%]"
-                parts.append(f"{peer.size_name(size)} {_fmt_us(q)}/{_fmt_us(i)} "
+                parts.append(f"{common.size_name(size)} {_fmt_us(q)}/{_fmt_us(i)} "
                              f"({common.fmt_ratio(common.ratio(q, i))}){note}")
             lines.append(f"  {mode:8s} " + "; ".join(parts))
     if missing:
@@ -402,7 +402,7 @@ def summary(result: dict) -> str:
                     f.get("same_cpu_pct") is not None and \
                     abs(q["same_cpu_pct"] - f["same_cpu_pct"]) > 30:
                 note = f" [one CPU {q['same_cpu_pct']:.0f}%/{f['same_cpu_pct']:.0f}%]"
-            parts.append(f"{peer.size_name(size)} {common.fmt_ratio(r)}{verdict}{with_fill}{note}")
+            parts.append(f"{common.size_name(size)} {common.fmt_ratio(r)}{verdict}{with_fill}{note}")
         lines.append(f"  {placement:8s} " + "; ".join(parts))
     idle = result.get("cpp_idle_receiver_cpu_pct") or {}
     if idle:
@@ -451,7 +451,7 @@ def plot(result: dict, png: pathlib.Path) -> None:
             ax.set_xscale("log", base=2)
             ax.set_yscale("log")
             ax.set_xticks(list(SIZES))
-            ax.set_xticklabels([peer.size_name(s) for s in SIZES])
+            ax.set_xticklabels([common.size_name(s) for s in SIZES])
             ax.set_xlabel("payload")
             ax.set_title(f"{who} ({titles[placement]})")
             ax.grid(True, which="both", alpha=0.3)
@@ -470,32 +470,5 @@ def plot(result: dict, png: pathlib.Path) -> None:
     plt.close(fig)
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    import argparse
-    ap = argparse.ArgumentParser(description=TITLE)
-    ap.add_argument("--build", required=True, type=pathlib.Path,
-                    help="the Release build tree holding pingpong_benchmark")
-    ap.add_argument("--quick", action="store_true", help="few rounds, one repetition")
-    ap.add_argument("--smoke", action="store_true",
-                    help="tests: tiny counts, every transport once; numbers mean nothing")
-    ap.add_argument("--results", type=pathlib.Path, default=common.ROOT / "bench" / "results")
-    a = ap.parse_args(argv)
-    ctx = common.Context(build=a.build.resolve(), results=a.results.resolve(), quick=a.quick,
-                         smoke=a.smoke, workload=WORKLOAD)
-    try:
-        result = run(ctx)
-    except BenchError as e:
-        ctx.done(f"{WORKLOAD}: FAILED: {e}")
-        return 1
-    result["mode"] = ctx.mode()
-    result["seconds"] = round(time.monotonic() - ctx._started, 1)
-    ctx.done(f"{WORKLOAD}: {result['seconds']:.0f} s")
-    common.write_json(ctx.results / f"{WORKLOAD}.json", result)
-    plot(result, ctx.results / f"{WORKLOAD}.png")
-    print(summary(result))
-    print(f"results: {ctx.results / (WORKLOAD + '.json')}, {ctx.results / (WORKLOAD + '.png')}")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    common.standalone(sys.modules[__name__])

@@ -642,7 +642,7 @@ def _run_transport(transport: str, sizes: Sequence[int], rounds_for: Callable[[i
         alive = lambda: child.poll() is None  # noqa: E731
         seq = 0
         for size in sizes:
-            progress(f"python {transport} {size_name(size)} {placement} (run {run + 1})")
+            progress(f"python {transport} {common.size_name(size)} {placement} (run {run + 1})")
             tag = f"{CHANNEL_PREFIX}{os.getpid()}-{run}-{transport[3:]}-{size}-{placement}"
             ep = session.endpoint(size, tag, alive)
             try:
@@ -697,14 +697,6 @@ def _child_log(log, child: Optional[subprocess.Popen]) -> str:
     except OSError:
         return ""
     return f"\n  child output:\n{text[-3000:]}" if text else ""
-
-
-def size_name(size: int) -> str:
-    if size >= 1 << 20 and size % (1 << 20) == 0:
-        return f"{size >> 20} MiB"
-    if size >= 1 << 10 and size % (1 << 10) == 0:
-        return f"{size >> 10} KiB"
-    return f"{size} B"
 
 
 # ---- The child --------------------------------------------------------------------------

@@ -157,7 +157,7 @@ TEST(FuzzRegressionTest, DeeplyNestedEnvelopeIsRefusedNotAStackOverflow) {
 // or shm_handle.format quoted the value in full, and the RES_ERROR_V2 reply escapes it once
 // more, so a bad line under the 64 KiB limit got a reply over it (70,213 bytes for a format of
 // 10,000 "\u0001"), which the peer refuses as LINE_TOO_LONG instead of reading the error.
-// Quoted values are cut at 80 characters now, as msg_id and type already were.
+// Every quoted value is cut at 80 characters now (Quote() in envelope.cc).
 TEST(FuzzRegressionTest, ErrorReplyToALongBadLineFitsTheLineLimit) {
   std::string escapes;
   for (int i = 0; i < 10000; ++i) escapes += "\\u0001";

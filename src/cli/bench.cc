@@ -9,7 +9,6 @@
 #include <cstring>
 #include <filesystem>
 #include <iostream>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -60,25 +59,6 @@ std::string FindPython(const fs::path& suite) {
 }
 
 }  // namespace
-
-bool IsBenchWorkloadList(const std::string& list, std::string* bad) {
-  static const char* const kKnown[] = {"all",       "w1",       "w2",        "w3",        "w4",
-                                       "w1_ledger", "w2_image", "w3_frames", "w4_ingest", "ledger",
-                                       "image",     "frames",   "ingest"};
-  std::stringstream in(list);
-  bool any = false;
-  for (std::string part; std::getline(in, part, ',');) {
-    bool known = false;
-    for (const char* name : kKnown) known |= part == name;
-    if (!known) {
-      *bad = part;
-      return false;
-    }
-    any = true;
-  }
-  if (!any) *bad = list;
-  return any;
-}
 
 int Bench(const BenchOptions& options, const char* argv0) {
   const fs::path self_dir = SelfDir(argv0);

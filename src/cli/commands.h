@@ -14,9 +14,6 @@ struct BenchOptions {
   std::string results;  ///< empty: the suite's default, bench/results/
 };
 
-/// True if `list` is a comma-separated list of known workloads; else the first bad one in *bad.
-bool IsBenchWorkloadList(const std::string& list, std::string* bad);
-
 /// Runs the benchmark suite (bench/suite.py) in place of this process. Returns an exit code
 /// only if it could not be started.
 int Bench(const BenchOptions& options, const char* argv0);

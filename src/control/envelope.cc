@@ -60,6 +60,15 @@ bool NestedTooDeep(std::string_view line) {
   return false;
 }
 
+// A value from the peer, quoted in an error message: its JSON, cut to kMaxQuote characters, so
+// that the RES_ERROR_V2 answering a bad line always fits in one line (kMaxLineBytes).
+constexpr size_t kMaxQuote = 80;
+std::string Quote(const json& value) {
+  std::string text = value.dump();
+  if (text.size() > kMaxQuote) text.resize(kMaxQuote);
+  return text;
+}
+
 ParseOutcome Fail(std::string_view code, std::string message, std::string msg_id = {}) {
   ParseOutcome out;
   out.error = {std::string(code), std::move(message), std::move(msg_id)};
@@ -144,8 +153,8 @@ std::optional<EnvelopeError> ParseHandle(const json& value, ShmHandle* handle) {
       return std::nullopt;
     }
   }
-  return EnvelopeError{invalid, "shm_handle.format " + format->dump().substr(0, 80) +
-                                    " is not arrow_stream, tensor or raw"};
+  return EnvelopeError{
+      invalid, "shm_handle.format " + Quote(*format) + " is not arrow_stream, tensor or raw"};
 }
 
 // Checks the shape of a RES_ERROR_V2 payload: {"code":str,"message":str,"cause":same|null}.
@@ -206,14 +215,13 @@ ParseOutcome ParseJson(const json& doc) {
   const std::string& v = version->get_ref<const std::string&>();
   const std::optional<int> major = MajorVersion(v);
   if (!major) {
-    return Fail(kUnsupportedVersion,
-                "protocol_v " + version->dump().substr(0, 80) + " is not MAJOR.MINOR.PATCH",
+    return Fail(kUnsupportedVersion, "protocol_v " + Quote(*version) + " is not MAJOR.MINOR.PATCH",
                 msg_id);
   }
   if (*major != kProtocolMajor) {
     return Fail(kUnsupportedVersion,
-                "protocol_v " + version->dump().substr(0, 80) +
-                    " is not supported (this side speaks " + std::string(kProtocolVersion) + ")",
+                "protocol_v " + Quote(*version) + " is not supported (this side speaks " +
+                    std::string(kProtocolVersion) + ")",
                 msg_id);
   }
 
@@ -222,7 +230,7 @@ ParseOutcome ParseJson(const json& doc) {
   auto type = doc.find("type");
   const bool null_id_allowed = id->is_null() && type != doc.end() && *type == "RES_ERROR_V2";
   if (msg_id.empty() && !null_id_allowed) {
-    return Fail(kInvalidEnvelope, "msg_id must be a UUID string, got " + id->dump().substr(0, 80));
+    return Fail(kInvalidEnvelope, "msg_id must be a UUID string, got " + Quote(*id));
   }
 
   if (type == doc.end()) return Fail(kInvalidEnvelope, "type is missing", msg_id);
@@ -232,8 +240,7 @@ ParseOutcome ParseJson(const json& doc) {
   }
   const std::optional<MessageType> t = MessageTypeFromName(type->get_ref<const std::string&>());
   if (!t) {
-    return Fail(kUnknownType, "type " + type->dump().substr(0, 80) + " is not a known type",
-                msg_id);
+    return Fail(kUnknownType, "type " + Quote(*type) + " is not a known type", msg_id);
   }
 
   auto payload = doc.find("payload");
