@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <map>
 
+#include "control/stats_json.h"
 #include "shm/segment.h"
 #include "supervisor/supervisor.h"
 
@@ -61,28 +62,7 @@ nlohmann::json ToJson(const ChannelRow& row) {
     j["error"] = row.error;
     return j;
   }
-  const ChannelStats& s = row.stats;
-  j["state"] = "live";
-  j["capacity"] = s.capacity;
-  j["bytes_in_use"] = s.bytes_in_use;
-  j["samples_in_use"] = s.samples_in_use;
-  j["max_samples"] = s.max_samples;
-  j["overflow"] = s.overflow == OverflowPolicy::kBlock ? "block" : "drop-oldest";
-  j["publisher_alive"] = s.publisher_alive;
-  j["published"] = s.published;
-  j["published_bytes"] = s.published_bytes;
-  j["dropped"] = s.dropped;
-  j["publisher_stalls"] = s.publisher_stalls;
-  j["reclaimed_subscribers"] = s.reclaimed_subscribers;
-  j["subscribers"] = nlohmann::json::array();
-  for (const SubscriberStats& sub : s.subscribers) {
-    j["subscribers"].push_back({{"slot", sub.slot},
-                                {"alive", sub.alive},
-                                {"received", sub.received},
-                                {"received_bytes", sub.received_bytes},
-                                {"missed", sub.missed},
-                                {"lag", sub.queued}});
-  }
+  j.update(control::StatsToJson(row.stats));
   return j;
 }
 

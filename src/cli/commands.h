@@ -3,6 +3,8 @@
 
 #include <string>
 
+#include "flight/gateway.h"
+
 namespace quiver::cli {
 
 struct BenchOptions {
@@ -20,5 +22,11 @@ int Bench(const BenchOptions& options, const char* argv0);
 
 /// Runs a pipeline file under the supervisor. Returns the process exit code.
 int Run(const std::string& pipeline_file, double grace_seconds);
+
+/// Serves this machine's channels over Arrow Flight until SIGINT/SIGTERM.
+int Serve(flight::ServerOptions options, const std::string& token_file);
+
+/// Subscribes a remote channel into a local one until the remote stream ends or a signal.
+int Bridge(flight::BridgeOptions options, const std::string& token_file, bool quiet);
 
 }  // namespace quiver::cli

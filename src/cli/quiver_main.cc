@@ -1,6 +1,6 @@
-// The `quiver` command: run pipelines, look at channels, clean up, benchmark.
+// The `quiver` command: run pipelines, look at channels, clean up, benchmark, reach other hosts.
 //   quiver run FILE | ls [--json] | top | clean [--dry-run] | bench [--workload W] [--quick]
-//   [--json]
+//   [--json] | serve [--listen grpc://HOST:PORT] | bridge grpc://HOST:PORT/CHANNEL --to NAME
 #include <arrow/util/config.h>
 #include <signal.h>
 #include <unistd.h>
@@ -17,6 +17,7 @@
 #include "cli/channels.h"
 #include "cli/commands.h"
 #include "shm/segment.h"
+#include "supervisor/pipeline.h"
 
 namespace quiver::cli {
 namespace {
@@ -150,6 +151,60 @@ int Main(int argc, char** argv) {
   bench->add_option("--results", bench_options.results,
                     "Where the result files go (default: bench/results/ of the source tree)");
 
+  auto* serve = app.add_subcommand(
+      "serve",
+      "Serve this machine's Arrow channels over Arrow Flight (gRPC): ListFlights, "
+      "GetFlightInfo, DoGet (live tail), DoPut (publish), DoAction list-channels/stats");
+  quiver::flight::ServerOptions serve_options;
+  std::string serve_token_file, put_capacity = "64MiB", put_overflow = "block";
+  serve->add_option("--listen", serve_options.listen, "grpc://HOST:PORT (port 0: any free port)")
+      ->capture_default_str();
+  serve->add_option("--tls-cert", serve_options.tls_cert_file, "PEM certificate: serve TLS")
+      ->check(CLI::ExistingFile);
+  serve->add_option("--tls-key", serve_options.tls_key_file, "PEM private key of --tls-cert")
+      ->check(CLI::ExistingFile);
+  serve
+      ->add_option("--token-file", serve_token_file,
+                   "Require this bearer token (first line of the file) on every call; "
+                   "default: $QUIVER_FLIGHT_TOKEN if set")
+      ->check(CLI::ExistingFile);
+  serve->add_flag("--allow-insecure-remote", serve_options.allow_insecure_remote,
+                  "Serve a non-loopback address without TLS and a token");
+  serve->add_option("--capacity", put_capacity, "Capacity of channels a DoPut creates")
+      ->capture_default_str();
+  serve->add_option("--overflow", put_overflow, "Overflow policy of channels a DoPut creates")
+      ->check(CLI::IsMember({"block", "drop-oldest"}))
+      ->capture_default_str();
+
+  auto* bridge = app.add_subcommand(
+      "bridge",
+      "Subscribe a remote channel (a `quiver serve` elsewhere) into a local channel, until "
+      "the remote publisher is gone or Ctrl-C");
+  quiver::flight::BridgeOptions bridge_options;
+  std::string bridge_token_file, bridge_capacity = "64MiB", bridge_overflow = "block";
+  bool bridge_quiet = false;
+  bridge->add_option("remote", bridge_options.remote, "grpc://HOST:PORT/CHANNEL")->required();
+  bridge->add_option("--to", bridge_options.to, "Local channel (created if it does not exist)")
+      ->required();
+  bridge->add_option("--capacity", bridge_capacity, "Capacity of the local channel if created")
+      ->capture_default_str();
+  bridge
+      ->add_option("--overflow", bridge_overflow, "Overflow policy of the local channel if created")
+      ->check(CLI::IsMember({"block", "drop-oldest"}))
+      ->capture_default_str();
+  bridge
+      ->add_option("--token-file", bridge_token_file,
+                   "Send this bearer token (first line of the file); default: "
+                   "$QUIVER_FLIGHT_TOKEN if set")
+      ->check(CLI::ExistingFile);
+  bridge
+      ->add_option("--tls-roots", bridge_options.tls_roots_file,
+                   "PEM root certificates for a grpc+tls:// remote")
+      ->check(CLI::ExistingFile);
+  bridge->add_option("--batches", bridge_options.max_batches, "Stop after N batches (0: no limit)")
+      ->capture_default_str();
+  bridge->add_flag("-q,--quiet", bridge_quiet, "No progress or summary on stderr");
+
   if (argc > 1 && argv[1][0] != '-') {
     bool known = false;
     for (const CLI::App* sub : app.get_subcommands({})) known |= sub->get_name() == argv[1];
@@ -164,6 +219,29 @@ int Main(int argc, char** argv) {
   if (*clean) return Clean(dry_run);
   if (*bench) return Bench(bench_options, argv[0]);
   if (*run) return Run(pipeline_file, grace);
+  auto overflow_of = [](const std::string& name) {
+    return name == "block" ? quiver::OverflowPolicy::kBlock : quiver::OverflowPolicy::kDropOldest;
+  };
+  if (*serve) {
+    auto capacity = quiver::supervisor::ParseByteSize(put_capacity);
+    if (!capacity.ok()) {
+      std::cerr << "quiver serve: --capacity: " << capacity.status().message() << "\n";
+      return 2;
+    }
+    serve_options.put_capacity = *capacity;
+    serve_options.put_overflow = overflow_of(put_overflow);
+    return Serve(serve_options, serve_token_file);
+  }
+  if (*bridge) {
+    auto capacity = quiver::supervisor::ParseByteSize(bridge_capacity);
+    if (!capacity.ok()) {
+      std::cerr << "quiver bridge: --capacity: " << capacity.status().message() << "\n";
+      return 2;
+    }
+    bridge_options.capacity = *capacity;
+    bridge_options.overflow = overflow_of(bridge_overflow);
+    return Bridge(bridge_options, bridge_token_file, bridge_quiet);
+  }
   return 2;
 }
 

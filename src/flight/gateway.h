@@ -1,0 +1,119 @@
+// The Arrow Flight gateway: this machine's Arrow channels served over Flight (gRPC) to other
+// hosts (`quiver serve`), and a bridge that subscribes a remote channel into a local one
+// (`quiver bridge`), so a node on host B reads host A's data through the same local API.
+//
+//   flight      channel
+//   ListFlights one FlightInfo per Arrow channel: schema, counters as JSON app_metadata
+//   DoGet       ticket "NAME[?from=latest]": a live tail of the channel, batches sent from
+//               the shared mapping without a copy; ends when the publisher is gone
+//   DoPut       descriptor path [NAME]: the uploaded batches are published into the channel
+//               (created with the stream's schema if absent; schema checked if present)
+//   DoAction    list-channels, stats (body: NAME)
+//
+// Backpressure crosses the wire: a DoGet writes one batch at a time into gRPC's bounded
+// flow-control window; while the remote reader is slow the server's subscriber holds back
+// and the channel's overflow policy applies (block: the publisher waits; drop-oldest: the
+// remote reader misses samples). Nothing is buffered beyond that window.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "quiver/channel.h"
+#include "quiver/status.h"
+
+namespace quiver::flight {
+
+inline constexpr std::string_view kDefaultListen = "grpc://127.0.0.1:50051";
+
+struct ServerOptions {
+  /// grpc://HOST:PORT (grpc+tcp:// is the same; grpc+tls:// needs the TLS files). Port 0
+  /// picks a free port (see Server::location()).
+  std::string listen = std::string(kDefaultListen);
+  /// PEM files; both or neither. With them the server speaks TLS.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  /// A bearer token every call must carry ("authorization: Bearer TOKEN"); empty: none.
+  std::string token;
+  /// Without TLS and a token the server refuses a non-loopback address unless this is set.
+  bool allow_insecure_remote = false;
+  /// Channels that a DoPut creates.
+  size_t put_capacity = size_t{64} << 20;
+  OverflowPolicy put_overflow = OverflowPolicy::kBlock;
+  /// How often a waiting DoGet/DoPut checks for a cancelled call or a shutdown.
+  std::chrono::milliseconds poll = std::chrono::milliseconds(100);
+};
+
+/// A running Flight server. Its calls run on gRPC's threads.
+class Server {
+ public:
+  /// Checks the options, binds and starts serving.
+  static Result<std::unique_ptr<Server>> Start(const ServerOptions& options);
+  ~Server();
+
+  /// The URI clients connect to, with the port resolved (e.g. "grpc://127.0.0.1:50051").
+  const std::string& location() const;
+  /// Ends live tails and DoPuts (they see the shutdown within ServerOptions::poll), waits
+  /// up to `grace` for calls to finish, then cancels the rest.
+  void Shutdown(std::chrono::milliseconds grace = std::chrono::seconds(2));
+
+  struct Impl;
+
+ private:
+  explicit Server(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+/// "grpc[+tcp|+tls]://HOST:PORT[/PATH]" taken apart; `what` names it in errors.
+struct Address {
+  std::string host;  ///< without brackets for IPv6
+  int port = 0;
+  bool tls = false;
+  std::string path;  ///< after the first '/', may be empty
+};
+Result<Address> ParseAddress(std::string_view uri, std::string_view what);
+
+/// A DoGet ticket: "NAME" or "NAME?from=latest".
+struct Ticket {
+  std::string channel;
+};
+/// kInvalidArgument naming what is wrong (unknown option, from=oldest, empty name).
+Result<Ticket> ParseTicket(std::string_view text);
+
+/// "grpc[+tcp|+tls]://HOST:PORT/CHANNEL[?from=latest]" split into a location and a ticket.
+struct RemoteChannel {
+  std::string location;  ///< "grpc+tcp://HOST:PORT" or "grpc+tls://HOST:PORT"
+  std::string ticket;    ///< "CHANNEL[?...]", validated by ParseTicket
+  std::string channel;
+};
+Result<RemoteChannel> ParseRemoteChannel(std::string_view uri);
+
+struct BridgeOptions {
+  std::string remote;  ///< grpc://HOST:PORT/CHANNEL
+  std::string to;      ///< the local channel (created if absent, schema checked if present)
+  size_t capacity = size_t{64} << 20;
+  OverflowPolicy overflow = OverflowPolicy::kBlock;
+  std::string token;           ///< sent as a bearer token; empty: none
+  std::string tls_roots_file;  ///< PEM roots for a grpc+tls remote; empty: the system's
+  uint64_t max_batches = 0;    ///< stop after this many (0: until the remote stream ends)
+};
+
+struct BridgeReport {
+  uint64_t batches = 0;
+  uint64_t rows = 0;
+  uint64_t bytes = 0;  ///< body bytes published locally
+  double seconds = 0;
+};
+
+/// Subscribes the remote channel and publishes every batch into the local one, until the
+/// remote stream ends (its publisher went away), `max_batches`, or `stop` becomes true
+/// (checked at least every `poll`). `progress` (optional) is called after every batch.
+Result<BridgeReport> RunBridge(const BridgeOptions& options, const std::atomic<bool>& stop,
+                               const std::function<void(const BridgeReport&)>& progress = {});
+
+}  // namespace quiver::flight

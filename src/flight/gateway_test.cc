@@ -1,0 +1,211 @@
+#include "flight/gateway.h"
+
+#include <arrow/api.h>
+#include <arrow/flight/client.h>
+#include <gtest/gtest.h>
+
+#include <optional>
+#include <thread>
+
+#include "flight/tail_stream.h"
+#include "quiver/arrow.h"
+#include "test_support.h"
+
+namespace quiver::flight {
+namespace {
+
+using testing::UniqueName;
+namespace fl = arrow::flight;
+
+std::shared_ptr<arrow::RecordBatch> Batch(int64_t start, int64_t rows) {
+  arrow::Int64Builder ids;
+  arrow::StringBuilder memos;
+  for (int64_t i = start; i < start + rows; ++i) {
+    EXPECT_TRUE(ids.Append(i).ok());
+    EXPECT_TRUE(memos.Append("row " + std::to_string(i)).ok());
+  }
+  auto schema =
+      arrow::schema({arrow::field("id", arrow::int64()), arrow::field("memo", arrow::utf8())});
+  return arrow::RecordBatch::Make(schema, rows, {*ids.Finish(), *memos.Finish()});
+}
+
+TEST(TicketTest, ParsesNameAndFrom) {
+  EXPECT_EQ(ParseTicket("ledger")->channel, "ledger");
+  EXPECT_EQ(ParseTicket("ledger?from=latest")->channel, "ledger");
+}
+
+TEST(TicketTest, RefusesWhatItCannotServe) {
+  EXPECT_EQ(ParseTicket("").status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(ParseTicket("?from=latest").status().code(), ErrorCode::kInvalidArgument);
+  auto oldest = ParseTicket("ledger?from=oldest");
+  EXPECT_EQ(oldest.status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(oldest.status().message().find("no backlog to replay"), std::string::npos);
+  auto unknown = ParseTicket("ledger?from=latest&x=" + std::string(500, 'y'));
+  EXPECT_NE(unknown.status().message().find("unknown option 'x=yyy"), std::string::npos);
+  EXPECT_LT(unknown.status().message().size(), 200u) << "a hostile ticket is quoted, cut short";
+}
+
+TEST(AddressTest, ParsesHostPortSchemeAndPath) {
+  auto plain = ParseAddress("grpc://127.0.0.1:50051", "x");
+  ASSERT_TRUE(plain.ok()) << plain.status().ToString();
+  EXPECT_EQ(plain->host, "127.0.0.1");
+  EXPECT_EQ(plain->port, 50051);
+  EXPECT_FALSE(plain->tls);
+  auto v6 = ParseAddress("grpc+tls://[::1]:0/ledger?from=latest", "x");
+  ASSERT_TRUE(v6.ok()) << v6.status().ToString();
+  EXPECT_EQ(v6->host, "::1");
+  EXPECT_TRUE(v6->tls);
+  EXPECT_EQ(v6->path, "ledger?from=latest");
+  for (const char* bad : {"127.0.0.1:1", "http://h:1", "grpc://h", "grpc://:1", "grpc://h:x",
+                          "grpc://h:65536", "grpc://[::1:1", "grpc://h:123456"}) {
+    auto parsed = ParseAddress(bad, "--listen");
+    EXPECT_EQ(parsed.status().code(), ErrorCode::kInvalidArgument) << bad;
+    EXPECT_EQ(parsed.status().message().rfind("--listen '", 0), 0u) << parsed.status().message();
+  }
+}
+
+TEST(AddressTest, RemoteChannelNeedsAChannel) {
+  auto remote = ParseRemoteChannel("grpc://10.0.0.2:50051/frames?from=latest");
+  ASSERT_TRUE(remote.ok()) << remote.status().ToString();
+  EXPECT_EQ(remote->location, "grpc+tcp://10.0.0.2:50051");
+  EXPECT_EQ(remote->ticket, "frames?from=latest");
+  EXPECT_EQ(remote->channel, "frames");
+  EXPECT_EQ(ParseRemoteChannel("grpc://10.0.0.2:50051").status().code(),
+            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(ParseRemoteChannel("grpc://10.0.0.2:50051/x?from=oldest").status().code(),
+            ErrorCode::kInvalidArgument);
+}
+
+TEST(TailStreamTest, PayloadBodiesAreViewsOfTheSharedMapping) {
+  auto batch = Batch(0, 1000);
+  auto channel =
+      CreateArrowChannel(UniqueName("tail-zero-copy"), batch->schema(), {.capacity = 4 << 20});
+  ASSERT_TRUE(channel.ok()) << channel.status().ToString();
+  auto stream = MakeTailStream(
+      *channel, [] { return false; }, std::chrono::milliseconds(10));
+  ASSERT_TRUE(stream.ok()) << stream.status().ToString();
+  auto witness = channel->CreateSubscriber();  // sees the same sample, for its address
+  ASSERT_TRUE(witness.ok());
+  auto publisher = ArrowPublisher::Make(*channel);
+  ASSERT_TRUE(publisher.ok());
+  ASSERT_TRUE(publisher->Publish(*batch).ok());
+
+  auto schema = (*stream)->GetSchemaPayload();
+  ASSERT_TRUE(schema.ok()) << schema.status().ToString();
+  auto payload = (*stream)->Next();
+  ASSERT_TRUE(payload.ok()) << payload.status().ToString();
+  auto sample = witness->Receive(std::chrono::seconds(1));
+  ASSERT_TRUE(sample.ok());
+  const auto* begin = reinterpret_cast<const uint8_t*>(sample->data().data());
+  const auto* end = begin + sample->size();
+  int bodies = 0;
+  for (const auto& buffer : payload->ipc_message.body_buffers) {
+    if (buffer == nullptr || buffer->size() == 0) continue;
+    EXPECT_GE(buffer->data(), begin);
+    EXPECT_LE(buffer->data() + buffer->size(), end);
+    ++bodies;
+  }
+  EXPECT_GE(bodies, 3) << "id values, memo offsets and memo data";
+}
+
+TEST(TailStreamTest, EndsWhenThePublisherIsGoneAndStopsWhenAsked) {
+  auto batch = Batch(0, 10);
+  auto channel = CreateArrowChannel(UniqueName("tail-end"), batch->schema(), {.capacity = 1 << 20});
+  ASSERT_TRUE(channel.ok());
+  bool stop = false;
+  auto stream = MakeTailStream(
+      *channel, [&] { return stop; }, std::chrono::milliseconds(10));
+  ASSERT_TRUE(stream.ok());
+  {
+    auto publisher = ArrowPublisher::Make(*channel);
+    ASSERT_TRUE(publisher->Publish(*batch).ok());
+  }
+  ASSERT_TRUE((*stream)->Next().ok());
+  auto end = (*stream)->Next();
+  ASSERT_TRUE(end.ok()) << end.status().ToString();
+  EXPECT_EQ(end->ipc_message.metadata, nullptr) << "end of stream";
+
+  auto waiting = MakeTailStream(
+      *channel, [&] { return stop; }, std::chrono::milliseconds(10));
+  ASSERT_TRUE(waiting.ok());
+  auto publisher = ArrowPublisher::Make(*channel);  // alive: the tail would wait forever
+  stop = true;
+  EXPECT_TRUE((*waiting)->Next().status().IsCancelled());
+}
+
+TEST(TailStreamTest, RefusesAChannelWithoutArrow) {
+  auto raw = Channel::Create(UniqueName("tail-raw"), {.capacity = 1 << 20});
+  ASSERT_TRUE(raw.ok());
+  EXPECT_EQ(MakeTailStream(
+                *raw, [] { return false; }, std::chrono::milliseconds(10))
+                .status()
+                .code(),
+            ErrorCode::kInvalidArgument);
+}
+
+TEST(ServerTest, RefusesNonLoopbackWithoutTlsAndToken) {
+  auto server = Server::Start({.listen = "grpc://0.0.0.0:0"});
+  EXPECT_EQ(server.status().code(), ErrorCode::kPermissionDenied);
+  auto tokened = Server::Start({.listen = "grpc://0.0.0.0:0", .token = "t"});
+  EXPECT_EQ(tokened.status().code(), ErrorCode::kPermissionDenied) << "a token in clear text";
+  auto allowed = Server::Start({.listen = "grpc://0.0.0.0:0", .allow_insecure_remote = true});
+  ASSERT_TRUE(allowed.ok()) << allowed.status().ToString();
+  EXPECT_EQ((*allowed)->location().rfind("grpc://0.0.0.0:", 0), 0u);
+}
+
+TEST(ServerTest, TlsNeedsBothFiles) {
+  EXPECT_EQ(Server::Start({.listen = "grpc://127.0.0.1:0", .tls_cert_file = "c"}).status().code(),
+            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(Server::Start({.listen = "grpc://127.0.0.1:0",
+                           .tls_cert_file = "/nonexistent/c",
+                           .tls_key_file = "/nonexistent/k"})
+                .status()
+                .code(),
+            ErrorCode::kNotFound);
+}
+
+// The whole path in one process: DoPut into a channel from a C++ Flight client, a local
+// subscriber reads it; a DoGet tail streams what a local publisher publishes.
+TEST(ServerTest, DoPutAndDoGetRoundTrip) {
+  auto server = Server::Start({.listen = "grpc://127.0.0.1:0"});
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  auto location = fl::Location::Parse((*server)->location());
+  auto client = fl::FlightClient::Connect(*location);
+  ASSERT_TRUE(client.ok()) << client.status().ToString();
+
+  const std::string name = UniqueName("server-roundtrip");
+  auto batch = Batch(0, 100);
+  auto channel = CreateArrowChannel(name, batch->schema(), {.capacity = 1 << 20});
+  ASSERT_TRUE(channel.ok());
+  auto subscriber = ArrowSubscriber::Make(*channel);
+  ASSERT_TRUE(subscriber.ok());
+  auto put = (*client)->DoPut(fl::FlightDescriptor::Path({name}), batch->schema());
+  ASSERT_TRUE(put.ok()) << put.status().ToString();
+  ASSERT_TRUE(put->writer->WriteRecordBatch(*batch).ok());
+  ASSERT_TRUE(put->writer->Close().ok());
+  auto received = subscriber->Receive(std::chrono::seconds(5));
+  ASSERT_TRUE(received.ok()) << received.status().ToString();
+  EXPECT_TRUE(received->batch->Equals(*batch));
+
+  // A tail of a channel whose publisher is gone ends at once: publish with a live one.
+  auto made = ArrowPublisher::Make(*channel);
+  ASSERT_TRUE(made.ok());
+  std::optional<ArrowPublisher> publisher(std::move(*made));
+  auto get = (*client)->DoGet(fl::Ticket{name});
+  ASSERT_TRUE(get.ok()) << get.status().ToString();
+  std::thread publish([&] {
+    while (channel->Stats().subscribers.size() < 2) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    for (int i = 0; i < 10; ++i) EXPECT_TRUE(publisher->Publish(*Batch(i * 100, 100)).ok());
+    publisher.reset();  // the tail ends once everything was sent
+  });
+  auto all = (*get)->ToRecordBatches();
+  publish.join();
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  ASSERT_EQ(all->size(), 10u);
+  EXPECT_TRUE((*all)[9]->Equals(*Batch(900, 100)));
+}
+
+}  // namespace
+}  // namespace quiver::flight
