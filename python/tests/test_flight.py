@@ -15,6 +15,7 @@ import pyarrow.flight as flight
 import pytest
 
 import quiver
+from flight_serve import Serve
 
 SCHEMA = pa.schema([("id", pa.int64()), ("amount", pa.int64()), ("memo", pa.string())])
 
@@ -34,41 +35,6 @@ def checksum(batches) -> tuple:
     return rows, amount, memo
 
 
-class Serve:
-    """A `quiver serve` process on a free loopback port."""
-
-    def __init__(self, quiver_bin: pathlib.Path, *args: str) -> None:
-        self.proc = subprocess.Popen([str(quiver_bin), "serve", "--listen", "grpc://127.0.0.1:0",
-                                      *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True)
-        line = self.proc.stdout.readline()
-        if "listening on" not in line:
-            self.proc.kill()
-            raise AssertionError(f"quiver serve did not start: {line!r} "
-                                 f"{self.proc.stderr.read()}")
-        self.location = line.split("listening on ")[1].split()[0]
-        self.port = int(self.location.rsplit(":", 1)[1])
-
-    def client(self, **kwargs) -> flight.FlightClient:
-        return flight.connect(self.location, **kwargs)
-
-    def rss_kib(self) -> int:
-        for line in pathlib.Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        raise AssertionError("no VmRSS")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                raise AssertionError("quiver serve did not stop within 10 s of SIGTERM")
-        assert self.proc.returncode == 0, self.proc.stderr.read()
-
-
 @pytest.fixture
 def quiver_bin(build_dir) -> pathlib.Path:
     binary = build_dir / "quiver"
@@ -78,8 +44,8 @@ def quiver_bin(build_dir) -> pathlib.Path:
 
 
 @pytest.fixture
-def serve(quiver_bin):
-    server = Serve(quiver_bin)
+def serve(build_dir):
+    server = Serve(build_dir)
     yield server
     server.stop()
 
@@ -255,11 +221,33 @@ def test_do_put_checks_the_schema(serve, name):
     assert channel.schema_versions == 2
 
 
+def test_do_put_of_nullable_fields_into_non_nullable_ones(serve, name):
+    """Flight clients (Go's, Java's) declare every field nullable: accepted without nulls."""
+    strict = pa.schema([pa.field("id", pa.int64(), nullable=False),
+                        pa.field("memo", pa.string(), nullable=False)])
+    loose = pa.schema([("id", pa.int64()), ("memo", pa.string())])
+    channel = quiver.Channel.create(name, "4MiB", schema=strict)
+    subscriber = channel.subscriber()
+    writer, _ = serve.client().do_put(flight.FlightDescriptor.for_path(name), loose)
+    writer.write_batch(pa.record_batch([pa.array([1, 2]), pa.array(["a", "b"])], schema=loose))
+    writer.close()
+    got = subscriber.receive(timeout=5).to_arrow()
+    assert got.schema.equals(strict) and got.column("id").to_pylist() == [1, 2]
+    assert channel.schema_versions == 1
+    del subscriber
+    writer, _ = serve.client().do_put(flight.FlightDescriptor.for_path(name), loose)
+    with pytest.raises(pa.ArrowInvalid, match="'id' is non-nullable in the channel, but the "
+                                              "batch holds 1 nulls"):
+        writer.write_batch(pa.record_batch([pa.array([1, None]), pa.array(["a", "b"])],
+                                           schema=loose))
+        writer.close()
+
+
 def test_second_do_put_into_a_busy_channel_is_refused(serve, name):
     channel = quiver.Channel.create(name, "4MiB", schema=SCHEMA)
     publisher = channel.publisher()
     writer, _ = serve.client().do_put(flight.FlightDescriptor.for_path(name), SCHEMA)
-    with pytest.raises(pa.ArrowException, match="ALREADY_EXISTS.*already has a live publisher"):
+    with pytest.raises(flight.FlightUnavailableError, match="already has a live publisher"):
         writer.write_batch(batch(0))
         writer.close()
     del publisher
@@ -324,10 +312,10 @@ def test_slow_remote_reader_under_drop_oldest_misses_and_server_stays_bounded(se
     assert rss_grew_mib < 64, f"quiver serve grew by {rss_grew_mib:.0f} MiB"
 
 
-def test_bearer_token(quiver_bin, tmp_path, name):
+def test_bearer_token(build_dir, tmp_path, name):
     token = tmp_path / "token"
     token.write_text("s3cret-token\n")
-    server = Serve(quiver_bin, "--token-file", str(token))
+    server = Serve(build_dir, "--token-file", str(token))
     try:
         channel = quiver.Channel.create(name, "1MiB", schema=SCHEMA)
         client = server.client()
@@ -345,12 +333,12 @@ def test_bearer_token(quiver_bin, tmp_path, name):
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
-def test_tls(quiver_bin, tmp_path, name):
+def test_tls(build_dir, tmp_path, name):
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
                     "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
                     "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
-    server = Serve(quiver_bin, "--tls-cert", str(cert), "--tls-key", str(key))
+    server = Serve(build_dir, "--tls-cert", str(cert), "--tls-key", str(key))
     try:
         assert server.location.startswith("grpc+tls://")
         channel = quiver.Channel.create(name, "1MiB", schema=SCHEMA)
@@ -434,9 +422,9 @@ def test_bridge_stops_on_sigint(serve, quiver_bin, name):
     publisher.publish(batch(0))
     local = wait_for(lambda: _open(name + "-local"), "the bridge to create its channel")
     wait_for(lambda: local.stats()["published"] == 1, "the bridge to publish the batch")
-    del local
+    local = None  # noqa: F841 - let go of the channel
     bridge.send_signal(signal.SIGINT)
     assert bridge.wait(timeout=10) == 0
     assert "stopped after 1 batches" in bridge.stderr.read()
     wait_for(lambda: live_subscribers(source) == 0, "the server to let go of the bridge's tail")
-    del publisher, source
+    publisher = source = None  # noqa: F841

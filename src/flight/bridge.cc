@@ -87,8 +87,8 @@ Result<BridgeReport> RunBridge(const BridgeOptions& options, const std::atomic<b
                      "DoGet '" + remote.channel + "' from " + remote.location);
   }
   QUIVER_ASSIGN_OR_RETURN(
-      ArrowPublisher publisher,
-      PublishInto(options.to, *schema, options.capacity, options.overflow, kPoll));
+      RemotePublisher publisher,
+      RemotePublisher::Open(options.to, *schema, options.capacity, options.overflow, kPoll));
 
   BridgeReport report;
   const auto start = std::chrono::steady_clock::now();
@@ -102,7 +102,7 @@ Result<BridgeReport> RunBridge(const BridgeOptions& options, const std::atomic<b
     }
     if (chunk->data == nullptr) break;  // the remote publisher is gone and all was sent
     for (;;) {  // under `block` a full local channel holds the remote stream back
-      const Status published = publisher.Publish(*chunk->data);
+      const Status published = publisher.Publish(chunk->data);
       if (published.ok()) break;
       if (published.code() != ErrorCode::kTimeout || stop.load()) {
         if (stop.load()) break;

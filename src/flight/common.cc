@@ -1,6 +1,8 @@
 #include "flight/common.h"
 
 #include <arrow/flight/types.h>
+#include <arrow/array.h>
+#include <arrow/record_batch.h>
 #include <arrow/type.h>
 
 #include <string>
@@ -22,8 +24,9 @@ arrow::Status ToArrow(const Status& status) {
     case ErrorCode::kHandleOutOfRange:
       return arrow::Status::Invalid(text);
     case ErrorCode::kAlreadyExists:
-    case ErrorCode::kBusy:
       return arrow::Status::AlreadyExists(text);
+    case ErrorCode::kBusy:  // the role is taken for now: retry later
+      return arrow::flight::MakeFlightError(arrow::flight::FlightStatusCode::Unavailable, text);
     case ErrorCode::kPermissionDenied:
       return arrow::flight::MakeFlightError(arrow::flight::FlightStatusCode::Unauthorized, text);
     case ErrorCode::kTimeout:
@@ -38,10 +41,10 @@ Status FromArrow(const arrow::Status& status, ErrorCode code, std::string_view c
   return Status(code, std::string(context) + ": " + status.ToString());
 }
 
-Result<ArrowPublisher> PublishInto(std::string_view name,
-                                   const std::shared_ptr<arrow::Schema>& schema, size_t capacity,
-                                   OverflowPolicy overflow,
-                                   std::chrono::milliseconds loan_timeout) {
+Result<RemotePublisher> RemotePublisher::Open(std::string_view name,
+                                              const std::shared_ptr<arrow::Schema>& schema,
+                                              size_t capacity, OverflowPolicy overflow,
+                                              std::chrono::milliseconds loan_timeout) {
   Result<Channel> channel = Channel::Open(name);
   if (!channel.ok() && channel.status().code() == ErrorCode::kNotFound) {
     channel = CreateArrowChannel(name, schema, {.capacity = capacity, .overflow = overflow});
@@ -61,13 +64,48 @@ Result<ArrowPublisher> PublishInto(std::string_view name,
     QUIVER_ASSIGN_OR_RETURN(auto version, ChannelSchema(*channel, v));
     known.push_back(std::move(version));
   }
-  QUIVER_RETURN_IF_ERROR(payload::CheckEvolution(known, *schema));
+  // Fields the stream declares nullable where the newest version is non-nullable (same
+  // name and type): published under the channel's nullability if they hold no nulls.
+  const arrow::Schema& newest = *known.back();
+  std::vector<std::shared_ptr<arrow::Field>> fields = schema->fields();
+  std::vector<int> relaxed;
+  for (int i = 0; i < schema->num_fields(); ++i) {
+    auto theirs = newest.GetFieldByName(fields[i]->name());
+    if (theirs != nullptr && fields[i]->nullable() && !theirs->nullable() &&
+        fields[i]->type()->Equals(*theirs->type())) {
+      fields[i] = fields[i]->WithNullable(false);
+      relaxed.push_back(i);
+    }
+  }
+  auto relabel = relaxed.empty() ? nullptr : arrow::schema(fields, schema->metadata());
+  QUIVER_RETURN_IF_ERROR(payload::CheckEvolution(known, relabel ? *relabel : *schema));
   Result<ArrowPublisher> publisher = ArrowPublisher::Make(*channel, {.loan_timeout = loan_timeout});
   if (!publisher.ok() && publisher.status().code() == ErrorCode::kBusy) {
     return Status(ErrorCode::kBusy,
                   "channel '" + std::string(name) + "' already has a live publisher");
   }
-  return publisher;
+  if (!publisher.ok()) return publisher.status();
+  return RemotePublisher(std::move(*publisher), std::move(relabel), std::move(relaxed));
+}
+
+RemotePublisher::RemotePublisher(ArrowPublisher publisher, std::shared_ptr<arrow::Schema> relabel,
+                                 std::vector<int> relaxed)
+    : publisher_(std::move(publisher)), relabel_(std::move(relabel)), relaxed_(std::move(relaxed)) {}
+
+Status RemotePublisher::Publish(const std::shared_ptr<arrow::RecordBatch>& batch) {
+  if (relabel_ == nullptr || batch->schema()->num_fields() != relabel_->num_fields()) {
+    return publisher_.Publish(*batch);
+  }
+  for (int i : relaxed_) {
+    if (batch->column(i)->null_count() != 0) {
+      return Status(ErrorCode::kSchemaMismatch,
+                    "field '" + relabel_->field(i)->name() + "' is non-nullable in the channel, "
+                    "but the batch holds " + std::to_string(batch->column(i)->null_count()) +
+                    " nulls in it");
+    }
+  }
+  auto relabelled = arrow::RecordBatch::Make(relabel_, batch->num_rows(), batch->columns());
+  return publisher_.Publish(*relabelled);
 }
 
 }  // namespace quiver::flight

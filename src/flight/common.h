@@ -8,6 +8,7 @@
 #include <chrono>
 #include <memory>
 #include <string_view>
+#include <vector>
 
 #include "quiver/arrow.h"
 #include "quiver/status.h"
@@ -22,13 +23,32 @@ arrow::Status ToArrow(const Status& status);
 /// An Arrow (or Flight) status as a Quiver status of `code`, prefixed by `context`.
 Status FromArrow(const arrow::Status& status, ErrorCode code, std::string_view context);
 
-/// Becomes the publisher of local channel `name` for batches of `schema`: opens it and
-/// checks `schema` may follow its schema versions (CheckEvolution), or creates it with
-/// `schema` (capacity, overflow) when it does not exist. kSchemaMismatch naming the field,
-/// kInvalidArgument for a channel that carries no Arrow, kBusy when it has a live publisher.
-/// The publisher's loans wait at most `loan_timeout`, so callers can notice cancellation.
-Result<ArrowPublisher> PublishInto(std::string_view name,
-                                   const std::shared_ptr<arrow::Schema>& schema, size_t capacity,
-                                   OverflowPolicy overflow, std::chrono::milliseconds loan_timeout);
+/// The publisher of a local channel on behalf of a remote producer (a DoPut, a bridge).
+class RemotePublisher {
+ public:
+  /// Becomes the publisher of local channel `name` for batches of `schema`: opens it and
+  /// checks `schema` may follow its schema versions (CheckEvolution), or creates it with
+  /// `schema` (capacity, overflow) when it does not exist. kSchemaMismatch naming the
+  /// field, kInvalidArgument for a channel that carries no Arrow, kBusy when it has a live
+  /// publisher. Loans wait at most `loan_timeout` (then Publish returns kTimeout and may be
+  /// retried), so callers can notice cancellation.
+  static Result<RemotePublisher> Open(std::string_view name,
+                                      const std::shared_ptr<arrow::Schema>& schema,
+                                      size_t capacity, OverflowPolicy overflow,
+                                      std::chrono::milliseconds loan_timeout);
+
+  /// Publishes `batch` (one copy of its buffers). Flight clients such as Go's declare every
+  /// field nullable: a field the channel has non-nullable is accepted if the batch holds no
+  /// null in it (as Python's Publisher.publish does), else kSchemaMismatch.
+  Status Publish(const std::shared_ptr<arrow::RecordBatch>& batch);
+
+ private:
+  RemotePublisher(ArrowPublisher publisher, std::shared_ptr<arrow::Schema> relabel,
+                  std::vector<int> relaxed);
+  ArrowPublisher publisher_;
+  std::shared_ptr<arrow::Schema> relabel_;  // the stream's schema with the channel's
+                                            // nullability; null: publish batches as they are
+  std::vector<int> relaxed_;                // fields that must hold no null
+};
 
 }  // namespace quiver::flight

@@ -149,14 +149,13 @@ class ChannelServer final : public fl::FlightServerBase {
                       std::unique_ptr<fl::FlightMetadataWriter> /*writer*/) override {
     ARROW_ASSIGN_OR_RAISE(std::string name, NameOf(reader->descriptor()));
     ARROW_ASSIGN_OR_RAISE(std::shared_ptr<arrow::Schema> schema, reader->GetSchema());
-    Result<ArrowPublisher> publisher =
-        PublishInto(name, schema, options_.put_capacity, options_.put_overflow, options_.poll);
+    Result<RemotePublisher> publisher = RemotePublisher::Open(name, schema, options_.put_capacity, options_.put_overflow, options_.poll);
     if (!publisher.ok()) return ToArrow(publisher.status());
     for (;;) {
       ARROW_ASSIGN_OR_RAISE(fl::FlightStreamChunk chunk, reader->Next());
       if (chunk.data == nullptr) return arrow::Status::OK();  // the client finished
       for (;;) {  // one copy into a loan; under `block` the loan waits for the subscribers
-        const Status published = publisher->Publish(*chunk.data);
+        const Status published = publisher->Publish(chunk.data);
         if (published.ok()) break;
         if (published.code() != ErrorCode::kTimeout) return ToArrow(published);
         if (context.is_cancelled()) return arrow::Status::Cancelled("the client went away");
