@@ -2,11 +2,14 @@
 #   make deps    install missing system packages (as root) and the Python venv
 #   make build   configure + build (build/, or build-asan/ when sanitizing)
 #   make test    deps + build + ctest + pytest   (ASan+UBSan when CI=true or QUIVER_SANITIZE=1)
+#   make test-tsan  deps + ThreadSanitizer build (build-tsan/) + ctest (C++ tests only)
 #   make demo    the Ledger pipeline (examples/ledger.toml) with a report, vs JSON over stdio
 #   make python  build and install the Python package into .venv (pip install .)
 #   make bench   deps + Release build (build-release/) + the benchmark suite (bench/suite.py)
 #   make bench-quick  the same workloads at small counts (under 2 minutes)
 #   make fuzz    libFuzzer fuzzers, FUZZ_SECONDS each (default 60)
+#   make chaos   1,000 SIGKILLs of a publisher and 3 subscribers under load (CHAOS_KILLS)
+#   make soak    10 minutes at full rate: RSS and fds flat, counters consistent (SOAK_SECONDS)
 #   make format | tidy | clean
 
 SHELL := /bin/bash
@@ -24,6 +27,7 @@ else
   BUILD_DIR := build
 endif
 RELEASE_DIR := build-release
+TSAN_DIR    := build-tsan
 
 GENERATOR := $(if $(shell command -v ninja 2>/dev/null),-G Ninja,)
 # Only pass a generator when creating a tree: an existing tree keeps the one it has.
@@ -35,7 +39,7 @@ export ASAN_OPTIONS  ?= detect_leaks=1
 FORMAT_DIRS := include src tests bench examples python
 CXX_GLOB    := -name '*.h' -o -name '*.hh' -o -name '*.hpp' -o -name '*.cc' -o -name '*.cpp'
 
-.PHONY: deps build test demo python bench bench-quick bench-setup fuzz format tidy clean
+.PHONY: deps build test test-tsan demo python bench bench-quick bench-setup fuzz format tidy clean
 
 deps:
 	@bash scripts/bootstrap.sh
@@ -52,6 +56,41 @@ test: deps
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
 	@$(MAKE) --no-print-directory python
 	QUIVER_TEST_BUILD_DIR=$(CURDIR)/$(BUILD_DIR) $(PYTHON) -m pytest -q python/tests
+
+# The C++ test suite under ThreadSanitizer, in build-tsan/ (QUIVER_TSAN=ON; TSan cannot be
+# combined with ASan, so QUIVER_SANITIZE=1 is refused here; CI=true alone is ignored).
+# The Python tests are not part of it: the extension module would need libtsan preloaded
+# into the (uninstrumented) interpreter, LD_PRELOAD=libtsan.so python, to load at all.
+# TSAN_OPTIONS (override from the environment):
+#   halt_on_error=1          the first report fails the test (exit code 66), like UBSan's
+#   second_deadlock_stack=1  lock-order reports show where both locks were taken
+#   suppressions=            tests/tsan.supp: reports inside the uninstrumented wheel
+#                            libraries only, each entry with its reason
+#   die_after_fork=0         see tests/tsan.supp's header: a forked child of a
+#                            multi-threaded test keeps running (it only execs a peer or
+#                            calls _exit); TSan's default would kill it.
+TSAN_OPTIONS_DEFAULT := halt_on_error=1 second_deadlock_stack=1 \
+  suppressions=$(CURDIR)/tests/tsan.supp die_after_fork=0
+test-tsan: deps
+	@if [ -n "$(filter 1 ON on true TRUE yes,$(QUIVER_SANITIZE))" ]; then \
+	  echo "test-tsan: QUIVER_SANITIZE=$(QUIVER_SANITIZE) asks for ASan+UBSan, which cannot be" \
+	       "combined with TSan; unset it (ASan: make test QUIVER_SANITIZE=1)" >&2; exit 2; fi
+	@cmake -S . -B $(TSAN_DIR) $(call gen_for,$(TSAN_DIR)) \
+	  -DQUIVER_TSAN=ON -DQUIVER_SANITIZE=OFF -DQUIVER_PYTHON=$(PYTHON)
+	@cmake --build $(TSAN_DIR) -j $(JOBS)
+	cd $(TSAN_DIR) && TSAN_OPTIONS="$${TSAN_OPTIONS:-$(TSAN_OPTIONS_DEFAULT)}" \
+	  ctest --output-on-failure -j $(JOBS)
+
+# The long forms of tests/chaos (ctest runs short ones): the plain build, so timings are real.
+CHAOS_KILLS  ?= 1000
+SOAK_SECONDS ?= 600
+chaos: deps
+	@$(MAKE) --no-print-directory build CI= QUIVER_SANITIZE=0
+	build/quiver_chaos --kills $(CHAOS_KILLS)
+
+soak: deps
+	@$(MAKE) --no-print-directory build CI= QUIVER_SANITIZE=0
+	build/quiver_chaos --soak $(SOAK_SECONDS)
 
 # The seeds' pipeline end to end, with a report (always the plain build: demo numbers).
 demo: deps
@@ -101,5 +140,5 @@ tidy:
 	else echo "tidy: no sources under src/"; fi
 
 clean:
-	rm -rf build build-asan build-release
+	rm -rf build build-asan build-tsan build-release
 	@if [ -L compile_commands.json ]; then rm -f compile_commands.json; fi

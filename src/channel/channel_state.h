@@ -115,7 +115,7 @@ struct SubscriberState {
   Result<std::optional<Sample>> Take(const std::shared_ptr<SubscriberState>& self);
   bool RingEmpty() const;
   /// True once the publisher closed or died. Reads the lifecycle word every time; probes
-  /// the publisher's lock (a system call) at most every 50 ms.
+  /// the publisher's lock (a system call) at most every 20 ms.
   bool PublisherGone();
   /// As PublisherGone, for a busy-polling caller: the clock is read only every 256th call,
   /// so an empty poll costs two loads, not a clock read.

@@ -16,7 +16,7 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 constexpr auto kRelaxed = std::memory_order_relaxed;
-constexpr auto kPublisherProbeInterval = std::chrono::milliseconds(50);
+constexpr auto kPublisherProbeInterval = std::chrono::milliseconds(20);
 }  // namespace
 
 SubscriberState::~SubscriberState() {
