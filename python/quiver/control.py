@@ -37,6 +37,10 @@ TYPES = frozenset({"CMD_STREAM_START", "CMD_PROCESS", "CMD_SHUTDOWN", "RES_OK",
 FORMATS = frozenset({"arrow_stream", "tensor", "raw"})
 _NEED_HANDLE = frozenset({"CMD_PROCESS", "RES_DATA_READY"})
 _MAX_CAUSE_DEPTH = 32
+# As the C++ side: JSON nested deeper than this is refused before it is parsed, and values
+# from the peer are quoted in error messages cut to this many characters.
+_MAX_JSON_DEPTH = 128
+_MAX_QUOTE = 80
 _U64_MAX = 2**64 - 1
 
 INVALID_ENVELOPE = "INVALID_ENVELOPE"
@@ -221,6 +225,39 @@ def _check_error_payload(payload: Any, depth: int = 0) -> None:
         depth += 1
 
 
+def _nested_too_deep(data: bytes) -> bool:
+    """True if ``data`` opens more than _MAX_JSON_DEPTH arrays and objects at once."""
+    if data.count(b"[") + data.count(b"{") <= _MAX_JSON_DEPTH:
+        return False  # the common case, without a loop in Python
+    depth, in_string, i, n = 0, False, 0, len(data)
+    while i < n:
+        c = data[i]
+        if in_string:
+            if c == 0x5C:  # backslash: skip the escaped byte
+                i += 1
+            elif c == 0x22:
+                in_string = False
+        elif c == 0x22:
+            in_string = True
+        elif c in (0x5B, 0x7B):
+            depth += 1
+            if depth > _MAX_JSON_DEPTH:
+                return True
+        elif c in (0x5D, 0x7D):
+            depth -= 1
+        i += 1
+    return False
+
+
+def _quote(value: Any) -> str:
+    """A peer's value in an error message: its JSON, cut to _MAX_QUOTE characters."""
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text[:_MAX_QUOTE]
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
@@ -239,6 +276,8 @@ def parse_envelope(line: Any) -> Envelope:
                             f"line of {len(data)} bytes exceeds {MAX_LINE_BYTES}")
     if not data.strip(b" \t"):
         raise ProtocolError(INVALID_ENVELOPE, "empty line")
+    if _nested_too_deep(data):
+        raise ProtocolError(INVALID_ENVELOPE, f"JSON nested deeper than {_MAX_JSON_DEPTH} levels")
     try:
         doc = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
     except (ValueError, RecursionError, UnicodeDecodeError):
@@ -259,21 +298,21 @@ def parse_envelope(line: Any) -> Envelope:
         raise fail(INVALID_ENVELOPE, f"protocol_v must be a string, got {type(version).__name__}")
     major = _major(version)
     if major is None:
-        raise fail(UNSUPPORTED_VERSION, f"protocol_v {version!r} is not MAJOR.MINOR.PATCH")
+        raise fail(UNSUPPORTED_VERSION, f"protocol_v {_quote(version)} is not MAJOR.MINOR.PATCH")
     if major != PROTOCOL_MAJOR:
         raise fail(UNSUPPORTED_VERSION,
-                   f"protocol_v {version!r} is not supported (this side speaks {PROTOCOL_VERSION})")
+                   f"protocol_v {_quote(version)} is not supported (this side speaks {PROTOCOL_VERSION})")
     if "msg_id" not in doc:
         raise fail(INVALID_ENVELOPE, "msg_id is missing")
     kind = doc.get("type")
     if msg_id is None and not (raw_id is None and kind == "RES_ERROR_V2"):
-        raise fail(INVALID_ENVELOPE, f"msg_id must be a UUID string, got {raw_id!r:.80}")
+        raise fail(INVALID_ENVELOPE, f"msg_id must be a UUID string, got {_quote(raw_id)}")
     if "type" not in doc:
         raise fail(INVALID_ENVELOPE, "type is missing")
     if not isinstance(kind, str):
         raise fail(INVALID_ENVELOPE, f"type must be a string, got {type(kind).__name__}")
     if kind not in TYPES:
-        raise fail(UNKNOWN_TYPE, f"type {kind!r:.80} is not a known type")
+        raise fail(UNKNOWN_TYPE, f"type {_quote(kind)} is not a known type")
     if "payload" not in doc:
         raise fail(INVALID_ENVELOPE, "payload is missing")
     payload = doc["payload"]

@@ -78,6 +78,8 @@ BAD_LINES = [
     ("null", "null", "INVALID_ENVELOPE", False),
     ("invalid_utf8", b'{"protocol_v":"\xff"}', "INVALID_ENVELOPE", False),
     ("deep_nesting", "[" * 30000 + "]" * 30000, "INVALID_ENVELOPE", False),
+    ("nesting_129_in_payload", line(valid(payload={"x": json.loads("[" * 128 + "]" * 128)})),
+     "INVALID_ENVELOPE", False),
     ("huge", HUGE, "LINE_TOO_LONG", False),
     ("version_missing", line(without("protocol_v")), "INVALID_ENVELOPE", True),
     ("version_number", line(valid(protocol_v=2)), "INVALID_ENVELOPE", True),
@@ -117,6 +119,17 @@ def test_bad_line_is_rejected_with_its_code(name, text, code, echoes):
         control.parse_envelope(text)
     assert info.value.code == code, info.value
     assert info.value.msg_id == (ID if echoes else None)
+
+
+def test_nesting_and_quotes_are_bounded_as_on_the_cpp_side():
+    deep = line(valid(type="CMD_SHUTDOWN",
+                      payload={"x": json.loads("[" * 126 + "]" * 126), "y": "[[[[{{{{"}))
+    control.parse_envelope(deep)  # 128 levels, brackets inside strings don't count
+    with pytest.raises(ProtocolError, match="nested deeper than 128 levels"):
+        control.parse_envelope(line(valid(payload={"x": json.loads("[" * 128 + "]" * 128)})))
+    with pytest.raises(ProtocolError) as info:
+        control.parse_envelope(line(valid(protocol_v="9" * 60000)))
+    assert info.value.code == "UNSUPPORTED_VERSION" and len(info.value.message) < 200
 
 
 def test_every_truncation_of_a_valid_line_is_rejected():
