@@ -1,10 +1,13 @@
 #include "supervisor/pipeline.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+
+#include "supervisor/schema_file.h"
 
 namespace quiver::supervisor {
 namespace {
@@ -250,6 +253,28 @@ TEST(PipelineTest, MissingFileIsNotFound) {
   auto pipeline = LoadPipeline("/nonexistent/pipeline.toml");
   ASSERT_FALSE(pipeline.ok());
   EXPECT_EQ(pipeline.status().code(), ErrorCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace quiver::supervisor
+
+namespace quiver::supervisor {
+namespace {
+
+TEST(SchemaFileLoadTest, RefusesFifosDevicesAndHugeFilesInsteadOfHanging) {
+  const std::string fifo = "/tmp/quiver-schema-fifo-" + std::to_string(getpid());
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  auto from_fifo = LoadSchemaFile(fifo);  // would block forever waiting for a writer
+  unlink(fifo.c_str());
+  EXPECT_EQ(from_fifo.status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(from_fifo.status().message().find("not a regular file"), std::string::npos);
+  EXPECT_EQ(LoadSchemaFile("/dev/zero").status().code(), ErrorCode::kInvalidArgument);
+
+  const std::string big = "/tmp/quiver-schema-big-" + std::to_string(getpid());
+  { std::ofstream(big) << std::string((1 << 20) + 1, ' '); }
+  auto huge = LoadSchemaFile(big);
+  unlink(big.c_str());
+  EXPECT_NE(huge.status().message().find("larger than 1 MiB"), std::string::npos);
 }
 
 }  // namespace

@@ -68,6 +68,20 @@ Result<std::vector<SchemaField>> ParseSchemaJson(std::string_view text, std::str
 }
 
 Result<std::vector<SchemaField>> LoadSchemaFile(const std::filesystem::path& path) {
+  // Only a regular file of sane size: a FIFO would block the supervisor forever, and a
+  // device (/dev/zero) would be read without end.
+  constexpr uintmax_t kMaxSchemaBytes = 1 << 20;
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);
+  if (!ec && std::filesystem::exists(status) && !std::filesystem::is_regular_file(status)) {
+    return Status(ErrorCode::kInvalidArgument,
+                  "schema file " + path.string() + " is not a regular file");
+  }
+  if (!ec && std::filesystem::is_regular_file(status) &&
+      std::filesystem::file_size(path, ec) > kMaxSchemaBytes && !ec) {
+    return Status(ErrorCode::kInvalidArgument,
+                  "schema file " + path.string() + " is larger than 1 MiB");
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) return Status(ErrorCode::kNotFound, "cannot read schema file " + path.string());
   std::ostringstream text;
