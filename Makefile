@@ -103,7 +103,7 @@ demo: deps
 python: deps
 	$(PYTHON) -m pip install --no-build-isolation --no-deps -q .
 
-# The benchmark suite (bench/suite.py via `quiver bench`): W1-W4 of BENCHMARKS.md against
+# The benchmark suite (bench/suite.py via `quiver bench`): W1-W5 of BENCHMARKS.md against
 # real peers, results and plots in bench/results/. bench-quick: the same at small counts.
 bench: bench-setup
 	$(RELEASE_DIR)/quiver bench

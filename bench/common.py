@@ -32,7 +32,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 # Every named channel the suite creates starts with one of these; the suite fails a workload
 # that leaves one behind in /dev/shm.
-CHANNEL_PREFIXES = ("w1-", "w2-", "w3-", "w4-", "pingpong-")
+CHANNEL_PREFIXES = ("w1-", "w2-", "w3-", "w4-", "w5-", "pingpong-")
 
 
 class BenchError(Exception):

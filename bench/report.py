@@ -146,7 +146,42 @@ def w4(result: dict) -> str:
     return "\n".join(out) + "\n"
 
 
-SECTIONS = {"w1_ledger": w1, "w2_image": w2, "w3_frames": w3, "w4_ingest": w4}
+def w5(result: dict) -> str:
+    p = result["params"]
+    out = [header(result),
+           f"{p['batches']} batches of {p['rows_per_batch']:,} rows, "
+           f"{p['bytes_per_run'] / 1e6:,.0f} MB of Arrow bodies per run; median (min–max) "
+           f"of {p['runs']} runs.\n",
+           "| network | quiver serve GB/s | pyarrow.flight GB/s | quiver ÷ pyarrow | "
+           "end to end GB/s, quiver / pyarrow | CPU s per run: serve + producer + client | "
+           "pyarrow server + client |", "|---|---:|---:|---:|---:|---:|---:|"]
+    missing = {}
+    for network in p["networks"]:
+        q = common.entry(result["results"], transport="quiver-serve", network=network)
+        a = common.entry(result["results"], transport="pyarrow-flight", network=network)
+        for e in result["results"]:
+            if e.get("network") == network and e.get("available") is False:
+                missing[f"{e['transport']} ({network})"] = e["reason"]
+        if q is None and a is None:
+            continue
+
+        def rate(e):
+            return (f"{e['gbps']:.2f} ({e['gbps_worst']:.2f}–{e['gbps_best']:.2f})"
+                    if e else "n/a")
+
+        e2e = " / ".join(f"{e['e2e_gbps']:.2f}" if e else "n/a" for e in (q, a))
+        qcpu = (f"{q['server_cpu_s']:.2f} + {q.get('producer_cpu_s', 0):.2f} + "
+                f"{q.get('client_cpu_s', 0):.2f}" if q else "n/a")
+        acpu = f"{a['server_cpu_s']:.2f} + {a.get('client_cpu_s', 0):.2f}" if a else "n/a"
+        out.append(f"| {network} | {rate(q)} | {rate(a)} | "
+                   f"{common.fmt_ratio(common.ratio(q, a, 'gbps'))} | {e2e} | {qcpu} | {acpu} |")
+    for case, reason in missing.items():
+        out.append(f"\n{case} unavailable: {reason}")
+    return "\n".join(out) + "\n"
+
+
+SECTIONS = {"w1_ledger": w1, "w2_image": w2, "w3_frames": w3, "w4_ingest": w4,
+            "w5_flight": w5}
 
 
 def main() -> None:

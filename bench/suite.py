@@ -30,6 +30,7 @@ WORKLOADS = {
     "w2": "w2_image",
     "w3": "w3_frames",
     "w4": "w4_ingest",
+    "w5": "w5_flight",
 }
 
 
@@ -69,7 +70,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         prog=os.environ.get("QUIVER_BENCH_PROG", "bench/suite.py"),
         description="Quiver's benchmark suite (BENCHMARKS.md): W1 ledger, W2 evidence image, "
-                    "W3 frames latency, W4 ingest, each against real peers in the same run.",
+                    "W3 frames latency, W4 ingest, W5 flight, each against real peers in the same run.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="workloads: " + ", ".join(f"{k} ({m})" for k, m in WORKLOADS.items()))
     parser.add_argument("--workload", "-w", default="all",

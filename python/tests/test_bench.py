@@ -6,6 +6,7 @@ shape, not any number."""
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -22,13 +23,15 @@ def run_suite(build_dir, results, *args, timeout=600):
 
 
 def shm_names():
-    """The suite's channels (its names start with w1-..w4- or pingpong-)."""
-    prefixes = tuple(f"quiver-{os.getuid()}-{p}" for p in ("w1-", "w2-", "w3-", "w4-", "pingpong-"))
+    """The suite's channels (its names start with w1-..w5- or pingpong-)."""
+    prefixes = tuple(f"quiver-{os.getuid()}-{p}"
+                     for p in ("w1-", "w2-", "w3-", "w4-", "w5-", "pingpong-"))
     return {n for n in os.listdir("/dev/shm") if n.startswith(prefixes)}
 
 
 @pytest.mark.parametrize("workload,module", [("w1", "w1_ledger"), ("w2", "w2_image"),
-                                             ("w3", "w3_frames"), ("w4", "w4_ingest")])
+                                             ("w3", "w3_frames"), ("w4", "w4_ingest"),
+                                             ("w5", "w5_flight")])
 def test_workload_runs_checks_answers_and_writes_results(build_dir, tmp_path, workload, module):
     before = shm_names()
     proc = run_suite(build_dir, tmp_path, "--workload", workload, "--json")
@@ -62,3 +65,35 @@ def test_missing_peer_binaries_fail_the_workload_with_the_fix(tmp_path):
     assert proc.returncode == 1
     assert "w2_image_peer is missing" in proc.stdout + proc.stderr
     assert "make bench" in proc.stdout + proc.stderr
+
+
+
+def w5_namespaces():
+    """The network namespaces W5 makes (qw5-PID-a/-b), if iproute2 is here."""
+    if shutil.which("ip") is None:
+        return set()
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True)
+    return {line.split()[0] for line in out.stdout.splitlines() if line.startswith("qw5-")}
+
+
+def test_w5_runs_both_servers_on_both_networks_and_cleans_up(build_dir, tmp_path):
+    """W5 (Flight DoGet): both servers on loopback, and across the veth pair of two network
+    namespaces where scripts/netns.sh can make them (else those cases say why not); no
+    namespace or channel is left behind."""
+    before_ns, before_shm = w5_namespaces(), shm_names()
+    proc = run_suite(build_dir, tmp_path, "--workload", "w5", "--no-plots")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((tmp_path / "w5_flight.json").read_text())
+    cases = {(e["transport"], e["network"]): e for e in result["results"]}
+    assert set(cases) == {(s, n) for s in ("quiver-serve", "pyarrow-flight")
+                          for n in ("loopback", "veth")}
+    for (_, network), e in cases.items():
+        if network == "loopback":
+            assert e.get("available", True), e  # loopback always runs
+        if e.get("available", True):
+            assert e["gbps"] > 0 and e["bytes"] == result["params"]["bytes_per_run"]
+        else:
+            assert "netns.sh" in e["reason"], e
+    assert result["ratios"]["loopback"] > 0
+    assert w5_namespaces() <= before_ns, "the benchmark left network namespaces behind"
+    assert shm_names() <= before_shm, "the benchmark left channels behind"
