@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <random>
+#include <thread>
 #include <vector>
 
 #include "shm/ofd_lock.h"
@@ -465,6 +466,47 @@ TEST(ChannelTest, NotEnoughSharedMemoryIsAClearErrorAndLeavesNothing) {
   EXPECT_NE(channel.status().message().find("shared memory"), std::string::npos)
       << channel.status().ToString();
   EXPECT_FALSE(SegmentFileExists(name));
+}
+
+// The publisher probes its subscribers' liveness locks every 20 ms. Its own process's locks
+// never look held "by others", so a subscriber of the publisher's process that joins while a
+// probe runs must not be taken for a dead one (its slot reclaimed under it).
+TEST(ChannelTest, SubscribersJoiningThePublishersProcessUnderLoadAreNeverReclaimed) {
+  auto channel =
+      Channel::Create(UniqueName("join-probe"), {.capacity = 1 << 20, .max_samples = 64});
+  ASSERT_TRUE(channel.ok());
+  auto publisher = channel->CreatePublisher({.loan_timeout = milliseconds(20)});
+  ASSERT_TRUE(publisher.ok());
+  std::atomic<bool> stop{false};
+  std::thread publish([&] {
+    uint64_t n = 0;
+    while (!stop.load()) {
+      const Status published = publisher->PublishCopy(std::as_bytes(std::span(&n, 1)));
+      if (published.ok()) {
+        ++n;
+      } else if (published.code() != ErrorCode::kTimeout) {
+        ADD_FAILURE() << published.ToString();
+        return;
+      }
+    }
+  });
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  int rounds = 0;
+  for (; std::chrono::steady_clock::now() < until; ++rounds) {
+    auto joiner = channel->CreateSubscriber();
+    ASSERT_TRUE(joiner.ok()) << joiner.status().ToString();
+    uint64_t last = 0;
+    for (int i = 0; i < 20; ++i) {
+      auto next = joiner->Receive(milliseconds(1000));
+      ASSERT_TRUE(next.ok()) << "round " << rounds << ": " << next.status().ToString();
+      ASSERT_TRUE(i == 0 || next->sequence() == last + 1) << "round " << rounds;
+      last = next->sequence();
+    }
+  }
+  stop.store(true);
+  publish.join();
+  EXPECT_EQ(channel->Stats().reclaimed_subscribers, 0u) << "a live subscriber was reclaimed";
+  EXPECT_GT(rounds, 50);
 }
 
 }  // namespace

@@ -168,18 +168,26 @@ void PublisherState::ReclaimGoneSubscribers(bool probe) {
   });
   if (!probe) return;
   last_liveness_check = Clock::now();
-  uint64_t own;
-  {
-    std::lock_guard lock(ch.mu);
-    own = ch.own_slots;
-  }
-  ForEachBit(h.active_mask.load(std::memory_order_acquire) & ~own, [&](uint32_t i) {
+  ForEachBit(h.active_mask.load(std::memory_order_acquire), [&](uint32_t i) {
     if (i >= ch.max_subscribers) return;
-    // The slot's lock dies with its process: no lock means nobody will ever release.
-    if (!shm::IsByteLockedByOthers(ch.segment.fd(), shm::kFirstSubscriberLockByte + i)) {
-      ReclaimSlot(i);
-      Bump(h.reclaimed_subscribers, 1);
+    {
+      // Under the lock that CreateSubscriber holds while it makes a slot ours (before it
+      // sets the slot's active bit): a subscriber of this process that joined after we read
+      // active_mask is never mistaken for a dead one (our own locks don't show as others').
+      std::lock_guard lock(ch.mu);
+      if ((ch.own_slots & (uint64_t{1} << i)) != 0) return;
+      // A subscriber that closed cleanly marked its slot Closing before letting go of it:
+      // the closing path reclaims it (and it did not die).
+      if (ch.slots[i].state.load(std::memory_order_acquire) ==
+          static_cast<uint32_t>(SlotState::kClosing)) {
+        return;
+      }
+      // The slot's lock dies with its process: no lock means nobody will ever release.
+      if (shm::IsByteLockedByOthers(ch.segment.fd(), shm::kFirstSubscriberLockByte + i)) return;
     }
+    // A dead slot stays Active until reclaimed here, so nobody can take it meanwhile.
+    ReclaimSlot(i);
+    Bump(h.reclaimed_subscribers, 1);
   });
 }
 
