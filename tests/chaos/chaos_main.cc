@@ -53,8 +53,8 @@ using quiver::Channel;
 using quiver::ErrorCode;
 
 constexpr int kSubscribers = 3;
-constexpr int64_t kDetectionLimitNs = 100'000'000;  // 100 ms
-constexpr int64_t kHangLimitNs = 10'000'000'000;    // a wait this long is a hang
+int64_t g_detection_limit_ns = 100'000'000;       // 100 ms (--limit-ms)
+constexpr int64_t kHangLimitNs = 10'000'000'000;  // a wait this long is a hang
 
 enum Phase : uint32_t { kIdle, kLoaning, kWriting, kPublishing, kReceiving, kHolding, kPhases };
 const char* const kPhaseNames[kPhases] = {"idle",       "loaning",   "writing",
@@ -549,7 +549,7 @@ class Driver {
       if (gone.generation != generation) Fail("a subscriber left the wrong generation", seed_);
       const int64_t latency = gone.at_ns - killed_at;
       stats_.publisher_detect_ns.push_back(latency);
-      if (latency > kDetectionLimitNs) {
+      if (latency > g_detection_limit_ns) {
         Fail("a subscriber learned of the publisher's death after " +
                  std::to_string(latency / 1'000'000) + " ms",
              seed_);
@@ -590,7 +590,7 @@ class Driver {
                 "the publisher never reclaimed a dead subscriber (it would hang under block)");
     const int64_t latency = NowNs() - killed_at;
     stats_.subscriber_detect_ns.push_back(latency);
-    if (latency > kDetectionLimitNs) {
+    if (latency > g_detection_limit_ns) {
       Fail("the publisher learned of a subscriber's death after " +
                std::to_string(latency / 1'000'000) + " ms",
            seed_);
@@ -687,10 +687,11 @@ bool Flag(int argc, char** argv, const char* flag) {
 int main(int argc, char** argv) {
   if (Flag(argc, argv, "--help") || Flag(argc, argv, "-h")) {
     std::printf(
-        "usage: quiver_chaos [--kills N | --soak SECONDS] [--seed S] [--quiet]\n"
+        "usage: quiver_chaos [--kills N | --soak SECONDS] [--seed S] [--limit-ms MS] [--quiet]\n"
         "  A publisher and 3 subscribers under load; N SIGKILLs of a random one at random\n"
         "  moments (default 1000); fails on a torn sample, a lost sample, a death noticed\n"
-        "  after more than 100 ms, a hang, or anything left over. --soak: no kills, full\n"
+        "  after more than 100 ms (--limit-ms), a hang, or anything left over. --soak: no kills, "
+        "full\n"
         "  rate for SECONDS; RSS and open fds of every node must stay flat, and every\n"
         "  subscriber must have received every sample. See tests/chaos/.\n");
     return 0;
@@ -704,6 +705,7 @@ int main(int argc, char** argv) {
       setpgid(0, 0);
       return Driver(seed, Flag(argc, argv, "--quiet")).Soak(soak);
     }
+    g_detection_limit_ns = int64_t{std::atoi(Arg(argc, argv, "--limit-ms", "100"))} * 1'000'000;
     const int kills = std::atoi(Arg(argc, argv, "--kills", "1000"));
     if (kills < 0) return std::fprintf(stderr, "--kills must be >= 0\n"), 2;
     setpgid(0, 0);  // its own process group, so a failure can kill every node at once
