@@ -21,6 +21,7 @@ import json
 import os
 import pathlib
 import platform
+import select
 import shutil
 import statistics
 import subprocess
@@ -222,3 +223,30 @@ def standalone(module: Any) -> None:
     import suite
     sys.argv[1:1] = ["--workload", module.WORKLOAD]
     sys.exit(suite.main())
+
+
+class LineReader:
+    """Lines from a child's stdout, each within a deadline (select + os.read, so a child
+    that hangs or dies is reported instead of blocking the suite)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.buffer = b""
+
+    def line(self, timeout: float, what: str, failure) -> bytes:
+        """The next line (without its newline); raises `failure(message)` on a timeout or
+        EOF."""
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.buffer:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise failure(f"no {what} line within {timeout:.0f} s")
+            readable, _, _ = select.select([self.fd], [], [], left)
+            if not readable:
+                continue
+            chunk = os.read(self.fd, 65536)
+            if not chunk:
+                raise failure(f"stdout closed before the {what} line")
+            self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return line

@@ -48,7 +48,6 @@ import json
 import math
 import os
 import pathlib
-import select
 import statistics
 import struct
 import subprocess
@@ -175,11 +174,11 @@ class _Peer:
     def __init__(self, binary: pathlib.Path, transport: str, extra: list) -> None:
         self.transport = transport
         self._stderr = tempfile.TemporaryFile()
-        self._buffer = b""
         stdin = subprocess.PIPE if transport in PIPE_TRANSPORTS else subprocess.DEVNULL
         self.proc = subprocess.Popen([str(binary), "--transport", transport, *extra],
                                      stdin=stdin, stdout=subprocess.PIPE,
                                      stderr=self._stderr)
+        self._lines = common.LineReader(self.proc.stdout.fileno())
         if self.proc.stdin is not None:
             try:  # a larger pipe: fewer wake-ups for both ends
                 fcntl.fcntl(self.proc.stdin.fileno(), F_SETPIPE_SZ, PIPE_BYTES)
@@ -202,20 +201,7 @@ class _Peer:
                           f"{self.stderr_text()}")
 
     def json_line(self, timeout: float, what: str) -> dict:
-        fd = self.proc.stdout.fileno()
-        deadline = time.monotonic() + timeout
-        while b"\n" not in self._buffer:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise self.failure(f"no {what} line within {timeout:.0f} s")
-            readable, _, _ = select.select([fd], [], [], left)
-            if not readable:
-                continue
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                raise self.failure(f"stdout closed before the {what} line")
-            self._buffer += chunk
-        line, self._buffer = self._buffer.split(b"\n", 1)
+        line = self._lines.line(timeout, what, self.failure)
         try:
             return json.loads(line)
         except ValueError:

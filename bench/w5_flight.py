@@ -40,7 +40,6 @@ import json
 import math
 import os
 import pathlib
-import select
 import signal
 import statistics
 import subprocess
@@ -107,9 +106,9 @@ class _Proc:
         self.what = what
         self.sigterm = sigterm  # stopped with SIGTERM (quiver serve), not by closing stdin
         self._stderr = tempfile.TemporaryFile()
-        self._buffer = b""
         self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self._stderr)
+        self._lines = common.LineReader(self.proc.stdout.fileno())
 
     @property
     def pid(self) -> int:
@@ -133,20 +132,7 @@ class _Proc:
             raise self.failure(f"cannot send it a command: {e}") from e
 
     def line(self, timeout: float, what: str) -> str:
-        fd = self.proc.stdout.fileno()
-        deadline = time.monotonic() + timeout
-        while b"\n" not in self._buffer:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise self.failure(f"no {what} line within {timeout:.0f} s")
-            readable, _, _ = select.select([fd], [], [], left)
-            if not readable:
-                continue
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                raise self.failure(f"stdout closed before the {what} line")
-            self._buffer += chunk
-        line, self._buffer = self._buffer.split(b"\n", 1)
+        line = self._lines.line(timeout, what, self.failure)
         return line.decode(errors="replace")
 
     def json_line(self, timeout: float, what: str) -> dict:

@@ -266,11 +266,7 @@ class Driver {
 
   int Run(int kills) {
     const int64_t start = NowNs();
-    NewGeneration();
-    for (int i = 1; i <= kSubscribers; ++i) subscribers_[i - 1] = Spawn("subscriber", i);
-    AwaitAttached(generation_);
-    publisher_ = Spawn("publisher", 0);
-    AwaitReady(publisher_);
+    StartNodes();
 
     std::uniform_int_distribution<int> pause_us(1000, 30000);
     for (int k = 1; k <= kills; ++k) {
@@ -296,11 +292,7 @@ class Driver {
   // publisher is stopped and every counter must agree.
   int Soak(double seconds) {
     const int64_t start = NowNs();
-    NewGeneration();
-    for (int i = 1; i <= kSubscribers; ++i) subscribers_[i - 1] = Spawn("subscriber", i);
-    AwaitAttached(generation_);
-    publisher_ = Spawn("publisher", 0);
-    AwaitReady(publisher_);
+    StartNodes();
     const int64_t interval = std::min<int64_t>(10'000'000'000, static_cast<int64_t>(seconds * 1e8));
     std::vector<std::vector<std::pair<long, int>>> samples;  // per sample: (RSS KiB, fds) per node
     while (NowNs() - start < static_cast<int64_t>(seconds * 1e9)) {
@@ -384,6 +376,15 @@ class Driver {
   }
 
  private:
+  // The first generation of the channel, three subscribers on it, then the publisher.
+  void StartNodes() {
+    NewGeneration();
+    for (int i = 1; i <= kSubscribers; ++i) subscribers_[i - 1] = Spawn("subscriber", i);
+    AwaitAttached(generation_);
+    publisher_ = Spawn("publisher", 0);
+    AwaitReady(publisher_);
+  }
+
   Node Spawn(const char* role, int index) {
     int pipe_fds[2];
     if (pipe2(pipe_fds, O_CLOEXEC) != 0) Fail("pipe", seed_);
