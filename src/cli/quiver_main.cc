@@ -219,27 +219,32 @@ int Main(int argc, char** argv) {
   if (*clean) return Clean(dry_run);
   if (*bench) return Bench(bench_options, argv[0]);
   if (*run) return Run(pipeline_file, grace);
-  auto overflow_of = [](const std::string& name) {
-    return name == "block" ? quiver::OverflowPolicy::kBlock : quiver::OverflowPolicy::kDropOldest;
+  // serve's and bridge's --capacity (a byte size) and --overflow (checked by CLI11).
+  auto channel_options = [](const char* command, const std::string& capacity_text,
+                            const std::string& overflow, size_t* capacity,
+                            quiver::OverflowPolicy* policy) {
+    auto parsed = quiver::supervisor::ParseByteSize(capacity_text);
+    if (!parsed.ok()) {
+      std::cerr << "quiver " << command << ": --capacity: " << parsed.status().message() << "\n";
+      return false;
+    }
+    *capacity = *parsed;
+    *policy =
+        overflow == "block" ? quiver::OverflowPolicy::kBlock : quiver::OverflowPolicy::kDropOldest;
+    return true;
   };
   if (*serve) {
-    auto capacity = quiver::supervisor::ParseByteSize(put_capacity);
-    if (!capacity.ok()) {
-      std::cerr << "quiver serve: --capacity: " << capacity.status().message() << "\n";
+    if (!channel_options("serve", put_capacity, put_overflow, &serve_options.put_capacity,
+                         &serve_options.put_overflow)) {
       return 2;
     }
-    serve_options.put_capacity = *capacity;
-    serve_options.put_overflow = overflow_of(put_overflow);
     return Serve(serve_options, serve_token_file);
   }
   if (*bridge) {
-    auto capacity = quiver::supervisor::ParseByteSize(bridge_capacity);
-    if (!capacity.ok()) {
-      std::cerr << "quiver bridge: --capacity: " << capacity.status().message() << "\n";
+    if (!channel_options("bridge", bridge_capacity, bridge_overflow, &bridge_options.capacity,
+                         &bridge_options.overflow)) {
       return 2;
     }
-    bridge_options.capacity = *capacity;
-    bridge_options.overflow = overflow_of(bridge_overflow);
     return Bridge(bridge_options, bridge_token_file, bridge_quiet);
   }
   return 2;

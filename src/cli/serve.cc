@@ -51,16 +51,23 @@ Result<std::string> LoadToken(const std::string& file) {
   return token;
 }
 
+// What serve and bridge do first: the token, then the signal handlers. False (an error
+// line printed) for a token file that cannot be used.
+bool Prepare(const char* command, const std::string& token_file, std::string* token) {
+  auto loaded = LoadToken(token_file);
+  if (!loaded.ok()) {
+    std::cerr << "quiver " << command << ": " << loaded.status().ToString() << "\n";
+    return false;
+  }
+  *token = *loaded;
+  StopOnSignals();
+  return true;
+}
+
 }  // namespace
 
 int Serve(flight::ServerOptions options, const std::string& token_file) {
-  auto token = LoadToken(token_file);
-  if (!token.ok()) {
-    std::cerr << "quiver serve: " << token.status().ToString() << "\n";
-    return 2;
-  }
-  options.token = *token;
-  StopOnSignals();
+  if (!Prepare("serve", token_file, &options.token)) return 2;
   auto server = flight::Server::Start(options);
   if (!server.ok()) {
     std::cerr << "quiver serve: " << server.status().ToString() << "\n";
@@ -76,13 +83,7 @@ int Serve(flight::ServerOptions options, const std::string& token_file) {
 }
 
 int Bridge(flight::BridgeOptions options, const std::string& token_file, bool quiet) {
-  auto token = LoadToken(token_file);
-  if (!token.ok()) {
-    std::cerr << "quiver bridge: " << token.status().ToString() << "\n";
-    return 2;
-  }
-  options.token = *token;
-  StopOnSignals();
+  if (!Prepare("bridge", token_file, &options.token)) return 2;
   const bool live = !quiet && isatty(STDERR_FILENO);
   auto last = std::chrono::steady_clock::now();
   auto progress = [&](const flight::BridgeReport& r) {
