@@ -243,6 +243,21 @@ def test_do_put_of_nullable_fields_into_non_nullable_ones(serve, name):
         writer.close()
 
 
+def test_do_put_into_a_raw_channel_or_past_the_capacity_is_refused(serve, name):
+    raw = quiver.Channel.create(name + "-raw", "1MiB")
+    writer, _ = serve.client().do_put(flight.FlightDescriptor.for_path(name + "-raw"), SCHEMA)
+    with pytest.raises(pa.ArrowInvalid, match="carries no Arrow schema"):
+        writer.write_batch(batch(0))
+        writer.close()
+    small = quiver.Channel.create(name, "1MiB", schema=SCHEMA)
+    subscriber = small.subscriber()
+    writer, _ = serve.client().do_put(flight.FlightDescriptor.for_path(name), SCHEMA)
+    with pytest.raises(pa.ArrowInvalid, match="CAPACITY_EXCEEDED"):
+        writer.write_batch(batch(0, rows=100_000))  # ~2.5 MB: more than the channel holds
+        writer.close()
+    del subscriber, small, raw
+
+
 def test_second_do_put_into_a_busy_channel_is_refused(serve, name):
     channel = quiver.Channel.create(name, "4MiB", schema=SCHEMA)
     publisher = channel.publisher()
@@ -411,6 +426,39 @@ def test_bridge_errors(serve, quiver_bin, name):
     assert bridge(f"{serve.location}", "--to", "x").returncode == 1
     nobody = bridge(f"grpc://127.0.0.1:1/{name}", "--to", name + "-local")
     assert nobody.returncode == 1 and "127.0.0.1:1" in nobody.stderr
+
+
+def test_bridge_into_a_channel_of_another_schema_is_refused(serve, quiver_bin, name):
+    source = quiver.Channel.create(name, "4MiB", schema=SCHEMA)
+    publisher = source.publisher()
+    other = quiver.Channel.create(name + "-local", "4MiB",
+                                  schema=pa.schema([("id", pa.string())]))
+    result = subprocess.run([str(quiver_bin), "bridge", f"{serve.location}/{name}",
+                             "--to", name + "-local"], capture_output=True, text=True,
+                            timeout=30)
+    assert result.returncode == 1 and "SCHEMA_MISMATCH" in result.stderr, result.stderr
+    del publisher, source, other
+
+
+def test_bridge_fails_clearly_when_the_server_dies(build_dir, quiver_bin, name):
+    server = Serve(build_dir)
+    source = quiver.Channel.create(name, "4MiB", schema=SCHEMA)
+    publisher = source.publisher()
+    bridge = subprocess.Popen([str(quiver_bin), "bridge", f"{server.location}/{name}",
+                               "--to", name + "-local"], stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: live_subscribers(source) == 1, "the bridge's DoGet to attach")
+        server.proc.kill()  # the remote host goes away mid-stream
+        server.proc.wait()
+        assert bridge.wait(timeout=30) == 1
+        err = bridge.stderr.read()
+        assert "stream of '" + name + "'" in err and "IO_ERROR" in err, err
+    finally:
+        if bridge.poll() is None:
+            bridge.kill()
+            bridge.wait()
+        server.stop(check=False)
+    publisher = source = None  # noqa: F841
 
 
 def test_bridge_stops_on_sigint(serve, quiver_bin, name):

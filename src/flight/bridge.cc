@@ -4,9 +4,7 @@
 #include <arrow/util/byte_size.h>
 
 #include <condition_variable>
-#include <fstream>
 #include <mutex>
-#include <sstream>
 #include <thread>
 
 #include "flight/common.h"
@@ -61,14 +59,8 @@ Result<BridgeReport> RunBridge(const BridgeOptions& options, const std::atomic<b
   }
   fl::FlightClientOptions client_options = fl::FlightClientOptions::Defaults();
   if (!options.tls_roots_file.empty()) {
-    std::ifstream in(options.tls_roots_file, std::ios::binary);
-    if (!in) {
-      return Status(ErrorCode::kNotFound,
-                    "TLS roots file '" + options.tls_roots_file + "' cannot be read");
-    }
-    std::ostringstream pem;
-    pem << in.rdbuf();
-    client_options.tls_root_certs = pem.str();
+    QUIVER_ASSIGN_OR_RETURN(client_options.tls_root_certs,
+                            ReadWholeFile(options.tls_roots_file, "TLS roots file"));
   }
   auto client = fl::FlightClient::Connect(*location, client_options);
   if (!client.ok()) {
@@ -101,15 +93,10 @@ Result<BridgeReport> RunBridge(const BridgeOptions& options, const std::atomic<b
                        "stream of '" + remote.channel + "' from " + remote.location);
     }
     if (chunk->data == nullptr) break;  // the remote publisher is gone and all was sent
-    for (;;) {  // under `block` a full local channel holds the remote stream back
-      const Status published = publisher.Publish(chunk->data);
-      if (published.ok()) break;
-      if (published.code() != ErrorCode::kTimeout || stop.load()) {
-        if (stop.load()) break;
-        return published;
-      }
-    }
+    // Under `block` a full local channel holds the remote stream back.
+    const Status published = publisher.Publish(chunk->data, [&stop] { return stop.load(); });
     if (stop.load()) break;
+    QUIVER_RETURN_IF_ERROR(published);
     ++report.batches;
     report.rows += static_cast<uint64_t>(chunk->data->num_rows());
     report.bytes += static_cast<uint64_t>(arrow::util::TotalBufferSize(*chunk->data));

@@ -1,10 +1,12 @@
 #include "flight/common.h"
 
-#include <arrow/flight/types.h>
 #include <arrow/array.h>
+#include <arrow/flight/types.h>
 #include <arrow/record_batch.h>
 #include <arrow/type.h>
 
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -39,6 +41,16 @@ arrow::Status ToArrow(const Status& status) {
 Status FromArrow(const arrow::Status& status, ErrorCode code, std::string_view context) {
   if (status.ok()) return Status();
   return Status(code, std::string(context) + ": " + status.ToString());
+}
+
+Result<std::string> ReadWholeFile(const std::string& path, std::string_view what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return Status(ErrorCode::kNotFound, std::string(what) + " '" + path + "' cannot be read");
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
 }
 
 Result<RemotePublisher> RemotePublisher::Open(std::string_view name,
@@ -90,22 +102,28 @@ Result<RemotePublisher> RemotePublisher::Open(std::string_view name,
 
 RemotePublisher::RemotePublisher(ArrowPublisher publisher, std::shared_ptr<arrow::Schema> relabel,
                                  std::vector<int> relaxed)
-    : publisher_(std::move(publisher)), relabel_(std::move(relabel)), relaxed_(std::move(relaxed)) {}
+    : publisher_(std::move(publisher)),
+      relabel_(std::move(relabel)),
+      relaxed_(std::move(relaxed)) {}
 
-Status RemotePublisher::Publish(const std::shared_ptr<arrow::RecordBatch>& batch) {
-  if (relabel_ == nullptr || batch->schema()->num_fields() != relabel_->num_fields()) {
-    return publisher_.Publish(*batch);
-  }
-  for (int i : relaxed_) {
-    if (batch->column(i)->null_count() != 0) {
-      return Status(ErrorCode::kSchemaMismatch,
-                    "field '" + relabel_->field(i)->name() + "' is non-nullable in the channel, "
-                    "but the batch holds " + std::to_string(batch->column(i)->null_count()) +
-                    " nulls in it");
+Status RemotePublisher::Publish(const std::shared_ptr<arrow::RecordBatch>& batch,
+                                const std::function<bool()>& stop) {
+  std::shared_ptr<arrow::RecordBatch> conformed = batch;
+  if (relabel_ != nullptr && batch->schema()->num_fields() == relabel_->num_fields()) {
+    for (int i : relaxed_) {
+      if (batch->column(i)->null_count() != 0) {
+        return Status(ErrorCode::kSchemaMismatch,
+                      "field '" + relabel_->field(i)->name() +
+                          "' is non-nullable in the channel, but the batch holds " +
+                          std::to_string(batch->column(i)->null_count()) + " nulls in it");
+      }
     }
+    conformed = arrow::RecordBatch::Make(relabel_, batch->num_rows(), batch->columns());
   }
-  auto relabelled = arrow::RecordBatch::Make(relabel_, batch->num_rows(), batch->columns());
-  return publisher_.Publish(*relabelled);
+  for (;;) {  // one copy into a loan; under `block` the loan waits for the subscribers
+    const Status published = publisher_.Publish(*conformed);
+    if (published.code() != ErrorCode::kTimeout || stop()) return published;
+  }
 }
 
 }  // namespace quiver::flight

@@ -6,6 +6,7 @@
 #include <arrow/type_fwd.h>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string_view>
 #include <vector>
@@ -23,6 +24,10 @@ arrow::Status ToArrow(const Status& status);
 /// An Arrow (or Flight) status as a Quiver status of `code`, prefixed by `context`.
 Status FromArrow(const arrow::Status& status, ErrorCode code, std::string_view context);
 
+/// The bytes of a small file (a PEM certificate, key or roots); `what` names it in the
+/// kNotFound error.
+Result<std::string> ReadWholeFile(const std::string& path, std::string_view what);
+
 /// The publisher of a local channel on behalf of a remote producer (a DoPut, a bridge).
 class RemotePublisher {
  public:
@@ -33,14 +38,17 @@ class RemotePublisher {
   /// publisher. Loans wait at most `loan_timeout` (then Publish returns kTimeout and may be
   /// retried), so callers can notice cancellation.
   static Result<RemotePublisher> Open(std::string_view name,
-                                      const std::shared_ptr<arrow::Schema>& schema,
-                                      size_t capacity, OverflowPolicy overflow,
+                                      const std::shared_ptr<arrow::Schema>& schema, size_t capacity,
+                                      OverflowPolicy overflow,
                                       std::chrono::milliseconds loan_timeout);
 
-  /// Publishes `batch` (one copy of its buffers). Flight clients such as Go's declare every
-  /// field nullable: a field the channel has non-nullable is accepted if the batch holds no
-  /// null in it (as Python's Publisher.publish does), else kSchemaMismatch.
-  Status Publish(const std::shared_ptr<arrow::RecordBatch>& batch);
+  /// Publishes `batch` (one copy of its buffers), waiting for room under `block` as long as
+  /// `stop()` stays false (asked every loan timeout; once true: the loan's kTimeout). Flight
+  /// clients such as Go's declare every field nullable: a field the channel has
+  /// non-nullable is accepted if the batch holds no null in it (as Python's
+  /// Publisher.publish does), else kSchemaMismatch.
+  Status Publish(const std::shared_ptr<arrow::RecordBatch>& batch,
+                 const std::function<bool()>& stop);
 
  private:
   RemotePublisher(ArrowPublisher publisher, std::shared_ptr<arrow::Schema> relabel,

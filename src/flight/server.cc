@@ -7,9 +7,7 @@
 #include <arrow/record_batch.h>
 
 #include <algorithm>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "control/stats_json.h"
 #include "flight/common.h"
@@ -25,25 +23,13 @@ namespace {
 constexpr std::string_view kListChannels = "list-channels";
 constexpr std::string_view kStats = "stats";
 
-Result<std::string> ReadWholeFile(const std::string& path, std::string_view what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    return Status(ErrorCode::kNotFound, std::string(what) + " '" + path + "' cannot be read");
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
+// `host` as ParseAddress gives it (no brackets around IPv6).
 bool IsLoopback(const std::string& host) {
   if (host == "localhost") return true;
-  std::string bare = host;
-  if (bare.size() > 2 && bare.front() == '[' && bare.back() == ']') {
-    bare = bare.substr(1, bare.size() - 2);
-  }
   in_addr v4{};
-  if (inet_pton(AF_INET, bare.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  if (inet_pton(AF_INET, host.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
   in6_addr v6{};
-  if (inet_pton(AF_INET6, bare.c_str(), &v6) == 1) return IN6_IS_ADDR_LOOPBACK(&v6);
+  if (inet_pton(AF_INET6, host.c_str(), &v6) == 1) return IN6_IS_ADDR_LOOPBACK(&v6);
   return false;
 }
 
@@ -136,9 +122,7 @@ class ChannelServer final : public fl::FlightServerBase {
     if (!ticket.ok()) return ToArrow(ticket.status());
     Result<Channel> channel = Channel::Open(ticket->channel);
     if (!channel.ok()) return ToArrow(channel.status());
-    auto tail = MakeTailStream(
-        *channel, [&context, this] { return context.is_cancelled() || stopping_.load(); },
-        options_.poll);
+    auto tail = MakeTailStream(*channel, StopFor(context), options_.poll);
     if (!tail.ok()) return ToArrow(tail.status());
     *stream = std::move(*tail);
     return arrow::Status::OK();
@@ -149,21 +133,21 @@ class ChannelServer final : public fl::FlightServerBase {
                       std::unique_ptr<fl::FlightMetadataWriter> /*writer*/) override {
     ARROW_ASSIGN_OR_RAISE(std::string name, NameOf(reader->descriptor()));
     ARROW_ASSIGN_OR_RAISE(std::shared_ptr<arrow::Schema> schema, reader->GetSchema());
-    Result<RemotePublisher> publisher = RemotePublisher::Open(name, schema, options_.put_capacity, options_.put_overflow, options_.poll);
+    Result<RemotePublisher> publisher = RemotePublisher::Open(name, schema, options_.put_capacity,
+                                                              options_.put_overflow, options_.poll);
     if (!publisher.ok()) return ToArrow(publisher.status());
+    const std::function<bool()> stop = StopFor(context);
     for (;;) {
       ARROW_ASSIGN_OR_RAISE(fl::FlightStreamChunk chunk, reader->Next());
       if (chunk.data == nullptr) return arrow::Status::OK();  // the client finished
-      for (;;) {  // one copy into a loan; under `block` the loan waits for the subscribers
-        const Status published = publisher->Publish(chunk.data);
-        if (published.ok()) break;
-        if (published.code() != ErrorCode::kTimeout) return ToArrow(published);
-        if (context.is_cancelled()) return arrow::Status::Cancelled("the client went away");
-        if (stopping_.load()) {
-          return fl::MakeFlightError(fl::FlightStatusCode::Unavailable,
-                                     "quiver serve is shutting down");
-        }
+      const Status published = publisher->Publish(chunk.data, stop);
+      if (published.ok()) continue;
+      if (context.is_cancelled()) return arrow::Status::Cancelled("the client went away");
+      if (stopping_.load()) {
+        return fl::MakeFlightError(fl::FlightStatusCode::Unavailable,
+                                   "quiver serve is shutting down");
       }
+      return ToArrow(published);
     }
   }
 
@@ -203,6 +187,11 @@ class ChannelServer final : public fl::FlightServerBase {
   }
 
  private:
+  // True once the call was cancelled or the server is stopping: what waits poll for.
+  std::function<bool()> StopFor(const fl::ServerCallContext& context) {
+    return [&context, this] { return context.is_cancelled() || stopping_.load(); };
+  }
+
   static arrow::Result<std::string> NameOf(const fl::FlightDescriptor& descriptor) {
     if (descriptor.type == fl::FlightDescriptor::PATH && descriptor.path.size() == 1) {
       return descriptor.path[0];
