@@ -71,6 +71,13 @@ struct PublisherOptions {
 struct SubscriberOptions {
   /// How long Receive() busy-polls before it sleeps on a futex.
   std::chrono::nanoseconds spin = std::chrono::microseconds(20);
+  /// false: receive what is published from now on. true: first the channel's backlog, the
+  /// samples it still keeps for other subscribers (queued or held), oldest first, then on
+  /// without a gap. A channel keeps a sample only until every subscriber released it, so
+  /// the backlog is the longest run of consecutive samples, ending just before the first
+  /// new one, that someone still holds; it may be empty. Under kBlock nothing is skipped
+  /// between the backlog and what follows; the backlog's samples count as received.
+  bool from_oldest = false;
 };
 
 /// Counters of one subscriber slot, readable by any process attached to the channel.

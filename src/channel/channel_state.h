@@ -110,10 +110,20 @@ struct SubscriberState {
   std::chrono::steady_clock::time_point last_publisher_check;
   uint32_t empty_polls = 0;
 
+  // from_oldest: descriptors of the backlog this subscriber claimed, oldest first; the ones
+  // from backlog_next on are not delivered yet (their bit is ours until then).
+  std::vector<uint32_t> backlog;
+  size_t backlog_next = 0;
+
   ~SubscriberState();
-  /// Takes the next queued sample, if any.
+  /// from_oldest, right after this subscriber's active bit is set: claims the backlog (see
+  /// SubscriberOptions::from_oldest). kTimeout if a publish never finished within a second
+  /// while its publisher stayed alive (stopped, say).
+  Status ClaimBacklog();
+  /// Takes the next sample, backlog first, if any.
   Result<std::optional<Sample>> Take(const std::shared_ptr<SubscriberState>& self);
-  bool RingEmpty() const;
+  /// True if neither the backlog nor the ring has a sample left.
+  bool NothingQueued() const;
   /// True once the publisher closed or died. Reads the lifecycle word every time; probes
   /// the publisher's lock (a system call) at most every 20 ms.
   bool PublisherGone();
@@ -121,6 +131,13 @@ struct SubscriberState {
   /// so an empty poll costs two loads, not a clock read.
   bool PublisherGoneCheap();
   void Release(uint32_t desc);
+
+ private:
+  /// Sets this subscriber's bit in descriptor `desc`, if some other subscriber still holds
+  /// it and it is still the sample of `sequence`.
+  bool Claim(uint32_t desc, uint64_t sequence);
+  Result<std::optional<Sample>> Deliver(const std::shared_ptr<SubscriberState>& self,
+                                        uint32_t desc);
 };
 
 }  // namespace quiver::internal

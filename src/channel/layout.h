@@ -13,7 +13,7 @@
 namespace quiver::channel {
 
 inline constexpr uint64_t kMagic = 0x31305245'56495551;  // "QUIVER01" little-endian
-inline constexpr uint32_t kLayoutVersion = 1;
+inline constexpr uint32_t kLayoutVersion = 2;
 inline constexpr uint32_t kMaxSubscribers = 64;  // one bit each in SampleDesc::holders
 inline constexpr uint32_t kMaxSamples = 1u << 20;
 inline constexpr size_t kSampleAlignment = 64;
@@ -31,8 +31,8 @@ struct ChannelConfig {
   uint32_t layout_version;
   uint32_t overflow_policy;  // OverflowPolicy
   uint64_t segment_bytes;
-  uint64_t descs_offset;  // SampleDesc[max_samples]
-  uint64_t slots_offset;  // SubscriberSlot[max_subscribers]
+  uint64_t descs_offset;     // SampleDesc[max_samples]
+  uint64_t slots_offset;     // SubscriberSlot[max_subscribers]
   uint64_t rings_offset;     // std::atomic<uint32_t>[max_subscribers][max_samples]
   uint64_t registry_offset;  // TypeRegistry, followed by registry_bytes of descriptors
   uint64_t registry_bytes;
@@ -61,6 +61,11 @@ struct alignas(64) ChannelHeader {
   std::atomic<uint64_t> dropped;
   std::atomic<uint64_t> publisher_stalls;
   std::atomic<uint64_t> reclaimed_subscribers;
+  // 2 * the sequence of the sample being published, + 1 while Publish runs (from before it
+  // reads active_mask until its ring pushes are done). A subscriber joining with
+  // `from_oldest` waits for an even value: from then on every publish delivers to it, and
+  // every sample without its bit is fixed (see Subscriber::ClaimBacklog).
+  std::atomic<uint64_t> publish_state;
 
   // Subscriber-written: slots that detached and await reclaim by the publisher.
   alignas(64) std::atomic<uint64_t> closing_mask;
@@ -72,6 +77,8 @@ struct alignas(64) ChannelHeader {
 
 /// One in-flight sample. Written by the publisher before the sample is pushed to any ring
 /// (published by the ring's release store); `holders` is cleared bit by bit by subscribers.
+/// A subscriber joining with `from_oldest` may also set its bit in a published sample that
+/// other subscribers still hold (never in one whose mask is 0: that one is the publisher's).
 struct alignas(64) SampleDesc {
   std::atomic<uint64_t> holders;  // bit i: subscriber slot i has it queued or held
   std::atomic<uint32_t> state;    // DescState
@@ -80,7 +87,7 @@ struct alignas(64) SampleDesc {
   std::atomic<uint64_t> offset;    // into the data area, kSampleAlignment aligned
   std::atomic<uint64_t> size;      // bytes the publisher loaned
   std::atomic<uint64_t> span;      // bytes reserved, incl. alignment padding
-  std::atomic<uint64_t> sequence;  // publish sequence
+  std::atomic<uint64_t> sequence;  // publish sequence; written before holders (release)
 };
 
 /// One subscriber slot. The ring of descriptor indices is a separate array (rings_offset).

@@ -354,12 +354,18 @@ Status Publisher::Publish(LoanedSample&& sample) {
   sample.owner_.reset();  // the sample is the channel's now
 
   channel::SampleDesc& d = ch.descs[index];
-  const uint64_t mask = h.active_mask.load(std::memory_order_acquire);
   const uint64_t sequence = h.next_sequence.load(internal::kRelaxed);
+  // Say a publish runs before reading whom it goes to. A subscriber joining with
+  // `from_oldest` sets its active bit, then waits for an even publish_state: either we see
+  // its bit here, or it waits until this sample is in every ring (both sides seq_cst).
+  h.publish_state.store(2 * sequence + 1, std::memory_order_seq_cst);
+  const uint64_t mask = h.active_mask.load(std::memory_order_seq_cst);
   internal::Bump(h.next_sequence, 1);
   d.sequence.store(sequence, internal::kRelaxed);
-  d.holders.store(mask, internal::kRelaxed);
   d.state.store(static_cast<uint32_t>(channel::DescState::kPublished), internal::kRelaxed);
+  // Release: a joining subscriber that reads this mask (to claim the sample) sees the
+  // sequence and state above.
+  d.holders.store(mask, std::memory_order_release);
   internal::ForEachBit(mask, [&](uint32_t i) {
     channel::SubscriberSlot& slot = ch.slots[i];
     const uint64_t w = slot.write_index.load(internal::kRelaxed);
@@ -368,6 +374,7 @@ Status Publisher::Publish(LoanedSample&& sample) {
     // dies before it leaves nothing half-written behind.
     slot.write_index.store(w + 1, std::memory_order_release);
   });
+  h.publish_state.store(2 * (sequence + 1), std::memory_order_release);
   internal::Bump(h.published, 1);
   internal::Bump(h.published_bytes, size);
   if (mask == 0) p.Reclaim(false);

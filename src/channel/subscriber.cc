@@ -1,7 +1,9 @@
 #include <sched.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <vector>
 
 #include "channel/channel_state.h"
 #include "shm/cpu.h"
@@ -17,12 +19,15 @@ using Clock = std::chrono::steady_clock;
 namespace {
 constexpr auto kRelaxed = std::memory_order_relaxed;
 constexpr auto kPublisherProbeInterval = std::chrono::milliseconds(20);
+constexpr auto kJoinWait = std::chrono::seconds(1);
 }  // namespace
 
 SubscriberState::~SubscriberState() {
   ChannelState& ch = *channel;
   channel::SubscriberSlot& s = ch.slots[slot];
   s.notify_name[0] = '\0';
+  // Backlog samples never delivered: give them back now rather than at the reclaim.
+  for (size_t i = backlog_next; i < backlog.size(); ++i) Release(backlog[i]);
   // Hand the slot to the publisher for reclaim (it drains whatever is still queued); only
   // then drop the lock, so the slot is never both free-looking and still referenced.
   s.state.store(static_cast<uint32_t>(SlotState::kClosing), std::memory_order_release);
@@ -37,13 +42,14 @@ SubscriberState::~SubscriberState() {
   shm::UnlockByte(ch.segment.fd(), shm::kFirstSubscriberLockByte + slot);
 }
 
-bool SubscriberState::RingEmpty() const {
+bool SubscriberState::NothingQueued() const {
   const channel::SubscriberSlot& s = channel->slots[slot];
-  return s.read_index.load(std::memory_order_acquire) ==
-         s.write_index.load(std::memory_order_acquire);
+  return backlog_next == backlog.size() && s.read_index.load(std::memory_order_acquire) ==
+                                               s.write_index.load(std::memory_order_acquire);
 }
 
 Result<std::optional<Sample>> SubscriberState::Take(const std::shared_ptr<SubscriberState>& self) {
+  if (backlog_next < backlog.size()) return Deliver(self, backlog[backlog_next++]);
   ChannelState& ch = *channel;
   channel::SubscriberSlot& s = ch.slots[slot];
   for (;;) {
@@ -59,22 +65,124 @@ Result<std::optional<Sample>> SubscriberState::Take(const std::shared_ptr<Subscr
                                                    "' names descriptor " + std::to_string(index) +
                                                    " of " + std::to_string(ch.max_samples));
     }
-    const channel::SampleDesc& d = ch.descs[index];
-    const uint64_t offset = d.offset.load(kRelaxed);
-    const uint64_t size = d.size.load(kRelaxed);
-    if (offset % channel::kSampleAlignment != 0 || offset > ch.capacity ||
-        size > ch.capacity - offset) {
-      Release(index);
-      return Status(ErrorCode::kShmCorruption, "sample [" + std::to_string(offset) + ", +" +
-                                                   std::to_string(size) +
-                                                   ") lies outside channel '" + ch.name + "' (" +
-                                                   std::to_string(ch.capacity) + " bytes)");
-    }
-    s.received.store(s.received.load(kRelaxed) + 1, kRelaxed);
-    s.received_bytes.store(s.received_bytes.load(kRelaxed) + size, kRelaxed);
-    return std::optional<Sample>(
-        Sample(self, index, data + offset, size, d.sequence.load(kRelaxed)));
+    return Deliver(self, index);
   }
+}
+
+Result<std::optional<Sample>> SubscriberState::Deliver(const std::shared_ptr<SubscriberState>& self,
+                                                       uint32_t index) {
+  ChannelState& ch = *channel;
+  channel::SubscriberSlot& s = ch.slots[slot];
+  const channel::SampleDesc& d = ch.descs[index];
+  const uint64_t offset = d.offset.load(kRelaxed);
+  const uint64_t size = d.size.load(kRelaxed);
+  if (offset % channel::kSampleAlignment != 0 || offset > ch.capacity ||
+      size > ch.capacity - offset) {
+    Release(index);
+    return Status(ErrorCode::kShmCorruption, "sample [" + std::to_string(offset) + ", +" +
+                                                 std::to_string(size) + ") lies outside channel '" +
+                                                 ch.name + "' (" + std::to_string(ch.capacity) +
+                                                 " bytes)");
+  }
+  s.received.store(s.received.load(kRelaxed) + 1, kRelaxed);
+  s.received_bytes.store(s.received_bytes.load(kRelaxed) + size, kRelaxed);
+  return std::optional<Sample>(Sample(self, index, data + offset, size, d.sequence.load(kRelaxed)));
+}
+
+// The backlog, claimed without stopping anyone. Three facts make it sound:
+//  - After our active bit is set and publish_state is seen even, every later publish
+//    delivers to us, and every earlier one is complete: the samples without our bit are a
+//    fixed set that can only shrink (as their holders release them).
+//  - A sample whose holders mask is not 0 cannot be freed; setting our bit in it (CAS, never
+//    from 0) keeps it for us. Once the bit is ours its descriptor cannot be reused, so its
+//    sequence, read again, says whether it is still the sample we looked at.
+//  - A scan of the descriptors is no snapshot: a sample can be released by everyone before
+//    we reach it. Claiming from the newest down and stopping at the first failure leaves a
+//    run of consecutive sequences that ends right where our ring begins.
+Status SubscriberState::ClaimBacklog() {
+  ChannelState& ch = *channel;
+  channel::ChannelHeader& h = *ch.header;
+  const Clock::time_point start = Clock::now();
+  uint64_t state = 0;
+  for (uint32_t round = 1;; ++round) {
+    // seq_cst, after our seq_cst fetch_or of active_mask: see the publisher's Publish.
+    state = h.publish_state.load(std::memory_order_seq_cst);
+    if (state % 2 == 0) break;
+    // A publisher killed mid-publish never finishes, but it never publishes again either.
+    if (PublisherGone()) break;
+    if (Clock::now() - start >= kJoinWait) {
+      return Status(ErrorCode::kTimeout,
+                    "the publisher of channel '" + ch.name +
+                        "' did not finish a publish within 1 s (is it stopped?); the backlog "
+                        "cannot be claimed while a publish is under way");
+    }
+    if (round % 64 == 0) {
+      sched_yield();
+    } else {
+      shm::CpuRelax();
+    }
+  }
+  // Every sample from `join` on is delivered through our ring.
+  const uint64_t join = (state + 1) / 2;
+  uint64_t boundary = join;
+  channel::SubscriberSlot& s = ch.slots[slot];
+  const uint64_t r = s.read_index.load(std::memory_order_acquire);
+  if (r != s.write_index.load(std::memory_order_acquire)) {
+    // Some publish before `join` already had our bit: the ring starts there.
+    const uint32_t front = ch.ring(slot)[r % ch.max_samples].load(kRelaxed);
+    if (front < ch.max_samples)
+      boundary = std::min(boundary, ch.descs[front].sequence.load(kRelaxed));
+  }
+  if (boundary == 0) return Status::OK();
+
+  struct Candidate {
+    uint64_t sequence;
+    uint32_t desc;
+  };
+  std::vector<Candidate> candidates;
+  for (uint32_t i = 0; i < ch.max_samples; ++i) {
+    const channel::SampleDesc& d = ch.descs[i];
+    // Acquire pairs with the publisher's release of holders: its sequence and state show.
+    const uint64_t holders = d.holders.load(std::memory_order_acquire);
+    if (holders == 0 || (holders & bit) != 0) continue;
+    if (d.state.load(kRelaxed) != static_cast<uint32_t>(channel::DescState::kPublished)) continue;
+    const uint64_t sequence = d.sequence.load(kRelaxed);
+    if (sequence < boundary) candidates.push_back({sequence, i});
+  }
+  std::sort(candidates.begin(), candidates.end(),
+            [](const Candidate& a, const Candidate& b) { return a.sequence > b.sequence; });
+  uint64_t expected = boundary - 1;
+  // A publisher killed inside the publish of `join - 1` may not have got as far as that
+  // sample's mask: nothing follows it, so the run may start below it.
+  if (state % 2 == 1 && boundary == join &&
+      (candidates.empty() || candidates.front().sequence != expected)) {
+    if (expected-- == 0) return Status::OK();
+  }
+  for (const Candidate& c : candidates) {
+    if (c.sequence > expected) continue;  // a stale second look at one we have
+    if (c.sequence < expected || !Claim(c.desc, c.sequence)) break;
+    backlog.push_back(c.desc);
+    if (expected-- == 0) break;
+  }
+  std::reverse(backlog.begin(), backlog.end());
+  return Status::OK();
+}
+
+bool SubscriberState::Claim(uint32_t desc, uint64_t sequence) {
+  channel::SampleDesc& d = channel->descs[desc];
+  uint64_t holders = d.holders.load(kRelaxed);
+  do {
+    // 0: everyone released it and it is the publisher's to free; our bit: it was published
+    // after we joined (it is in our ring).
+    if (holders == 0 || (holders & bit) != 0) return false;
+  } while (!d.holders.compare_exchange_weak(holders, holders | bit, std::memory_order_acq_rel,
+                                            kRelaxed));
+  if (d.sequence.load(kRelaxed) == sequence &&
+      d.state.load(kRelaxed) == static_cast<uint32_t>(channel::DescState::kPublished)) {
+    return true;
+  }
+  Release(desc);  // reused since we looked (a sample dropped from our ring, drop-oldest)
+  return false;
 }
 
 bool SubscriberState::PublisherGoneCheap() {
@@ -167,7 +275,7 @@ Result<std::optional<Sample>> Subscriber::TryReceive() {
     QUIVER_ASSIGN_OR_RETURN(sample, s.Take(state_));
     if (sample) return sample;
   }
-  if (s.PublisherGoneCheap() && s.RingEmpty()) {
+  if (s.PublisherGoneCheap() && s.NothingQueued()) {
     return Status(ErrorCode::kPeerGone, "the publisher of channel '" + s.channel->name +
                                             "' is gone and every sample was received");
   }
@@ -193,7 +301,7 @@ Result<Sample> Subscriber::Receive(std::chrono::nanoseconds timeout) {
     if (round % 16 == 0) sched_yield();
   }
   for (;;) {
-    if (s.PublisherGone() && s.RingEmpty()) {
+    if (s.PublisherGone() && s.NothingQueued()) {
       return Status(ErrorCode::kPeerGone, "the publisher of channel '" + ch.name +
                                               "' is gone and every sample was received");
     }
@@ -205,7 +313,7 @@ Result<Sample> Subscriber::Receive(std::chrono::nanoseconds timeout) {
     const uint32_t seen = slot.wake_word.load(std::memory_order_acquire);
     slot.sleeping.store(1, std::memory_order_relaxed);
     std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (s.RingEmpty()) {
+    if (s.NothingQueued()) {
       const auto slice =
           std::min<std::chrono::nanoseconds>(deadline - now, internal::kPublisherProbeInterval);
       shm::FutexWait(&slot.wake_word, seen, slice);
@@ -287,6 +395,7 @@ Result<Subscriber> Channel::CreateSubscriber(const SubscriberOptions& options) {
     state->options = options;
     // From here on the publisher delivers to us.
     ch.header->active_mask.fetch_or(bit, std::memory_order_seq_cst);
+    if (options.from_oldest) QUIVER_RETURN_IF_ERROR(state->ClaimBacklog());
     return Subscriber(std::move(state));
   }
   return Status(ErrorCode::kBusy, "all " + std::to_string(ch.max_subscribers) +

@@ -12,7 +12,8 @@
 //     (the channel's reclaimed_subscribers counter);
 //   - under `block` no published sample is lost for surviving subscribers: each one sees
 //     consecutive sequence numbers from its first sample on, through the dead publisher's
-//     last published one;
+//     last published one (half the subscribers that join a live channel do so with
+//     `from_oldest`, and their backlog must join up with what follows the same way);
 // and at the end that nothing of the test is left in /dev/shm and no process is left over.
 // A dead publisher's channel takes no successor (docs/ARCHITECTURE.md), so each publisher
 // death starts a new generation of the channel, which the subscribers move to.
@@ -170,6 +171,8 @@ int RunSubscriber(const std::string& base, Board* board, int index, uint64_t see
   std::mt19937_64 rng(seed);
   uint32_t generation = board->generation.load();
   for (;;) {
+    bool from_oldest = false;
+    uint64_t published_before = 0;
     std::optional<Channel> channel;
     std::optional<quiver::Subscriber> subscriber;
     {
@@ -183,7 +186,10 @@ int RunSubscriber(const std::string& base, Board* board, int index, uint64_t see
         continue;
       }
       channel.emplace(std::move(*opened));
-      auto made = channel->CreateSubscriber();
+      // Half the joins start from the channel's backlog (what the others still hold).
+      from_oldest = rng() % 2 == 0;
+      published_before = channel->Stats().published;
+      auto made = channel->CreateSubscriber({.from_oldest = from_oldest});
       if (!made.ok()) return Say("error subscriber: " + made.status().ToString()), 1;
       subscriber.emplace(std::move(*made));
     }
@@ -202,6 +208,10 @@ int RunSubscriber(const std::string& base, Board* board, int index, uint64_t see
           return Say("error gap: sequence " + std::to_string(seq) + " after " +
                      std::to_string(last) + " in generation " + std::to_string(generation)),
                  1;
+        }
+        if (last < 0 && from_oldest) {
+          const auto before = static_cast<int64_t>(published_before);
+          Say("backlog " + std::to_string(seq < before ? before - seq : 0));
         }
         last = seq;
         ++count;
@@ -245,6 +255,7 @@ struct Stats {
   std::map<std::string, uint64_t> kills;  // "publisher/writing" -> n
   std::vector<int64_t> publisher_detect_ns, subscriber_detect_ns;
   uint64_t generations = 1, verified_published = 0, cut_short_publishes = 0;
+  uint64_t oldest_joins = 0, backlog_joins = 0, backlog_samples = 0;  // from_oldest
 };
 
 [[noreturn]] void Fail(const std::string& why, uint64_t seed) {
@@ -475,6 +486,11 @@ class Driver {
       node.ready = true;
     } else if (line.rfind("attached ", 0) == 0) {
       node.attached = static_cast<uint32_t>(std::stoul(line.substr(9)));
+    } else if (line.rfind("backlog ", 0) == 0) {
+      const uint64_t samples = std::stoull(line.substr(8));
+      ++stats_.oldest_joins;
+      if (samples > 0) ++stats_.backlog_joins;
+      stats_.backlog_samples += samples;
     } else if (line.rfind("gone ", 0) == 0) {
       Node::Gone gone{};
       unsigned generation = 0;
@@ -643,6 +659,12 @@ class Driver {
         static_cast<unsigned long long>(stats_.verified_published));
     std::printf("  subscribers that got the sample a dying publisher was publishing: %llu\n",
                 static_cast<unsigned long long>(stats_.cut_short_publishes));
+    std::printf(
+        "  subscribers that joined from_oldest and received: %llu; started with a backlog: "
+        "%llu (%llu samples published before they joined)\n",
+        static_cast<unsigned long long>(stats_.oldest_joins),
+        static_cast<unsigned long long>(stats_.backlog_joins),
+        static_cast<unsigned long long>(stats_.backlog_samples));
     std::printf("  publisher death -> subscriber knows: %s\n",
                 Percentiles(stats_.publisher_detect_ns).c_str());
     std::printf("  subscriber death -> publisher reclaims: %s\n",
