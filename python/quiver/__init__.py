@@ -281,15 +281,17 @@ def _conform(batch: pa.RecordBatch, target: pa.Schema) -> pa.RecordBatch:
 
 
 class Subscriber:
-    """One reader of a channel; receives every sample published after it attached."""
+    """One reader of a channel; receives every sample published after it attached (with
+    ``from_oldest``, the channel's backlog first)."""
 
     def __init__(self, channel: "Channel", reader_schema: Optional[pa.Schema] = None,
-                 validate: str = "structure", spin_us: float = 20.0) -> None:
+                 validate: str = "structure", spin_us: float = 20.0,
+                 from_oldest: bool = False) -> None:
         if validate not in ("structure", "full"):
             raise InvalidArgument("validate must be 'structure' or 'full'")
         self._channel = channel
         self._s = _quiver.Subscriber(channel._c, _schema_capsule(reader_schema),
-                                     validate == "full", spin_us)
+                                     validate == "full", spin_us, bool(from_oldest))
 
     def receive(self, timeout: Optional[float] = None) -> Sample:
         """Waits for the next sample (without holding the GIL; Ctrl-C interrupts it).
@@ -429,11 +431,15 @@ class Channel:
         return Publisher(self, loan_timeout)
 
     def subscriber(self, reader_schema: Optional[pa.Schema] = None, *,
-                   validate: str = "structure", spin_us: float = 20.0) -> Subscriber:
+                   validate: str = "structure", spin_us: float = 20.0,
+                   from_oldest: bool = False) -> Subscriber:
         """Takes a subscriber slot. ``reader_schema`` binds the fields this reader needs by
         name (``SchemaMismatch`` if the channel cannot provide them); ``validate="full"``
-        checks every offset and string of every batch (for untrusted producers)."""
-        return Subscriber(self, reader_schema, validate, spin_us)
+        checks every offset and string of every batch (for untrusted producers).
+        ``from_oldest=True`` starts with the channel's backlog: the samples it still keeps
+        for other subscribers, oldest first (the longest gap-free run that joins up with
+        what is published next; empty if nobody holds anything), then goes on live."""
+        return Subscriber(self, reader_schema, validate, spin_us, from_oldest)
 
     def __repr__(self) -> str:
         return f"<quiver.Channel '{self.name}' {self.capacity} bytes>"

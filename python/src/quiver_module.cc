@@ -489,10 +489,12 @@ struct PySample {
 
 class PySubscriber {
  public:
-  PySubscriber(Channel channel, nb::object reader_schema, bool full_validation, double spin_us)
+  PySubscriber(Channel channel, nb::object reader_schema, bool full_validation, double spin_us,
+               bool from_oldest)
       : channel_(std::move(channel)) {
-    SubscriberOptions options{.spin =
-                                  std::chrono::nanoseconds(static_cast<int64_t>(spin_us * 1e3))};
+    SubscriberOptions options{
+        .spin = std::chrono::nanoseconds(static_cast<int64_t>(spin_us * 1e3)),
+        .from_oldest = from_oldest};
     if (channel_.type_versions() > 0) {
       ArrowSubscriberOptions o{
           .subscriber = options,
@@ -614,8 +616,8 @@ NB_MODULE(_quiver, m) {
       .def("to_numpy", &PySample::ToNumpy);
 
   nb::class_<PySubscriber>(m, "Subscriber")
-      .def(nb::init<Channel, nb::object, bool, double>(), "channel"_a, "reader_schema"_a.none(),
-           "full_validation"_a, "spin_us"_a)
+      .def(nb::init<Channel, nb::object, bool, double, bool>(), "channel"_a,
+           "reader_schema"_a.none(), "full_validation"_a, "spin_us"_a, "from_oldest"_a)
       .def("receive", &PySubscriber::Receive, "timeout"_a.none())
       .def("try_receive", &PySubscriber::TryReceive)
       .def("notify_fd", &PySubscriber::NotifyFd)

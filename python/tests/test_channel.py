@@ -78,6 +78,21 @@ def test_table_and_stream_publish_one_sample_per_batch(name):
     assert sub.receive(1).to_arrow().equals(batch.slice(10, 20))
 
 
+def test_from_oldest_starts_with_what_a_slow_reader_still_holds(name):
+    batch = ledger(10)
+    channel = quiver.Channel.create(name, "16MiB", schema=batch.schema)
+    pub, slow = channel.publisher(), channel.subscriber()
+    for i in range(4):
+        pub.publish(batch.slice(i, 1))
+    late, latest = channel.subscriber(from_oldest=True), channel.subscriber()
+    pub.publish(batch.slice(4, 1))
+    got = [late.receive(timeout=1).to_arrow() for _ in range(5)]
+    assert [b.column("stt")[0].as_py() for b in got] == [1, 2, 3, 4, 5]
+    assert [s.sequence for s in [latest.receive(timeout=1)]] == [4]
+    assert late.try_receive() is None and latest.try_receive() is None
+    assert slow.receive(timeout=1).sequence == 0, "the slow reader keeps its own queue"
+
+
 def test_sample_is_released_only_when_the_last_view_dies(name):
     schema = pa.schema([pa.field("x", pa.int64())])
     big = pa.record_batch([pa.array(np.arange(80_000, dtype=np.int64))], schema=schema)  # 640 KB

@@ -135,13 +135,35 @@ def test_do_get_is_a_live_tail_that_ends_with_the_publisher(serve, name):
     wait_for(lambda: live_subscribers(channel) == 0, "the DoGet to detach")
 
 
+def test_do_get_from_oldest_starts_with_the_backlog_a_local_reader_holds(serve, name):
+    channel = quiver.Channel.create(name, "16MiB", schema=SCHEMA)
+    publisher = channel.publisher()
+    slow = channel.subscriber()  # reads nothing yet: what it queues is the backlog
+    early = [batch(i * 1000) for i in range(5)]
+    for b in early:
+        publisher.publish(b)
+    tail = Tail(serve.client(), name.encode() + b"?from=oldest")
+    tail.start()
+    wait_for(lambda: live_subscribers(channel) == 2, "the DoGet to attach")
+    late = [batch(i * 1000) for i in range(5, 10)]
+    for b in late:
+        publisher.publish(b)
+    del publisher
+    tail.join(timeout=20)
+    assert not tail.is_alive() and tail.error is None, tail.error
+    assert len(tail.batches) == 10
+    assert checksum(tail.batches) == checksum(early + late)
+    assert [b.column(0)[0].as_py() for b in tail.batches] == [i * 1000 for i in range(10)]
+    assert slow.receive(timeout=1).sequence == 0, "the local reader lost nothing"
+
+
 def test_do_get_errors(serve, name):
     client = serve.client()
     with pytest.raises(pa.ArrowKeyError, match="NOT_FOUND.*does not exist"):
         client.do_get(flight.Ticket(name.encode())).read_all()
     quiver_channel = quiver.Channel.create(name, "1MiB", schema=SCHEMA)
-    with pytest.raises(pa.ArrowInvalid, match="from=oldest cannot be served"):
-        client.do_get(flight.Ticket(name.encode() + b"?from=oldest")).read_all()
+    with pytest.raises(pa.ArrowInvalid, match="from= given twice"):
+        client.do_get(flight.Ticket(name.encode() + b"?from=oldest&from=latest")).read_all()
     with pytest.raises(pa.ArrowInvalid, match="unknown option 'limit=3'"):
         client.do_get(flight.Ticket(name.encode() + b"?limit=3")).read_all()
     with pytest.raises(pa.ArrowInvalid, match="no channel name"):
@@ -410,6 +432,35 @@ def test_bridge_subscribes_a_remote_channel_into_a_local_one(serve, quiver_bin, 
         with pytest.raises(quiver.PeerGone):
             subscriber.receive(timeout=5)
         del subscriber, local
+    finally:
+        if bridge.poll() is None:
+            bridge.kill()
+            bridge.wait()
+
+
+def test_bridge_from_oldest_carries_the_remote_backlog_over(serve, quiver_bin, name):
+    source = quiver.Channel.create(name, "16MiB", schema=SCHEMA)
+    publisher = source.publisher()
+    slow = source.subscriber()  # a remote reader that is behind: its queue is the backlog
+    sent = [batch(i * 1000) for i in range(40)]
+    for b in sent[:20]:
+        publisher.publish(b)
+    local = quiver.Channel.create(name + "-local", "8MiB", schema=SCHEMA)
+    subscriber = local.subscriber()  # there before the bridge: it sees every batch
+    bridge = subprocess.Popen([str(quiver_bin), "bridge", f"{serve.location}/{name}?from=oldest",
+                               "--to", name + "-local"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: live_subscribers(source) == 2, "the bridge's DoGet to attach")
+        for b in sent[20:]:
+            publisher.publish(b)
+        del publisher
+        got = [subscriber.receive(timeout=10).to_arrow() for _ in sent]
+        assert [b.column(0)[0].as_py() for b in got] == [i * 1000 for i in range(40)]
+        assert checksum(got) == checksum(sent)
+        assert bridge.wait(timeout=20) == 0, bridge.stderr.read()
+        assert slow.receive(timeout=1).sequence == 0
+        del subscriber, local, slow
     finally:
         if bridge.poll() is None:
             bridge.kill()

@@ -90,6 +90,9 @@ struct PublisherState {
   PublisherOptions options;
   channel::NotifySender notifier;
   std::chrono::steady_clock::time_point last_liveness_check;
+  // Registered for shm::HeavyBarrier(): Publish needs no fence of its own (see
+  // ChannelHeader::publish_barrier).
+  bool asymmetric_barrier = false;
 
  private:
   void Free(uint32_t desc);

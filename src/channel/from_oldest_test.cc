@@ -12,6 +12,7 @@
 
 #include "channel/layout.h"
 #include "quiver/channel.h"
+#include "shm/membarrier.h"
 #include "test_support.h"
 
 namespace quiver {
@@ -200,6 +201,11 @@ TEST(FromOldestTest, APublishThatNeverEndsIsATimeoutWhileItsPublisherLives) {
   ASSERT_NE(header.bytes, MAP_FAILED);
   const uint64_t done = header->publish_state.load();
   EXPECT_EQ(done, 2u) << "even, 2 x the next sequence";
+  // Where the kernel allows it, Publish leaves the fence to the joiner's membarrier.
+  EXPECT_EQ(header->publish_barrier.load(), shm::RegisterForHeavyBarrier() ? 1u : 0u);
+  std::printf("publish barrier: %s\n", header->publish_barrier.load() != 0
+                                           ? "membarrier (the joiner's)"
+                                           : "seq_cst store (the publisher's)");
   header->publish_state.store(done + 1);  // as if stopped inside Publish
   auto late = channel->CreateSubscriber(kFromOldest);
   ASSERT_FALSE(late.ok());

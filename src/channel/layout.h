@@ -64,8 +64,13 @@ struct alignas(64) ChannelHeader {
   // 2 * the sequence of the sample being published, + 1 while Publish runs (from before it
   // reads active_mask until its ring pushes are done). A subscriber joining with
   // `from_oldest` waits for an even value: from then on every publish delivers to it, and
-  // every sample without its bit is fixed (see Subscriber::ClaimBacklog).
+  // every sample without its bit is fixed (see SubscriberState::ClaimBacklog).
   std::atomic<uint64_t> publish_state;
+  // 1: the publisher orders its publish_state store before its active_mask load with only a
+  // compiler barrier, and a joining subscriber must run shm::HeavyBarrier() (membarrier) in
+  // between its own two steps; 0: the publisher uses a seq_cst store. Written (seq_cst)
+  // once by each publisher before it publishes.
+  std::atomic<uint32_t> publish_barrier;
 
   // Subscriber-written: slots that detached and await reclaim by the publisher.
   alignas(64) std::atomic<uint64_t> closing_mask;

@@ -8,6 +8,7 @@
 #include "channel/channel_state.h"
 #include "shm/cpu.h"
 #include "shm/futex.h"
+#include "shm/membarrier.h"
 #include "shm/ofd_lock.h"
 
 namespace quiver {
@@ -102,10 +103,20 @@ Result<std::optional<Sample>> SubscriberState::Deliver(const std::shared_ptr<Sub
 Status SubscriberState::ClaimBacklog() {
   ChannelState& ch = *channel;
   channel::ChannelHeader& h = *ch.header;
+  // Our fetch_or of active_mask (seq_cst) came first. A publisher that orders its
+  // publish_state store before its active_mask load with a compiler barrier only relies on
+  // us for the full barrier between our two steps (see Publisher::Publish).
+  if (h.publish_barrier.load(std::memory_order_seq_cst) != 0) {
+    Status fenced = shm::HeavyBarrier();
+    if (!fenced.ok()) {
+      return Status(ErrorCode::kIoError,
+                    "from_oldest needs membarrier(2), which the publisher of channel '" + ch.name +
+                        "' uses but this process cannot: " + fenced.message());
+    }
+  }
   const Clock::time_point start = Clock::now();
   uint64_t state = 0;
   for (uint32_t round = 1;; ++round) {
-    // seq_cst, after our seq_cst fetch_or of active_mask: see the publisher's Publish.
     state = h.publish_state.load(std::memory_order_seq_cst);
     if (state % 2 == 0) break;
     // A publisher killed mid-publish never finishes, but it never publishes again either.

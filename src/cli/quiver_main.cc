@@ -183,7 +183,11 @@ int Main(int argc, char** argv) {
   quiver::flight::BridgeOptions bridge_options;
   std::string bridge_token_file, bridge_capacity = "64MiB", bridge_overflow = "block";
   bool bridge_quiet = false;
-  bridge->add_option("remote", bridge_options.remote, "grpc://HOST:PORT/CHANNEL")->required();
+  bridge
+      ->add_option("remote", bridge_options.remote,
+                   "grpc://HOST:PORT/CHANNEL, or .../CHANNEL?from=oldest to start with the "
+                   "batches the remote channel still holds for its other readers")
+      ->required();
   bridge->add_option("--to", bridge_options.to, "Local channel (created if it does not exist)")
       ->required();
   bridge->add_option("--capacity", bridge_capacity, "Capacity of the local channel if created")

@@ -4,8 +4,9 @@
 //
 //   flight      channel
 //   ListFlights one FlightInfo per Arrow channel: schema, counters as JSON app_metadata
-//   DoGet       ticket "NAME[?from=latest]": a live tail of the channel, batches sent from
-//               the shared mapping without a copy; ends when the publisher is gone
+//   DoGet       ticket "NAME[?from=latest|from=oldest]": a live tail of the channel (from
+//               the next batch, or from the backlog other subscribers still hold), batches
+//               sent from the shared mapping without a copy; ends when the publisher is gone
 //   DoPut       descriptor path [NAME]: the uploaded batches are published into the channel
 //               (created with the stream's schema if absent; schema checked if present)
 //   DoAction    list-channels, stats (body: NAME)
@@ -78,14 +79,17 @@ struct Address {
 };
 Result<Address> ParseAddress(std::string_view uri, std::string_view what);
 
-/// A DoGet ticket: "NAME" or "NAME?from=latest".
+/// A DoGet ticket: "NAME", "NAME?from=latest" (the default: batches published from now
+/// on) or "NAME?from=oldest" (first the channel's backlog: SubscriberOptions::from_oldest).
 struct Ticket {
   std::string channel;
+  bool from_oldest = false;
 };
-/// kInvalidArgument naming what is wrong (unknown option, from=oldest, empty name).
+/// kInvalidArgument naming what is wrong (unknown option, from= twice, empty name).
 Result<Ticket> ParseTicket(std::string_view text);
 
-/// "grpc[+tcp|+tls]://HOST:PORT/CHANNEL[?from=latest]" split into a location and a ticket.
+/// "grpc[+tcp|+tls]://HOST:PORT/CHANNEL[?from=latest|from=oldest]" split into a location
+/// and a ticket.
 struct RemoteChannel {
   std::string location;  ///< "grpc+tcp://HOST:PORT" or "grpc+tls://HOST:PORT"
   std::string ticket;    ///< "CHANNEL[?...]", validated by ParseTicket

@@ -31,15 +31,22 @@ std::shared_ptr<arrow::RecordBatch> Batch(int64_t start, int64_t rows) {
 
 TEST(TicketTest, ParsesNameAndFrom) {
   EXPECT_EQ(ParseTicket("ledger")->channel, "ledger");
+  EXPECT_FALSE(ParseTicket("ledger")->from_oldest);
   EXPECT_EQ(ParseTicket("ledger?from=latest")->channel, "ledger");
+  EXPECT_FALSE(ParseTicket("ledger?from=latest")->from_oldest);
+  auto oldest = ParseTicket("ledger?from=oldest");
+  ASSERT_TRUE(oldest.ok()) << oldest.status().ToString();
+  EXPECT_EQ(oldest->channel, "ledger");
+  EXPECT_TRUE(oldest->from_oldest);
 }
 
 TEST(TicketTest, RefusesWhatItCannotServe) {
   EXPECT_EQ(ParseTicket("").status().code(), ErrorCode::kInvalidArgument);
   EXPECT_EQ(ParseTicket("?from=latest").status().code(), ErrorCode::kInvalidArgument);
-  auto oldest = ParseTicket("ledger?from=oldest");
-  EXPECT_EQ(oldest.status().code(), ErrorCode::kInvalidArgument);
-  EXPECT_NE(oldest.status().message().find("no backlog to replay"), std::string::npos);
+  auto twice = ParseTicket("ledger?from=oldest&from=latest");
+  EXPECT_EQ(twice.status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(twice.status().message().find("from= given twice"), std::string::npos);
+  EXPECT_EQ(ParseTicket("ledger?from=newest").status().code(), ErrorCode::kInvalidArgument);
   auto unknown = ParseTicket("ledger?from=latest&x=" + std::string(500, 'y'));
   EXPECT_NE(unknown.status().message().find("unknown option 'x=yyy"), std::string::npos);
   EXPECT_LT(unknown.status().message().size(), 200u) << "a hostile ticket is quoted, cut short";
@@ -72,7 +79,8 @@ TEST(AddressTest, RemoteChannelNeedsAChannel) {
   EXPECT_EQ(remote->channel, "frames");
   EXPECT_EQ(ParseRemoteChannel("grpc://10.0.0.2:50051").status().code(),
             ErrorCode::kInvalidArgument);
-  EXPECT_EQ(ParseRemoteChannel("grpc://10.0.0.2:50051/x?from=oldest").status().code(),
+  EXPECT_EQ(ParseRemoteChannel("grpc://10.0.0.2:50051/x?from=oldest")->ticket, "x?from=oldest");
+  EXPECT_EQ(ParseRemoteChannel("grpc://10.0.0.2:50051/x?from=any").status().code(),
             ErrorCode::kInvalidArgument);
 }
 
@@ -82,7 +90,7 @@ TEST(TailStreamTest, PayloadBodiesAreViewsOfTheSharedMapping) {
       CreateArrowChannel(UniqueName("tail-zero-copy"), batch->schema(), {.capacity = 4 << 20});
   ASSERT_TRUE(channel.ok()) << channel.status().ToString();
   auto stream = MakeTailStream(
-      *channel, [] { return false; }, std::chrono::milliseconds(10));
+      *channel, {}, [] { return false; }, std::chrono::milliseconds(10));
   ASSERT_TRUE(stream.ok()) << stream.status().ToString();
   auto witness = channel->CreateSubscriber();  // sees the same sample, for its address
   ASSERT_TRUE(witness.ok());
@@ -114,7 +122,7 @@ TEST(TailStreamTest, EndsWhenThePublisherIsGoneAndStopsWhenAsked) {
   ASSERT_TRUE(channel.ok());
   bool stop = false;
   auto stream = MakeTailStream(
-      *channel, [&] { return stop; }, std::chrono::milliseconds(10));
+      *channel, {}, [&] { return stop; }, std::chrono::milliseconds(10));
   ASSERT_TRUE(stream.ok());
   {
     auto publisher = ArrowPublisher::Make(*channel);
@@ -126,7 +134,7 @@ TEST(TailStreamTest, EndsWhenThePublisherIsGoneAndStopsWhenAsked) {
   EXPECT_EQ(end->ipc_message.metadata, nullptr) << "end of stream";
 
   auto waiting = MakeTailStream(
-      *channel, [&] { return stop; }, std::chrono::milliseconds(10));
+      *channel, {}, [&] { return stop; }, std::chrono::milliseconds(10));
   ASSERT_TRUE(waiting.ok());
   auto publisher = ArrowPublisher::Make(*channel);  // alive: the tail would wait forever
   stop = true;
@@ -137,7 +145,7 @@ TEST(TailStreamTest, RefusesAChannelWithoutArrow) {
   auto raw = Channel::Create(UniqueName("tail-raw"), {.capacity = 1 << 20});
   ASSERT_TRUE(raw.ok());
   EXPECT_EQ(MakeTailStream(
-                *raw, [] { return false; }, std::chrono::milliseconds(10))
+                *raw, {}, [] { return false; }, std::chrono::milliseconds(10))
                 .status()
                 .code(),
             ErrorCode::kInvalidArgument);
@@ -205,6 +213,38 @@ TEST(ServerTest, DoPutAndDoGetRoundTrip) {
   ASSERT_TRUE(all.ok()) << all.status().ToString();
   ASSERT_EQ(all->size(), 10u);
   EXPECT_TRUE((*all)[9]->Equals(*Batch(900, 100)));
+}
+
+// from=oldest: the batches a slow local reader still holds come first, then the live ones.
+TEST(ServerTest, DoGetFromOldestStreamsTheBacklogFirst) {
+  auto server = Server::Start({.listen = "grpc://127.0.0.1:0"});
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  auto client = fl::FlightClient::Connect(*fl::Location::Parse((*server)->location()));
+  ASSERT_TRUE(client.ok()) << client.status().ToString();
+  const std::string name = UniqueName("server-oldest");
+  auto channel = CreateArrowChannel(name, Batch(0, 1)->schema(), {.capacity = 1 << 20});
+  ASSERT_TRUE(channel.ok());
+  auto slow = channel->CreateSubscriber();  // reads nothing: everything stays its backlog
+  ASSERT_TRUE(slow.ok());
+  auto made = ArrowPublisher::Make(*channel);
+  ASSERT_TRUE(made.ok());
+  std::optional<ArrowPublisher> publisher(std::move(*made));
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(publisher->Publish(*Batch(i * 10, 10)).ok());
+
+  auto get = (*client)->DoGet(fl::Ticket{name + "?from=oldest"});
+  ASSERT_TRUE(get.ok()) << get.status().ToString();
+  std::thread publish([&] {
+    while (channel->Stats().subscribers.size() < 2) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    for (int i = 3; i < 5; ++i) EXPECT_TRUE(publisher->Publish(*Batch(i * 10, 10)).ok());
+    publisher.reset();
+  });
+  auto all = (*get)->ToRecordBatches();
+  publish.join();
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  ASSERT_EQ(all->size(), 5u);
+  for (int i = 0; i < 5; ++i) EXPECT_TRUE((*all)[i]->Equals(*Batch(i * 10, 10))) << i;
 }
 
 }  // namespace

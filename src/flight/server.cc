@@ -122,7 +122,8 @@ class ChannelServer final : public fl::FlightServerBase {
     if (!ticket.ok()) return ToArrow(ticket.status());
     Result<Channel> channel = Channel::Open(ticket->channel);
     if (!channel.ok()) return ToArrow(channel.status());
-    auto tail = MakeTailStream(*channel, StopFor(context), options_.poll);
+    auto tail = MakeTailStream(*channel, {.from_oldest = ticket->from_oldest}, StopFor(context),
+                               options_.poll);
     if (!tail.ok()) return ToArrow(tail.status());
     *stream = std::move(*tail);
     return arrow::Status::OK();
@@ -342,24 +343,25 @@ Result<Ticket> ParseTicket(std::string_view text) {
   const size_t question = text.find('?');
   Ticket ticket{std::string(text.substr(0, question))};
   if (ticket.channel.empty()) {
-    return Status(ErrorCode::kInvalidArgument, "ticket: no channel name (NAME[?from=latest])");
+    return Status(ErrorCode::kInvalidArgument,
+                  "ticket: no channel name (NAME[?from=latest|from=oldest])");
   }
   if (question == std::string_view::npos) return ticket;
   std::string_view options = text.substr(question + 1);
+  bool from_given = false;
   while (!options.empty()) {
     const size_t amp = options.find('&');
     const std::string_view option = options.substr(0, amp);
     options = amp == std::string_view::npos ? std::string_view() : options.substr(amp + 1);
-    if (option == "from=latest") continue;
-    if (option == "from=oldest") {
-      return Status(ErrorCode::kInvalidArgument,
-                    "ticket: from=oldest cannot be served: a channel keeps a sample only until "
-                    "its subscribers release it, so there is no backlog to replay (a DoGet "
-                    "tails from the next batch: from=latest)");
+    if (option == "from=latest" || option == "from=oldest") {
+      if (from_given) return Status(ErrorCode::kInvalidArgument, "ticket: from= given twice");
+      from_given = true;
+      ticket.from_oldest = option == "from=oldest";
+      continue;
     }
-    return Status(
-        ErrorCode::kInvalidArgument,
-        "ticket: unknown option '" + std::string(option.substr(0, 80)) + "' (known: from=latest)");
+    return Status(ErrorCode::kInvalidArgument, "ticket: unknown option '" +
+                                                   std::string(option.substr(0, 80)) +
+                                                   "' (known: from=latest, from=oldest)");
   }
   return ticket;
 }

@@ -48,13 +48,15 @@ class TailReader final : public arrow::RecordBatchReader {
 }  // namespace
 
 Result<std::unique_ptr<fl::FlightDataStream>> MakeTailStream(Channel& channel,
+                                                             const SubscriberOptions& subscriber,
                                                              std::function<bool()> stop,
                                                              std::chrono::milliseconds poll) {
   QUIVER_ASSIGN_OR_RETURN(std::shared_ptr<arrow::Schema> schema, ChannelSchema(channel));
   ArrowSubscriberOptions options;
+  options.subscriber = subscriber;
   options.reader_schema = schema;
-  QUIVER_ASSIGN_OR_RETURN(ArrowSubscriber subscriber, ArrowSubscriber::Make(channel, options));
-  auto reader = std::make_shared<TailReader>(std::move(subscriber), schema, std::move(stop), poll);
+  QUIVER_ASSIGN_OR_RETURN(ArrowSubscriber tail, ArrowSubscriber::Make(channel, options));
+  auto reader = std::make_shared<TailReader>(std::move(tail), schema, std::move(stop), poll);
   return std::unique_ptr<fl::FlightDataStream>(
       std::make_unique<fl::RecordBatchStream>(std::move(reader)));
 }
