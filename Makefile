@@ -35,6 +35,8 @@ gen_for = $(if $(wildcard $(1)/CMakeCache.txt),,$(GENERATOR))
 
 export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
 export ASAN_OPTIONS  ?= detect_leaks=1
+# Leaks inside the wheel's libraries only; each entry says which report needed it.
+export LSAN_OPTIONS  ?= suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0
 
 FORMAT_DIRS := include src tests bench examples python
 CXX_GLOB    := -name '*.h' -o -name '*.hh' -o -name '*.hpp' -o -name '*.cc' -o -name '*.cpp'
