@@ -49,6 +49,11 @@ Result<Channel> CreateArrowChannel(std::string_view name,
 /// kInvalidArgument for a channel without an Arrow schema.
 Result<std::shared_ptr<arrow::Schema>> ChannelSchema(const Channel& channel, uint32_t version = 0);
 
+/// Checks that batches of `schema` may be published into `channel`: that `schema` may
+/// follow every one of its schema versions (the rules of CheckEvolution, see
+/// docs/ARCHITECTURE.md). kSchemaMismatch naming the field and both types.
+Status CheckSchemaFollows(const Channel& channel, const arrow::Schema& schema);
+
 /// A loan whose memory backs Arrow buffers: build arrays with `pool()` (any Arrow builder
 /// or allocation taking a MemoryPool*), then ArrowPublisher::Publish(loan, batch) sends the
 /// batch without copying its buffers. Move-only; dropping it returns the loan.

@@ -55,16 +55,15 @@ struct alignas(64) ChannelHeader {
   std::atomic<uint64_t> active_mask;      // slots samples are delivered to
   std::atomic<uint64_t> samples_in_use;   // loaned, queued or held
   std::atomic<uint64_t> bytes_in_use;
-  std::atomic<uint64_t> next_sequence;  // publish sequence of the next sample
   std::atomic<uint64_t> published;
   std::atomic<uint64_t> published_bytes;
   std::atomic<uint64_t> dropped;
   std::atomic<uint64_t> publisher_stalls;
   std::atomic<uint64_t> reclaimed_subscribers;
-  // 2 * the sequence of the sample being published, + 1 while Publish runs (from before it
-  // reads active_mask until its ring pushes are done). A subscriber joining with
-  // `from_oldest` waits for an even value: from then on every publish delivers to it, and
-  // every sample without its bit is fixed (see SubscriberState::ClaimBacklog).
+  // The sequence counter: 2 * the publish sequence of the next sample, + 1 while Publish
+  // runs (from before it reads active_mask until its ring pushes are done). A subscriber
+  // joining with `from_oldest` waits for an even value: from then on every publish
+  // delivers to it, and every sample without its bit is fixed (ClaimBacklog).
   std::atomic<uint64_t> publish_state;
   // 1: the publisher orders its publish_state store before its active_mask load with only a
   // compiler barrier, and a joining subscriber must run shm::HeavyBarrier() (membarrier) in

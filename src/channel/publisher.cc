@@ -355,7 +355,9 @@ Status Publisher::Publish(LoanedSample&& sample) {
   sample.owner_.reset();  // the sample is the channel's now
 
   channel::SampleDesc& d = ch.descs[index];
-  const uint64_t sequence = h.next_sequence.load(internal::kRelaxed);
+  // Even between publishes: a publisher killed inside one leaves it odd, but its channel
+  // takes no successor.
+  const uint64_t sequence = h.publish_state.load(internal::kRelaxed) / 2;
   // Say a publish runs before reading whom it goes to. A subscriber joining with
   // `from_oldest` sets its active bit, then waits for an even publish_state: either we see
   // its bit here, or it waits until this sample is in every ring. The store must be ordered
@@ -368,7 +370,6 @@ Status Publisher::Publish(LoanedSample&& sample) {
     h.publish_state.store(2 * sequence + 1, std::memory_order_seq_cst);
   }
   const uint64_t mask = h.active_mask.load(std::memory_order_seq_cst);
-  internal::Bump(h.next_sequence, 1);
   d.sequence.store(sequence, internal::kRelaxed);
   d.state.store(static_cast<uint32_t>(channel::DescState::kPublished), internal::kRelaxed);
   // Release: a joining subscriber that reads this mask (to claim the sample) sees the

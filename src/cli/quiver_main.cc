@@ -170,11 +170,15 @@ int Main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   serve->add_flag("--allow-insecure-remote", serve_options.allow_insecure_remote,
                   "Serve a non-loopback address without TLS and a token");
-  serve->add_option("--capacity", put_capacity, "Capacity of channels a DoPut creates")
-      ->capture_default_str();
-  serve->add_option("--overflow", put_overflow, "Overflow policy of channels a DoPut creates")
-      ->check(CLI::IsMember({"block", "drop-oldest"}))
-      ->capture_default_str();
+  // serve's and bridge's options for the channels they create.
+  auto add_channel_options = [](CLI::App* command, std::string* capacity, std::string* overflow,
+                                const std::string& which) {
+    command->add_option("--capacity", *capacity, "Capacity of " + which)->capture_default_str();
+    command->add_option("--overflow", *overflow, "Overflow policy of " + which)
+        ->check(CLI::IsMember({"block", "drop-oldest"}))
+        ->capture_default_str();
+  };
+  add_channel_options(serve, &put_capacity, &put_overflow, "channels a DoPut creates");
 
   auto* bridge = app.add_subcommand(
       "bridge",
@@ -190,12 +194,7 @@ int Main(int argc, char** argv) {
       ->required();
   bridge->add_option("--to", bridge_options.to, "Local channel (created if it does not exist)")
       ->required();
-  bridge->add_option("--capacity", bridge_capacity, "Capacity of the local channel if created")
-      ->capture_default_str();
-  bridge
-      ->add_option("--overflow", bridge_overflow, "Overflow policy of the local channel if created")
-      ->check(CLI::IsMember({"block", "drop-oldest"}))
-      ->capture_default_str();
+  add_channel_options(bridge, &bridge_capacity, &bridge_overflow, "the local channel if created");
   bridge
       ->add_option("--token-file", bridge_token_file,
                    "Send this bearer token (first line of the file); default: "

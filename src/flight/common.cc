@@ -10,8 +10,6 @@
 #include <string>
 #include <vector>
 
-#include "payload/schema_evolution.h"
-
 namespace quiver::flight {
 
 arrow::Status ToArrow(const Status& status) {
@@ -66,19 +64,14 @@ Result<RemotePublisher> RemotePublisher::Open(std::string_view name,
     }
   }
   if (!channel.ok()) return channel.status();
-  const uint32_t versions = channel->type_versions();
-  if (versions == 0) {
+  if (channel->type_versions() == 0) {
     return Status(ErrorCode::kInvalidArgument,
                   "channel '" + std::string(name) + "' carries no Arrow schema (raw samples)");
   }
-  std::vector<std::shared_ptr<arrow::Schema>> known;
-  for (uint32_t v = 1; v <= versions; ++v) {
-    QUIVER_ASSIGN_OR_RETURN(auto version, ChannelSchema(*channel, v));
-    known.push_back(std::move(version));
-  }
   // Fields the stream declares nullable where the newest version is non-nullable (same
   // name and type): published under the channel's nullability if they hold no nulls.
-  const arrow::Schema& newest = *known.back();
+  QUIVER_ASSIGN_OR_RETURN(std::shared_ptr<arrow::Schema> newest_version, ChannelSchema(*channel));
+  const arrow::Schema& newest = *newest_version;
   std::vector<std::shared_ptr<arrow::Field>> fields = schema->fields();
   std::vector<int> relaxed;
   for (int i = 0; i < schema->num_fields(); ++i) {
@@ -90,7 +83,7 @@ Result<RemotePublisher> RemotePublisher::Open(std::string_view name,
     }
   }
   auto relabel = relaxed.empty() ? nullptr : arrow::schema(fields, schema->metadata());
-  QUIVER_RETURN_IF_ERROR(payload::CheckEvolution(known, relabel ? *relabel : *schema));
+  QUIVER_RETURN_IF_ERROR(CheckSchemaFollows(*channel, relabel ? *relabel : *schema));
   Result<ArrowPublisher> publisher = ArrowPublisher::Make(*channel, {.loan_timeout = loan_timeout});
   if (!publisher.ok() && publisher.status().code() == ErrorCode::kBusy) {
     return Status(ErrorCode::kBusy,

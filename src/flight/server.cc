@@ -96,10 +96,8 @@ class ChannelServer final : public fl::FlightServerBase {
   arrow::Status GetFlightInfo(const fl::ServerCallContext& /*context*/,
                               const fl::FlightDescriptor& request,
                               std::unique_ptr<fl::FlightInfo>* info) override {
-    ARROW_ASSIGN_OR_RAISE(std::string name, NameOf(request));
-    Result<Channel> channel = Channel::Open(name);
-    if (!channel.ok()) return ToArrow(channel.status());
-    ARROW_ASSIGN_OR_RAISE(fl::FlightInfo found, InfoOf(*channel));
+    ARROW_ASSIGN_OR_RAISE(Channel channel, OpenNamed(request));
+    ARROW_ASSIGN_OR_RAISE(fl::FlightInfo found, InfoOf(channel));
     *info = std::make_unique<fl::FlightInfo>(std::move(found));
     return arrow::Status::OK();
   }
@@ -107,10 +105,8 @@ class ChannelServer final : public fl::FlightServerBase {
   arrow::Status GetSchema(const fl::ServerCallContext& /*context*/,
                           const fl::FlightDescriptor& request,
                           std::unique_ptr<fl::SchemaResult>* schema) override {
-    ARROW_ASSIGN_OR_RAISE(std::string name, NameOf(request));
-    Result<Channel> channel = Channel::Open(name);
-    if (!channel.ok()) return ToArrow(channel.status());
-    Result<std::shared_ptr<arrow::Schema>> found = ChannelSchema(*channel);
+    ARROW_ASSIGN_OR_RAISE(Channel channel, OpenNamed(request));
+    Result<std::shared_ptr<arrow::Schema>> found = ChannelSchema(channel);
     if (!found.ok()) return ToArrow(found.status());
     ARROW_ASSIGN_OR_RAISE(*schema, fl::SchemaResult::Make(**found));
     return arrow::Status::OK();
@@ -201,6 +197,14 @@ class ChannelServer final : public fl::FlightServerBase {
         "a flight descriptor names one channel: a path of one element, the channel name");
   }
 
+  // The channel a descriptor names, opened.
+  static arrow::Result<Channel> OpenNamed(const fl::FlightDescriptor& descriptor) {
+    ARROW_ASSIGN_OR_RAISE(std::string name, NameOf(descriptor));
+    Result<Channel> channel = Channel::Open(name);
+    if (!channel.ok()) return ToArrow(channel.status());
+    return std::move(*channel);
+  }
+
   static nlohmann::json Describe(const Channel& channel) {
     nlohmann::json j = control::StatsToJson(channel.Stats());
     j["name"] = channel.name();
@@ -270,11 +274,10 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   if (!started.ok()) {
     return FromArrow(started, ErrorCode::kIoError, "cannot serve on " + options.listen);
   }
-  impl->location = std::string(tls ? "grpc+tls://" : "grpc://") +
-                   (address.host.find(':') != std::string::npos && address.host.front() != '['
-                        ? "[" + address.host + "]"
-                        : address.host) +
-                   ":" + std::to_string(impl->server->port());
+  impl->location =
+      std::string(tls ? "grpc+tls://" : "grpc://") +
+      (address.host.find(':') != std::string::npos ? "[" + address.host + "]" : address.host) +
+      ":" + std::to_string(impl->server->port());
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
 

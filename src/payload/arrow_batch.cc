@@ -19,6 +19,7 @@
 #include <atomic>
 #include <cstring>
 #include <map>
+#include <vector>
 
 #include "payload/ipc_metadata.h"
 #include "payload/sample_buffer.h"
@@ -185,6 +186,15 @@ Result<std::shared_ptr<arrow::Schema>> ChannelSchema(const Channel& channel, uin
   return *schema;
 }
 
+Status CheckSchemaFollows(const Channel& channel, const arrow::Schema& schema) {
+  std::vector<std::shared_ptr<arrow::Schema>> versions;
+  for (uint32_t v = 1; v <= channel.type_versions(); ++v) {
+    QUIVER_ASSIGN_OR_RETURN(auto version, ChannelSchema(channel, v));
+    versions.push_back(std::move(version));
+  }
+  return payload::CheckEvolution(versions, schema);
+}
+
 // ---- BatchLoan --------------------------------------------------------------------------
 
 // A bump allocator over the loan's arena. It deletes itself once the loan is gone and every
@@ -289,12 +299,7 @@ Result<uint32_t> ArrowPublisher::SchemaVersionFor(const std::shared_ptr<arrow::S
   QUIVER_ASSIGN_OR_RETURN(auto current, ChannelSchema(channel_, newest));
   uint32_t version = newest;
   if (!schema->Equals(*current, /*check_metadata=*/false)) {
-    std::vector<std::shared_ptr<arrow::Schema>> versions;
-    for (uint32_t v = 1; v <= newest; ++v) {
-      QUIVER_ASSIGN_OR_RETURN(auto s, ChannelSchema(channel_, v));
-      versions.push_back(std::move(s));
-    }
-    QUIVER_RETURN_IF_ERROR(payload::CheckEvolution(versions, *schema));
+    QUIVER_RETURN_IF_ERROR(CheckSchemaFollows(channel_, *schema));
     auto serialized = arrow::ipc::SerializeSchema(*schema);
     if (!serialized.ok()) {
       return Status(ErrorCode::kInvalidArgument, serialized.status().ToString());

@@ -13,12 +13,9 @@ long Membarrier(int command) { return syscall(SYS_membarrier, command, 0, 0); }
 }  // namespace
 
 bool RegisterForHeavyBarrier() {
-  static const bool registered = [] {
-    const long supported = Membarrier(MEMBARRIER_CMD_QUERY);
-    return supported > 0 && (supported & MEMBARRIER_CMD_GLOBAL_EXPEDITED) != 0 &&
-           Membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) == 0;
-  }();
-  return registered;
+  const long supported = Membarrier(MEMBARRIER_CMD_QUERY);
+  return supported > 0 && (supported & MEMBARRIER_CMD_GLOBAL_EXPEDITED) != 0 &&
+         Membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) == 0;
 }
 
 Status HeavyBarrier() {

@@ -9,9 +9,9 @@
 
 namespace quiver::shm {
 
-/// Registers this process for the expedited global membarrier, once per process (later
-/// calls return the first answer). False if the kernel or a seccomp filter does not allow
-/// it: then the caller must use full fences itself.
+/// Registers this process for the expedited global membarrier (again: a no-op). False if
+/// the kernel or a seccomp filter does not allow it: then the caller must use full fences
+/// itself.
 bool RegisterForHeavyBarrier();
 
 /// Runs the heavy side: a full barrier on every running thread of every registered
