@@ -32,8 +32,24 @@ from typing import Any, Iterable, Optional, Sequence
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 # Every named channel the suite creates starts with one of these; the suite fails a workload
-# that leaves one behind in /dev/shm.
+# that leaves one behind in this user's channel directory.
 CHANNEL_PREFIXES = ("w1-", "w2-", "w3-", "w4-", "w5-", "pingpong-")
+
+
+def named_directory() -> pathlib.Path:
+    """Where this user's named channels live (quiver.Channel.named_directory(): the library's
+    rule, not a copy of it). `make bench-setup` installs the package."""
+    import quiver
+
+    return pathlib.Path(quiver.Channel.named_directory())
+
+
+def named_channels() -> list:
+    """The names of this user's named channels now (none if the directory does not exist)."""
+    try:
+        return [p.name for p in named_directory().iterdir()]
+    except FileNotFoundError:
+        return []
 
 
 class BenchError(Exception):

@@ -78,7 +78,7 @@
 #include "quiver/channel.h"
 #include "quiver/status.h"
 #include "shm/cpu.h"
-#include "shm/unique_fd.h"
+#include "common/unique_fd.h"
 
 namespace {
 
@@ -242,15 +242,7 @@ void OnTerminatingSignal(int sig) {
   raise(sig);
 }
 
-std::string ShmDirectory() {
-  const char* dir = std::getenv("QUIVER_SHM_DIR");
-  return dir != nullptr && *dir != '\0' ? dir : "/dev/shm";
-}
-
-// Where Channel::Create puts a named channel (see Backing::kNamed in quiver/channel.h).
-std::string ShmPathOf(const std::string& name) {
-  return ShmDirectory() + "/quiver-" + std::to_string(geteuid()) + "-" + name;
-}
+std::string ShmPathOf(const std::string& name) { return quiver::Channel::NamedPath(name); }
 
 // Every channel this process creates starts with this prefix; the sweep at exit looks for it.
 std::string NamePrefix() { return "pingpong-" + std::to_string(getpid()) + "-"; }
@@ -267,7 +259,7 @@ void ForgetShmPaths() {
 
 // ---- Small owners -----------------------------------------------------------------------
 
-using Fd = quiver::shm::UniqueFd;
+using Fd = quiver::UniqueFd;
 
 /// One anonymous MAP_SHARED mapping, inherited by a forked child.
 class SharedMapping {
@@ -1507,10 +1499,11 @@ void WriteFile(const char* env, const std::string& text) {
 // Channel files of this process still present: the library failed to remove them. Reports
 // and removes them. Returns how many there were.
 int SweepLeftovers() {
-  const std::string prefix = "quiver-" + std::to_string(geteuid()) + "-" + NamePrefix();
+  const std::string prefix = NamePrefix();
   int found = 0;
   std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(ShmDirectory(), ec)) {
+  for (const auto& entry :
+       std::filesystem::directory_iterator(quiver::Channel::NamedDirectory(), ec)) {
     const std::string file = entry.path().filename().string();
     if (file.rfind(prefix, 0) != 0) continue;
     std::fprintf(stderr, "pingpong: left behind: %s (removed)\n", entry.path().c_str());

@@ -60,10 +60,8 @@ def build_type(build: pathlib.Path) -> str:
 
 
 def shm_files() -> set:
-    """The suite's named channels in /dev/shm (see common.CHANNEL_PREFIXES)."""
-    directory = pathlib.Path(os.environ.get("QUIVER_SHM_DIR") or "/dev/shm")
-    return {p.name for prefix in common.CHANNEL_PREFIXES
-            for p in directory.glob(f"quiver-{os.getuid()}-{prefix}*")}
+    """The suite's named channels (see common.CHANNEL_PREFIXES)."""
+    return {n for n in common.named_channels() if n.startswith(common.CHANNEL_PREFIXES)}
 
 
 def main() -> int:

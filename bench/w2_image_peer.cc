@@ -291,9 +291,7 @@ void QuiverConsumer(const std::string& name, int reply_tx) {
 std::vector<double> RunQuiver(const Image& image, int reps, int warmup, bool loan) {
   const std::string name =
       "w2-" + std::to_string(getpid()) + "-" + std::to_string(image.width) + (loan ? "-l" : "-c");
-  const char* dir = std::getenv("QUIVER_SHM_DIR");
-  g_channel_path = std::string(dir != nullptr && *dir != '\0' ? dir : "/dev/shm") + "/quiver-" +
-                   std::to_string(geteuid()) + "-" + name;
+  g_channel_path = quiver::Channel::NamedPath(name);
   quiver::ChannelOptions options;
   options.capacity = std::max<size_t>(size_t{16} << 20, 4 * (image.bytes() + 4096));
   options.max_samples = 16;

@@ -88,16 +88,17 @@ def py_rounds_for(base: int, size: int) -> int:
 # ---- Leftovers --------------------------------------------------------------------------
 
 def _shm_dir() -> pathlib.Path:
-    return pathlib.Path(os.environ.get("QUIVER_SHM_DIR") or "/dev/shm")
+    """Where iceoryx2 keeps its files."""
+    return pathlib.Path("/dev/shm")
 
 
 def _sweep(kinds=("pingpong", "w3-py"), only_pid: Optional[int] = None) -> List[str]:
     """Channel files of earlier runs whose process is gone (or, with only_pid, of that
     process): removed. Returns their names."""
     found = []
-    pattern = re.compile(rf"quiver-{os.geteuid()}-({'|'.join(kinds)})-(\d+)-")
+    pattern = re.compile(rf"({'|'.join(kinds)})-(\d+)-")
     try:
-        entries = list(_shm_dir().iterdir())
+        entries = list(common.named_directory().iterdir())
     except OSError:
         return found
     for path in entries:

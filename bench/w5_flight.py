@@ -80,12 +80,8 @@ def _warmups(ctx: common.Context) -> int:
     return 0 if ctx.smoke else 1
 
 
-def _shm_dir() -> pathlib.Path:
-    return pathlib.Path(os.environ.get("QUIVER_SHM_DIR") or "/dev/shm")
-
-
 def _segment(name: str) -> pathlib.Path:
-    return _shm_dir() / f"quiver-{os.getuid()}-{name}"
+    return common.named_directory() / name
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -468,7 +464,7 @@ def run(ctx: common.Context) -> dict:
             for name in left:
                 _segment(name).unlink(missing_ok=True)
         elif left:
-            raise BenchError(f"channels still in {_shm_dir()} after the servers stopped "
+            raise BenchError(f"channels still in {common.named_directory()} after the servers stopped "
                              f"(quiver serve did not let go?): {left}")
 
     params = {"rows_per_batch": rows, "batches": n, "distinct_batches": DISTINCT,

@@ -129,9 +129,7 @@ TEST(CliTest, CleanRemovesStaleSegmentsAndSparesLiveOnes) {
 
   Output clean = Quiver("clean");
   EXPECT_EQ(clean.exit_code, 0);
-  EXPECT_NE(clean.text.find("removed " + shm::Segment::Directory() + "/" +
-                            shm::Segment::UserPrefix() + stale),
-            std::string::npos)
+  EXPECT_NE(clean.text.find("removed " + shm::Segment::PathOf(stale)), std::string::npos)
       << clean.text;
   EXPECT_FALSE(SegmentFileExists(stale));
   EXPECT_TRUE(SegmentFileExists(live));

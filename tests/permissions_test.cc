@@ -73,7 +73,7 @@ TEST(PermissionsTest, AnotherUserCannotOpenOrMapAChannel) {
   OtherUser other;
   ASSERT_TRUE(other.created()) << "useradd failed: " << other.output();
 
-  const std::string path = shm::Segment::Directory() + "/" + shm::Segment::UserPrefix() + name;
+  const std::string path = shm::Segment::PathOf(name);
   const std::string peer = std::string(QUIVER_TEST_PEER_DIR) + "/permissions_peer_main";
   int status = 0;
   const std::string out = Shell("setpriv --reuid=" + other.name() + " --regid=" + other.name() +

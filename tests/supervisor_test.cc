@@ -160,7 +160,7 @@ TEST(SupervisorTest, PipelineFileFromDiskCompletes) {
   ASSERT_TRUE(pipeline.ok()) << pipeline.status().ToString();
   int fds[2];
   ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
-  shm::UniqueFd r(fds[0]), w(fds[1]);
+  UniqueFd r(fds[0]), w(fds[1]);
   RunOptions options = Quiet();
   options.stdout_fd = w.get();
   auto report = RunPipeline(*pipeline, options);
@@ -276,7 +276,7 @@ TEST(SupervisorTest, OutputLinesArePrefixedWithTheNodeName) {
   int out[2], err[2];
   ASSERT_EQ(::pipe2(out, O_CLOEXEC), 0);
   ASSERT_EQ(::pipe2(err, O_CLOEXEC), 0);
-  shm::UniqueFd out_r(out[0]), out_w(out[1]), err_r(err[0]), err_w(err[1]);
+  UniqueFd out_r(out[0]), out_w(out[1]), err_r(err[0]), err_w(err[1]);
   Pipeline p;
   p.nodes = {Sh("talker", "echo hello; printf 'two\\nlines\\n'; echo oops >&2; printf tail"),
              Sh("other", "echo from other")};
@@ -356,7 +356,9 @@ TEST(SupervisorTest, SupervisorKilledWithSigkillLeavesNoNodeNoSegmentNoSocket) {
   EXPECT_TRUE(ExitsWithin(sub, milliseconds(1000)));
   // ... and nothing is left: no segment file (memfds die with their last holder), no socket.
   EXPECT_FALSE(testing::SegmentFileExists(channel));
-  for (const auto& entry : std::filesystem::directory_iterator(shm::Segment::Directory())) {
+  std::error_code no_directory;  // the last channel out removes it: then nothing is left
+  for (const auto& entry :
+       std::filesystem::directory_iterator(shm::Segment::Directory(), no_directory)) {
     EXPECT_EQ(entry.path().filename().string().find(channel), std::string::npos) << entry.path();
   }
   EXPECT_EQ(ConnectUnix(socket).status().code(), ErrorCode::kNotFound);

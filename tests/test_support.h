@@ -23,8 +23,7 @@ inline std::string UniqueName(std::string_view what) {
 }
 
 inline bool SegmentFileExists(const std::string& name) {
-  return std::filesystem::exists(shm::Segment::Directory() + "/" + shm::Segment::UserPrefix() +
-                                 name);
+  return std::filesystem::exists(shm::Segment::PathOf(name));
 }
 
 /// A forked child running `body`; its return value is the exit code. Killed and reaped on

@@ -43,7 +43,8 @@ enum class OverflowPolicy : uint32_t {
 
 /// Where the channel's shared memory lives.
 enum class Backing : uint32_t {
-  kNamed = 0,  ///< /dev/shm/quiver-<uid>-<name>: any process of this user can Open() it.
+  kNamed = 0,  ///< /dev/shm/quiver-<uid>/<name> (Channel::NamedPath): any process of this
+               ///< user can Open() it; other users can neither open nor list it.
   kMemfd = 1,  ///< An anonymous memfd reached only through its fd (see Channel::FromFd).
 };
 
@@ -256,6 +257,13 @@ class Channel {
   /// supervisor handed down (environment QUIVER_CHANNELS="name=fd,name=fd,..."), else by
   /// name (Open). kInvalidArgument for a malformed QUIVER_CHANNELS.
   static Result<Channel> Attach(std::string_view name);
+
+  /// The private directory (mode 0700) where this user's named channels live:
+  /// /dev/shm/quiver-<uid>, or $QUIVER_SHM_DIR/quiver-<uid>. Made by the first Create and
+  /// removed by the last channel out.
+  static std::string NamedDirectory();
+  /// The file of named channel `name`: NamedDirectory()/name.
+  static std::string NamedPath(std::string_view name);
 
   /// Becomes the channel's publisher. kBusy if a live publisher already exists.
   Result<Publisher> CreatePublisher(const PublisherOptions& options = {});

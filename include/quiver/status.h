@@ -26,6 +26,8 @@ enum class ErrorCode : int {
   kIoError,           // a system call failed; the message carries errno's text
   kSchemaMismatch,
   kHandleOutOfRange,
+  kResourceExhausted,  // a limit that protects the process was reached (size, count, bytes)
+  kUnauthenticated,    // the caller did not prove who it is (no or a wrong token)
 };
 
 /// Returns the stable upper-case name of `code`, e.g. "SHM_CORRUPTION".
@@ -78,6 +80,8 @@ class [[nodiscard]] Result {
   T&& operator*() && { return std::move(*this).value(); }
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
+  /// The value, or `fallback` if there is none.
+  T ValueOr(T fallback) const& { return ok() ? value() : std::move(fallback); }
 
  private:
   std::variant<T, Status> v_;

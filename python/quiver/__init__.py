@@ -32,9 +32,11 @@ from ._quiver import (
     PeerGone,
     PermissionDenied,
     QuiverError,
+    ResourceExhausted,
     SchemaMismatch,
     ShmCorruption,
     Timeout,
+    Unauthenticated,
 )
 
 __version__ = "0.1.0"
@@ -42,7 +44,8 @@ __all__ = [
     "Channel", "Publisher", "Subscriber", "Sample", "NdarrayLoan", "parse_size",
     "QuiverError", "AlreadyExists", "Busy", "CapacityExceeded", "ChannelFull",
     "HandleOutOfRange", "InvalidArgument", "IoError", "NotFound", "PeerGone",
-    "PermissionDenied", "SchemaMismatch", "ShmCorruption", "Timeout",
+    "PermissionDenied", "ResourceExhausted", "SchemaMismatch", "ShmCorruption", "Timeout",
+    "Unauthenticated",
 ]
 
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
@@ -395,6 +398,18 @@ class Channel:
         """Attaches as a pipeline node should: through the fd the supervisor handed down
         (environment ``QUIVER_CHANNELS="name=fd,..."``), else by name."""
         return cls(_quiver.Channel.attach(name))
+
+    @staticmethod
+    def named_directory() -> str:
+        """The private directory (mode 0700) where this user's named channels live:
+        ``/dev/shm/quiver-<uid>`` (or ``$QUIVER_SHM_DIR/quiver-<uid>``). Other users can neither
+        list it nor plant a name in it."""
+        return _quiver.named_directory()
+
+    @staticmethod
+    def named_path(name: str) -> str:
+        """The file of the named channel ``name`` (whether or not it exists)."""
+        return _quiver.named_path(name)
 
     @property
     def name(self) -> str:

@@ -56,7 +56,8 @@ _CODE_CLASSES = {
     "CHANNEL_FULL": "ChannelFull", "TIMEOUT": "Timeout", "PEER_DIED": "PeerGone",
     "SHM_CORRUPTION": "ShmCorruption", "PERMISSION_DENIED": "PermissionDenied",
     "IO_ERROR": "IoError", "SCHEMA_MISMATCH": "SchemaMismatch",
-    "HANDLE_OUT_OF_RANGE": "HandleOutOfRange",
+    "HANDLE_OUT_OF_RANGE": "HandleOutOfRange", "RESOURCE_EXHAUSTED": "ResourceExhausted",
+    "UNAUTHENTICATED": "Unauthenticated",
 }
 
 

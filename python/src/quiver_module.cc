@@ -90,6 +90,10 @@ void RegisterErrors(nb::module_& m) {
       {ErrorCode::kSchemaMismatch, "SchemaMismatch", nullptr,
        "An incompatible schema (names the field and both types)."},
       {ErrorCode::kHandleOutOfRange, "HandleOutOfRange", nullptr, "A handle outside its segment."},
+      {ErrorCode::kResourceExhausted, "ResourceExhausted", nullptr,
+       "A limit that protects the process was reached (a size, a count, a total)."},
+      {ErrorCode::kUnauthenticated, "Unauthenticated", PyExc_PermissionError,
+       "The caller did not prove who it is (no token, or a wrong one)."},
   };
   for (const Spec& s : specs) {
     PyObject* bases =
@@ -569,6 +573,8 @@ NB_MODULE(_quiver, m) {
   using namespace quiver::python;
   m.doc() = "Quiver's native core; use the `quiver` package, not this module.";
   RegisterErrors(m);
+  m.def("named_directory", &Channel::NamedDirectory);
+  m.def("named_path", [](const std::string& name) { return Channel::NamedPath(name); });
 
   nb::class_<Channel>(m, "Channel")
       .def_static("create", &CreateChannel, "name"_a, "capacity"_a, "max_samples"_a,

@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import named_channels
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 SUITE = REPO / "bench" / "suite.py"
@@ -24,9 +25,8 @@ def run_suite(build_dir, results, *args, timeout=600):
 
 def shm_names():
     """The suite's channels (its names start with w1-..w5- or pingpong-)."""
-    prefixes = tuple(f"quiver-{os.getuid()}-{p}"
-                     for p in ("w1-", "w2-", "w3-", "w4-", "w5-", "pingpong-"))
-    return {n for n in os.listdir("/dev/shm") if n.startswith(prefixes)}
+    prefixes = ("w1-", "w2-", "w3-", "w4-", "w5-", "pingpong-")
+    return {n for n in named_channels() if n.startswith(prefixes)}
 
 
 @pytest.mark.parametrize("workload,module", [("w1", "w1_ledger"), ("w2", "w2_image"),

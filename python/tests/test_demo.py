@@ -6,6 +6,8 @@ import pathlib
 import subprocess
 import sys
 
+from conftest import named_channels
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
@@ -19,7 +21,7 @@ def test_ledger_demo_pipeline_moves_every_row_and_reports(build_dir, name):
     assert "pipeline completed" in run.stdout + run.stderr
     assert "both match the producer's sum" in run.stdout
     assert "faster than JSON over stdio" in run.stdout
-    leftovers = [f for f in os.listdir("/dev/shm") if f.startswith(f"quiver-{os.getuid()}-ledger")]
+    leftovers = [f for f in named_channels() if f.startswith("ledger")]
     assert not leftovers
 
 

@@ -18,6 +18,7 @@ import time
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from conftest import named_channels
 
 import quiver
 from flight_serve import Serve
@@ -96,8 +97,7 @@ def live_subscribers(channel) -> int:
 
 
 def segments(name):
-    prefix = f"quiver-{os.getuid()}-{name}"
-    return [f for f in os.listdir("/dev/shm") if f == prefix]
+    return [f for f in named_channels() if f == name]
 
 
 def wait_segments_gone(name, timeout=10.0):

@@ -155,6 +155,10 @@ Result<Channel> Channel::Open(std::string_view name) {
   return Channel(std::move(state));
 }
 
+std::string Channel::NamedDirectory() { return shm::Segment::Directory(); }
+
+std::string Channel::NamedPath(std::string_view name) { return shm::Segment::PathOf(name); }
+
 Result<Channel> Channel::FromFd(int fd) {
   QUIVER_ASSIGN_OR_RETURN(shm::Segment segment, shm::Segment::FromFd(fd));
   QUIVER_ASSIGN_OR_RETURN(auto state, internal::AttachSegment(std::move(segment)));

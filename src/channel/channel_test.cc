@@ -14,7 +14,7 @@
 
 #include "shm/ofd_lock.h"
 #include "shm/segment.h"
-#include "shm/unique_fd.h"
+#include "common/unique_fd.h"
 #include "test_support.h"
 
 namespace quiver {
@@ -387,8 +387,9 @@ TEST(ChannelTest, MemfdChannelLeavesNothingInDevShm) {
 
 TEST(ChannelTest, GarbageSegmentOfALiveOwnerIsShmCorruptionNotACrash) {
   const std::string name = UniqueName("garbage");
-  const std::string path = shm::Segment::Directory() + "/" + shm::Segment::UserPrefix() + name;
-  shm::UniqueFd fd(open(path.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600));
+  const std::string path = shm::Segment::PathOf(name);
+  ::mkdir(shm::Segment::Directory().c_str(), 0700);  // as the first CreateNamed would
+  UniqueFd fd(open(path.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600));
   ASSERT_TRUE(fd.valid());
   // Someone live holds it (so it is not stale), but its bytes are not a channel.
   ASSERT_TRUE(shm::LockByte(fd.get(), shm::kParticipantLockByte, shm::LockKind::kShared).ok());

@@ -23,7 +23,7 @@ Result<NotifyReceiver> NotifyReceiver::Bind(std::string_view name) {
   if (name.empty() || name.size() > 47) {
     return Status(ErrorCode::kInvalidArgument, "notify socket name must be 1 to 47 bytes");
   }
-  shm::UniqueFd fd(socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  UniqueFd fd(socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return Status::FromErrno("socket(AF_UNIX)", errno);
   sockaddr_un addr{};
   socklen_t len = MakeAddress(name, &addr);

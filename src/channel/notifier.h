@@ -7,7 +7,7 @@
 #include <string_view>
 
 #include "quiver/status.h"
-#include "shm/unique_fd.h"
+#include "common/unique_fd.h"
 
 namespace quiver::channel {
 
@@ -21,8 +21,8 @@ class NotifyReceiver {
   void Drain() const;
 
  private:
-  explicit NotifyReceiver(shm::UniqueFd fd) : fd_(std::move(fd)) {}
-  shm::UniqueFd fd_;
+  explicit NotifyReceiver(UniqueFd fd) : fd_(std::move(fd)) {}
+  UniqueFd fd_;
 };
 
 /// The sending end: one unbound socket that can signal any receiver by name.
@@ -33,7 +33,7 @@ class NotifySender {
   void Signal(std::string_view name);
 
  private:
-  shm::UniqueFd fd_;
+  UniqueFd fd_;
 };
 
 }  // namespace quiver::channel

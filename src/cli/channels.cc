@@ -10,9 +10,11 @@
 
 namespace quiver::cli {
 
-std::vector<ChannelRow> ReadChannels() {
+std::vector<ChannelRow> ReadChannels(std::vector<std::string>* problems) {
   std::vector<ChannelRow> rows;
-  for (const std::string& name : shm::Segment::ListNamed()) {
+  Result<std::vector<std::string>> named = shm::Segment::ListNamed();
+  if (!named.ok() && problems != nullptr) problems->push_back(named.status().ToString());
+  for (const std::string& name : named.ValueOr({})) {
     ChannelRow row;
     row.name = name;
     auto stale = shm::Segment::IsStale(name);
@@ -31,8 +33,10 @@ std::vector<ChannelRow> ReadChannels() {
     rows.push_back(std::move(row));
   }
   for (const std::string& socket : supervisor::FindSupervisors()) {
+    // Ended meanwhile, or not ours (another user's socket under a supervisor's name: it is
+    // neither asked for channels nor believed).
     auto names = supervisor::ListSupervisedChannels(socket);
-    if (!names.ok()) continue;  // it ended meanwhile
+    if (!names.ok()) continue;
     for (const std::string& name : *names) {
       ChannelRow row;
       row.name = name;

@@ -19,8 +19,9 @@ struct ChannelRow {
 };
 
 /// Every named channel of this user, sorted by name, then the channels of this user's
-/// running pipelines (memfds reached through their supervisors).
-std::vector<ChannelRow> ReadChannels();
+/// running pipelines (memfds reached through their supervisors). What could not be looked
+/// at (a channel directory another user squats, say) goes to `problems`, one line each.
+std::vector<ChannelRow> ReadChannels(std::vector<std::string>* problems = nullptr);
 
 /// One channel as JSON (the `--json` shape of `quiver ls`).
 nlohmann::json ToJson(const ChannelRow& row);

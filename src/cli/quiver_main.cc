@@ -24,8 +24,14 @@ namespace {
 
 volatile std::sig_atomic_t g_interrupted = 0;
 
+void Report(const std::vector<std::string>& problems) {
+  for (const std::string& problem : problems) std::cerr << "quiver: " << problem << "\n";
+}
+
 int Ls(bool json) {
-  const std::vector<ChannelRow> rows = ReadChannels();
+  std::vector<std::string> problems;
+  const std::vector<ChannelRow> rows = ReadChannels(&problems);
+  Report(problems);
   if (json) {
     nlohmann::json out = nlohmann::json::array();
     for (const ChannelRow& row : rows) out.push_back(ToJson(row));
@@ -38,7 +44,9 @@ int Ls(bool json) {
 
 int Top(double interval, int iterations) {
   std::signal(SIGINT, [](int) { g_interrupted = 1; });
-  std::vector<ChannelRow> previous = ReadChannels();
+  std::vector<std::string> problems;
+  std::vector<ChannelRow> previous = ReadChannels(&problems);
+  Report(problems);
   auto last = std::chrono::steady_clock::now();
   for (int i = 0; iterations <= 0 || i < iterations; ++i) {
     for (double slept = 0; slept < interval && !g_interrupted; slept += 0.05) {
@@ -59,8 +67,13 @@ int Top(double interval, int iterations) {
 
 int Clean(bool dry_run) {
   int removed = 0, kept = 0;
-  for (const std::string& name : shm::Segment::ListNamed()) {
-    const std::string path = shm::Segment::Directory() + "/" + shm::Segment::UserPrefix() + name;
+  auto names = shm::Segment::ListNamed();
+  if (!names.ok()) {
+    std::cerr << "quiver clean: " << names.status().ToString() << "\n";
+    return 1;
+  }
+  for (const std::string& name : *names) {
+    const std::string path = shm::Segment::PathOf(name);
     auto stale = shm::Segment::IsStale(name);
     if (!stale.ok()) {
       std::cerr << "quiver clean: " << path << ": " << stale.status().ToString() << "\n";

@@ -34,6 +34,10 @@ std::string_view ErrorCodeName(ErrorCode code) {
       return "SCHEMA_MISMATCH";
     case ErrorCode::kHandleOutOfRange:
       return "HANDLE_OUT_OF_RANGE";
+    case ErrorCode::kResourceExhausted:
+      return "RESOURCE_EXHAUSTED";
+    case ErrorCode::kUnauthenticated:
+      return "UNAUTHENTICATED";
   }
   return "UNKNOWN";
 }

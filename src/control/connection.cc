@@ -18,16 +18,16 @@ constexpr size_t kReadChunk = 16 << 10;
 
 }  // namespace
 
-Connection::Connection(shm::UniqueFd owned, int read_fd, int write_fd, size_t max_line)
+Connection::Connection(UniqueFd owned, int read_fd, int write_fd, size_t max_line)
     : owned_(std::move(owned)), read_fd_(read_fd), write_fd_(write_fd), max_line_(max_line) {}
 
-Connection Connection::FromSocket(shm::UniqueFd fd, size_t max_line) {
+Connection Connection::FromSocket(UniqueFd fd, size_t max_line) {
   const int raw = fd.get();
   return Connection(std::move(fd), raw, raw, max_line);
 }
 
 Connection Connection::FromBorrowedFds(int read_fd, int write_fd, size_t max_line) {
-  return Connection(shm::UniqueFd(), read_fd, write_fd, max_line);
+  return Connection(UniqueFd(), read_fd, write_fd, max_line);
 }
 
 Result<Connection> Connection::ConnectUnix(std::string_view path) {
@@ -39,7 +39,7 @@ Result<Connection> Connection::ConnectUnix(std::string_view path) {
                                                    " bytes: '" + std::string(path) + "'");
   }
   std::memcpy(addr.sun_path, path.data(), path.size());
-  shm::UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return Status::FromErrno("socket(AF_UNIX)", errno);
   if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
     const int err = errno;
@@ -52,7 +52,7 @@ Result<Connection> Connection::ConnectUnix(std::string_view path) {
 }
 
 Result<Connection> Connection::ConnectTcp(uint16_t port) {
-  shm::UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return Status::FromErrno("socket(AF_INET)", errno);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -74,8 +74,8 @@ Result<std::pair<Connection, Connection>> Connection::Pair() {
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
     return Status::FromErrno("socketpair", errno);
   }
-  return std::pair<Connection, Connection>(FromSocket(shm::UniqueFd(fds[0])),
-                                           FromSocket(shm::UniqueFd(fds[1])));
+  return std::pair<Connection, Connection>(FromSocket(UniqueFd(fds[0])),
+                                           FromSocket(UniqueFd(fds[1])));
 }
 
 Result<std::optional<std::string>> Connection::ReadLine() {

@@ -13,7 +13,7 @@
 
 #include "control/envelope.h"
 #include "quiver/status.h"
-#include "shm/unique_fd.h"
+#include "common/unique_fd.h"
 
 namespace quiver::control {
 
@@ -23,7 +23,7 @@ namespace quiver::control {
 class Connection {
  public:
   /// Takes ownership of a connected stream socket (or any fd used for both directions).
-  static Connection FromSocket(shm::UniqueFd fd, size_t max_line = kMaxLineBytes);
+  static Connection FromSocket(UniqueFd fd, size_t max_line = kMaxLineBytes);
   /// Uses fds this object does not own, e.g. STDIN_FILENO and STDOUT_FILENO.
   static Connection FromBorrowedFds(int read_fd, int write_fd, size_t max_line = kMaxLineBytes);
   /// Connects to a Unix stream socket at `path`.
@@ -52,9 +52,9 @@ class Connection {
   int write_fd() const { return write_fd_; }
 
  private:
-  Connection(shm::UniqueFd owned, int read_fd, int write_fd, size_t max_line);
+  Connection(UniqueFd owned, int read_fd, int write_fd, size_t max_line);
 
-  shm::UniqueFd owned_;
+  UniqueFd owned_;
   int read_fd_ = -1;
   int write_fd_ = -1;
   size_t max_line_ = kMaxLineBytes;

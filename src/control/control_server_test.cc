@@ -197,7 +197,7 @@ TEST(ConnectionTest, OversizedLineIsReportedOnceAndSkipped) {
   auto pair = Connection::Pair();
   ASSERT_TRUE(pair.ok());
   Connection reader =
-      Connection::FromSocket(shm::UniqueFd(::dup(pair->second.read_fd())), /*max_line=*/16);
+      Connection::FromSocket(UniqueFd(::dup(pair->second.read_fd())), /*max_line=*/16);
   std::thread writer([&] {
     ASSERT_TRUE(pair->first.WriteLine("short").ok());
     ASSERT_TRUE(pair->first.WriteLine(std::string(1 << 20, 'y')).ok());

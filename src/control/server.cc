@@ -104,7 +104,7 @@ Result<ConnectionEnd> ServeConnection(Connection& connection, const Handler& han
   }
 }
 
-Server::Server(shm::UniqueFd listener, std::string path, uint16_t port, Handler handler,
+Server::Server(UniqueFd listener, std::string path, uint16_t port, Handler handler,
                ServeOptions options)
     : listener_(std::move(listener)),
       path_(std::move(path)),
@@ -122,7 +122,7 @@ Result<std::unique_ptr<Server>> Server::ListenUnix(std::string path, Handler han
                                                    " bytes: '" + path + "'");
   }
   std::memcpy(addr.sun_path, path.data(), path.size());
-  shm::UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return Status::FromErrno("socket(AF_UNIX)", errno);
   if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
     const int err = errno;
@@ -148,7 +148,7 @@ Result<std::unique_ptr<Server>> Server::ListenUnix(std::string path, Handler han
 
 Result<std::unique_ptr<Server>> Server::ListenTcp(uint16_t port, Handler handler,
                                                   ServeOptions options) {
-  shm::UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return Status::FromErrno("socket(AF_INET)", errno);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -226,7 +226,7 @@ Status Server::Run() {
     ReapFinished();
     if (fds[1].revents != 0 || stopping_.load()) break;
     if ((fds[0].revents & POLLIN) == 0) continue;
-    shm::UniqueFd fd(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    UniqueFd fd(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
     if (!fd.valid()) {
       if (errno == EINTR || errno == ECONNABORTED || errno == EAGAIN) continue;
       result = Status::FromErrno("accept control connection", errno);

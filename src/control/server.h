@@ -16,7 +16,7 @@
 #include "control/connection.h"
 #include "control/envelope.h"
 #include "quiver/status.h"
-#include "shm/unique_fd.h"
+#include "common/unique_fd.h"
 
 namespace quiver::control {
 
@@ -90,13 +90,13 @@ class Server {
     std::atomic<bool> done{false};
   };
 
-  Server(shm::UniqueFd listener, std::string path, uint16_t port, Handler handler,
+  Server(UniqueFd listener, std::string path, uint16_t port, Handler handler,
          ServeOptions options);
   void ReapFinished();
 
-  shm::UniqueFd listener_;
-  shm::UniqueFd wake_read_;  // a pipe: Stop() writes a byte to wake Run()'s poll
-  shm::UniqueFd wake_write_;
+  UniqueFd listener_;
+  UniqueFd wake_read_;  // a pipe: Stop() writes a byte to wake Run()'s poll
+  UniqueFd wake_write_;
   std::string path_;
   uint16_t port_ = 0;
   Handler handler_;

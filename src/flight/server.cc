@@ -82,7 +82,8 @@ class ChannelServer final : public fl::FlightServerBase {
     // Criteria, if given, is a channel name prefix.
     const std::string prefix = criteria != nullptr ? criteria->expression : "";
     std::vector<fl::FlightInfo> flights;
-    for (const std::string& name : shm::Segment::ListNamed()) {
+    ARROW_ASSIGN_OR_RAISE(std::vector<std::string> names, ListChannels());
+    for (const std::string& name : names) {
       if (name.compare(0, prefix.size(), prefix) != 0) continue;
       Result<Channel> channel = Channel::Open(name);
       if (!channel.ok() || channel->type_versions() == 0) continue;  // gone, or not Arrow
@@ -163,7 +164,8 @@ class ChannelServer final : public fl::FlightServerBase {
     nlohmann::json out;
     if (action.type == kListChannels) {
       out = nlohmann::json::array();
-      for (const std::string& name : shm::Segment::ListNamed()) {
+      ARROW_ASSIGN_OR_RAISE(std::vector<std::string> names, ListChannels());
+      for (const std::string& name : names) {
         Result<Channel> channel = Channel::Open(name);
         if (channel.ok()) out.push_back(Describe(*channel));
       }
@@ -187,6 +189,12 @@ class ChannelServer final : public fl::FlightServerBase {
   // True once the call was cancelled or the server is stopping: what waits poll for.
   std::function<bool()> StopFor(const fl::ServerCallContext& context) {
     return [&context, this] { return context.is_cancelled() || stopping_.load(); };
+  }
+
+  static arrow::Result<std::vector<std::string>> ListChannels() {
+    Result<std::vector<std::string>> names = shm::Segment::ListNamed();
+    if (!names.ok()) return ToArrow(names.status());
+    return std::move(*names);
   }
 
   static arrow::Result<std::string> NameOf(const fl::FlightDescriptor& descriptor) {

@@ -1,5 +1,6 @@
 #include "shm/segment.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -7,18 +8,14 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <filesystem>
 #include <cstdlib>
 #include <utility>
 
+#include "common/private_dir.h"
 #include "shm/ofd_lock.h"
 
 namespace quiver::shm {
 namespace {
-
-std::string PathOf(std::string_view name) {
-  return Segment::Directory() + "/" + Segment::UserPrefix() + std::string(name);
-}
 
 // A segment is ours only if it is a regular file we own that nobody else may open.
 Status CheckOwnership(int fd, std::string_view what) {
@@ -37,6 +34,15 @@ Status CheckOwnership(int fd, std::string_view what) {
   }
   return Status::OK();
 }
+
+Result<bool> CheckUserDirectory(bool create) {
+  return EnsurePrivateDirectory(Segment::Directory(), create,
+                                "where this user's named channels live; QUIVER_SHM_DIR moves it");
+}
+
+// The last channel out removes the directory too, so nothing of Quiver's stays in /dev/shm.
+// rmdir refuses a directory that still holds a channel; a creator racing with it retries.
+void RemoveUserDirectoryIfEmpty() { rmdir(Segment::Directory().c_str()); }
 
 bool SameFile(int fd, const std::string& path) {
   struct stat a {
@@ -88,12 +94,16 @@ Mapping::~Mapping() {
   if (data_ != nullptr) munmap(data_, size_);
 }
 
-std::string Segment::Directory() {
+std::string Segment::BaseDirectory() {
   const char* dir = std::getenv("QUIVER_SHM_DIR");
   return dir != nullptr && *dir != '\0' ? dir : "/dev/shm";
 }
 
-std::string Segment::UserPrefix() { return "quiver-" + std::to_string(geteuid()) + "-"; }
+std::string Segment::Directory() {
+  return BaseDirectory() + "/quiver-" + std::to_string(geteuid());
+}
+
+std::string Segment::PathOf(std::string_view name) { return Directory() + "/" + std::string(name); }
 
 Status Segment::ValidateName(std::string_view name) {
   if (name.empty() || name.size() > 64) {
@@ -136,6 +146,7 @@ void Segment::Close() {
   if (named() && TryLockByte(fd_.get(), kParticipantLockByte, LockKind::kExclusive).ok() &&
       SameFile(fd_.get(), path_)) {
     unlink(path_.c_str());
+    RemoveUserDirectoryIfEmpty();
   }
   fd_.Reset();  // drops every lock this description holds
 }
@@ -146,7 +157,12 @@ Result<Segment> Segment::CreateNamed(std::string_view name, size_t bytes, const 
   const std::string path = PathOf(name);
   // An unnamed file, initialised, then linked into place: no process can ever open a
   // half-initialised segment, and a crash before the link leaves nothing behind.
-  UniqueFd fd(open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
+  UniqueFd fd;
+  for (int attempt = 0; attempt < 8 && !fd.valid(); ++attempt) {
+    QUIVER_RETURN_IF_ERROR(CheckUserDirectory(/*create=*/true).status());
+    fd.Reset(open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
+    if (!fd.valid() && errno != ENOENT) break;  // ENOENT: the last channel out removed dir
+  }
   if (!fd.valid()) return Status::FromErrno("creating a segment in " + dir, errno);
   if (fchmod(fd.get(), 0600) != 0) return Status::FromErrno("fchmod", errno);
   QUIVER_RETURN_IF_ERROR(Reserve(fd.get(), bytes));
@@ -159,6 +175,10 @@ Result<Segment> Segment::CreateNamed(std::string_view name, size_t bytes, const 
     if (linkat(AT_FDCWD, proc_path.c_str(), AT_FDCWD, path.c_str(), AT_SYMLINK_FOLLOW) == 0) {
       segment.path_ = path;
       return segment;
+    }
+    if (errno == ENOENT) {  // the directory was removed meanwhile: make it again
+      QUIVER_RETURN_IF_ERROR(CheckUserDirectory(/*create=*/true).status());
+      continue;
     }
     if (errno != EEXIST) return Status::FromErrno("linking segment " + path, errno);
     QUIVER_ASSIGN_OR_RETURN(bool removed, RemoveIfStale(name));
@@ -191,14 +211,18 @@ Result<Segment> Segment::CreateMemfd(std::string_view name, size_t bytes, const 
 Result<Segment> Segment::OpenNamed(std::string_view name) {
   QUIVER_RETURN_IF_ERROR(ValidateName(name));
   const std::string path = PathOf(name);
+  auto not_found = [&] {
+    return Status(ErrorCode::kNotFound,
+                  "channel '" + std::string(name) + "' does not exist (no " + path + ")");
+  };
+  QUIVER_ASSIGN_OR_RETURN(bool have_directory, CheckUserDirectory(/*create=*/false));
+  if (!have_directory) return not_found();
   for (int attempt = 0; attempt < 100; ++attempt) {
-    // O_NOFOLLOW: a symlink planted under our name is refused, never followed.
-    UniqueFd fd(open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC));
+    // O_NOFOLLOW: a symlink planted under our name is refused, never followed. O_NONBLOCK:
+    // opening a FIFO planted there returns at once (and fstat refuses it) instead of hanging.
+    UniqueFd fd(open(path.c_str(), O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
     if (!fd.valid()) {
-      if (errno == ENOENT) {
-        return Status(ErrorCode::kNotFound,
-                      "channel '" + std::string(name) + "' does not exist (no " + path + ")");
-      }
+      if (errno == ENOENT) return not_found();
       if (errno == ELOOP) {
         return Status(ErrorCode::kPermissionDenied, path + " is a symbolic link; refusing it");
       }
@@ -239,7 +263,9 @@ Result<Segment> Segment::FromFd(int fd) {
 Result<bool> Segment::RemoveIfStale(std::string_view name) {
   QUIVER_RETURN_IF_ERROR(ValidateName(name));
   const std::string path = PathOf(name);
-  UniqueFd fd(open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC));
+  QUIVER_ASSIGN_OR_RETURN(bool have_directory, CheckUserDirectory(/*create=*/false));
+  if (!have_directory) return false;
+  UniqueFd fd(open(path.c_str(), O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
   if (!fd.valid()) {
     if (errno == ENOENT) return false;
     if (errno == ELOOP) {
@@ -249,32 +275,48 @@ Result<bool> Segment::RemoveIfStale(std::string_view name) {
   }
   QUIVER_RETURN_IF_ERROR(CheckOwnership(fd.get(), path));
   QUIVER_ASSIGN_OR_RETURN(OpenOutcome outcome, Join(fd.get(), path));
+  if (outcome == OpenOutcome::kStale) {
+    fd.Reset();
+    RemoveUserDirectoryIfEmpty();
+  }
   return outcome != OpenOutcome::kLive;
 }
 
 Result<bool> Segment::IsStale(std::string_view name) {
   QUIVER_RETURN_IF_ERROR(ValidateName(name));
   const std::string path = PathOf(name);
-  UniqueFd fd(open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  QUIVER_ASSIGN_OR_RETURN(bool have_directory, CheckUserDirectory(/*create=*/false));
+  if (!have_directory) return false;
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
   if (!fd.valid()) {
     if (errno == ENOENT) return false;
     return Status::FromErrno("opening " + path, errno);
   }
+  QUIVER_RETURN_IF_ERROR(CheckOwnership(fd.get(), path));
   // Any lock held by anyone on the participant byte means someone is there. Asking
   // (F_OFD_GETLK) takes no lock, so this never disturbs a live channel or removes anything.
   return !IsByteLockedByOthers(fd.get(), kParticipantLockByte);
 }
 
-std::vector<std::string> Segment::ListNamed() {
+Result<std::vector<std::string>> Segment::ListNamed() {
   std::vector<std::string> names;
-  const std::string prefix = UserPrefix();
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(Directory(), ec)) {
-    const std::string file = entry.path().filename().string();
-    if (file.rfind(prefix, 0) == 0 && ValidateName(file.substr(prefix.size())).ok()) {
-      names.push_back(file.substr(prefix.size()));
-    }
+  QUIVER_ASSIGN_OR_RETURN(bool have_directory, CheckUserDirectory(/*create=*/false));
+  if (!have_directory) return names;
+  const std::string dir = Directory();
+  DIR* listing = opendir(dir.c_str());
+  if (listing == nullptr) {
+    if (errno == ENOENT) return names;  // the last channel out removed it meanwhile
+    return Status::FromErrno("listing " + dir, errno);
   }
+  while (const dirent* entry = readdir(listing)) {
+    const std::string_view file = entry->d_name;
+    if (!ValidateName(file).ok()) continue;  // ".", "..", and nothing a channel could be
+    // Only our own regular files: asked without opening, so nothing here can block.
+    struct stat st {};
+    if (fstatat(dirfd(listing), entry->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+    if (S_ISREG(st.st_mode) && st.st_uid == geteuid()) names.emplace_back(file);
+  }
+  closedir(listing);
   std::sort(names.begin(), names.end());
   return names;
 }

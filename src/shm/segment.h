@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "quiver/status.h"
-#include "shm/unique_fd.h"
+#include "common/unique_fd.h"
 
 namespace quiver::shm {
 
@@ -51,7 +51,7 @@ class Segment {
   /// Called on a new segment before any other process can see it (to write its header).
   using Initializer = std::function<Status(Segment&)>;
 
-  /// Creates `/dev/shm/quiver-<uid>-<name>` (mode 0600) of `bytes` bytes, runs `init`, then
+  /// Creates `/dev/shm/quiver-<uid>/<name>` (mode 0600) of `bytes` bytes, runs `init`, then
   /// publishes the name atomically. A live segment of that name gives kAlreadyExists; a stale
   /// one (no process holds it) is removed first.
   static Result<Segment> CreateNamed(std::string_view name, size_t bytes, const Initializer& init);
@@ -74,13 +74,19 @@ class Segment {
   /// Returns true if the named segment exists but no process holds it. Changes nothing.
   static Result<bool> IsStale(std::string_view name);
 
-  /// Names of this user's named segments in Directory() (without the prefix), sorted.
-  static std::vector<std::string> ListNamed();
+  /// Names of this user's named segments in Directory(), sorted. Lists only this user's
+  /// regular files and opens none of them. kPermissionDenied if the directory is not ours.
+  static Result<std::vector<std::string>> ListNamed();
 
-  /// Returns the directory named segments live in (/dev/shm, or $QUIVER_SHM_DIR).
+  /// Returns where named segments are made: /dev/shm, or $QUIVER_SHM_DIR.
+  static std::string BaseDirectory();
+  /// Returns this user's private directory of named segments, BaseDirectory()/quiver-<uid>
+  /// (mode 0700, made by the first CreateNamed and removed by the last segment out). Other
+  /// users can neither list it nor plant a name in it; a directory of that name that is not
+  /// ours is refused (kPermissionDenied saying so), never used.
   static std::string Directory();
-  /// Returns the file name prefix of this user's segments, "quiver-<uid>-".
-  static std::string UserPrefix();
+  /// Returns the file of named segment `name`: Directory()/name.
+  static std::string PathOf(std::string_view name);
   /// Checks `name` is 1..64 characters of [A-Za-z0-9._-] not starting with '.'.
   static Status ValidateName(std::string_view name);
 

@@ -18,9 +18,7 @@ namespace {
 
 using testing::UniqueName;
 
-std::string PathOf(const std::string& name) {
-  return Segment::Directory() + "/" + Segment::UserPrefix() + name;
-}
+std::string PathOf(const std::string& name) { return Segment::PathOf(name); }
 Status Nothing(Segment&) { return Status::OK(); }
 
 TEST(SegmentTest, NamedSegmentIsPrivateToItsUser) {
@@ -58,6 +56,7 @@ TEST(SegmentTest, SymlinkPlantedUnderTheNameIsNeverFollowed) {
   const std::string name = UniqueName("symlink");
   const std::string target = "/tmp/quiver-symlink-target-" + std::to_string(getpid());
   { std::ofstream(target) << "precious"; }
+  mkdir(Segment::Directory().c_str(), 0700);  // as the first CreateNamed would
   ASSERT_EQ(symlink(target.c_str(), PathOf(name).c_str()), 0);
   auto open = Segment::OpenNamed(name);
   EXPECT_EQ(open.status().code(), ErrorCode::kPermissionDenied) << open.status().ToString();
@@ -138,7 +137,7 @@ TEST(SegmentTest, IsStaleTellsWithoutRemovingAndListNamedFindsIt) {
     auto live = Segment::CreateNamed(name, 4096, Nothing);
     ASSERT_TRUE(live.ok());
     EXPECT_FALSE(*Segment::IsStale(name));
-    const auto names = Segment::ListNamed();
+    const auto names = *Segment::ListNamed();
     EXPECT_NE(std::find(names.begin(), names.end(), name), names.end());
   }
   pid_t child = fork();

@@ -5,7 +5,7 @@
 namespace quiver::supervisor {
 
 Result<Epoll> Epoll::Create() {
-  shm::UniqueFd fd(::epoll_create1(EPOLL_CLOEXEC));
+  UniqueFd fd(::epoll_create1(EPOLL_CLOEXEC));
   if (!fd.valid()) return Status::FromErrno("epoll_create1", errno);
   return Epoll(std::move(fd));
 }

@@ -7,7 +7,7 @@
 #include <span>
 
 #include "quiver/status.h"
-#include "shm/unique_fd.h"
+#include "common/unique_fd.h"
 
 namespace quiver::supervisor {
 
@@ -24,8 +24,8 @@ class Epoll {
   Result<std::span<epoll_event>> Wait(std::span<epoll_event> events, int timeout_ms);
 
  private:
-  explicit Epoll(shm::UniqueFd fd) : fd_(std::move(fd)) {}
-  shm::UniqueFd fd_;
+  explicit Epoll(UniqueFd fd) : fd_(std::move(fd)) {}
+  UniqueFd fd_;
 };
 
 }  // namespace quiver::supervisor

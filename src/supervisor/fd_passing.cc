@@ -1,5 +1,6 @@
 #include "supervisor/fd_passing.h"
 
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -25,11 +26,20 @@ Result<std::pair<sockaddr_un, socklen_t>> MakeAddress(std::string_view address) 
   return std::make_pair(addr, len);
 }
 
+// What is left until `deadline` as a socket timeout (at least 1 ms: 0 would mean never).
+timeval TimeLeft(std::chrono::steady_clock::time_point deadline) {
+  const auto left = std::chrono::duration_cast<std::chrono::microseconds>(
+      deadline - std::chrono::steady_clock::now());
+  const int64_t us = std::max<int64_t>(left.count(), 1000);
+  return timeval{.tv_sec = static_cast<time_t>(us / 1000000),
+                 .tv_usec = static_cast<suseconds_t>(us % 1000000)};
+}
+
 }  // namespace
 
-Result<shm::UniqueFd> ListenUnix(std::string_view address) {
+Result<UniqueFd> ListenUnix(std::string_view address) {
   QUIVER_ASSIGN_OR_RETURN(auto addr, MakeAddress(address));
-  shm::UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return Status::FromErrno("socket", errno);
   if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr.first), addr.second) != 0) {
     return Status::FromErrno("bind " + std::string(address), errno);
@@ -38,9 +48,11 @@ Result<shm::UniqueFd> ListenUnix(std::string_view address) {
   return fd;
 }
 
-Result<shm::UniqueFd> ConnectUnix(std::string_view address) {
+Result<UniqueFd> ConnectUnix(std::string_view address, Deadline deadline) {
   QUIVER_ASSIGN_OR_RETURN(auto addr, MakeAddress(address));
-  shm::UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  // Non-blocking for the connect: a Unix listener with a full queue (stuck, or not a real
+  // supervisor) makes a blocking connect wait forever; this one gets EAGAIN at once.
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return Status::FromErrno("socket", errno);
   int rc;
   do {
@@ -48,8 +60,18 @@ Result<shm::UniqueFd> ConnectUnix(std::string_view address) {
   } while (rc != 0 && errno == EINTR);
   if (rc != 0) {
     const int err = errno;
-    return Status(err == ECONNREFUSED || err == ENOENT ? ErrorCode::kNotFound : ErrorCode::kIoError,
-                  "connect " + std::string(address) + ": " + std::strerror(err));
+    ErrorCode code = ErrorCode::kIoError;
+    if (err == ECONNREFUSED || err == ENOENT) code = ErrorCode::kNotFound;
+    if (err == EAGAIN) code = ErrorCode::kBusy;
+    return Status(code, "connect " + std::string(address) + ": " + std::strerror(err));
+  }
+  const int flags = ::fcntl(fd.get(), F_GETFL);
+  if (flags < 0 || ::fcntl(fd.get(), F_SETFL, flags & ~O_NONBLOCK) != 0) {
+    return Status::FromErrno("fcntl", errno);
+  }
+  if (deadline) {
+    const timeval left = TimeLeft(*deadline);
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &left, sizeof(left));
   }
   return fd;
 }
@@ -90,9 +112,16 @@ Status SendWithFd(int socket, std::string_view bytes, int fd) {
   return Status::OK();
 }
 
-Result<LineWithFd> ReceiveLineWithFd(int socket, size_t max_bytes) {
+Result<LineWithFd> ReceiveLineWithFd(int socket, size_t max_bytes, Deadline deadline) {
   LineWithFd out;
   while (out.line.size() < max_bytes) {
+    if (deadline) {  // per byte: a peer that drips bytes still ends at the deadline
+      if (std::chrono::steady_clock::now() >= *deadline) {
+        return Status(ErrorCode::kTimeout, "no complete answer in time");
+      }
+      const timeval left = TimeLeft(*deadline);
+      ::setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &left, sizeof(left));
+    }
     char c = 0;
     iovec iov{&c, 1};
     msghdr msg{};
@@ -103,6 +132,9 @@ Result<LineWithFd> ReceiveLineWithFd(int socket, size_t max_bytes) {
     msg.msg_controllen = sizeof(control);
     const ssize_t n = ::recvmsg(socket, &msg, MSG_CMSG_CLOEXEC);
     if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && deadline) {
+      return Status(ErrorCode::kTimeout, "no complete answer in time");
+    }
     if (n < 0) return Status::FromErrno("recvmsg", errno);
     for (cmsghdr* cmsg = CMSG_FIRSTHDR(&msg); cmsg != nullptr; cmsg = CMSG_NXTHDR(&msg, cmsg)) {
       if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS) continue;
@@ -110,7 +142,7 @@ Result<LineWithFd> ReceiveLineWithFd(int socket, size_t max_bytes) {
       for (size_t i = 0; i < count; ++i) {
         int fd;
         std::memcpy(&fd, CMSG_DATA(cmsg) + i * sizeof(int), sizeof(int));
-        shm::UniqueFd owned(fd);  // closes every fd but the first we keep
+        UniqueFd owned(fd);  // closes every fd but the first we keep
         if (!out.fd.valid()) out.fd = std::move(owned);
       }
     }

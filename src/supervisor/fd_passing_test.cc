@@ -13,10 +13,10 @@ namespace {
 TEST(FdPassingTest, AnFdAndItsLineCrossASocket) {
   int sv[2];
   ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-  shm::UniqueFd a(sv[0]), b(sv[1]);
+  UniqueFd a(sv[0]), b(sv[1]);
   int p[2];
   ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
-  shm::UniqueFd pr(p[0]), pw(p[1]);
+  UniqueFd pr(p[0]), pw(p[1]);
 
   ASSERT_TRUE(SendWithFd(a.get(), "ok\n", pr.get()).ok());
   auto got = ReceiveLineWithFd(b.get(), 64);
@@ -35,7 +35,7 @@ TEST(FdPassingTest, AnFdAndItsLineCrossASocket) {
 TEST(FdPassingTest, LineWithoutFdAndPeerGone) {
   int sv[2];
   ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-  shm::UniqueFd a(sv[0]), b(sv[1]);
+  UniqueFd a(sv[0]), b(sv[1]);
   ASSERT_TRUE(SendWithFd(a.get(), "error nope\n", -1).ok());
   auto got = ReceiveLineWithFd(b.get(), 64);
   ASSERT_TRUE(got.ok());
@@ -53,7 +53,7 @@ TEST(FdPassingTest, AbstractSocketListensConnectsAndKnowsItsPeer) {
   ASSERT_TRUE(listener.ok()) << listener.status().ToString();
   auto client = ConnectUnix(address);
   ASSERT_TRUE(client.ok()) << client.status().ToString();
-  shm::UniqueFd server(::accept4(listener->get(), nullptr, nullptr, SOCK_CLOEXEC));
+  UniqueFd server(::accept4(listener->get(), nullptr, nullptr, SOCK_CLOEXEC));
   ASSERT_TRUE(server.valid());
   auto uid = PeerUid(server.get());
   ASSERT_TRUE(uid.ok());

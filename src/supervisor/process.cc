@@ -126,12 +126,12 @@ Result<ChildProcess> Spawn(const SpawnRequest& request) {
   }
   int status_pipe[2], out_pipe[2], err_pipe[2];
   if (::pipe2(status_pipe, O_CLOEXEC) != 0) return Status::FromErrno("pipe2", errno);
-  shm::UniqueFd status_r(status_pipe[0]), status_w(status_pipe[1]);
+  UniqueFd status_r(status_pipe[0]), status_w(status_pipe[1]);
   if (::pipe2(out_pipe, O_CLOEXEC) != 0) return Status::FromErrno("pipe2", errno);
-  shm::UniqueFd out_r(out_pipe[0]), out_w(out_pipe[1]);
+  UniqueFd out_r(out_pipe[0]), out_w(out_pipe[1]);
   if (::pipe2(err_pipe, O_CLOEXEC) != 0) return Status::FromErrno("pipe2", errno);
-  shm::UniqueFd err_r(err_pipe[0]), err_w(err_pipe[1]);
-  shm::UniqueFd null_fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  UniqueFd err_r(err_pipe[0]), err_w(err_pipe[1]);
+  UniqueFd null_fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   if (!null_fd.valid()) return Status::FromErrno("open /dev/null", errno);
 
   // Everything the child needs is built before fork: the child may not allocate.
@@ -178,7 +178,7 @@ Result<ChildProcess> Spawn(const SpawnRequest& request) {
         return Status::FromErrno("setting up the child process", failure.err);
     }
   }
-  for (shm::UniqueFd* fd : {&out_r, &err_r}) {
+  for (UniqueFd* fd : {&out_r, &err_r}) {
     ::fcntl(fd->get(), F_SETFL, ::fcntl(fd->get(), F_GETFL) | O_NONBLOCK);
   }
   child.stdout_r = std::move(out_r);

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "quiver/status.h"
-#include "shm/unique_fd.h"
+#include "common/unique_fd.h"
 
 namespace quiver::supervisor {
 
@@ -26,9 +26,9 @@ struct SpawnRequest {
 /// A running (or exited but not yet reaped) child. Its pid cannot be reused before Reap().
 struct ChildProcess {
   pid_t pid = -1;          ///< also its process group id
-  shm::UniqueFd pidfd;     ///< readable once the child has exited
-  shm::UniqueFd stdout_r;  ///< read ends of its stdout and stderr pipes, non-blocking
-  shm::UniqueFd stderr_r;
+  UniqueFd pidfd;     ///< readable once the child has exited
+  UniqueFd stdout_r;  ///< read ends of its stdout and stderr pipes, non-blocking
+  UniqueFd stderr_r;
 };
 
 /// How a child ended.

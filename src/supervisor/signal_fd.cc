@@ -18,7 +18,7 @@ Result<SignalFd> SignalFd::Create(std::initializer_list<int> signals) {
   if (int err = ::pthread_sigmask(SIG_BLOCK, &set, &old_mask); err != 0) {
     return Status::FromErrno("pthread_sigmask", err);
   }
-  shm::UniqueFd fd(::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC));
+  UniqueFd fd(::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC));
   if (!fd.valid()) {
     const int err = errno;
     ::pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);

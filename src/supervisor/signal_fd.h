@@ -12,7 +12,7 @@
 #include <optional>
 
 #include "quiver/status.h"
-#include "shm/unique_fd.h"
+#include "common/unique_fd.h"
 
 namespace quiver::supervisor {
 
@@ -32,9 +32,9 @@ class SignalFd {
   Result<std::optional<int>> Read();
 
  private:
-  SignalFd(shm::UniqueFd fd, sigset_t set, sigset_t old_mask)
+  SignalFd(UniqueFd fd, sigset_t set, sigset_t old_mask)
       : fd_(std::move(fd)), set_(set), old_mask_(old_mask) {}
-  shm::UniqueFd fd_;
+  UniqueFd fd_;
   sigset_t set_;
   sigset_t old_mask_;
   bool active_ = true;

@@ -15,6 +15,8 @@
 #include <optional>
 #include <random>
 
+#include "common/printable.h"
+#include "shm/segment.h"
 #include "supervisor/epoll.h"
 #include "supervisor/fd_passing.h"
 #include "supervisor/output_relay.h"
@@ -38,14 +40,20 @@ uint64_t IndexOf(uint64_t tag) { return tag & ((uint64_t{1} << 56) - 1); }
 // exits, its pipes are drained up to this much (a grandchild may keep writing forever).
 constexpr size_t kReadChunk = 64 << 10;
 constexpr size_t kMaxDrainAfterExit = 4 << 20;
-// Late joiners: how many may be connected at once, and the longest request line.
+// Late joiners: how many may be connected at once, the longest request line, how long a
+// connection may stay idle (a request is answered at once, so only a stuck or hostile peer
+// idles), and the longest reply a client accepts (a `list` of many channels).
 constexpr size_t kMaxClients = 64;
 constexpr size_t kMaxRequest = 1024;
+constexpr auto kClientIdle = std::chrono::seconds(5);
+constexpr size_t kMaxReply = 256 << 10;
+// How long a client waits for a supervisor in all (connect, request, reply).
+constexpr auto kClientDeadline = std::chrono::seconds(2);
 
 struct CreatedChannel {
   std::string name;
   Channel channel;
-  shm::UniqueFd fd;  // >= 3, close-on-exec: what the nodes inherit and late joiners receive
+  UniqueFd fd;  // >= 3, close-on-exec: what the nodes inherit and late joiners receive
 };
 
 struct RunningNode {
@@ -65,8 +73,9 @@ struct RunningNode {
 };
 
 struct LateJoiner {
-  shm::UniqueFd fd;
+  UniqueFd fd;
   std::string buffer;
+  std::chrono::steady_clock::time_point last_active;
 };
 
 bool IsReserved(std::string_view entry) {
@@ -135,7 +144,7 @@ class Supervisor {
       }
       // Above stderr, so a supervisor started with fd 0-2 closed cannot hand a node a channel
       // under a number the node's stdio replaces.
-      shm::UniqueFd fd(::fcntl(channel->fd(), F_DUPFD_CLOEXEC, 3));
+      UniqueFd fd(::fcntl(channel->fd(), F_DUPFD_CLOEXEC, 3));
       if (!fd.valid()) return Status::FromErrno("dup channel fd", errno);
       channels_.push_back({spec.name, std::move(channel).value(), std::move(fd)});
     }
@@ -237,14 +246,15 @@ class Supervisor {
     std::array<epoll_event, 32> events;
     while (
         std::any_of(nodes_.begin(), nodes_.end(), [](const RunningNode& n) { return n.alive; })) {
-      int timeout_ms = -1;
+      int timeout_ms = ExpireIdleClients();
       if (phase_ == Phase::kStopping && !killed_) {
         const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline_ - Clock::now());
         if (left.count() <= 0) {
           KillAll();
           continue;
         }
-        timeout_ms = static_cast<int>(left.count());
+        timeout_ms = timeout_ms < 0 ? static_cast<int>(left.count())
+                                    : std::min(timeout_ms, static_cast<int>(left.count()));
       }
       QUIVER_ASSIGN_OR_RETURN(std::span<epoll_event> ready, epoll_->Wait(events, timeout_ms));
       for (const epoll_event& event : ready) {
@@ -283,7 +293,7 @@ class Supervisor {
 
   // Reads what is there (up to `limit` bytes) without blocking; closes the pipe at EOF.
   void ReadOutput(RunningNode& node, bool is_stderr, size_t limit) {
-    shm::UniqueFd& fd = is_stderr ? node.child.stderr_r : node.child.stdout_r;
+    UniqueFd& fd = is_stderr ? node.child.stderr_r : node.child.stdout_r;
     OutputRelay& relay = is_stderr ? node.err : node.out;
     size_t total = 0;
     while (fd.valid() && total < limit) {
@@ -360,7 +370,7 @@ class Supervisor {
 
   void OnAccept() {
     while (true) {
-      shm::UniqueFd fd(::accept4(listener_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+      UniqueFd fd(::accept4(listener_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
       if (!fd.valid()) return;  // EAGAIN, or a connection that died before we took it
       // An abstract socket has no file permissions: the peer's uid is the access check.
       auto uid = PeerUid(fd.get());
@@ -368,20 +378,49 @@ class Supervisor {
         (void)SendWithFd(fd.get(), "error permission denied\n", -1);
         continue;
       }
-      if (clients_.size() >= kMaxClients) {
-        (void)SendWithFd(fd.get(), "error too many connections\n", -1);
-        continue;
-      }
+      // Full: the connection idle the longest makes room, so idle peers (64 of them, say)
+      // can never lock a late joiner out.
+      if (clients_.size() >= kMaxClients) DropClient(LeastRecentlyActive());
       const uint64_t id = next_client_++;
       if (!epoll_->Add(fd.get(), EPOLLIN, MakeTag(Kind::kClient, id)).ok()) continue;
-      clients_[id].fd = std::move(fd);
+      LateJoiner& client = clients_[id];
+      client.fd = std::move(fd);
+      client.last_active = Clock::now();
     }
+  }
+
+  std::map<uint64_t, LateJoiner>::iterator LeastRecentlyActive() {
+    return std::min_element(clients_.begin(), clients_.end(), [](const auto& a, const auto& b) {
+      return a.second.last_active < b.second.last_active;
+    });
+  }
+
+  void DropClient(std::map<uint64_t, LateJoiner>::iterator it) {
+    if (it == clients_.end()) return;
+    (void)epoll_->Remove(it->second.fd.get());
+    clients_.erase(it);
+  }
+
+  // Closes connections idle longer than kClientIdle; returns the milliseconds until the next
+  // one would expire (-1: no client).
+  int ExpireIdleClients() {
+    const auto now = Clock::now();
+    for (auto it = clients_.begin(); it != clients_.end();) {
+      auto next = std::next(it);
+      if (now - it->second.last_active >= kClientIdle) DropClient(it);
+      it = next;
+    }
+    if (clients_.empty()) return -1;
+    const auto expiry = LeastRecentlyActive()->second.last_active + kClientIdle;
+    return static_cast<int>(
+        std::max<int64_t>(1, std::chrono::ceil<std::chrono::milliseconds>(expiry - now).count()));
   }
 
   void OnClient(uint64_t id) {
     auto it = clients_.find(id);
     if (it == clients_.end()) return;
     LateJoiner& client = it->second;
+    client.last_active = Clock::now();
     char chunk[512];
     const ssize_t n = ::recv(client.fd.get(), chunk, sizeof(chunk), 0);
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
@@ -394,10 +433,7 @@ class Supervisor {
       keep = Answer(client.fd.get(), line);
     }
     if (client.buffer.size() > kMaxRequest) keep = false;
-    if (!keep) {
-      (void)epoll_->Remove(client.fd.get());
-      clients_.erase(it);
-    }
+    if (!keep) DropClient(it);
   }
 
   // Protocol: "channel NAME\n" → "ok\n" with the segment fd attached, or "error WHY\n";
@@ -448,7 +484,7 @@ class Supervisor {
   std::vector<RunningNode> nodes_;
   std::optional<Epoll> epoll_;
   std::optional<SignalFd> signals_;
-  shm::UniqueFd listener_;
+  UniqueFd listener_;
   std::map<uint64_t, LateJoiner> clients_;
   uint64_t next_client_ = 0;
   Phase phase_ = Phase::kRunning;
@@ -482,36 +518,61 @@ Result<RunReport> RunPipeline(const Pipeline& pipeline, const RunOptions& option
   return supervisor.Run();
 }
 
-Result<shm::UniqueFd> RequestChannelFd(std::string_view socket_address, std::string_view channel) {
-  QUIVER_ASSIGN_OR_RETURN(shm::UniqueFd socket, ConnectUnix(socket_address));
-  // The supervisor answers at once; a peer that does not is not a supervisor.
-  const timeval timeout{.tv_sec = 5, .tv_usec = 0};
-  ::setsockopt(socket.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-  QUIVER_RETURN_IF_ERROR(SendWithFd(socket.get(), "channel " + std::string(channel) + "\n", -1));
-  QUIVER_ASSIGN_OR_RETURN(LineWithFd reply, ReceiveLineWithFd(socket.get(), kMaxRequest));
+namespace {
+
+// One request to the supervisor at `socket_address`, answered within kClientDeadline by a
+// process of our own user. An abstract socket has no owner or mode: anyone can bind a name
+// that looks like a supervisor's, so the listener's uid (SO_PEERCRED) is checked before a
+// byte is sent or believed.
+Result<LineWithFd> AskSupervisor(std::string_view socket_address, const std::string& request) {
+  const auto deadline = Clock::now() + kClientDeadline;
+  QUIVER_ASSIGN_OR_RETURN(UniqueFd socket, ConnectUnix(socket_address, deadline));
+  QUIVER_ASSIGN_OR_RETURN(uid_t uid, PeerUid(socket.get()));
+  if (uid != ::geteuid()) {
+    return Status(ErrorCode::kPermissionDenied,
+                  "the socket " + Printable(socket_address) + " belongs to uid " +
+                      std::to_string(uid) + ", not to us: not our supervisor; ignored");
+  }
+  QUIVER_RETURN_IF_ERROR(SendWithFd(socket.get(), request, -1));
+  Result<LineWithFd> reply = ReceiveLineWithFd(socket.get(), kMaxReply, deadline);
+  if (!reply.ok()) {
+    return reply.status().Wrap(reply.status().code(),
+                               "supervisor at " + Printable(socket_address) + " did not answer");
+  }
+  return reply;
+}
+
+}  // namespace
+
+Result<UniqueFd> RequestChannelFd(std::string_view socket_address, std::string_view channel) {
+  QUIVER_ASSIGN_OR_RETURN(LineWithFd reply,
+                          AskSupervisor(socket_address, "channel " + std::string(channel) + "\n"));
   if (reply.line == "ok" && reply.fd.valid()) return std::move(reply.fd);
   ErrorCode code = ErrorCode::kIoError;
   if (reply.line.starts_with("error unknown channel")) code = ErrorCode::kNotFound;
   if (reply.line.starts_with("error permission denied")) code = ErrorCode::kPermissionDenied;
-  return Status(code, "supervisor at " + std::string(socket_address) + ": " + reply.line);
+  return Status(code, "supervisor at " + Printable(socket_address) + ": " + Printable(reply.line));
 }
 
 Result<std::vector<std::string>> ListSupervisedChannels(std::string_view socket_address) {
-  QUIVER_ASSIGN_OR_RETURN(shm::UniqueFd socket, ConnectUnix(socket_address));
-  const timeval timeout{.tv_sec = 5, .tv_usec = 0};
-  ::setsockopt(socket.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-  QUIVER_RETURN_IF_ERROR(SendWithFd(socket.get(), "list\n", -1));
-  QUIVER_ASSIGN_OR_RETURN(LineWithFd reply, ReceiveLineWithFd(socket.get(), kMaxRequest));
+  QUIVER_ASSIGN_OR_RETURN(LineWithFd reply, AskSupervisor(socket_address, "list\n"));
   if (!reply.line.starts_with("ok")) {
     return Status(ErrorCode::kIoError,
-                  "supervisor at " + std::string(socket_address) + ": " + reply.line);
+                  "supervisor at " + Printable(socket_address) + ": " + Printable(reply.line));
   }
   std::vector<std::string> names;
   std::string_view rest = std::string_view(reply.line).substr(2);
   if (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
   while (!rest.empty()) {
     const size_t comma = rest.find(',');
-    names.emplace_back(rest.substr(0, comma));
+    const std::string_view name = rest.substr(0, comma);
+    // Our own supervisor only sends names it validated; anything else is not a channel.
+    if (!shm::Segment::ValidateName(name).ok()) {
+      return Status(ErrorCode::kIoError, "supervisor at " + Printable(socket_address) +
+                                             " listed a bad channel name '" + Printable(name) +
+                                             "'");
+    }
+    names.emplace_back(name);
     rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
   }
   return names;
@@ -535,7 +596,7 @@ std::vector<std::string> FindSupervisors() {
 }
 
 Result<Channel> AttachFromSupervisor(std::string_view socket_address, std::string_view channel) {
-  QUIVER_ASSIGN_OR_RETURN(shm::UniqueFd fd, RequestChannelFd(socket_address, channel));
+  QUIVER_ASSIGN_OR_RETURN(UniqueFd fd, RequestChannelFd(socket_address, channel));
   return Channel::FromFd(fd.get());  // FromFd takes its own description; ours closes here
 }
 

@@ -18,7 +18,7 @@
 
 #include "quiver/channel.h"
 #include "quiver/status.h"
-#include "shm/unique_fd.h"
+#include "common/unique_fd.h"
 #include "supervisor/pipeline.h"
 
 namespace quiver::supervisor {
@@ -98,7 +98,7 @@ Result<RunReport> RunPipeline(const Pipeline& pipeline, const RunOptions& option
 /// Asks the supervisor at `socket_address` (a node's QUIVER_SUPERVISOR_SOCKET) for channel
 /// `channel`'s segment fd, passed with SCM_RIGHTS. kNotFound for an unknown channel or no
 /// supervisor there; kPermissionDenied if the supervisor belongs to another user.
-Result<shm::UniqueFd> RequestChannelFd(std::string_view socket_address, std::string_view channel);
+Result<UniqueFd> RequestChannelFd(std::string_view socket_address, std::string_view channel);
 
 /// The names of the channels a running supervisor created ("list" request).
 Result<std::vector<std::string>> ListSupervisedChannels(std::string_view socket_address);

@@ -624,7 +624,7 @@ class Driver {
     if (waitpid(-1, &status, WNOHANG) != -1 || errno != ECHILD)
       Fail("a process is left over", seed_);
     std::vector<std::string> left;
-    for (const std::string& name : quiver::shm::Segment::ListNamed()) {
+    for (const std::string& name : quiver::shm::Segment::ListNamed().ValueOr({})) {
       if (name.rfind(base_, 0) == 0) left.push_back(name);
     }
     if (!left.empty())

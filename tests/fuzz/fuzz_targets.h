@@ -219,8 +219,8 @@ inline void FuzzLineReader(std::string_view bytes, size_t max_line) {
   int fds[2];
   QUIVER_FUZZ_SETUP(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0,
                     std::strerror(errno));
-  shm::UniqueFd writer(fds[1]);
-  control::Connection reader = control::Connection::FromSocket(shm::UniqueFd(fds[0]), max_line);
+  UniqueFd writer(fds[1]);
+  control::Connection reader = control::Connection::FromSocket(UniqueFd(fds[0]), max_line);
   size_t written = 0;
   while (written < bytes.size()) {
     const ssize_t n = ::write(writer.get(), bytes.data() + written, bytes.size() - written);

@@ -1,11 +1,12 @@
-// UniqueFd: sole owner of one file descriptor. Movable, not copyable; closes on destruction.
+// UniqueFd: sole owner of one file descriptor (a segment, a socket, a pidfd, a pipe). Movable,
+// not copyable; closes on destruction. Thread-compatible.
 #pragma once
 
 #include <unistd.h>
 
 #include <utility>
 
-namespace quiver::shm {
+namespace quiver {
 
 class UniqueFd {
  public:
@@ -32,4 +33,4 @@ class UniqueFd {
   int fd_ = -1;
 };
 
-}  // namespace quiver::shm
+}  // namespace quiver
