@@ -230,9 +230,12 @@ def _start_quiver_serve(binary: pathlib.Path, network: _Network) -> tuple:
         args.append("--allow-insecure-remote")
     proc = _Proc(args, f"quiver serve ({network.kind})", sigterm=True)
     line = proc.line(START_TIMEOUT_S, "listening")
-    if "listening on " not in line:
+    if "listening on " not in line or "--token-file " not in line:
         raise proc.failure(f"unexpected first line {line[:200]!r}")
-    return proc, line.split("listening on ", 1)[1].split()[0]
+    # A TCP listener needs a bearer token; quiver serve made one and says where it is.
+    token_file = line.split("--token-file ", 1)[1].split(")")[0]
+    token = pathlib.Path(token_file).read_text().strip()
+    return proc, line.split("listening on ", 1)[1].split()[0], token
 
 
 def _start_pyarrow_server(network: _Network, rows: int) -> tuple:
@@ -295,7 +298,8 @@ def _run_quiver(state: dict, network: _Network, expected: _Expected) -> dict:
     ready = producer.json_line(START_TIMEOUT_S, "ready")
     if ready.get("ready") != name:
         raise producer.failure(f"expected a ready line for {name}, got {ready}")
-    client.send({"location": state["quiver_location"], "ticket": name})
+    client.send({"location": state["quiver_location"], "ticket": name,
+                 "token": state["quiver_token"]})
     got = client.json_line(RUN_TIMEOUT_S, "DoGet result")
     sent = producer.json_line(RUN_TIMEOUT_S, "published")
     cpu = {"server_cpu_s": _cpu_seconds(server.pid) - cpu0[0],
@@ -372,7 +376,8 @@ def _case(ctx: common.Context, network: _Network, binary: pathlib.Path, reasons:
                                 f"Flight client ({network.kind})")
         started.append(state["client"])
         if "quiver-serve" in servers:
-            state["quiver"], state["quiver_location"] = _start_quiver_serve(binary, network)
+            state["quiver"], state["quiver_location"], state["quiver_token"] = \
+                _start_quiver_serve(binary, network)
             started.append(state["quiver"])
         if "pyarrow-flight" in servers:
             state["pyarrow"], state["pyarrow_location"] = _start_pyarrow_server(network, rows)

@@ -12,7 +12,8 @@
         publisher and channel (the stream ends: EOS) and prints {"rows", "sum", "t0_ns",
         "done_ns"}. Exits at the end of its stdin.
     w5_flight_server.py get
-        The pyarrow.flight client: for each command {"location", "ticket"} it DoGets to the
+        The pyarrow.flight client: for each command {"location", "ticket"[, "token"]} (the
+        bearer token, sent as an authorization header) it DoGets to the
         end of the stream and prints what it got: {"batches", "rows", "bytes",
         "first_bytes", "sum", "start_ns", "first_ns", "end_ns"} (bytes: the Arrow body
         bytes, the sizes of the received batches' buffers; sum: sum(amount), batch by batch
@@ -126,13 +127,17 @@ def _publish_one(quiver, name: str, n: int, capacity: int, batches: list, sums: 
 def get(_args) -> int:
     import pyarrow.flight as flight
 
+    from quiver.flight import BearerToken
+
     clients: dict = {}
     for command in commands():
         try:
             location = command["location"]
             client = clients.get(location)
             if client is None:
-                client = clients[location] = flight.connect(location)
+                # quiver serve over TCP needs its bearer token on every call.
+                middleware = [BearerToken(command["token"])] if command.get("token") else []
+                client = clients[location] = flight.connect(location, middleware=middleware)
                 client.wait_for_available(timeout=10)
             emit(_get_one(flight, client, command["ticket"]))
         except Exception as e:  # noqa: BLE001 - reported to the driver

@@ -3,9 +3,9 @@
 // `quiver serve` exposes every Arrow channel of a machine as one flight (descriptor path
 // [NAME], ticket "NAME"). This client uses Apache Arrow's Go Flight client to
 //
-//	flightclient -addr 127.0.0.1:50051 list                        # the flights and their counters
-//	flightclient -addr 127.0.0.1:50051 get -channel ledger -batches 10
-//	flightclient -addr 127.0.0.1:50051 put -channel ledger -batches 10 -rows 1000
+//	flightclient list                          # the flights and their counters (quiver serve's default socket)
+//	flightclient get -channel ledger -batches 10
+//	flightclient -addr 127.0.0.1:50051 -token-file TOKEN put -channel ledger -batches 10 -rows 1000
 //
 // `get` and `put` print one JSON line, {"batches":B,"rows":R,"checksum":C}, where C is the
 // sum of the int64 column named by -sum-column ("amount" by default) over every row
@@ -48,7 +48,7 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-const usage = `usage: flightclient [-addr HOST:PORT] [-token T] [-tls-ca FILE] [-timeout D] COMMAND [flags]
+const usage = `usage: flightclient [-addr ADDRESS] [-token-file F] [-tls-ca FILE] [-timeout D] COMMAND [flags]
 
 commands:
   list [-json]                              the flights (one per Arrow channel): name, schema, counters
@@ -58,7 +58,8 @@ commands:
        [-sum-column COL]
 
 get and put print {"batches":B,"rows":R,"checksum":C}: C is the sum of the int64 column COL
-("amount" by default). -addr also takes grpc://HOST:PORT and grpc+tls://HOST:PORT.
+("amount" by default). -addr is quiver serve's default Unix socket unless given:
+grpc+unix:///PATH, HOST:PORT, grpc://HOST:PORT or grpc+tls://HOST:PORT (TCP needs the token).
 
 global flags:
 `
@@ -79,8 +80,9 @@ var putSchema = arrow.NewSchema([]arrow.Field{
 
 func main() {
 	global := flag.NewFlagSet("flightclient", flag.ContinueOnError)
-	addr := global.String("addr", "127.0.0.1:50051", "the server: HOST:PORT, grpc://HOST:PORT or grpc+tls://HOST:PORT")
-	token := global.String("token", "", "bearer token (sent as 'authorization: Bearer TOKEN')")
+	addr := global.String("addr", defaultAddr(), "the server: grpc+unix:///SOCKET (quiver serve's default, only this user), HOST:PORT, grpc://HOST:PORT or grpc+tls://HOST:PORT")
+	token := global.String("token", "", "bearer token (sent as 'authorization: Bearer TOKEN'); prefer -token-file, since a command line is visible to other users")
+	tokenFile := global.String("token-file", "", "read the bearer token from the first line of this file (quiver serve prints the one it made for a TCP listener)")
 	tlsCA := global.String("tls-ca", "", "PEM file of the roots that sign the server's certificate (grpc+tls; default: the system's)")
 	timeout := global.Duration("timeout", 0, "give up after this long (e.g. 30s; 0: no limit)")
 	global.Usage = func() {
@@ -95,6 +97,14 @@ func main() {
 		os.Exit(2)
 	}
 	command, args := global.Arg(0), global.Args()[1:]
+	if *tokenFile != "" {
+		text, err := os.ReadFile(*tokenFile)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "flightclient: -token-file: %v\n", err)
+			os.Exit(2)
+		}
+		*token = strings.TrimSpace(strings.SplitN(string(text), "\n", 2)[0])
+	}
 
 	// Ctrl-C (or SIGTERM) ends the command; get then prints what it received so far.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -139,11 +149,27 @@ func subcommandFlags(name string) *flag.FlagSet {
 	return flag.NewFlagSet("flightclient "+name, flag.ContinueOnError)
 }
 
+// defaultAddr is where `quiver serve` listens by default: a Unix socket in the user's private
+// runtime directory ($XDG_RUNTIME_DIR/quiver, else /tmp/quiver-UID; quiver's DefaultListen).
+func defaultAddr() string {
+	if dir := os.Getenv("XDG_RUNTIME_DIR"); strings.HasPrefix(dir, "/") {
+		return "grpc+unix://" + dir + "/quiver/flight.sock"
+	}
+	tmp := os.Getenv("TMPDIR")
+	if !strings.HasPrefix(tmp, "/") {
+		tmp = "/tmp"
+	}
+	return fmt.Sprintf("grpc+unix://%s/quiver-%d/flight.sock", tmp, os.Geteuid())
+}
+
 // connect opens a client; gRPC connects lazily, so an unreachable server shows up as
 // codes.Unavailable on the first call.
 func connect(addr, token, tlsCA string) (flight.Client, func(context.Context) context.Context, error) {
 	target, useTLS := addr, false
 	switch {
+	case strings.HasPrefix(addr, "grpc+unix://"): // grpc-go's own spelling is unix:///PATH
+		target = "unix://" + strings.TrimPrefix(addr, "grpc+unix://")
+	case strings.HasPrefix(addr, "unix://"):
 	case strings.HasPrefix(addr, "grpc+tls://"):
 		target, useTLS = strings.TrimPrefix(addr, "grpc+tls://"), true
 	case strings.HasPrefix(addr, "grpc+tcp://"):
@@ -151,9 +177,11 @@ func connect(addr, token, tlsCA string) (flight.Client, func(context.Context) co
 	case strings.HasPrefix(addr, "grpc://"):
 		target = strings.TrimPrefix(addr, "grpc://")
 	case strings.Contains(addr, "://"):
-		return nil, nil, usageError{fmt.Errorf("-addr %q: the scheme must be grpc://, grpc+tcp:// or grpc+tls://", addr)}
+		return nil, nil, usageError{fmt.Errorf("-addr %q: the scheme must be grpc+unix://, grpc://, grpc+tcp:// or grpc+tls://", addr)}
 	}
-	target = strings.TrimSuffix(target, "/")
+	if !strings.HasPrefix(target, "unix://") {
+		target = strings.TrimSuffix(target, "/")
+	}
 
 	creds := insecure.NewCredentials()
 	if useTLS || tlsCA != "" {

@@ -19,6 +19,7 @@
 #include <memory>
 #include <optional>
 
+#include "common/private_dir.h"
 #include "quiver/arrow.h"
 #include "quiver/channel.h"
 #include "quiver/frame.h"
@@ -574,6 +575,7 @@ NB_MODULE(_quiver, m) {
   m.doc() = "Quiver's native core; use the `quiver` package, not this module.";
   RegisterErrors(m);
   m.def("named_directory", &Channel::NamedDirectory);
+  m.def("default_flight_location", [] { return Unwrap(DefaultFlightLocation()); });
   m.def("named_path", [](const std::string& name) { return Channel::NamedPath(name); });
 
   nb::class_<Channel>(m, "Channel")

@@ -67,8 +67,8 @@ def flightclient(tmp_path_factory) -> str:
 def serve(build_dir):
     servers = []
 
-    def start(*args: str) -> Serve:
-        servers.append(Serve(build_dir, *args))
+    def start(*args: str, **kwargs) -> Serve:
+        servers.append(Serve(build_dir, *args, **kwargs))
         return servers[-1]
 
     yield start
@@ -128,7 +128,7 @@ def test_go_get_tails_what_python_publishes(flightclient, serve, name, until_eos
     expected = {"batches": 5, "rows": sum(b.num_rows for b in batches),
                 "checksum": sum(pc.sum(b["amount"]).as_py() for b in batches)}
 
-    go = subprocess.Popen([flightclient, "-addr", server.addr, "-timeout", "60s", "get",
+    go = subprocess.Popen([flightclient, "-addr", server.location, "-timeout", "60s", "get",
                            "-channel", name, "-batches", "0" if until_eos else "5"],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -155,7 +155,7 @@ def test_go_put_reaches_a_python_subscriber(flightclient, serve, name):
     server = serve()
     channel = quiver.Channel.create(name, "8MiB", schema=SCHEMA)
     subscriber = channel.subscriber()
-    run = run_client(flightclient, server.addr, "put", "-channel", name, "-batches", "4",
+    run = run_client(flightclient, server.location, "put", "-channel", name, "-batches", "4",
                      "-rows", "100")
     assert run.returncode == 0, run.stderr
     sent = json.loads(run.stdout)
@@ -184,7 +184,7 @@ def test_go_put_reaches_a_python_subscriber(flightclient, serve, name):
 def test_go_put_with_a_mismatched_schema_is_refused(flightclient, serve, name):
     server = serve()
     channel = quiver.Channel.create(name, "1MiB", schema=pa.schema([("amount", pa.float64())]))
-    run = run_client(flightclient, server.addr, "put", "-channel", name, "-batches", "2",
+    run = run_client(flightclient, server.location, "put", "-channel", name, "-batches", "2",
                      "-rows", "10")
     assert run.returncode == 1, run.stdout + run.stderr
     assert "invalid argument" in run.stderr, run.stderr
@@ -200,14 +200,14 @@ def test_go_list_shows_the_channel(flightclient, serve, name):
     publisher.publish(ledger_batch(0, 10))
     publisher.publish(ledger_batch(10, 10))
 
-    run = run_client(flightclient, server.addr, "list", "-json")
+    run = run_client(flightclient, server.location, "list", "-json")
     assert run.returncode == 0, run.stderr
     flights = {f["name"]: f for f in map(json.loads, run.stdout.splitlines())}
     assert name in flights, run.stdout
     assert flights[name]["schema"] == ["id: int64", "amount: int64", "name: utf8"]
     assert flights[name]["counters"]["published"] == 2
 
-    text = run_client(flightclient, server.addr, "list")
+    text = run_client(flightclient, server.location, "list")
     assert text.returncode == 0, text.stderr
     assert re.search(rf"^{re.escape(name)}\n  schema: +id: int64, amount: int64, name: utf8$",
                      text.stdout, re.MULTILINE), text.stdout
@@ -218,17 +218,17 @@ def test_go_list_shows_the_channel(flightclient, serve, name):
 def test_go_client_needs_the_right_token(flightclient, serve, name, tmp_path):
     token_file = tmp_path / "token"
     token_file.write_text("s3cret-token\n")
-    server = serve("--token-file", str(token_file))
+    server = serve("--token-file", str(token_file), listen="grpc://127.0.0.1:0")
     channel = quiver.Channel.create(name, "1MiB", schema=SCHEMA)
 
     for token in ([], ["-token", "wrong"]):
-        run = run_client(flightclient, server.addr, *token, "list")
+        run = run_client(flightclient, server.location, *token, "list")
         assert run.returncode == 1, run.stdout + run.stderr
         assert "authentication failed" in run.stderr, run.stderr
-        run = run_client(flightclient, server.addr, *token, "put", "-channel", name)
+        run = run_client(flightclient, server.location, *token, "put", "-channel", name)
         assert run.returncode == 1 and "authentication failed" in run.stderr, run.stderr
 
-    run = run_client(flightclient, server.addr, "-token", "s3cret-token", "list", "-json")
+    run = run_client(flightclient, server.location, "-token", "s3cret-token", "list", "-json")
     assert run.returncode == 0, run.stderr
     assert name in [json.loads(line)["name"] for line in run.stdout.splitlines()]
     assert channel.stats()["published"] == 0
@@ -236,9 +236,25 @@ def test_go_client_needs_the_right_token(flightclient, serve, name, tmp_path):
     wait_segments_gone(name)
 
 
+def test_go_client_reads_the_token_quiver_serve_made(flightclient, serve, name):
+    """A TCP listener without a token gets one in a 0600 file; -token-file is all the Go
+    client needs (the one documented extra argument)."""
+    server = serve(listen="grpc://127.0.0.1:0")
+    assert server.token_file and os.stat(server.token_file).st_mode & 0o777 == 0o600
+    channel = quiver.Channel.create(name, "1MiB", schema=SCHEMA)
+    run = run_client(flightclient, server.location, "list")
+    assert run.returncode == 1 and "authentication failed" in run.stderr, run.stderr
+    run = run_client(flightclient, server.location, "-token-file", server.token_file,
+                     "list", "-json")
+    assert run.returncode == 0, run.stderr
+    assert name in [json.loads(line)["name"] for line in run.stdout.splitlines()]
+    channel = None
+    wait_segments_gone(name)
+
+
 def test_go_client_errors_are_clear(flightclient, serve, name):
     server = serve()
-    run = run_client(flightclient, server.addr, "get", "-channel", name, "-batches", "1")
+    run = run_client(flightclient, server.location, "get", "-channel", name, "-batches", "1")
     assert run.returncode == 1 and "not found" in run.stderr, run.stderr
     assert name in run.stderr
 
@@ -248,6 +264,6 @@ def test_go_client_errors_are_clear(flightclient, serve, name):
     run = run_client(flightclient, f"127.0.0.1:{port}", "list")
     assert run.returncode == 1 and "cannot reach the server" in run.stderr, run.stderr
 
-    run = run_client(flightclient, server.addr, "get")
+    run = run_client(flightclient, server.location, "get")
     assert run.returncode == 2 and "-channel" in run.stderr, run.stderr
     assert not segments(name)

@@ -166,12 +166,32 @@ int Main(int argc, char** argv) {
 
   auto* serve = app.add_subcommand(
       "serve",
-      "Serve this machine's Arrow channels over Arrow Flight (gRPC): ListFlights, "
+      "Serve this user's Arrow channels over Arrow Flight (gRPC): ListFlights, "
       "GetFlightInfo, DoGet (live tail), DoPut (publish), DoAction list-channels/stats");
+  serve->footer(
+      "Who gets in:\n"
+      "  By default quiver serve listens on a Unix socket in this user's private runtime\n"
+      "  directory ($XDG_RUNTIME_DIR/quiver/flight.sock, or /tmp/quiver-<uid>/flight.sock),\n"
+      "  so only this user reaches it:\n"
+      "    pyarrow.flight.connect(\"grpc+unix:///run/user/1000/quiver/flight.sock\")\n"
+      "  A TCP listener (--listen grpc://HOST:PORT, loopback included) requires a bearer\n"
+      "  token on every call: --token-file FILE, or $QUIVER_FLIGHT_TOKEN; with neither, a\n"
+      "  random token is written to a 0600 file in the runtime directory and its path is\n"
+      "  printed. Clients send the header \"authorization: Bearer TOKEN\" (quiver bridge\n"
+      "  --token-file FILE, the Go client -token, pyarrow.flight.FlightCallOptions(headers=)).\n"
+      "  A non-loopback address also needs TLS (--tls-cert, --tls-key).\n"
+      "What comes in is checked: every DoPut batch is fully validated before it reaches\n"
+      "shared memory; a message over --max-message-size is refused (RESOURCE_EXHAUSTED)\n"
+      "before it is buffered; DoPut streams may hold at most --put-max-channels channels\n"
+      "and --put-max-bytes bytes of channels they created.");
   quiver::flight::ServerOptions serve_options;
   std::string serve_token_file, put_capacity = "64MiB", put_overflow = "block";
-  serve->add_option("--listen", serve_options.listen, "grpc://HOST:PORT (port 0: any free port)")
-      ->capture_default_str();
+  std::string put_max_bytes = "1GiB", max_message = "";
+  serve
+      ->add_option("--listen", serve_options.listen,
+                   "grpc+unix:///PATH (a socket in a directory only you can enter), or "
+                   "grpc://HOST:PORT (TCP, port 0: any free port; needs a token). Default: "
+                   "grpc+unix://$XDG_RUNTIME_DIR/quiver/flight.sock");
   serve->add_option("--tls-cert", serve_options.tls_cert_file, "PEM certificate: serve TLS")
       ->check(CLI::ExistingFile);
   serve->add_option("--tls-key", serve_options.tls_key_file, "PEM private key of --tls-cert")
@@ -179,10 +199,23 @@ int Main(int argc, char** argv) {
   serve
       ->add_option("--token-file", serve_token_file,
                    "Require this bearer token (first line of the file) on every call; "
-                   "default: $QUIVER_FLIGHT_TOKEN if set")
+                   "default: $QUIVER_FLIGHT_TOKEN if set; a TCP listener without either gets a "
+                   "generated token file")
       ->check(CLI::ExistingFile);
   serve->add_flag("--allow-insecure-remote", serve_options.allow_insecure_remote,
-                  "Serve a non-loopback address without TLS and a token");
+                  "Serve a non-loopback address without TLS (a token is still required)");
+  serve
+      ->add_option("--max-message-size", max_message,
+                   "Largest gRPC message accepted, e.g. a DoPut batch (default: --capacity + "
+                   "1MiB)");
+  serve
+      ->add_option("--put-max-channels", serve_options.put_max_channels,
+                   "Channels that DoPut streams may have created and hold at once")
+      ->capture_default_str();
+  serve
+      ->add_option("--put-max-bytes", put_max_bytes,
+                   "Bytes of channels that DoPut streams may have created and hold at once")
+      ->capture_default_str();
   // serve's and bridge's options for the channels they create.
   auto add_channel_options = [](CLI::App* command, std::string* capacity, std::string* overflow,
                                 const std::string& which) {
@@ -253,6 +286,17 @@ int Main(int argc, char** argv) {
     if (!channel_options("serve", put_capacity, put_overflow, &serve_options.put_capacity,
                          &serve_options.put_overflow)) {
       return 2;
+    }
+    for (auto [flag, text, value] :
+         {std::tuple{"--put-max-bytes", &put_max_bytes, &serve_options.put_max_bytes},
+          std::tuple{"--max-message-size", &max_message, &serve_options.max_message_bytes}}) {
+      if (text->empty()) continue;
+      auto parsed = quiver::supervisor::ParseByteSize(*text);
+      if (!parsed.ok()) {
+        std::cerr << "quiver serve: " << flag << ": " << parsed.status().message() << "\n";
+        return 2;
+      }
+      *value = *parsed;
     }
     return Serve(serve_options, serve_token_file);
   }

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 
 #include "common/unique_fd.h"
@@ -21,7 +22,8 @@ Status Squatted(const std::string& path, std::string_view what, const std::strin
 
 }  // namespace
 
-Result<bool> EnsurePrivateDirectory(const std::string& path, bool create, std::string_view what) {
+Result<bool> EnsurePrivateDirectory(const std::string& path, bool create, std::string_view what,
+                                    LooseDirectory loose) {
   for (int attempt = 0; attempt < 8; ++attempt) {
     UniqueFd fd(open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
     if (!fd.valid()) {
@@ -41,6 +43,14 @@ Result<bool> EnsurePrivateDirectory(const std::string& path, bool create, std::s
     if (fstat(fd.get(), &st) != 0) return Status::FromErrno("fstat " + path, errno);
     if (st.st_uid != geteuid()) {
       return Squatted(path, what, "belongs to uid " + std::to_string(st.st_uid) + ", not to us");
+    }
+    if ((st.st_mode & 077) != 0 && loose == LooseDirectory::kRefuse) {
+      char mode[8];
+      std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(st.st_mode & 07777));
+      return Status(ErrorCode::kPermissionDenied,
+                    path + " (" + std::string(what) + ") has mode " + mode +
+                        ": other users may enter it. Use a directory only you can enter "
+                        "(chmod 700)");
     }
     // Ours, but opened up (a chmod of ours): close it again. Files others planted while it
     // was open are refused one by one by whoever opens them (owner and mode checks).
@@ -65,6 +75,11 @@ Result<std::string> RuntimeDirectory() {
   QUIVER_RETURN_IF_ERROR(
       EnsurePrivateDirectory(path, /*create=*/true, "Quiver's runtime directory").status());
   return path;
+}
+
+Result<std::string> DefaultFlightLocation() {
+  QUIVER_ASSIGN_OR_RETURN(std::string dir, RuntimeDirectory());
+  return "grpc+unix://" + dir + "/flight.sock";
 }
 
 }  // namespace quiver

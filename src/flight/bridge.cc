@@ -3,7 +3,9 @@
 #include <arrow/record_batch.h>
 #include <arrow/util/byte_size.h>
 
+#include <algorithm>
 #include <condition_variable>
+#include <limits>
 #include <mutex>
 #include <thread>
 
@@ -58,6 +60,14 @@ Result<BridgeReport> RunBridge(const BridgeOptions& options, const std::atomic<b
     return FromArrow(location.status(), ErrorCode::kInvalidArgument, options.remote);
   }
   fl::FlightClientOptions client_options = fl::FlightClientOptions::Defaults();
+  // The remote is not trusted: a batch larger than the local channel could never be
+  // published, so none larger is buffered either (gRPC refuses it by its length prefix).
+  const size_t limit = options.max_message_bytes != 0
+                           ? options.max_message_bytes
+                           : std::max<size_t>(options.capacity, 1) + (size_t{1} << 20);
+  client_options.generic_options.emplace_back(
+      "grpc.max_receive_message_length",
+      static_cast<int>(std::min<size_t>(limit, std::numeric_limits<int>::max())));
   if (!options.tls_roots_file.empty()) {
     QUIVER_ASSIGN_OR_RETURN(client_options.tls_root_certs,
                             ReadWholeFile(options.tls_roots_file, "TLS roots file"));

@@ -31,6 +31,13 @@ arrow::Status ToArrow(const Status& status) {
       return arrow::flight::MakeFlightError(arrow::flight::FlightStatusCode::Unauthorized, text);
     case ErrorCode::kTimeout:
       return arrow::flight::MakeFlightError(arrow::flight::FlightStatusCode::TimedOut, text);
+    // A Flight server cannot send gRPC's RESOURCE_EXHAUSTED (Flight maps no Arrow status to
+    // it); a limit that frees up when other calls end is UNAVAILABLE: retry later.
+    case ErrorCode::kResourceExhausted:
+      return arrow::flight::MakeFlightError(arrow::flight::FlightStatusCode::Unavailable, text);
+    case ErrorCode::kUnauthenticated:
+      return arrow::flight::MakeFlightError(arrow::flight::FlightStatusCode::Unauthenticated,
+                                            text);
     default:
       return arrow::Status::IOError(text);
   }
@@ -51,15 +58,68 @@ Result<std::string> ReadWholeFile(const std::string& path, std::string_view what
   return text.str();
 }
 
+CreationBudget::Reservation::~Reservation() {
+  if (used_ == nullptr) return;
+  std::lock_guard lock(used_->mu);
+  used_->channels -= 1;
+  used_->bytes -= bytes_;
+}
+
+Result<CreationBudget::Reservation> CreationBudget::Reserve(std::string_view name, size_t bytes) {
+  std::lock_guard lock(used_->mu);
+  auto refuse = [&](const std::string& why) {
+    return Status(ErrorCode::kResourceExhausted,
+                  "cannot create channel '" + std::string(name) + "' for this stream: " + why +
+                      "; wait for other streams to end, or raise the limit (quiver serve "
+                      "--put-max-channels / --put-max-bytes)");
+  };
+  if (used_->channels + 1 > max_channels_) {
+    return refuse("streams hold " + std::to_string(used_->channels) + " channels, the limit");
+  }
+  if (bytes > max_bytes_ || used_->bytes > max_bytes_ - bytes) {
+    return refuse("streams hold " + std::to_string(used_->bytes) + " bytes of channels and " +
+                  std::to_string(bytes) + " more would pass the limit of " +
+                  std::to_string(max_bytes_));
+  }
+  used_->channels += 1;
+  used_->bytes += bytes;
+  return Reservation(used_, bytes);
+}
+
+Status ValidateRemoteBatch(const arrow::RecordBatch& batch) {
+  if (arrow::Status st = batch.Validate(); !st.ok()) {
+    return Status(ErrorCode::kInvalidArgument,
+                  "the batch is not valid Arrow data: " + st.message());
+  }
+  for (int i = 0; i < batch.num_columns(); ++i) {
+    if (arrow::Status st = batch.column(i)->ValidateFull();
+        !st.ok()) {
+      return Status(ErrorCode::kInvalidArgument,
+                    "column '" + batch.schema()->field(i)->name() +
+                        "' of the batch is not valid Arrow data (refused before it reached shared "
+                        "memory): " +
+                        st.message());
+    }
+  }
+  return Status::OK();
+}
+
 Result<RemotePublisher> RemotePublisher::Open(std::string_view name,
                                               const std::shared_ptr<arrow::Schema>& schema,
                                               size_t capacity, OverflowPolicy overflow,
-                                              std::chrono::milliseconds loan_timeout) {
+                                              std::chrono::milliseconds loan_timeout,
+                                              CreationBudget* budget) {
+  std::optional<CreationBudget::Reservation> reservation;
   Result<Channel> channel = Channel::Open(name);
   if (!channel.ok() && channel.status().code() == ErrorCode::kNotFound) {
+    if (budget != nullptr) {
+      QUIVER_ASSIGN_OR_RETURN(CreationBudget::Reservation share, budget->Reserve(name, capacity));
+      reservation.emplace(std::move(share));
+    }
     channel = CreateArrowChannel(name, schema, {.capacity = capacity, .overflow = overflow});
     // Another producer created it between our Open and Create: use theirs.
     if (!channel.ok() && channel.status().code() == ErrorCode::kAlreadyExists) {
+      reservation.reset();
       channel = Channel::Open(name);
     }
   }
@@ -90,7 +150,12 @@ Result<RemotePublisher> RemotePublisher::Open(std::string_view name,
                   "channel '" + std::string(name) + "' already has a live publisher");
   }
   if (!publisher.ok()) return publisher.status();
-  return RemotePublisher(std::move(*publisher), std::move(relabel), std::move(relaxed));
+  RemotePublisher remote(std::move(*publisher), std::move(relabel), std::move(relaxed));
+  if (reservation) {
+    remote.reservation_ =
+        std::make_shared<CreationBudget::Reservation>(std::move(*reservation));
+  }
+  return remote;
 }
 
 RemotePublisher::RemotePublisher(ArrowPublisher publisher, std::shared_ptr<arrow::Schema> relabel,
@@ -101,6 +166,7 @@ RemotePublisher::RemotePublisher(ArrowPublisher publisher, std::shared_ptr<arrow
 
 Status RemotePublisher::Publish(const std::shared_ptr<arrow::RecordBatch>& batch,
                                 const std::function<bool()>& stop) {
+  QUIVER_RETURN_IF_ERROR(ValidateRemoteBatch(*batch));
   std::shared_ptr<arrow::RecordBatch> conformed = batch;
   if (relabel_ != nullptr && batch->schema()->num_fields() == relabel_->num_fields()) {
     for (int i : relaxed_) {

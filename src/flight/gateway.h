@@ -30,22 +30,37 @@
 
 namespace quiver::flight {
 
-inline constexpr std::string_view kDefaultListen = "grpc://127.0.0.1:50051";
+/// The default listening address: a Unix socket in this user's private runtime directory,
+/// "grpc+unix://$XDG_RUNTIME_DIR/quiver/flight.sock" (or /tmp/quiver-<uid>/flight.sock when
+/// XDG_RUNTIME_DIR is unset). The directory (mode 0700) is what keeps other users out.
+Result<std::string> DefaultListen();
 
 struct ServerOptions {
-  /// grpc://HOST:PORT (grpc+tcp:// is the same; grpc+tls:// needs the TLS files). Port 0
-  /// picks a free port (see Server::location()).
-  std::string listen = std::string(kDefaultListen);
+  /// Where to listen. Empty: DefaultListen(). "grpc+unix:///PATH": a Unix socket, whose
+  /// directory must be ours and closed to other users. "grpc://HOST:PORT" (grpc+tcp:// is the
+  /// same; grpc+tls:// needs the TLS files): TCP, which needs a bearer token, loopback
+  /// included. Port 0 picks a free port (see Server::location()).
+  std::string listen;
   /// PEM files; both or neither. With them the server speaks TLS.
   std::string tls_cert_file;
   std::string tls_key_file;
-  /// A bearer token every call must carry ("authorization: Bearer TOKEN"); empty: none.
+  /// A bearer token every call must carry ("authorization: Bearer TOKEN"). Required for TCP;
+  /// on a Unix socket, checked if given.
   std::string token;
-  /// Without TLS and a token the server refuses a non-loopback address unless this is set.
+  /// A non-loopback address needs TLS unless this is set (the token is required anyway).
   bool allow_insecure_remote = false;
   /// Channels that a DoPut creates.
   size_t put_capacity = size_t{64} << 20;
   OverflowPolicy put_overflow = OverflowPolicy::kBlock;
+  /// What DoPut streams may create at once (channels they hold now): how many and how many
+  /// bytes in all. A DoPut past either gets kResourceExhausted; a stream's channel is given
+  /// back when the stream ends or fails.
+  size_t put_max_channels = 16;
+  size_t put_max_bytes = size_t{1} << 30;
+  /// The largest gRPC message the server accepts (a DoPut batch, an action body); larger ones
+  /// are refused with RESOURCE_EXHAUSTED before they are buffered. 0: put_capacity + 1 MiB (a
+  /// batch that fits a channel DoPut creates, with room for its metadata).
+  size_t max_message_bytes = 0;
   /// How often a waiting DoGet/DoPut checks for a cancelled call or a shutdown.
   std::chrono::milliseconds poll = std::chrono::milliseconds(100);
 };
@@ -57,8 +72,11 @@ class Server {
   static Result<std::unique_ptr<Server>> Start(const ServerOptions& options);
   ~Server();
 
-  /// The URI clients connect to, with the port resolved (e.g. "grpc://127.0.0.1:50051").
+  /// The URI clients connect to, with the port resolved (e.g. "grpc://127.0.0.1:50051", or
+  /// "grpc+unix:///run/user/1000/quiver/flight.sock").
   const std::string& location() const;
+  /// The receive limit in force (ServerOptions::max_message_bytes, resolved).
+  size_t max_message_bytes() const;
   /// Ends live tails and DoPuts (they see the shutdown within ServerOptions::poll), waits
   /// up to `grace` for calls to finish, then cancels the rest.
   void Shutdown(std::chrono::milliseconds grace = std::chrono::seconds(2));
@@ -70,12 +88,14 @@ class Server {
   std::unique_ptr<Impl> impl_;
 };
 
-/// "grpc[+tcp|+tls]://HOST:PORT[/PATH]" taken apart; `what` names it in errors.
+/// "grpc[+tcp|+tls]://HOST:PORT[/PATH]" or "grpc+unix:///SOCKET" taken apart; `what` names it
+/// in errors.
 struct Address {
-  std::string host;  ///< without brackets for IPv6
+  std::string host;  ///< without brackets for IPv6; empty for a Unix socket
   int port = 0;
   bool tls = false;
-  std::string path;  ///< after the first '/', may be empty
+  std::string path;         ///< TCP: after the first '/' (may be empty)
+  std::string unix_socket;  ///< grpc+unix: the socket's absolute path
 };
 Result<Address> ParseAddress(std::string_view uri, std::string_view what);
 
@@ -88,10 +108,11 @@ struct Ticket {
 /// kInvalidArgument naming what is wrong (unknown option, from= twice, empty name).
 Result<Ticket> ParseTicket(std::string_view text);
 
-/// "grpc[+tcp|+tls]://HOST:PORT/CHANNEL[?from=latest|from=oldest]" split into a location
-/// and a ticket.
+/// "grpc[+tcp|+tls]://HOST:PORT/CHANNEL[?from=latest|from=oldest]" (or
+/// "grpc+unix:///SOCKET/CHANNEL[?...]": the last path element is the channel) split into a
+/// location and a ticket.
 struct RemoteChannel {
-  std::string location;  ///< "grpc+tcp://HOST:PORT" or "grpc+tls://HOST:PORT"
+  std::string location;  ///< "grpc+tcp://HOST:PORT", "grpc+tls://HOST:PORT", "grpc+unix:///P"
   std::string ticket;    ///< "CHANNEL[?...]", validated by ParseTicket
   std::string channel;
 };
@@ -105,6 +126,9 @@ struct BridgeOptions {
   std::string token;           ///< sent as a bearer token; empty: none
   std::string tls_roots_file;  ///< PEM roots for a grpc+tls remote; empty: the system's
   uint64_t max_batches = 0;    ///< stop after this many (0: until the remote stream ends)
+  /// The largest message accepted from the remote (a batch); 0: `capacity` + 1 MiB, since a
+  /// larger batch could never be published into the local channel anyway.
+  size_t max_message_bytes = 0;
 };
 
 struct BridgeReport {

@@ -4,6 +4,10 @@
 #include <arrow/flight/client.h>
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
 #include <optional>
 #include <thread>
 
@@ -151,31 +155,117 @@ TEST(TailStreamTest, RefusesAChannelWithoutArrow) {
             ErrorCode::kInvalidArgument);
 }
 
-TEST(ServerTest, RefusesNonLoopbackWithoutTlsAndToken) {
+// A fresh directory only we can enter, removed with what is in it.
+class PrivateDir {
+ public:
+  PrivateDir() {
+    char pattern[] = "/tmp/qv-flight-XXXXXX";
+    path_ = ::mkdtemp(pattern) != nullptr ? pattern : "";
+  }
+  ~PrivateDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  const std::string& path() const { return path_; }
+  std::string Listen() const { return "grpc+unix://" + path_ + "/flight.sock"; }
+
+ private:
+  std::string path_;
+};
+
+TEST(ServerTest, EveryTcpListenerNeedsATokenAndRemoteOnesTls) {
+  // Loopback is no user boundary: any local user can connect to a TCP port.
+  auto loopback = Server::Start({.listen = "grpc://127.0.0.1:0"});
+  EXPECT_EQ(loopback.status().code(), ErrorCode::kPermissionDenied);
+  EXPECT_NE(loopback.status().message().find("needs a bearer token"), std::string::npos);
   auto server = Server::Start({.listen = "grpc://0.0.0.0:0"});
   EXPECT_EQ(server.status().code(), ErrorCode::kPermissionDenied);
   auto tokened = Server::Start({.listen = "grpc://0.0.0.0:0", .token = "t"});
   EXPECT_EQ(tokened.status().code(), ErrorCode::kPermissionDenied) << "a token in clear text";
-  auto allowed = Server::Start({.listen = "grpc://0.0.0.0:0", .allow_insecure_remote = true});
+  auto untokened =
+      Server::Start({.listen = "grpc://0.0.0.0:0", .allow_insecure_remote = true});
+  EXPECT_EQ(untokened.status().code(), ErrorCode::kPermissionDenied) << "no token at all";
+  auto allowed = Server::Start(
+      {.listen = "grpc://0.0.0.0:0", .token = "t", .allow_insecure_remote = true});
   ASSERT_TRUE(allowed.ok()) << allowed.status().ToString();
   EXPECT_EQ((*allowed)->location().rfind("grpc://0.0.0.0:", 0), 0u);
 }
 
 TEST(ServerTest, TlsNeedsBothFiles) {
-  EXPECT_EQ(Server::Start({.listen = "grpc://127.0.0.1:0", .tls_cert_file = "c"}).status().code(),
+  EXPECT_EQ(Server::Start({.listen = "grpc://127.0.0.1:0", .tls_cert_file = "c", .token = "t"})
+                .status()
+                .code(),
             ErrorCode::kInvalidArgument);
   EXPECT_EQ(Server::Start({.listen = "grpc://127.0.0.1:0",
                            .tls_cert_file = "/nonexistent/c",
-                           .tls_key_file = "/nonexistent/k"})
+                           .tls_key_file = "/nonexistent/k",
+                           .token = "t"})
                 .status()
                 .code(),
             ErrorCode::kNotFound);
 }
 
+TEST(ServerTest, UnixSocketIsPrivateAndGoneAfterShutdown) {
+  PrivateDir dir;
+  const std::string socket = dir.path() + "/flight.sock";
+  auto server = Server::Start({.listen = dir.Listen()});
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  EXPECT_EQ((*server)->location(), dir.Listen());
+  struct stat st {};
+  ASSERT_EQ(::stat(socket.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  // A second server on the same socket would steal it from the first: refused.
+  auto second = Server::Start({.listen = dir.Listen()});
+  EXPECT_EQ(second.status().code(), ErrorCode::kAlreadyExists) << second.status().ToString();
+  (*server)->Shutdown();
+  EXPECT_NE(::stat(socket.c_str(), &st), 0) << "the socket file is removed at shutdown";
+  // A socket left by a killed server (nobody answers) is replaced.
+  auto again = Server::Start({.listen = dir.Listen()});
+  EXPECT_TRUE(again.ok()) << again.status().ToString();
+}
+
+TEST(ServerTest, UnixSocketInADirectoryOthersMayEnterIsRefused) {
+  PrivateDir dir;
+  ASSERT_EQ(::chmod(dir.path().c_str(), 0755), 0);
+  auto server = Server::Start({.listen = dir.Listen()});
+  EXPECT_EQ(server.status().code(), ErrorCode::kPermissionDenied);
+  EXPECT_NE(server.status().message().find("other users may enter it"), std::string::npos)
+      << server.status().message();
+  EXPECT_EQ(Server::Start({.listen = "grpc+unix://relative.sock"}).status().code(),
+            ErrorCode::kInvalidArgument);
+}
+
+TEST(ServerTest, TheReceiveLimitDefaultsToTheCapacityOfWhatDoPutCreates) {
+  PrivateDir dir;
+  auto server = Server::Start({.listen = dir.Listen(), .put_capacity = 8 << 20});
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  EXPECT_EQ((*server)->max_message_bytes(), size_t{9} << 20);
+  EXPECT_EQ(Server::Start({.listen = dir.Listen() + "x", .max_message_bytes = size_t{3} << 30})
+                .status()
+                .code(),
+            ErrorCode::kInvalidArgument)
+      << "above gRPC's 2 GiB";
+}
+
+TEST(AddressTest, UnixSocketsAndTheirRemoteChannels) {
+  auto unix_socket = ParseAddress("grpc+unix:///run/q/flight.sock", "x");
+  ASSERT_TRUE(unix_socket.ok()) << unix_socket.status().ToString();
+  EXPECT_EQ(unix_socket->unix_socket, "/run/q/flight.sock");
+  EXPECT_EQ(ParseAddress("grpc+unix://flight.sock", "x").status().code(),
+            ErrorCode::kInvalidArgument);
+  auto remote = ParseRemoteChannel("grpc+unix:///run/q/flight.sock/ledger?from=oldest");
+  ASSERT_TRUE(remote.ok()) << remote.status().ToString();
+  EXPECT_EQ(remote->location, "grpc+unix:///run/q/flight.sock");
+  EXPECT_EQ(remote->channel, "ledger");
+  EXPECT_EQ(remote->ticket, "ledger?from=oldest");
+}
+
 // The whole path in one process: DoPut into a channel from a C++ Flight client, a local
 // subscriber reads it; a DoGet tail streams what a local publisher publishes.
 TEST(ServerTest, DoPutAndDoGetRoundTrip) {
-  auto server = Server::Start({.listen = "grpc://127.0.0.1:0"});
+  PrivateDir dir;
+  auto server = Server::Start({.listen = dir.Listen()});
   ASSERT_TRUE(server.ok()) << server.status().ToString();
   auto location = fl::Location::Parse((*server)->location());
   auto client = fl::FlightClient::Connect(*location);
@@ -217,7 +307,8 @@ TEST(ServerTest, DoPutAndDoGetRoundTrip) {
 
 // from=oldest: the batches a slow local reader still holds come first, then the live ones.
 TEST(ServerTest, DoGetFromOldestStreamsTheBacklogFirst) {
-  auto server = Server::Start({.listen = "grpc://127.0.0.1:0"});
+  PrivateDir dir;
+  auto server = Server::Start({.listen = dir.Listen()});
   ASSERT_TRUE(server.ok()) << server.status().ToString();
   auto client = fl::FlightClient::Connect(*fl::Location::Parse((*server)->location()));
   ASSERT_TRUE(client.ok()) << client.status().ToString();

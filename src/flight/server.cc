@@ -1,5 +1,9 @@
 // The Flight server of `quiver serve` (see gateway.h).
 #include <arpa/inet.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 #include <arrow/buffer.h>
 #include <arrow/flight/server.h>
 #include <arrow/flight/server_middleware.h>
@@ -7,8 +11,12 @@
 #include <arrow/record_batch.h>
 
 #include <algorithm>
+#include <cstring>
+#include <limits>
 #include <nlohmann/json.hpp>
 
+#include "common/private_dir.h"
+#include "common/unique_fd.h"
 #include "control/stats_json.h"
 #include "flight/common.h"
 #include "flight/gateway.h"
@@ -71,9 +79,37 @@ class BearerAuth final : public fl::ServerMiddlewareFactory {
   std::string token_;
 };
 
+// The start of grpc::ServerBuilder (include/grpcpp/server_builder.h): a vtable pointer, then
+// max_receive_message_size_ and max_send_message_size_, in this order in every gRPC release
+// since 1.0 (read in 1.81.1, the one inside the pyarrow 26 wheel). The wheel hides gRPC's
+// symbols, so Flight's builder_hook (documented for exactly this) cannot call
+// ServerBuilder::SetMaxReceiveMessageSize, an inline setter of that int: we set it the same
+// way, after checking both ints hold what Arrow and gRPC put there (-1: Flight's "no limit";
+// gRPC's "unset": INT_MIN, -1 before 1.50), so a different layout is refused, not written.
+struct ServerBuilderHead {
+  void* vtable;
+  int max_receive_message_size;
+  int max_send_message_size;
+};
+
+// The builder_hook that bounds what one gRPC message may hold. gRPC checks a message's
+// length prefix against it and refuses the call with RESOURCE_EXHAUSTED before buffering it.
+std::function<void(void*)> LimitReceiveSize(int limit, bool* applied) {
+  return [limit, applied](void* raw_builder) {
+    auto* head = static_cast<ServerBuilderHead*>(raw_builder);
+    const int send = head->max_send_message_size;
+    if (head->max_receive_message_size == -1 &&
+        (send == std::numeric_limits<int>::min() || send == -1)) {
+      head->max_receive_message_size = limit;
+      *applied = true;
+    }
+  };
+}
+
 class ChannelServer final : public fl::FlightServerBase {
  public:
-  explicit ChannelServer(const ServerOptions& options) : options_(options) {}
+  explicit ChannelServer(const ServerOptions& options)
+      : options_(options), budget_(options.put_max_channels, options.put_max_bytes) {}
 
   void BeginShutdown() { stopping_.store(true); }
 
@@ -131,8 +167,9 @@ class ChannelServer final : public fl::FlightServerBase {
                       std::unique_ptr<fl::FlightMetadataWriter> /*writer*/) override {
     ARROW_ASSIGN_OR_RAISE(std::string name, NameOf(reader->descriptor()));
     ARROW_ASSIGN_OR_RAISE(std::shared_ptr<arrow::Schema> schema, reader->GetSchema());
-    Result<RemotePublisher> publisher = RemotePublisher::Open(name, schema, options_.put_capacity,
-                                                              options_.put_overflow, options_.poll);
+    Result<RemotePublisher> publisher =
+        RemotePublisher::Open(name, schema, options_.put_capacity, options_.put_overflow,
+                              options_.poll, &budget_);
     if (!publisher.ok()) return ToArrow(publisher.status());
     const std::function<bool()> stop = StopFor(context);
     for (;;) {
@@ -235,36 +272,103 @@ class ChannelServer final : public fl::FlightServerBase {
   }
 
   ServerOptions options_;
+  CreationBudget budget_;
   std::atomic<bool> stopping_{false};
 };
+
+// Whether a server answers on the Unix socket at `path` (a connect succeeds).
+bool SocketAnswers(const std::string& path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof(addr.sun_path)) return false;
+  std::memcpy(addr.sun_path, path.data(), path.size());
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  return fd.valid() &&
+         ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) == 0;
+}
+
+// Gets `path` ready for a Unix listener: its directory must be ours and closed to other users
+// (that is the access check: a socket's own mode is applied only after gRPC binds it), and
+// whatever is at `path` must be a socket nobody answers on (a killed server's), removed here.
+Status PrepareUnixSocket(const std::string& path) {
+  if (path.empty() || path.front() != '/') {
+    return Status(ErrorCode::kInvalidArgument,
+                  "--listen grpc+unix://PATH needs an absolute PATH, got '" + path + "'");
+  }
+  sockaddr_un addr{};
+  if (path.size() >= sizeof(addr.sun_path)) {
+    return Status(ErrorCode::kInvalidArgument,
+                  "Unix socket path '" + path + "' is longer than " +
+                      std::to_string(sizeof(addr.sun_path) - 1) + " bytes");
+  }
+  const std::string dir = path.substr(0, std::max<size_t>(path.rfind('/'), 1));
+  QUIVER_ASSIGN_OR_RETURN(
+      bool exists, EnsurePrivateDirectory(dir, /*create=*/false, "the directory of the socket",
+                                          LooseDirectory::kRefuse));
+  if (!exists) return Status(ErrorCode::kNotFound, "directory " + dir + " does not exist");
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return Status::OK();
+  if (!S_ISSOCK(st.st_mode)) {
+    return Status(ErrorCode::kAlreadyExists, path + " exists and is not a socket; refusing it");
+  }
+  if (SocketAnswers(path)) {
+    return Status(ErrorCode::kAlreadyExists,
+                  "a server already listens on " + path + " (another quiver serve?); stop it or "
+                  "give another --listen");
+  }
+  ::unlink(path.c_str());  // left by a server that was killed
+  return Status::OK();
+}
 
 }  // namespace
 
 struct Server::Impl {
   std::unique_ptr<ChannelServer> server;
   std::string location;
+  std::string unix_socket;  // removed at shutdown
+  size_t max_message_bytes = 0;
 };
 
-Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
+Result<std::string> DefaultListen() { return DefaultFlightLocation(); }
+
+Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& given) {
+  ServerOptions options = given;
+  if (options.listen.empty()) {
+    QUIVER_ASSIGN_OR_RETURN(options.listen, DefaultListen());
+  }
   QUIVER_ASSIGN_OR_RETURN(Address address, ParseAddress(options.listen, "--listen"));
   if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
     return Status(ErrorCode::kInvalidArgument, "TLS needs both a certificate and a key file");
   }
+  const bool unix_socket = !address.unix_socket.empty();
   const bool tls = !options.tls_cert_file.empty();
+  if (unix_socket && tls) {
+    return Status(ErrorCode::kInvalidArgument,
+                  "TLS is for TCP listeners; a Unix socket is reached only on this machine");
+  }
   if (address.tls && !tls) {
     return Status(ErrorCode::kInvalidArgument,
                   "--listen '" + options.listen + "' asks for TLS: give --tls-cert and --tls-key");
   }
-  if (!IsLoopback(address.host) && !options.allow_insecure_remote &&
-      (!tls || options.token.empty())) {
+  // Loopback is no user boundary: every local user can connect to a TCP port.
+  if (!unix_socket && options.token.empty()) {
+    return Status(ErrorCode::kPermissionDenied,
+                  "a TCP listener (" + options.listen +
+                      ") needs a bearer token, loopback included, or any local user could read "
+                      "and write this user's channels: give --token-file (quiver serve makes one "
+                      "when none is given), or listen on a Unix socket (the default)");
+  }
+  if (!unix_socket && !IsLoopback(address.host) && !tls && !options.allow_insecure_remote) {
     return Status(ErrorCode::kPermissionDenied,
                   "refusing to serve on " + address.host +
-                      ", which is not a loopback address, without TLS and a bearer token "
-                      "(--tls-cert/--tls-key and --token-file); pass --allow-insecure-remote "
-                      "to do it anyway");
+                      ", which is not a loopback address, without TLS (--tls-cert/--tls-key): "
+                      "the token would cross the network in clear; pass "
+                      "--allow-insecure-remote to do it anyway");
   }
-  auto location = tls ? fl::Location::ForGrpcTls(address.host, address.port)
-                      : fl::Location::ForGrpcTcp(address.host, address.port);
+  if (unix_socket) QUIVER_RETURN_IF_ERROR(PrepareUnixSocket(address.unix_socket));
+  auto location = unix_socket ? fl::Location::ForGrpcUnix(address.unix_socket)
+                  : tls       ? fl::Location::ForGrpcTls(address.host, address.port)
+                              : fl::Location::ForGrpcTcp(address.host, address.port);
   if (!location.ok()) return FromArrow(location.status(), ErrorCode::kInvalidArgument, "--listen");
   fl::FlightServerOptions server_options(*location);
   if (tls) {
@@ -276,16 +380,40 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   if (!options.token.empty()) {
     server_options.middleware.emplace_back("bearer", std::make_shared<BearerAuth>(options.token));
   }
+  const size_t limit = options.max_message_bytes != 0
+                           ? options.max_message_bytes
+                           : std::max<size_t>(options.put_capacity, 1) + (size_t{1} << 20);
+  if (limit > static_cast<size_t>(std::numeric_limits<int>::max())) {
+    return Status(ErrorCode::kInvalidArgument,
+                  "the message size limit " + std::to_string(limit) +
+                      " is above gRPC's largest (2 GiB - 1): lower --max-message-size or --capacity");
+  }
+  bool limit_applied = false;
+  server_options.builder_hook = LimitReceiveSize(static_cast<int>(limit), &limit_applied);
   auto impl = std::make_unique<Impl>();
   impl->server = std::make_unique<ChannelServer>(options);
   const arrow::Status started = impl->server->Init(server_options);
   if (!started.ok()) {
     return FromArrow(started, ErrorCode::kIoError, "cannot serve on " + options.listen);
   }
-  impl->location =
-      std::string(tls ? "grpc+tls://" : "grpc://") +
-      (address.host.find(':') != std::string::npos ? "[" + address.host + "]" : address.host) +
-      ":" + std::to_string(impl->server->port());
+  if (!limit_applied) {
+    (void)impl->server->Shutdown();
+    return Status(ErrorCode::kIoError,
+                  "cannot bound gRPC's message size in this Arrow Flight build (its ServerBuilder "
+                  "does not look as expected): refusing to serve without a limit");
+  }
+  impl->max_message_bytes = limit;
+  if (unix_socket) {
+    // Only this user, on top of the directory's own check.
+    ::chmod(address.unix_socket.c_str(), 0600);
+    impl->unix_socket = address.unix_socket;
+    impl->location = "grpc+unix://" + address.unix_socket;
+  } else {
+    impl->location =
+        std::string(tls ? "grpc+tls://" : "grpc://") +
+        (address.host.find(':') != std::string::npos ? "[" + address.host + "]" : address.host) +
+        ":" + std::to_string(impl->server->port());
+  }
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
 
@@ -295,6 +423,8 @@ Server::~Server() { Shutdown(); }
 
 const std::string& Server::location() const { return impl_->location; }
 
+size_t Server::max_message_bytes() const { return impl_->max_message_bytes; }
+
 void Server::Shutdown(std::chrono::milliseconds grace) {
   if (impl_->server == nullptr) return;
   impl_->server->BeginShutdown();
@@ -302,6 +432,7 @@ void Server::Shutdown(std::chrono::milliseconds grace) {
   (void)impl_->server->Shutdown(&deadline);
   (void)impl_->server->Wait();
   impl_->server.reset();
+  if (!impl_->unix_socket.empty()) ::unlink(impl_->unix_socket.c_str());
 }
 
 // ---- Addresses and tickets ----------------------------------------------------------------
@@ -310,12 +441,19 @@ Result<Address> ParseAddress(std::string_view uri, std::string_view what) {
   const std::string text(uri);
   auto bad = [&](const std::string& why) {
     return Status(ErrorCode::kInvalidArgument, std::string(what) + " '" + text.substr(0, 200) +
-                                                   "': " + why + " (expected grpc://HOST:PORT)");
+                                                   "': " + why + " (expected grpc://HOST:PORT or grpc+unix:///PATH)");
   };
   const size_t colon_slashes = text.find("://");
   if (colon_slashes == std::string::npos) return bad("no scheme");
   const std::string scheme = text.substr(0, colon_slashes);
   Address address;
+  if (scheme == "grpc+unix") {
+    address.unix_socket = text.substr(colon_slashes + 3);
+    if (address.unix_socket.empty() || address.unix_socket.front() != '/') {
+      return bad("a Unix socket needs an absolute path (grpc+unix:///PATH)");
+    }
+    return address;
+  }
   if (scheme == "grpc+tls") {
     address.tls = true;
   } else if (scheme != "grpc" && scheme != "grpc+tcp") {
@@ -379,6 +517,18 @@ Result<Ticket> ParseTicket(std::string_view text) {
 
 Result<RemoteChannel> ParseRemoteChannel(std::string_view uri) {
   QUIVER_ASSIGN_OR_RETURN(Address address, ParseAddress(uri, "remote channel"));
+  if (!address.unix_socket.empty()) {  // grpc+unix:///SOCKET/CHANNEL: names have no '/'
+    const size_t slash = address.unix_socket.rfind('/');
+    if (slash == 0) {
+      return Status(ErrorCode::kInvalidArgument,
+                    "remote channel '" + std::string(uri.substr(0, 200)) +
+                        "': no channel (grpc+unix:///SOCKET/CHANNEL)");
+    }
+    const std::string path = address.unix_socket.substr(slash + 1);
+    QUIVER_ASSIGN_OR_RETURN(Ticket ticket, ParseTicket(path));
+    return RemoteChannel{"grpc+unix://" + address.unix_socket.substr(0, slash), path,
+                         ticket.channel};
+  }
   if (address.path.empty()) {
     return Status(ErrorCode::kInvalidArgument, "remote channel '" +
                                                    std::string(uri.substr(0, 200)) +
