@@ -1,13 +1,17 @@
 // A control-protocol peer for tests: serves protocol 2.0.0 on stdio (default), on a Unix
 // socket (--unix PATH; prints "ready" once listening) or on 127.0.0.1 (--tcp; prints
-// "port N"). CMD_STREAM_START {"segment_id"} attaches the channel and answers RES_OK with its
-// capacity; CMD_PROCESS resolves the shm_handle and answers RES_DATA_READY with the CRC-32
-// of the bytes it names. CMD_SHUTDOWN ends it.
+// "port N"; clients authenticate with the token in $QUIVER_CONTROL_TOKEN). It exposes the
+// channels named by --expose NAME (repeatable) and no others. CMD_STREAM_START
+// {"segment_id"} attaches the channel and answers RES_OK with its capacity; CMD_PROCESS
+// resolves the shm_handle and answers RES_DATA_READY with the CRC-32 of the bytes it
+// names. CMD_SHUTDOWN ends it.
 #include <csignal>
+#include <cstdlib>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <span>
+#include <set>
 #include <string>
 
 #include "control/connection.h"
@@ -33,12 +37,19 @@ uint32_t Crc32(std::span<const std::byte> bytes) {
   return crc ^ 0xffffffffu;
 }
 
+std::set<std::string, std::less<>> g_exposed;
+
+bool Exposes(std::string_view channel) { return g_exposed.count(channel) != 0; }
+
 Result<Envelope> Handle(const Envelope& request) {
   switch (request.type) {
     case MessageType::kCmdStreamStart: {
       auto id = request.payload.find("segment_id");
       if (id == request.payload.end() || !id->is_string()) {
         return Status(ErrorCode::kInvalidArgument, "CMD_STREAM_START needs payload.segment_id");
+      }
+      if (!Exposes(id->get<std::string>())) {
+        return Status(ErrorCode::kPermissionDenied, "channel not exposed by this peer");
       }
       QUIVER_ASSIGN_OR_RETURN(quiver::Channel channel,
                               quiver::Channel::Attach(id->get<std::string>()));
@@ -68,18 +79,33 @@ int Fail(const Status& st) {
 
 int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);  // a vanished stdio peer is a write error, not a death
-  const std::string mode = argc > 1 ? argv[1] : "--stdio";
+  std::string mode = "--stdio", path;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--expose" && i + 1 < argc) {
+      g_exposed.insert(argv[++i]);
+    } else if (arg == "--unix" && i + 1 < argc) {
+      mode = arg;
+      path = argv[++i];
+    } else if (arg == "--tcp" || arg == "--stdio") {
+      mode = arg;
+    } else {
+      return Fail(Status(ErrorCode::kInvalidArgument,
+                         "usage: control_peer_main [--stdio | --unix PATH | --tcp] "
+                         "[--expose NAME]..."));
+    }
+  }
+  ServeOptions options;
+  options.exposes = Exposes;
+  if (const char* token = std::getenv("QUIVER_CONTROL_TOKEN")) options.token = token;
   if (mode == "--stdio") {
     Connection stdio = Connection::FromBorrowedFds(0, 1);
-    Result<ConnectionEnd> end = ServeConnection(stdio, Handle);
+    Result<ConnectionEnd> end = ServeConnection(stdio, Handle, options);
     return end.ok() ? 0 : Fail(end.status());
   }
-  Result<std::unique_ptr<Server>> server =
-      mode == "--unix" && argc > 2 ? Server::ListenUnix(argv[2], Handle)
-      : mode == "--tcp"            ? Server::ListenTcp(0, Handle)
-                                   : Result<std::unique_ptr<Server>>(
-                              Status(ErrorCode::kInvalidArgument,
-                                                "usage: control_peer_main [--stdio | --unix PATH | --tcp]"));
+  Result<std::unique_ptr<Server>> server = mode == "--unix"
+                                               ? Server::ListenUnix(path, Handle, options)
+                                               : Server::ListenTcp(0, Handle, options);
   if (!server.ok()) return Fail(server.status());
   (*server)->set_stop_on_shutdown(true);
   if (mode == "--tcp") {

@@ -32,7 +32,7 @@ PROTOCOL_VERSION = "2.0.0"
 PROTOCOL_MAJOR = 2
 #: The longest line accepted, without its newline.
 MAX_LINE_BYTES = 64 * 1024
-TYPES = frozenset({"CMD_STREAM_START", "CMD_PROCESS", "CMD_SHUTDOWN", "RES_OK",
+TYPES = frozenset({"CMD_STREAM_START", "CMD_PROCESS", "CMD_SHUTDOWN", "CMD_AUTH", "RES_OK",
                    "RES_DATA_READY", "RES_ERROR_V2"})
 FORMATS = frozenset({"arrow_stream", "tensor", "raw"})
 _NEED_HANDLE = frozenset({"CMD_PROCESS", "RES_DATA_READY"})
@@ -361,11 +361,19 @@ class Client:
 
     @classmethod
     def connect_tcp(cls, port: int, host: str = "127.0.0.1",
-                    timeout: Optional[float] = None) -> "Client":
-        """Connects to a control server on loopback TCP."""
+                    timeout: Optional[float] = None, *, token: str) -> "Client":
+        """Connects to a control server on loopback TCP and authenticates with ``token``
+        (CMD_AUTH, the first line every TCP connection must send). A wrong token raises
+        ``Unauthenticated``."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return cls._from_socket(sock, (host, port), timeout)
+        client = cls._from_socket(sock, (host, port), timeout)
+        try:
+            client.request("CMD_AUTH", {"token": token})
+        except BaseException:
+            client.close()
+            raise
+        return client
 
     @classmethod
     def over_stdio(cls, reader: BinaryIO, writer: BinaryIO) -> "Client":

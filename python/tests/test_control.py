@@ -4,6 +4,7 @@ and loopback TCP."""
 
 import ctypes
 import json
+import os
 import pathlib
 import subprocess
 import tempfile
@@ -162,15 +163,21 @@ def control_peer(build_dir) -> pathlib.Path:
     return peer
 
 
+TOKEN = "control-test-token"
+
+
 @pytest.fixture(params=["stdio", "unix", "tcp"])
-def client(request, control_peer):
-    """A Client connected to a fresh peer over each transport; the peer must exit cleanly
-    after CMD_SHUTDOWN."""
+def client(request, control_peer, name):
+    """A Client connected to a fresh peer over each transport, exposing channels `name` and
+    `name`-absent; the peer must exit cleanly after CMD_SHUTDOWN."""
     transport = request.param
     with tempfile.TemporaryDirectory() as tmp:
         args = {"stdio": [], "unix": ["--unix", f"{tmp}/control.sock"], "tcp": ["--tcp"]}
-        proc = subprocess.Popen([str(control_peer), *args[transport]], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        expose = ["--expose", name, "--expose", f"{name}-absent"]
+        proc = subprocess.Popen([str(control_peer), *args[transport], *expose],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE,
+                                env={**os.environ, "QUIVER_CONTROL_TOKEN": TOKEN})
         try:
             if transport == "stdio":
                 c = Client.over_stdio(proc.stdout, proc.stdin)
@@ -181,7 +188,7 @@ def client(request, control_peer):
                     c = Client.connect_unix(f"{tmp}/control.sock", timeout=10)
                 else:
                     assert ready.startswith("port "), proc.stderr.read()
-                    c = Client.connect_tcp(int(ready.split()[1]), timeout=10)
+                    c = Client.connect_tcp(int(ready.split()[1]), timeout=10, token=TOKEN)
             yield c
             c.shutdown()
             c.close()
@@ -269,3 +276,37 @@ def test_peer_on_stdio_answers_a_truncated_last_line_then_exits(control_peer):
     answer = control.parse_envelope(out.stdout.splitlines()[0])
     assert answer.payload["code"] == "INVALID_ENVELOPE"
     assert b"RES_ERROR_V2 INVALID_ENVELOPE" in out.stderr  # and it was logged
+
+
+def test_a_handle_to_a_channel_the_peer_does_not_expose_is_refused(client, published):
+    """The serving user's other channels stay out of reach: the peer exposes `name` only."""
+    segment, _, samples = published
+    other = quiver.Channel.create(f"{segment}-private", capacity="1MiB")
+    for channel in (f"{segment}-private", "anything"):
+        with pytest.raises(quiver.PermissionDenied, match="does not expose channel"):
+            client.request("CMD_PROCESS", shm_handle=ShmHandle(channel, 0, 1))
+    with pytest.raises(quiver.PermissionDenied):
+        client.request("CMD_STREAM_START", {"segment_id": f"{segment}-private"})
+    offset, data = samples[0]
+    ok = client.request("CMD_PROCESS", shm_handle=ShmHandle(segment, offset, len(data)))
+    assert ok.payload["crc32"] == zlib.crc32(data)
+    del other
+
+
+def test_tcp_needs_the_token_first(control_peer, name):
+    proc = subprocess.Popen([str(control_peer), "--tcp", "--expose", name],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "QUIVER_CONTROL_TOKEN": TOKEN})
+    try:
+        port = int(proc.stdout.readline().decode().split()[1])
+        with pytest.raises(quiver.Unauthenticated):
+            Client.connect_tcp(port, timeout=10, token="guess")
+        with Client.connect_tcp(port, timeout=10, token=TOKEN) as good:
+            good.shutdown()
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -78,7 +79,7 @@ Result<std::pair<Connection, Connection>> Connection::Pair() {
                                            FromSocket(UniqueFd(fds[1])));
 }
 
-Result<std::optional<std::string>> Connection::ReadLine() {
+Result<std::optional<std::string>> Connection::ReadLine(std::chrono::milliseconds idle) {
   char chunk[kReadChunk];
   size_t scanned = 0;  // bytes of buffer_ already known to hold no '\n'
   for (;;) {
@@ -115,6 +116,16 @@ Result<std::optional<std::string>> Connection::ReadLine() {
     }
     const size_t room =
         skipping_ ? sizeof(chunk) : std::min(sizeof(chunk), max_line_ + 1 - buffer_.size());
+    if (idle.count() > 0) {
+      pollfd readable{read_fd_, POLLIN, 0};
+      const int ready = ::poll(&readable, 1, static_cast<int>(idle.count()));
+      if (ready < 0 && errno == EINTR) continue;
+      if (ready < 0) return Status::FromErrno("poll control connection", errno);
+      if (ready == 0) {
+        return Status(ErrorCode::kTimeout,
+                      "nothing came for " + std::to_string(idle.count()) + " ms");
+      }
+    }
     const ssize_t n = ::read(read_fd_, chunk, room);
     if (n < 0) {
       if (errno == EINTR) continue;

@@ -3,6 +3,7 @@
 // thread at most, or one thread for both.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -39,8 +40,10 @@ class Connection {
   /// Returns the next line without its '\n'; nullopt at a clean end of stream.
   /// Errors: kCapacityExceeded for a line longer than the limit (its remainder is skipped
   /// by the following reads; the connection stays usable); kPeerGone when the stream ends
-  /// inside a line (the partial bytes are dropped); kIoError for a failed read.
-  Result<std::optional<std::string>> ReadLine();
+  /// inside a line (the partial bytes are dropped); kTimeout when no byte came for
+  /// `idle` (0: wait as long as it takes); kIoError for a failed read.
+  Result<std::optional<std::string>> ReadLine(
+      std::chrono::milliseconds idle = std::chrono::milliseconds(0));
   /// Writes `line` and a '\n', all of it (retrying short writes). Never raises SIGPIPE on
   /// a socket; a closed peer is kPeerGone.
   Status WriteLine(std::string_view line);

@@ -1,8 +1,14 @@
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <functional>
+#include <cstring>
+#include <fstream>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -10,6 +16,7 @@
 
 #include "control/connection.h"
 #include "control/server.h"
+#include "test_support.h"
 
 namespace quiver::control {
 namespace {
@@ -103,16 +110,36 @@ void Converse(Connection& client) {
   EXPECT_FALSE(eof->has_value());
 }
 
+constexpr char kToken[] = "s3cret-control-token";
+
 struct Logs {
   std::mutex mu;
   std::vector<std::string> lines;
+  // The conversations' handles name channel "x": the server exposes it and nothing else.
   ServeOptions options() {
-    return {.log = [this](std::string_view line) {
-      std::lock_guard lock(mu);
-      lines.emplace_back(line);
-    }};
+    return {.log =
+                [this](std::string_view line) {
+                  std::lock_guard lock(mu);
+                  lines.emplace_back(line);
+                },
+            .exposes = [](std::string_view channel) { return channel == "x"; },
+            .token = kToken};
   }
 };
+
+// Authenticates a TCP connection (CMD_AUTH with `token`); returns the answer's type name.
+std::string Authenticate(Connection& client, const std::string& token) {
+  Envelope auth = MakeEnvelope(MessageType::kCmdAuth, {{"token", token}});
+  EXPECT_TRUE(client.WriteLine(Serialize(auth)).ok());
+  auto line = client.ReadLine();
+  if (!line.ok() || !line->has_value()) return "(none)";
+  ParseOutcome answer = ParseEnvelope(**line);
+  if (!answer.ok()) return "(bad)";
+  if (answer.envelope->type == MessageType::kResErrorV2) {
+    return answer.envelope->payload["code"].get<std::string>();
+  }
+  return std::string(MessageTypeName(answer.envelope->type));
+}
 
 TEST(ControlServerTest, SocketpairAnswersEveryLineInOrderAndLogsTheBadOnes) {
   auto pair = Connection::Pair();
@@ -150,8 +177,10 @@ TEST(ControlServerTest, TcpLoopbackServerOnEphemeralPortServesTwoClientsAtOnce) 
   (*server)->Start();
   auto idle = Connection::ConnectTcp((*server)->port());  // stays open, must not block others
   ASSERT_TRUE(idle.ok());
+  ASSERT_EQ(Authenticate(*idle, kToken), "RES_OK");
   auto client = Connection::ConnectTcp((*server)->port());
   ASSERT_TRUE(client.ok()) << client.status().ToString();
+  ASSERT_EQ(Authenticate(*client, kToken), "RES_OK");
   Converse(*client);
   server->reset();  // stops with `idle` still connected
   auto after = idle->ReadLine();
@@ -177,10 +206,12 @@ TEST(ControlServerTest, PartialLineAtEndOfStreamIsAnsweredThenTheConnectionEnds)
 TEST(ControlServerTest, ThrowingHandlerIsAnsweredInternal) {
   auto pair = Connection::Pair();
   ASSERT_TRUE(pair.ok());
+  Logs logs;
   std::thread server([&] {
-    (void)ServeConnection(pair->second, [](const Envelope&) -> Result<Envelope> {
-      throw std::runtime_error("boom");
-    });
+    (void)ServeConnection(
+        pair->second,
+        [](const Envelope&) -> Result<Envelope> { throw std::runtime_error("boom"); },
+        logs.options());
   });
   const std::string id = NewMsgId();
   ASSERT_TRUE(pair->first.WriteLine(Request(MessageType::kCmdProcess, id)).ok());
@@ -191,6 +222,214 @@ TEST(ControlServerTest, ThrowingHandlerIsAnsweredInternal) {
   EXPECT_EQ(parsed.envelope->msg_id, id);
   pair->first.Shutdown();
   server.join();
+}
+
+TEST(ControlServerTest, HandleToAChannelTheServerDoesNotExposeIsRefusedBeforeTheHandler) {
+  auto pair = Connection::Pair();
+  ASSERT_TRUE(pair.ok());
+  std::atomic<int> handled{0};
+  Logs logs;
+  std::thread server([&] {
+    (void)ServeConnection(
+        pair->second,
+        [&](const Envelope& request) -> Result<Envelope> {
+          ++handled;
+          return EchoHandler(request);
+        },
+        logs.options());
+  });
+  for (const std::string channel : {"secrets", "x-other", ""}) {
+    Envelope request = MakeEnvelope(MessageType::kCmdProcess);
+    request.shm_handle = ShmHandle{channel, 0, 8, ShmFormat::kRaw};
+    ASSERT_TRUE(pair->first.WriteLine(Serialize(request)).ok());
+    auto answer = pair->first.ReadLine();
+    ASSERT_TRUE(answer.ok() && answer->has_value());
+    ParseOutcome parsed = ParseEnvelope(**answer);
+    ASSERT_TRUE(parsed.ok()) << **answer;
+    if (channel.empty()) {  // not even a valid handle
+      EXPECT_EQ(parsed.envelope->payload["code"], "INVALID_ENVELOPE");
+      continue;
+    }
+    EXPECT_EQ(parsed.envelope->payload["code"], "PERMISSION_DENIED") << **answer;
+    EXPECT_EQ(parsed.envelope->msg_id, request.msg_id);
+  }
+  ASSERT_TRUE(pair->first.WriteLine(Request(MessageType::kCmdProcess, NewMsgId())).ok());
+  auto exposed = pair->first.ReadLine();
+  ASSERT_TRUE(exposed.ok() && exposed->has_value());
+  EXPECT_EQ(ParseEnvelope(**exposed).envelope->type, MessageType::kResDataReady);
+  EXPECT_EQ(handled.load(), 1) << "refused requests never reach the handler";
+  pair->first.Shutdown();
+  server.join();
+
+  // With no exposes at all, no handle is accepted.
+  auto bare = Connection::Pair();
+  ASSERT_TRUE(bare.ok());
+  std::thread bare_server([&] { (void)ServeConnection(bare->second, EchoHandler); });
+  ASSERT_TRUE(bare->first.WriteLine(Request(MessageType::kCmdProcess, NewMsgId())).ok());
+  auto refused = bare->first.ReadLine();
+  ASSERT_TRUE(refused.ok() && refused->has_value());
+  EXPECT_EQ(ParseEnvelope(**refused).envelope->payload["code"], "PERMISSION_DENIED");
+  bare->first.Shutdown();
+  bare_server.join();
+}
+
+TEST(ControlServerTest, TcpNeedsATokenAndEveryConnectionMustAuthenticateFirst) {
+  EXPECT_EQ(Server::ListenTcp(0, EchoHandler).status().code(), ErrorCode::kInvalidArgument);
+  Logs logs;
+  auto server = Server::ListenTcp(0, EchoHandler, logs.options());
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  (*server)->Start();
+  auto connect = [&] { return std::move(*Connection::ConnectTcp((*server)->port())); };
+  {
+    Connection wrong = connect();
+    EXPECT_EQ(Authenticate(wrong, "guess"), "UNAUTHENTICATED");
+    auto eof = wrong.ReadLine();  // and the server closed it
+    ASSERT_TRUE(eof.ok());
+    EXPECT_FALSE(eof->has_value());
+  }
+  {
+    Connection eager = connect();  // a request before CMD_AUTH
+    ASSERT_TRUE(eager.WriteLine(Request(MessageType::kCmdProcess, NewMsgId())).ok());
+    auto answer = eager.ReadLine();
+    ASSERT_TRUE(answer.ok() && answer->has_value());
+    EXPECT_EQ(ParseEnvelope(**answer).envelope->payload["code"], "UNAUTHENTICATED");
+  }
+  Connection right = connect();
+  ASSERT_EQ(Authenticate(right, kToken), "RES_OK");
+  ASSERT_TRUE(right.WriteLine(Request(MessageType::kCmdProcess, NewMsgId())).ok());
+  auto answer = right.ReadLine();
+  ASSERT_TRUE(answer.ok() && answer->has_value());
+  EXPECT_EQ(ParseEnvelope(**answer).envelope->type, MessageType::kResDataReady);
+}
+
+TEST(ControlServerTest, SilentConnectionsAreClosed) {
+  Logs logs;
+  ServeOptions options = logs.options();
+  options.auth_timeout = std::chrono::milliseconds(200);
+  options.idle_timeout = std::chrono::milliseconds(300);
+  auto server = Server::ListenTcp(0, EchoHandler, options);
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  (*server)->Start();
+  auto mute = Connection::ConnectTcp((*server)->port());  // never authenticates
+  ASSERT_TRUE(mute.ok());
+  auto idle = Connection::ConnectTcp((*server)->port());  // authenticates, then says nothing
+  ASSERT_TRUE(idle.ok());
+  ASSERT_EQ(Authenticate(*idle, kToken), "RES_OK");
+  for (Connection* c : {&*mute, &*idle}) {
+    auto eof = c->ReadLine(std::chrono::seconds(10));
+    ASSERT_TRUE(eof.ok()) << eof.status().ToString();
+    EXPECT_FALSE(eof->has_value()) << "the server closed it";
+  }
+}
+
+TEST(ControlServerTest, ConnectionsPastTheLimitAreRefusedAndTheServerGoesOn) {
+  const std::string path = "/tmp/quiver-ctl-limit-" + NewMsgId().substr(0, 8) + ".sock";
+  Logs logs;
+  ServeOptions options = logs.options();
+  options.max_connections = 2;
+  auto server = Server::ListenUnix(path, EchoHandler, options);
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  (*server)->Start();
+  std::vector<Connection> held;
+  for (int i = 0; i < 2; ++i) {
+    held.push_back(std::move(*Connection::ConnectUnix(path)));
+    ASSERT_TRUE(held.back().WriteLine(Request(MessageType::kCmdProcess, NewMsgId())).ok());
+    ASSERT_TRUE(held.back().ReadLine().ok());  // served: it holds a slot now
+  }
+  auto third = Connection::ConnectUnix(path);
+  ASSERT_TRUE(third.ok());
+  auto refused = third->ReadLine(std::chrono::seconds(10));
+  ASSERT_TRUE(refused.ok() && refused->has_value()) << refused.status().ToString();
+  EXPECT_EQ(ParseEnvelope(**refused).envelope->payload["code"], "RESOURCE_EXHAUSTED");
+  held.clear();  // slots come back once those end
+  for (int attempt = 0;; ++attempt) {
+    auto next = Connection::ConnectUnix(path);
+    ASSERT_TRUE(next.ok());
+    ASSERT_TRUE(next->WriteLine(Request(MessageType::kCmdProcess, NewMsgId())).ok());
+    auto answer = next->ReadLine(std::chrono::seconds(10));
+    ASSERT_TRUE(answer.ok() && answer->has_value());
+    if (ParseEnvelope(**answer).envelope->type == MessageType::kResDataReady) break;
+    ASSERT_LT(attempt, 100) << "the freed slots never came back";
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+// Limits the calling process to a few thread stacks (8 MiB each) more than it maps now.
+bool LimitAddressSpace() {
+  std::ifstream status("/proc/self/status");
+  size_t vm_kib = 0;
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("VmSize:", 0) == 0) vm_kib = std::stoul(line.substr(7));
+  }
+  const rlimit space{(vm_kib << 10) + (size_t{40} << 20), (vm_kib << 10) + (size_t{40} << 20)};
+  return vm_kib != 0 && ::setrlimit(RLIMIT_AS, &space) == 0;
+}
+
+// A server in a child process squeezed by `squeeze` is flooded with silent connections;
+// afterwards the process is alive and serves a new client.
+void FloodSurvives(const std::function<bool()>& squeeze) {
+  const std::string path = "/tmp/quiver-ctl-exhaust-" + NewMsgId().substr(0, 8) + ".sock";
+  testing::Signal ready;
+  testing::Child server([&] {
+    ServeOptions options = Logs().options();
+    options.max_connections = 10000;
+    options.log = {};  // stderr: what it refused shows in the test's output
+    auto listening = Server::ListenUnix(path, EchoHandler, options);
+    if (!listening.ok() || !squeeze()) return 2;
+    ready.Notify();
+    return (*listening)->Run().ok() ? 0 : 1;  // Run returns only on an unexpected error
+  });
+  ready.Await();
+  std::vector<UniqueFd> flood;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.data(), path.size());
+  // Past 32 fds: the server accepts until it runs out, then its listen queue (16) fills up.
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (flood.size() < 36 && std::chrono::steady_clock::now() < give_up) {
+    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) == 0) {
+      flood.push_back(std::move(fd));
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));  // a full queue: wait
+    }
+  }
+  ASSERT_GE(flood.size(), 36u) << "more connections than the server has fds";
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ASSERT_EQ(::kill(server.pid(), 0), 0) << "the server process died";
+  flood.clear();
+  bool served = false;
+  for (int attempt = 0; attempt < 200 && !served; ++attempt) {
+    auto c = Connection::ConnectUnix(path);
+    if (c.ok() && c->WriteLine(Request(MessageType::kCmdProcess, NewMsgId())).ok()) {
+      auto answer = c->ReadLine(std::chrono::seconds(5));
+      served = answer.ok() && answer->has_value() &&
+               ParseEnvelope(**answer).envelope->type == MessageType::kResDataReady;
+    }
+    if (!served) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(served) << "the server never served again";
+  EXPECT_EQ(::kill(server.pid(), 0), 0) << "the server process died";
+  server.Kill(SIGKILL);
+  server.Wait();
+  ::unlink(path.c_str());
+}
+
+// ~1,020 idle connections once exhausted the fds (EMFILE) and took the accept loop down.
+TEST(ControlServerTest, RunningOutOfFdsRefusesConnectionsNotTheServer) {
+  FloodSurvives([] {
+    const rlimit fds{32, 32};
+    return ::setrlimit(RLIMIT_NOFILE, &fds) == 0;
+  });
+}
+
+// A failed thread creation (std::system_error) used to abort the whole process.
+TEST(ControlServerTest, RunningOutOfThreadsRefusesConnectionsNotTheProcess) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "sanitizers reserve terabytes of shadow memory: no address-space limit";
+#else
+  FloodSurvives(LimitAddressSpace);
+#endif
 }
 
 TEST(ConnectionTest, OversizedLineIsReportedOnceAndSkipped) {

@@ -14,10 +14,11 @@ namespace {
 
 using nlohmann::json;
 
-constexpr std::array<std::pair<MessageType, std::string_view>, 6> kTypeNames = {{
+constexpr std::array<std::pair<MessageType, std::string_view>, 7> kTypeNames = {{
     {MessageType::kCmdStreamStart, "CMD_STREAM_START"},
     {MessageType::kCmdProcess, "CMD_PROCESS"},
     {MessageType::kCmdShutdown, "CMD_SHUTDOWN"},
+    {MessageType::kCmdAuth, "CMD_AUTH"},
     {MessageType::kResOk, "RES_OK"},
     {MessageType::kResDataReady, "RES_DATA_READY"},
     {MessageType::kResErrorV2, "RES_ERROR_V2"},

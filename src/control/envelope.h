@@ -37,6 +37,7 @@ enum class MessageType {
   kCmdStreamStart,  ///< negotiate a channel and its segment size
   kCmdProcess,      ///< work on the input the payload's shm_handle names
   kCmdShutdown,     ///< acknowledge with RES_OK, then end the connection
+  kCmdAuth,         ///< payload {"token"}: the first line on a TCP connection (see server.h)
   kResOk,           ///< a command succeeded and has no data to point at
   kResDataReady,    ///< data is published; the payload's shm_handle names it
   kResErrorV2,      ///< payload {"code","message","cause"}; cause is the same shape or null

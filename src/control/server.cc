@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <system_error>
 
 namespace quiver::control {
 namespace {
@@ -27,6 +28,25 @@ void Log(const ServeOptions& options, const EnvelopeError& error) {
     line.push_back('\n');
     std::fputs(line.c_str(), stderr);
   }
+}
+
+// Constant time in the token's length: a wrong guess learns nothing from timing.
+bool SameSecret(std::string_view a, std::string_view b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (size_t i = 0; i < a.size(); ++i) diff |= a[i] ^ b[i % std::max<size_t>(b.size(), 1)];
+  return diff == 0;
+}
+
+// Why `request` may not be served before any handler sees it, or OK.
+Status Admissible(const Envelope& request, const ServeOptions& options) {
+  if (!request.shm_handle) return Status::OK();
+  const std::string& channel = request.shm_handle->segment_id;
+  if (!options.exposes || !options.exposes(channel)) {
+    return Status(ErrorCode::kPermissionDenied,
+                  "this server does not expose channel '" + channel.substr(0, 80) +
+                      "'; a handle may name only the channels it serves");
+  }
+  return Status::OK();
 }
 
 Envelope Answer(const Envelope& request, const Handler& handler) {
@@ -49,12 +69,22 @@ Envelope Answer(const Envelope& request, const Handler& handler) {
 }  // namespace
 
 Result<ConnectionEnd> ServeConnection(Connection& connection, const Handler& handler,
-                                      const ServeOptions& options) {
+                                      const ServeOptions& options, bool needs_auth) {
+  bool authenticated = !needs_auth;
   for (;;) {
-    Result<std::optional<std::string>> line = connection.ReadLine();
+    Result<std::optional<std::string>> line =
+        connection.ReadLine(authenticated ? options.idle_timeout : options.auth_timeout);
     Envelope response;
     bool end_after_reply = false;
     ConnectionEnd end = ConnectionEnd::kEndOfStream;
+    if (!line.ok() && line.status().code() == ErrorCode::kTimeout) {
+      Log(options, EnvelopeError{std::string(ErrorCodeName(ErrorCode::kTimeout)),
+                                 std::string(authenticated ? "idle connection closed: "
+                                                           : "no CMD_AUTH in time: ") +
+                                     line.status().message(),
+                                 ""});
+      return ConnectionEnd::kEndOfStream;
+    }
     if (!line.ok()) {
       EnvelopeError error;
       if (line.status().code() == ErrorCode::kCapacityExceeded) {
@@ -72,9 +102,37 @@ Result<ConnectionEnd> ServeConnection(Connection& connection, const Handler& han
       return ConnectionEnd::kEndOfStream;
     } else {
       ParseOutcome parsed = ParseEnvelope(**line);
-      if (!parsed.ok()) {
+      if (!authenticated) {
+        // The first line decides: anything but CMD_AUTH with the token ends the connection.
+        const bool ok = parsed.ok() && parsed.envelope->type == MessageType::kCmdAuth &&
+                        parsed.envelope->payload.contains("token") &&
+                        parsed.envelope->payload["token"].is_string() &&
+                        SameSecret(parsed.envelope->payload["token"].get<std::string>(),
+                                   options.token);
+        if (ok) {
+          authenticated = true;
+          response.msg_id = parsed.envelope->msg_id;
+          response.type = MessageType::kResOk;
+        } else {
+          const std::string msg_id = parsed.ok() ? parsed.envelope->msg_id : parsed.error.msg_id;
+          EnvelopeError error{
+              std::string(ErrorCodeName(ErrorCode::kUnauthenticated)),
+              "this connection must start with CMD_AUTH carrying the server's token", msg_id};
+          Log(options, error);
+          response = MakeError(error);
+          end_after_reply = true;
+        }
+      } else if (!parsed.ok()) {
         Log(options, parsed.error);
         response = MakeError(parsed.error);
+      } else if (parsed.envelope->type == MessageType::kCmdAuth) {
+        response.msg_id = parsed.envelope->msg_id;
+        response.type = MessageType::kResOk;
+      } else if (Status refused = Admissible(*parsed.envelope, options); !refused.ok()) {
+        EnvelopeError error{std::string(ErrorCodeName(refused.code())), refused.message(),
+                            parsed.envelope->msg_id};
+        Log(options, error);
+        response = MakeError(error);
       } else if (parsed.envelope->type == MessageType::kCmdShutdown) {
         response.msg_id = parsed.envelope->msg_id;
         response.type = MessageType::kResOk;
@@ -97,8 +155,8 @@ Result<ConnectionEnd> ServeConnection(Connection& connection, const Handler& han
       return written;
     }
     if (end_after_reply) {
-      // The peer sees the end of the stream right after the acknowledgement.
-      if (end == ConnectionEnd::kShutdown) connection.Shutdown();
+      // The peer sees the end of the stream right after the acknowledgement (or refusal).
+      if (end == ConnectionEnd::kShutdown || !authenticated) connection.Shutdown();
       return end;
     }
   }
@@ -148,12 +206,17 @@ Result<std::unique_ptr<Server>> Server::ListenUnix(std::string path, Handler han
 
 Result<std::unique_ptr<Server>> Server::ListenTcp(uint16_t port, Handler handler,
                                                   ServeOptions options) {
+  if (options.token.empty()) {
+    return Status(ErrorCode::kInvalidArgument,
+                  "a TCP control server needs a token (ServeOptions::token): any local user "
+                  "can connect to 127.0.0.1; use a Unix socket to serve this user only");
+  }
   UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return Status::FromErrno("socket(AF_INET)", errno);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);  // loopback only: no authentication
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);  // loopback only, and a token (CMD_AUTH)
   if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
     const int err = errno;
     return Status::FromErrno("bind 127.0.0.1:" + std::to_string(port), err)
@@ -201,6 +264,58 @@ void Server::Stop() {
   for (Session& s : sessions_) s.connection.Shutdown();
 }
 
+void Server::Admit(UniqueFd fd) {
+  Connection connection = Connection::FromSocket(std::move(fd));
+  auto refuse = [&](ErrorCode code, const std::string& why) {
+    EnvelopeError error{std::string(ErrorCodeName(code)), why, ""};
+    Log(options_, error);
+    (void)connection.WriteLine(Serialize(MakeError(error)));
+    connection.Shutdown();
+  };
+  if (!path_.empty()) {
+    // A Unix socket: its peer's uid is the access check (the file mode only narrows the
+    // window between bind and chmod; this closes it).
+    ucred cred{};
+    socklen_t len = sizeof(cred);
+    if (::getsockopt(connection.read_fd(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 ||
+        cred.uid != ::geteuid()) {
+      return refuse(ErrorCode::kPermissionDenied,
+                    "this control server serves only uid " + std::to_string(::geteuid()));
+    }
+  }
+  std::lock_guard lock(mu_);
+  if (sessions_.size() >= options_.max_connections) {
+    return refuse(ErrorCode::kResourceExhausted,
+                  "too many connections (" + std::to_string(sessions_.size()) +
+                      "; ServeOptions::max_connections): try again later");
+  }
+  Session& session = sessions_.emplace_back(std::move(connection));
+  const bool needs_auth = path_.empty();  // TCP
+  try {
+    session.thread = std::thread([this, &session, needs_auth] {
+      Result<ConnectionEnd> end =
+          ServeConnection(session.connection, handler_, options_, needs_auth);
+      if (!end.ok()) {
+        std::fprintf(stderr, "quiver control: connection failed: %s\n",
+                     end.status().ToString().c_str());
+      } else if (*end == ConnectionEnd::kShutdown && stop_on_shutdown_) {
+        Stop();
+      }
+      session.done.store(true, std::memory_order_release);
+    });
+  } catch (const std::system_error& e) {
+    // No thread to serve it (EAGAIN: thread or memory limits): refuse this one connection.
+    Connection refused = std::move(session.connection);
+    sessions_.pop_back();
+    EnvelopeError error{std::string(ErrorCodeName(ErrorCode::kResourceExhausted)),
+                        std::string("cannot start a thread for this connection: ") + e.what(),
+                        ""};
+    Log(options_, error);
+    (void)refused.WriteLine(Serialize(MakeError(error)));
+    refused.Shutdown();
+  }
+}
+
 void Server::ReapFinished() {
   std::lock_guard lock(mu_);
   for (auto it = sessions_.begin(); it != sessions_.end();) {
@@ -228,22 +343,22 @@ Status Server::Run() {
     if ((fds[0].revents & POLLIN) == 0) continue;
     UniqueFd fd(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
     if (!fd.valid()) {
-      if (errno == EINTR || errno == ECONNABORTED || errno == EAGAIN) continue;
-      result = Status::FromErrno("accept control connection", errno);
+      const int err = errno;
+      if (err == EINTR || err == ECONNABORTED || err == EAGAIN) continue;
+      if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+        // Out of fds or memory: the waiting connection stays queued. Back off instead of
+        // spinning on it, and keep serving those already open.
+        Log(options_, EnvelopeError{"RESOURCE_EXHAUSTED",
+                                    std::string("cannot accept a connection now: ") +
+                                        std::strerror(err),
+                                    ""});
+        ::poll(nullptr, 0, 100);
+        continue;
+      }
+      result = Status::FromErrno("accept control connection", err);
       break;
     }
-    std::lock_guard lock(mu_);
-    Session& session = sessions_.emplace_back(Connection::FromSocket(std::move(fd)));
-    session.thread = std::thread([this, &session] {
-      Result<ConnectionEnd> end = ServeConnection(session.connection, handler_, options_);
-      if (!end.ok()) {
-        std::fprintf(stderr, "quiver control: connection failed: %s\n",
-                     end.status().ToString().c_str());
-      } else if (*end == ConnectionEnd::kShutdown && stop_on_shutdown_) {
-        Stop();
-      }
-      session.done.store(true, std::memory_order_release);
-    });
+    Admit(std::move(fd));
   }
   stopping_.store(true);
   std::list<Session> sessions;

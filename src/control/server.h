@@ -1,9 +1,15 @@
 // Serving control envelopes: answer each request line of a connection in order, over stdio,
 // a Unix socket or loopback TCP. A Server is started and stopped from one thread; it calls
 // the handler from one thread per connection.
+//
+// Who gets in: a Unix socket serves only peers of this user (SO_PEERCRED); a TCP connection
+// must first send CMD_AUTH {"token": ...} (ServeOptions::token). What a request may name:
+// only channels the server exposes (ServeOptions::exposes). How much: at most
+// max_connections at once, each closed after idle_timeout without a line.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <list>
@@ -30,6 +36,19 @@ using LogSink = std::function<void(std::string_view line)>;
 
 struct ServeOptions {
   LogSink log;  ///< empty: write to stderr
+  /// The channels a request's shm_handle may name. A request naming another is answered
+  /// RES_ERROR_V2 PERMISSION_DENIED before the handler sees it, so a peer cannot make the
+  /// server read any other channel of its user. Empty: no handle is accepted.
+  std::function<bool(std::string_view channel)> exposes;
+  /// The bearer token TCP clients must send first (CMD_AUTH {"token"}). ListenTcp refuses to
+  /// start without one: loopback is open to every local user.
+  std::string token;
+  /// Connections served at once (Server); one more is answered RESOURCE_EXHAUSTED and closed.
+  size_t max_connections = 64;
+  /// A connection with no line for this long is closed (0: never).
+  std::chrono::milliseconds idle_timeout = std::chrono::minutes(10);
+  /// How long a TCP connection has to authenticate (its first line).
+  std::chrono::milliseconds auth_timeout = std::chrono::seconds(5);
 };
 
 /// How a connection ended.
@@ -39,24 +58,32 @@ enum class ConnectionEnd {
 };
 
 /// Answers the lines of `connection` in order until it ends:
+/// - with `needs_auth`, the first line must be CMD_AUTH with the options' token (RES_OK),
+///   else it is answered RES_ERROR_V2 UNAUTHENTICATED and the connection ends; CMD_AUTH is
+///   answered RES_OK on a connection that needs none;
+/// - a request whose shm_handle names a channel the options do not expose is answered
+///   RES_ERROR_V2 PERMISSION_DENIED;
 /// - a valid CMD_* goes to `handler`; CMD_SHUTDOWN is answered RES_OK, then the connection
 ///   is shut down (a socket's peer reads end of stream) and the loop ends;
 /// - a valid RES_* is answered RES_ERROR_V2 UNEXPECTED_TYPE;
 /// - any line that is not a valid envelope (bad JSON, wrong version, unknown type, too
 ///   long, cut off by the end of the stream) is answered RES_ERROR_V2 with the line's
 ///   msg_id if it had a readable one (else null), and logged.
+/// - a connection silent for idle_timeout (auth_timeout before CMD_AUTH) ends.
 /// Returns how it ended; kIoError only if reading failed.
 Result<ConnectionEnd> ServeConnection(Connection& connection, const Handler& handler,
-                                      const ServeOptions& options = {});
+                                      const ServeOptions& options = {}, bool needs_auth = false);
 
 /// Accepts connections on a Unix socket or on 127.0.0.1 and serves each on its own thread.
+/// Running out of threads or fds refuses connections (or waits for fds), never the process.
 class Server {
  public:
-  /// Listens on a Unix stream socket at `path` (removed again when the server is
-  /// destroyed). kAlreadyExists if something is at `path`.
+  /// Listens on a Unix stream socket at `path` (mode 0600, removed again when the server is
+  /// destroyed) for peers of this user only. kAlreadyExists if something is at `path`.
   static Result<std::unique_ptr<Server>> ListenUnix(std::string path, Handler handler,
                                                     ServeOptions options = {});
-  /// Listens on 127.0.0.1:`port`; port 0 picks a free ephemeral port (see port()).
+  /// Listens on 127.0.0.1:`port`; port 0 picks a free ephemeral port (see port()). Needs
+  /// options.token (kInvalidArgument without): every connection authenticates first.
   static Result<std::unique_ptr<Server>> ListenTcp(uint16_t port, Handler handler,
                                                    ServeOptions options = {});
 
@@ -93,6 +120,8 @@ class Server {
   Server(UniqueFd listener, std::string path, uint16_t port, Handler handler,
          ServeOptions options);
   void ReapFinished();
+  // Serves a new connection on a thread of its own, or refuses it with one RES_ERROR_V2.
+  void Admit(UniqueFd fd);
 
   UniqueFd listener_;
   UniqueFd wake_read_;  // a pipe: Stop() writes a byte to wake Run()'s poll

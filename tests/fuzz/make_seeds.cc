@@ -72,6 +72,7 @@ void EnvelopeSeeds() {
       {"data_ready",
        v + R"("type":"RES_DATA_READY","payload":{"shm_handle":{"segment_id":"ledger","offset":18446744073709551614,"size":1,"format":"arrow_stream"}}})"},
       {"shutdown", v + R"("type":"CMD_SHUTDOWN","payload":{}})"},
+      {"auth", v + R"("type":"CMD_AUTH","payload":{"token":"s3cret"}})"},
       {"ok", v + R"("type":"RES_OK","payload":{"extra":[1,2.5,null,true,{"k":"é"}]}})"},
       {"error_chain",
        R"({"protocol_v":"2.0.0","msg_id":null,"type":"RES_ERROR_V2","payload":{"code":"HANDLE_OUT_OF_RANGE","message":"outside","cause":{"code":"SHM_CORRUPTION","message":"bad","cause":null}}})"},
