@@ -11,56 +11,17 @@
 #include <cstring>
 #include <string>
 
+#include "other_user.h"
 #include "quiver/channel.h"
 #include "test_support.h"
 
 namespace quiver {
 namespace {
 
+using testing::Have;
+using testing::OtherUser;
+using testing::Shell;
 using testing::UniqueName;
-
-std::string Shell(const std::string& command, int* status) {
-  std::string out;
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) {
-    *status = -1;
-    return "popen failed";
-  }
-  char buf[512];
-  while (std::fgets(buf, sizeof(buf), pipe) != nullptr) out += buf;
-  *status = pclose(pipe);
-  return out;
-}
-
-bool Have(const char* tool) {
-  int status = 0;
-  Shell(std::string("command -v ") + tool + " >/dev/null", &status);
-  return status == 0;
-}
-
-// A throwaway system user, removed again at the end of the test.
-class OtherUser {
- public:
-  OtherUser() : name_("qvt" + std::to_string(getpid() % 1000000)) {
-    int status = 0;
-    output_ =
-        Shell("useradd --system --no-create-home --shell /usr/sbin/nologin " + name_, &status);
-    created_ = status == 0;
-  }
-  ~OtherUser() {
-    if (!created_) return;
-    int status = 0;
-    Shell("userdel " + name_, &status);
-  }
-  bool created() const { return created_; }
-  const std::string& name() const { return name_; }
-  const std::string& output() const { return output_; }
-
- private:
-  std::string name_;
-  std::string output_;
-  bool created_ = false;
-};
 
 TEST(PermissionsTest, AnotherUserCannotOpenOrMapAChannel) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root to create a second user (useradd); not root";
