@@ -403,6 +403,49 @@ TEST(SupervisorTest, LateJoinerGetsAWorkingChannelThroughTheSocket) {
   EXPECT_EQ(supervisor.ExitCode(), 0);
 }
 
+// A `list` reply longer than 1 KiB once made `quiver ls` drop every channel of the pipeline,
+// and 64 idle connections locked every late joiner out.
+TEST(SupervisorTest, ManyChannelsAndIdleClientsHideNothingAndLockNobodyOut) {
+  const std::string socket = "@quiver-supervisor-many-" + std::to_string(::getpid());
+  std::vector<std::string> names;
+  for (int i = 0; i < 40; ++i) {
+    names.push_back("many-" + std::to_string(::getpid()) + "-" + std::string(40, 'c') + "-" +
+                    std::to_string(i));
+  }
+  Child supervisor([&] {
+    Pipeline p;
+    NodeSpec node{.name = "sleeper", .command = "sleep", .args = {"30"}};
+    for (const std::string& name : names) {
+      p.channels.push_back({.name = name, .capacity = 64 << 10});
+      node.publishes.push_back(name);
+    }
+    p.nodes = {node};
+    RunOptions options = Quiet();
+    options.socket_address = socket;
+    auto report = RunPipeline(p, options);
+    return report.ok() ? report->exit_code : 99;
+  });
+  Result<std::vector<std::string>> listed = Status(ErrorCode::kNotFound, "not tried");
+  for (const auto deadline = Clock::now() + seconds(10); Clock::now() < deadline;) {
+    listed = ListSupervisedChannels(socket);
+    if (listed.ok() || listed.status().code() != ErrorCode::kNotFound) break;
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  ASSERT_TRUE(listed.ok()) << listed.status().ToString();
+  EXPECT_EQ(*listed, names) << "a reply of about 2 KiB";
+
+  std::vector<UniqueFd> idle;  // connected, never saying a word
+  for (int i = 0; i < 80; ++i) {
+    auto fd = ConnectUnix(socket);
+    if (fd.ok()) idle.push_back(std::move(*fd));
+  }
+  auto attached = AttachFromSupervisor(socket, names.back());
+  EXPECT_TRUE(attached.ok()) << attached.status().ToString();
+  EXPECT_TRUE(ListSupervisedChannels(socket).ok());
+  supervisor.Kill(SIGTERM);
+  EXPECT_EQ(supervisor.ExitCode(), 128 + SIGTERM);
+}
+
 TEST(SupervisorTest, ChannelWithSchemaIsMadeByTheFactoryAsAnArrowChannel) {
   TempDir dir;
   std::ofstream(dir / "schema.json")

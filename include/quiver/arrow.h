@@ -33,10 +33,12 @@ enum class BatchValidation {
   /// The default, O(columns): the IPC metadata is verified (flatbuffer verifier), every
   /// buffer must lie inside the sample's body, and RecordBatch::Validate() checks every
   /// buffer is large enough for its array's length. Value offsets inside string/list
-  /// arrays are trusted: a consumer of a hostile producer must use kFull.
+  /// arrays are trusted: producers of the same user are trusted to be correct, and data from
+  /// the network is validated fully by the gateway and the bridge before it is published.
   kStructure,
   /// kStructure plus RecordBatch::ValidateFull(): every offset, dictionary index and UTF-8
-  /// string is checked, O(bytes). No later access can read outside the sample.
+  /// string is checked, O(bytes). A defence against a buggy producer, not a hostile one: a
+  /// process that can write the segment can change the bytes after the check.
   kFull,
 };
 

@@ -450,7 +450,10 @@ class Channel:
                    from_oldest: bool = False) -> Subscriber:
         """Takes a subscriber slot. ``reader_schema`` binds the fields this reader needs by
         name (``SchemaMismatch`` if the channel cannot provide them); ``validate="full"``
-        checks every offset and string of every batch (for untrusted producers).
+        also checks every offset and string of every batch: a defence against a *buggy*
+        producer of this user, not a hostile one, which could change the bytes after the
+        check (untrusted data enters only through ``quiver serve`` and ``quiver bridge``,
+        which validate it; see docs/RELIABILITY.md, "Who is trusted").
         ``from_oldest=True`` starts with the channel's backlog: the samples it still keeps
         for other subscribers, oldest first (the longest gap-free run that joins up with
         what is published next; empty if nobody holds anything), then goes on live."""

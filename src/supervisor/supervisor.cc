@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <thread>
 
 #include "common/printable.h"
 #include "shm/segment.h"
@@ -526,7 +527,15 @@ namespace {
 // byte is sent or believed.
 Result<LineWithFd> AskSupervisor(std::string_view socket_address, const std::string& request) {
   const auto deadline = Clock::now() + kClientDeadline;
-  QUIVER_ASSIGN_OR_RETURN(UniqueFd socket, ConnectUnix(socket_address, deadline));
+  Result<UniqueFd> connected = ConnectUnix(socket_address, deadline);
+  // A full listen queue is a busy supervisor (or one flooded with connections it will drop):
+  // try again until the deadline rather than wait inside connect.
+  while (!connected.ok() && connected.status().code() == ErrorCode::kBusy &&
+         Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    connected = ConnectUnix(socket_address, deadline);
+  }
+  QUIVER_ASSIGN_OR_RETURN(UniqueFd socket, std::move(connected));
   QUIVER_ASSIGN_OR_RETURN(uid_t uid, PeerUid(socket.get()));
   if (uid != ::geteuid()) {
     return Status(ErrorCode::kPermissionDenied,
