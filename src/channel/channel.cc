@@ -51,6 +51,8 @@ Result<std::shared_ptr<ChannelState>> AttachSegment(shm::Segment segment) {
   state->capacity = copy.data_capacity;
   state->max_samples = copy.max_samples;
   state->max_subscribers = copy.max_subscribers;
+  state->slot_bits = copy.max_subscribers >= 64 ? ~uint64_t{0}
+                                                : (uint64_t{1} << copy.max_subscribers) - 1;
   state->data_offset = copy.data_offset;
   state->nonce = copy.nonce;
   state->overflow = static_cast<OverflowPolicy>(copy.overflow_policy);

@@ -42,6 +42,7 @@ struct ChannelState {
   uint64_t data_offset = 0;
   uint64_t nonce = 0;
   OverflowPolicy overflow = OverflowPolicy::kBlock;
+  uint64_t slot_bits = 0;  // one bit per subscriber slot that exists (max_subscribers)
 
   std::mutex mu;         // guards the lazily made data mappings and the masks below
   shm::Mapping data_rw;  // publisher's view of the sample bytes
@@ -73,9 +74,11 @@ struct PublisherState {
   bool Reclaim(bool all);
   /// Returns a descriptor index for a loan of `bytes`, or nullopt if there is no room now.
   std::optional<uint32_t> TryAllocate(size_t bytes);
-  /// Takes back every reference of subscriber `slot` (closed or dead).
+  /// Takes back every reference of subscriber `slot` (closed or dead; its lock is ours) and
+  /// frees it.
   void ReclaimSlot(uint32_t slot);
-  /// Reclaims slots whose subscribers closed, and (if `probe`) slots whose process died.
+  /// Reclaims slots whose subscribers closed, and (if `probe`) every slot in use whose lock
+  /// nobody holds.
   void ReclaimGoneSubscribers(bool probe);
   /// kDropOldest: takes the oldest queued (not yet received) sample off the rings that
   /// queue it. Returns true if it dropped anything.
@@ -84,6 +87,13 @@ struct PublisherState {
   bool OnlyOwnLoansInFlight() const;
   /// Gives back a loan that was never published.
   void Abandon(uint32_t desc);
+  /// Marks loan `desc` published (both copies); its holders are stored by the caller.
+  void MarkPublished(uint32_t desc);
+
+  /// The bytes of loan `desc` (from the publisher's own record, never from shared memory).
+  std::byte* LoanData(uint32_t desc) const { return data + local_[desc].offset; }
+  /// Masks `bits` (read from shared memory) to real subscriber slots.
+  uint64_t ValidSlots(uint64_t bits) const { return bits & channel->slot_bits; }
 
   std::shared_ptr<ChannelState> channel;
   std::byte* data = nullptr;
@@ -95,10 +105,22 @@ struct PublisherState {
   bool asymmetric_barrier = false;
 
  private:
+  // What the publisher itself wrote into each descriptor. Any attached process can write the
+  // shared copy, so the publisher never reads an offset, a span or a state back from it: a
+  // scribbled descriptor cannot make it write outside its mapping or free what it loaned.
+  struct LocalDesc {
+    uint64_t offset = 0;
+    uint64_t span = 0;
+    bool published = false;
+  };
+
   void Free(uint32_t desc);
   bool Freeable(uint32_t desc) const;
+  /// Records an allocation of `span` bytes at `offset` in descriptor `desc`, in both copies.
+  void Record(uint32_t desc, uint64_t offset, uint64_t size, uint64_t span);
 
   channel::ExtentAllocator extents_;
+  std::vector<LocalDesc> local_;  // [max_samples]
   std::vector<uint32_t> free_descs_;
   std::vector<uint32_t> in_flight_;  // loaned or published, oldest first
 };

@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "channel/channel_state.h"
+#include "channel/slot_reclaim.h"
 #include "shm/futex.h"
 #include "shm/membarrier.h"
 #include "shm/ofd_lock.h"
@@ -42,15 +43,25 @@ PublisherState::PublisherState(std::shared_ptr<ChannelState> ch, std::byte* byte
     : channel(std::move(ch)),
       data(bytes),
       options(opts),
-      extents_(channel->capacity, channel->max_samples) {
+      extents_(channel->capacity, channel->max_samples),
+      local_(channel->max_samples) {
   free_descs_.reserve(channel->max_samples);
   in_flight_.reserve(channel->max_samples);
   // Adopt what a previous (cleanly closed) publisher left in flight: published samples
-  // that subscribers still queue or hold.
+  // that subscribers still queue or hold, each checked to lie inside the data area and to
+  // overlap no other before it is trusted.
+  const uint64_t capacity = channel->capacity;
   for (uint32_t i = channel->max_samples; i-- > 0;) {
     channel::SampleDesc& d = channel->descs[i];
+    const uint64_t offset = d.offset.load(kRelaxed);
+    const uint64_t span = d.span.load(kRelaxed);
+    const uint64_t size = d.size.load(kRelaxed);
+    const bool sane = offset % kSampleAlignment == 0 && span % kSampleAlignment == 0 &&
+                      span > 0 && offset <= capacity && span <= capacity - offset && size > 0 &&
+                      size <= span;
     if (d.state.load(std::memory_order_acquire) == static_cast<uint32_t>(DescState::kPublished) &&
-        extents_.MarkUsed(d.offset.load(kRelaxed), d.span.load(kRelaxed))) {
+        sane && extents_.MarkUsed(offset, span)) {
+      local_[i] = {offset, span, true};
       in_flight_.push_back(i);
     } else {
       d.state.store(static_cast<uint32_t>(DescState::kFree), kRelaxed);
@@ -69,7 +80,7 @@ PublisherState::~PublisherState() {
   ch.header->publisher_lifecycle.store(static_cast<uint32_t>(PublisherLifecycle::kClosed),
                                        std::memory_order_seq_cst);
   // Wake every sleeper so it sees the publisher is gone now, not at its next probe.
-  ForEachBit(ch.header->active_mask.load(std::memory_order_acquire), [&](uint32_t i) {
+  ForEachBit(ValidSlots(ch.header->active_mask.load(std::memory_order_acquire)), [&](uint32_t i) {
     channel::SubscriberSlot& slot = ch.slots[i];
     slot.wake_word.fetch_add(1, std::memory_order_release);
     shm::FutexWake(&slot.wake_word, INT32_MAX);
@@ -84,16 +95,24 @@ PublisherState::~PublisherState() {
 }
 
 bool PublisherState::Freeable(uint32_t index) const {
-  const channel::SampleDesc& d = channel->descs[index];
   // Acquire: every subscriber's reads of these bytes happen before we hand them out again.
-  return d.state.load(kRelaxed) == static_cast<uint32_t>(DescState::kPublished) &&
-         d.holders.load(std::memory_order_acquire) == 0;
+  return local_[index].published &&
+         channel->descs[index].holders.load(std::memory_order_acquire) == 0;
+}
+
+void PublisherState::Record(uint32_t index, uint64_t offset, uint64_t size, uint64_t span) {
+  local_[index] = {offset, span, false};
+  channel::SampleDesc& d = channel->descs[index];
+  d.offset.store(offset, kRelaxed);
+  d.size.store(size, kRelaxed);
+  d.span.store(span, kRelaxed);
 }
 
 void PublisherState::Free(uint32_t index) {
   channel::SampleDesc& d = channel->descs[index];
-  const uint64_t span = d.span.load(kRelaxed);
-  extents_.Free(d.offset.load(kRelaxed), span);
+  const uint64_t span = local_[index].span;
+  extents_.Free(local_[index].offset, span);
+  local_[index] = {};
   d.state.store(static_cast<uint32_t>(DescState::kFree), kRelaxed);
   free_descs_.push_back(index);
   Bump(channel->header->samples_in_use, ~uint64_t{0});
@@ -126,9 +145,7 @@ std::optional<uint32_t> PublisherState::TryAllocate(size_t bytes) {
   const uint32_t index = free_descs_.back();
   free_descs_.pop_back();
   channel::SampleDesc& d = ch.descs[index];
-  d.offset.store(*offset, kRelaxed);
-  d.size.store(bytes, kRelaxed);
-  d.span.store(span, kRelaxed);
+  Record(index, *offset, bytes, span);
   d.holders.store(0, kRelaxed);
   d.state.store(static_cast<uint32_t>(DescState::kLoaned), kRelaxed);
   in_flight_.push_back(index);
@@ -144,52 +161,28 @@ void PublisherState::Abandon(uint32_t index) {
 }
 
 void PublisherState::ReclaimSlot(uint32_t i) {
-  ChannelState& ch = *channel;
-  channel::ChannelHeader& h = *ch.header;
-  channel::SubscriberSlot& slot = ch.slots[i];
-  const uint64_t bit = uint64_t{1} << i;
-  h.active_mask.fetch_and(~bit, std::memory_order_seq_cst);
-  // The subscriber is gone, so nobody races us for its ring; its references are exactly
-  // its bit in the descriptors of the samples in flight (queued or held).
-  slot.read_index.store(slot.write_index.load(kRelaxed), std::memory_order_release);
-  for (uint32_t index : in_flight_) {
-    ch.descs[index].holders.fetch_and(~bit, std::memory_order_acq_rel);
-  }
-  // Clear the closing bit before freeing the slot, so a new owner of slot i is never
-  // mistaken for the one that closed.
-  h.closing_mask.fetch_and(~bit, std::memory_order_seq_cst);
-  slot.state.store(static_cast<uint32_t>(SlotState::kFree), std::memory_order_release);
+  // The publisher clears a slot between its own publishes: nothing to wait for, no error.
+  (void)ClearSlot(*channel, i, &in_flight_);
+  FreeSlot(*channel, i);
 }
 
 void PublisherState::ReclaimGoneSubscribers(bool probe) {
   ChannelState& ch = *channel;
   channel::ChannelHeader& h = *ch.header;
-  ForEachBit(h.closing_mask.load(std::memory_order_acquire), [&](uint32_t i) {
-    if (i < ch.max_subscribers) ReclaimSlot(i);
+  // Slots whose subscribers closed: their lock is dropped right after the closing bit is set.
+  ForEachBit(ValidSlots(h.closing_mask.load(std::memory_order_acquire)), [&](uint32_t i) {
+    if (TryAdoptGoneSlot(ch, i)) ReclaimSlot(i);
   });
   if (!probe) return;
   last_liveness_check = Clock::now();
-  ForEachBit(h.active_mask.load(std::memory_order_acquire), [&](uint32_t i) {
-    if (i >= ch.max_subscribers) return;
-    {
-      // Under the lock that CreateSubscriber holds while it makes a slot ours (before it
-      // sets the slot's active bit): a subscriber of this process that joined after we read
-      // active_mask is never mistaken for a dead one (our own locks don't show as others').
-      std::lock_guard lock(ch.mu);
-      if ((ch.own_slots & (uint64_t{1} << i)) != 0) return;
-      // A subscriber that closed cleanly marked its slot Closing before letting go of it:
-      // the closing path reclaims it (and it did not die).
-      if (ch.slots[i].state.load(std::memory_order_acquire) ==
-          static_cast<uint32_t>(SlotState::kClosing)) {
-        return;
-      }
-      // The slot's lock dies with its process: no lock means nobody will ever release.
-      if (shm::IsByteLockedByOthers(ch.segment.fd(), shm::kFirstSubscriberLockByte + i)) return;
-    }
-    // A dead slot stays Active until reclaimed here, so nobody can take it meanwhile.
+  // Every slot in use whose lock nobody holds: its subscriber died, wherever it was (joining,
+  // receiving, closing). A slot still Active is a death; a Closing one closed cleanly.
+  for (uint32_t i = 0; i < ch.max_subscribers; ++i) {
+    const std::optional<SlotState> gone = TryAdoptGoneSlot(ch, i);
+    if (!gone) continue;
     ReclaimSlot(i);
-    Bump(h.reclaimed_subscribers, 1);
-  });
+    if (*gone == SlotState::kActive) h.reclaimed_subscribers.fetch_add(1, kRelaxed);
+  }
 }
 
 bool PublisherState::DropOldest() {
@@ -197,10 +190,9 @@ bool PublisherState::DropOldest() {
   channel::ChannelHeader& h = *ch.header;
   for (uint32_t index : in_flight_) {
     channel::SampleDesc& d = ch.descs[index];
-    if (d.state.load(kRelaxed) != static_cast<uint32_t>(DescState::kPublished)) continue;
+    if (!local_[index].published) continue;
     bool dropped = false;
-    ForEachBit(d.holders.load(std::memory_order_acquire), [&](uint32_t i) {
-      if (i >= ch.max_subscribers) return;
+    ForEachBit(ValidSlots(d.holders.load(std::memory_order_acquire)), [&](uint32_t i) {
       channel::SubscriberSlot& slot = ch.slots[i];
       // Take the entry only if it is still at the front of the ring. The CAS races the
       // subscriber's own CAS: exactly one of us gets it, so a sample the subscriber has
@@ -221,11 +213,14 @@ bool PublisherState::DropOldest() {
 
 bool PublisherState::OnlyOwnLoansInFlight() const {
   for (uint32_t index : in_flight_) {
-    if (channel->descs[index].state.load(kRelaxed) != static_cast<uint32_t>(DescState::kLoaned)) {
-      return false;
-    }
+    if (local_[index].published) return false;
   }
   return true;
+}
+
+void PublisherState::MarkPublished(uint32_t index) {
+  local_[index].published = true;
+  channel->descs[index].state.store(static_cast<uint32_t>(DescState::kPublished), kRelaxed);
 }
 
 }  // namespace internal
@@ -280,8 +275,7 @@ Result<LoanedSample> Publisher::LoanImpl(size_t bytes, bool wait) {
                      internal::Clock::now() - p.last_liveness_check >= internal::kLivenessInterval;
   if (probe || h.closing_mask.load(internal::kRelaxed) != 0) p.ReclaimGoneSubscribers(probe);
   if (auto index = p.TryAllocate(bytes)) {
-    return LoanedSample(state_, *index, p.data + ch.descs[*index].offset.load(internal::kRelaxed),
-                        bytes);
+    return LoanedSample(state_, *index, p.LoanData(*index), bytes);
   }
 
   using internal::Clock;
@@ -295,14 +289,12 @@ Result<LoanedSample> Publisher::LoanImpl(size_t bytes, bool wait) {
     if (ch.overflow == OverflowPolicy::kDropOldest) {
       while (p.DropOldest()) {
         if (auto index = p.TryAllocate(bytes)) {
-          return LoanedSample(state_, *index,
-                              p.data + ch.descs[*index].offset.load(internal::kRelaxed), bytes);
+          return LoanedSample(state_, *index, p.LoanData(*index), bytes);
         }
       }
     }
     if (auto index = p.TryAllocate(bytes)) {
-      return LoanedSample(state_, *index, p.data + ch.descs[*index].offset.load(internal::kRelaxed),
-                          bytes);
+      return LoanedSample(state_, *index, p.LoanData(*index), bytes);
     }
     if (p.OnlyOwnLoansInFlight()) {
       return Status(ErrorCode::kChannelFull,
@@ -331,8 +323,7 @@ Result<LoanedSample> Publisher::LoanImpl(size_t bytes, bool wait) {
     h.publisher_waiting.store(1, std::memory_order_seq_cst);
     if (auto index = p.TryAllocate(bytes)) {
       h.publisher_waiting.store(0, internal::kRelaxed);
-      return LoanedSample(state_, *index, p.data + ch.descs[*index].offset.load(internal::kRelaxed),
-                          bytes);
+      return LoanedSample(state_, *index, p.LoanData(*index), bytes);
     }
     auto slice = std::chrono::nanoseconds(internal::kLivenessInterval);
     if (deadline != Clock::time_point::max()) {
@@ -369,9 +360,10 @@ Status Publisher::Publish(LoanedSample&& sample) {
   } else {
     h.publish_state.store(2 * sequence + 1, std::memory_order_seq_cst);
   }
-  const uint64_t mask = h.active_mask.load(std::memory_order_seq_cst);
+  // Bits past the last slot (a scribble) would index rings that do not exist.
+  const uint64_t mask = p.ValidSlots(h.active_mask.load(std::memory_order_seq_cst));
   d.sequence.store(sequence, internal::kRelaxed);
-  d.state.store(static_cast<uint32_t>(channel::DescState::kPublished), internal::kRelaxed);
+  p.MarkPublished(index);
   // Release: a joining subscriber that reads this mask (to claim the sample) sees the
   // sequence and state above.
   d.holders.store(mask, std::memory_order_release);

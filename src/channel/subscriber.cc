@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "channel/channel_state.h"
+#include "channel/slot_reclaim.h"
 #include "shm/cpu.h"
 #include "shm/futex.h"
 #include "shm/membarrier.h"
@@ -20,7 +21,6 @@ using Clock = std::chrono::steady_clock;
 namespace {
 constexpr auto kRelaxed = std::memory_order_relaxed;
 constexpr auto kPublisherProbeInterval = std::chrono::milliseconds(20);
-constexpr auto kJoinWait = std::chrono::seconds(1);
 }  // namespace
 
 SubscriberState::~SubscriberState() {
@@ -102,37 +102,19 @@ Result<std::optional<Sample>> SubscriberState::Deliver(const std::shared_ptr<Sub
 //    run of consecutive sequences that ends right where our ring begins.
 Status SubscriberState::ClaimBacklog() {
   ChannelState& ch = *channel;
-  channel::ChannelHeader& h = *ch.header;
-  // Our fetch_or of active_mask (seq_cst) came first. A publisher that orders its
-  // publish_state store before its active_mask load with a compiler barrier only relies on
-  // us for the full barrier between our two steps (see Publisher::Publish).
-  if (h.publish_barrier.load(std::memory_order_seq_cst) != 0) {
-    Status fenced = shm::HeavyBarrier();
-    if (!fenced.ok()) {
-      return Status(ErrorCode::kIoError,
-                    "from_oldest needs membarrier(2), which the publisher of channel '" + ch.name +
-                        "' uses but this process cannot: " + fenced.message());
+  // Our fetch_or of active_mask (seq_cst) came first; after a publish boundary, every
+  // publish delivers to us.
+  Result<uint64_t> boundary_state = AwaitPublishBoundary(ch);
+  if (!boundary_state.ok()) {
+    const Status& why = boundary_state.status();
+    if (why.code() == ErrorCode::kIoError) {
+      return Status(ErrorCode::kIoError, "from_oldest needs what the publisher of channel '" +
+                                             ch.name + "' relies on: " + why.message());
     }
+    return Status(why.code(), why.message() +
+                                  "; the backlog cannot be claimed while a publish is under way");
   }
-  const Clock::time_point start = Clock::now();
-  uint64_t state = 0;
-  for (uint32_t round = 1;; ++round) {
-    state = h.publish_state.load(std::memory_order_seq_cst);
-    if (state % 2 == 0) break;
-    // A publisher killed mid-publish never finishes, but it never publishes again either.
-    if (PublisherGone()) break;
-    if (Clock::now() - start >= kJoinWait) {
-      return Status(ErrorCode::kTimeout,
-                    "the publisher of channel '" + ch.name +
-                        "' did not finish a publish within 1 s (is it stopped?); the backlog "
-                        "cannot be claimed while a publish is under way");
-    }
-    if (round % 64 == 0) {
-      sched_yield();
-    } else {
-      shm::CpuRelax();
-    }
-  }
+  const uint64_t state = *boundary_state;
   // Every sample from `join` on is delivered through our ring.
   const uint64_t join = (state + 1) / 2;
   uint64_t boundary = join;
@@ -211,10 +193,7 @@ bool SubscriberState::PublisherGone() {
   const Clock::time_point now = Clock::now();
   if (now - last_publisher_check < kPublisherProbeInterval) return false;
   last_publisher_check = now;
-  std::lock_guard lock(ch.mu);
-  if (ch.holds_publisher) return false;
-  // The lock dies with the publisher's process, however it died.
-  return !shm::IsByteLockedByOthers(ch.segment.fd(), shm::kPublisherLockByte);
+  return PublisherGoneNow(ch);
 }
 
 void SubscriberState::Release(uint32_t desc) {
@@ -362,32 +341,72 @@ Channel Subscriber::channel() const { return Channel(state_->channel); }
 
 // ---- Channel::CreateSubscriber ----------------------------------------------------------
 
+namespace {
+
+// Claims a free slot of `ch`: its lock, then its state Free -> Active. Returns the slot or
+// nullopt if every slot is in use.
+std::optional<uint32_t> ClaimFreeSlot(internal::ChannelState& ch) {
+  for (uint32_t i = 0; i < ch.max_subscribers; ++i) {
+    const uint64_t bit = uint64_t{1} << i;
+    std::lock_guard lock(ch.mu);
+    if ((ch.own_slots & bit) != 0) continue;
+    // Holding the slot's lock is owning the slot; the lock dies with this process.
+    if (!shm::TryLockByte(ch.segment.fd(), shm::kFirstSubscriberLockByte + i,
+                          shm::LockKind::kExclusive)
+             .ok()) {
+      continue;
+    }
+    channel::SubscriberSlot& slot = ch.slots[i];
+    auto expected = static_cast<uint32_t>(channel::SlotState::kFree);
+    // A slot still Active or Closing with no lock held is a gone subscriber's: the second
+    // pass takes it over (ClaimGoneSlot).
+    if (!slot.state.compare_exchange_strong(expected,
+                                            static_cast<uint32_t>(channel::SlotState::kActive),
+                                            std::memory_order_acq_rel)) {
+      shm::UnlockByte(ch.segment.fd(), shm::kFirstSubscriberLockByte + i);
+      continue;
+    }
+    ch.own_slots |= bit;
+    return i;
+  }
+  return std::nullopt;
+}
+
+// When no slot is free: takes over one whose subscriber died or closed and that nobody
+// reclaimed yet (an idle publisher reclaims nothing), clearing it first, so reconnecting
+// subscribers never run out of slots. nullopt if every slot is held by a live subscriber.
+std::optional<uint32_t> ClaimGoneSlot(internal::ChannelState& ch) {
+  for (uint32_t i = 0; i < ch.max_subscribers; ++i) {
+    const std::optional<channel::SlotState> gone = internal::TryAdoptGoneSlot(ch, i);
+    if (!gone) continue;
+    if (!internal::ClearSlot(ch, i, nullptr).ok()) {
+      // A stopped publisher mid-publish: leave the slot to it.
+      std::lock_guard lock(ch.mu);
+      shm::UnlockByte(ch.segment.fd(), shm::kFirstSubscriberLockByte + i);
+      continue;
+    }
+    if (*gone == channel::SlotState::kActive) {
+      ch.header->reclaimed_subscribers.fetch_add(1, std::memory_order_relaxed);
+    }
+    ch.slots[i].state.store(static_cast<uint32_t>(channel::SlotState::kActive),
+                            std::memory_order_release);
+    std::lock_guard lock(ch.mu);
+    ch.own_slots |= uint64_t{1} << i;
+    return i;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 Result<Subscriber> Channel::CreateSubscriber(const SubscriberOptions& options) {
   internal::ChannelState& ch = *state_;
   QUIVER_ASSIGN_OR_RETURN(const std::byte* data, ch.DataReadOnly());
-  for (uint32_t i = 0; i < ch.max_subscribers; ++i) {
+  std::optional<uint32_t> claimed = ClaimFreeSlot(ch);
+  if (!claimed) claimed = ClaimGoneSlot(ch);
+  if (claimed) {
+    const uint32_t i = *claimed;
     const uint64_t bit = uint64_t{1} << i;
-    {
-      std::lock_guard lock(ch.mu);
-      if ((ch.own_slots & bit) != 0) continue;
-      // Holding the slot's lock is owning the slot; the lock dies with this process.
-      if (!shm::TryLockByte(ch.segment.fd(), shm::kFirstSubscriberLockByte + i,
-                            shm::LockKind::kExclusive)
-               .ok()) {
-        continue;
-      }
-      channel::SubscriberSlot& slot = ch.slots[i];
-      auto expected = static_cast<uint32_t>(channel::SlotState::kFree);
-      // A slot still Active or Closing belongs to a subscriber that left and awaits the
-      // publisher's reclaim; it is not ours to take.
-      if (!slot.state.compare_exchange_strong(expected,
-                                              static_cast<uint32_t>(channel::SlotState::kActive),
-                                              std::memory_order_acq_rel)) {
-        shm::UnlockByte(ch.segment.fd(), shm::kFirstSubscriberLockByte + i);
-        continue;
-      }
-      ch.own_slots |= bit;
-    }
     channel::SubscriberSlot& slot = ch.slots[i];
     slot.generation.fetch_add(1, std::memory_order_relaxed);
     slot.read_index.store(slot.write_index.load(std::memory_order_acquire),
