@@ -91,7 +91,7 @@ TEST(CliTest, LsShowsChannelsWithTheirCountersAsJson) {
   EXPECT_EQ(mine["publisher_alive"], true);
   ASSERT_EQ(mine["subscribers"].size(), 1u);
   EXPECT_EQ(mine["subscribers"][0]["received"], 1);
-  EXPECT_EQ(mine["subscribers"][0]["lag"], 2);
+  EXPECT_EQ(mine["subscribers"][0]["queued"], 2);
   EXPECT_EQ(mine["subscribers"][0]["alive"], true);
 
   Output table = Quiver("ls");

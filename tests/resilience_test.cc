@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <fstream>
 #include <random>
 #include <string>
 #include <thread>
@@ -233,6 +234,102 @@ TEST(ResilienceTest, JoinLeaveCyclesWithAnIdlePublisherNeverRunOutOfSlots) {
   auto sample = reader->Receive(seconds(5));
   ASSERT_TRUE(sample.ok()) << sample.status().ToString();
   EXPECT_TRUE(AllBytesAre(*sample, 5));
+}
+
+// Waits until process `pid` is stopped (state T in /proc/PID/stat).
+bool AwaitStopped(pid_t pid) {
+  for (int i = 0; i < 1000; ++i) {
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    std::getline(stat, line);
+    const size_t close = line.rfind(')');
+    if (close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'T') return true;
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  return false;
+}
+
+// A subscriber stopped with SIGSTOP (a debugger, a hung interpreter) used to stall a `block`
+// channel forever. With a stall policy it is evicted after stall_timeout: the publisher
+// goes on, the others lose nothing, and the stopped one learns why when it runs again.
+TEST(ResilienceTest, AStoppedSubscriberStallsABlockChannelOnlyForTheStallTimeout) {
+  const std::string name = UniqueName("stall");
+  auto channel = Channel::Create(name, {.capacity = 64 << 10,
+                                        .max_samples = 16,
+                                        .stall_timeout = milliseconds(200)});
+  ASSERT_TRUE(channel.ok()) << channel.status().ToString();
+  auto publisher = channel->CreatePublisher({.loan_timeout = seconds(10)});
+  auto live = channel->CreateSubscriber();
+  ASSERT_TRUE(publisher.ok() && live.ok());
+  testing::Signal joined, holding;
+  Child stuck([&] {
+    auto mine = Channel::Open(name);
+    if (!mine.ok()) return 1;
+    auto subscriber = mine->CreateSubscriber();
+    if (!subscriber.ok()) return 2;
+    joined.Notify();
+    auto first = subscriber->Receive(seconds(5));  // holds the first sample while stopped
+    holding.Notify();
+    raise(SIGSTOP);
+    // Running again: it was evicted, and it says why; the sample it holds is still whole.
+    auto next = subscriber->Receive(seconds(1));
+    if (next.ok() || next.status().code() != ErrorCode::kEvicted) return 3;
+    if (next.status().message().find("stall_timeout 200 ms") == std::string::npos) return 4;
+    if (!first.ok() || !AllBytesAre(*first, 0)) return 5;
+    return 0;
+  });
+  joined.Await();
+  PublishPattern(*publisher, 0, 8 << 10);
+  ASSERT_TRUE(live->Receive(seconds(5)).ok());
+  holding.Await();
+  ASSERT_TRUE(AwaitStopped(stuck.pid()));
+  auto longest = std::chrono::steady_clock::duration::zero();
+  for (int i = 1; i <= 100; ++i) {  // 800 KiB through 64 KiB
+    const auto start = std::chrono::steady_clock::now();
+    PublishPattern(*publisher, static_cast<uint8_t>(i), 8 << 10);
+    longest = std::max(longest, std::chrono::steady_clock::now() - start);
+    auto sample = live->Receive(seconds(5));
+    ASSERT_TRUE(sample.ok()) << "sample " << i << ": " << sample.status().ToString();
+    ASSERT_TRUE(AllBytesAre(*sample, static_cast<uint8_t>(i))) << "the live reader lost " << i;
+  }
+  EXPECT_GE(longest, milliseconds(190)) << "the publisher did wait for the stopped reader";
+  EXPECT_LT(longest, seconds(2)) << "but not much past the stall timeout";
+  const ChannelStats stats = channel->Stats();
+  EXPECT_EQ(stats.evicted_subscribers, 1u);
+  ASSERT_EQ(stats.subscribers.size(), 2u);
+  EXPECT_GE(std::max(stats.subscribers[0].evicted_after, stats.subscribers[1].evicted_after),
+            milliseconds(200));
+  kill(stuck.pid(), SIGCONT);
+  EXPECT_EQ(stuck.ExitCode(), 0);
+}
+
+// Without a stall policy (the default) nothing is ever lost: the stopped reader holds the
+// channel, and a loan gives up only at its own timeout.
+TEST(ResilienceTest, WithoutAStallPolicyAStoppedSubscriberHoldsABlockChannel) {
+  const std::string name = UniqueName("no-stall");
+  auto channel = Channel::Create(name, {.capacity = 16 << 10, .max_samples = 16});
+  ASSERT_TRUE(channel.ok());
+  auto publisher = channel->CreatePublisher({.loan_timeout = milliseconds(300)});
+  ASSERT_TRUE(publisher.ok());
+  testing::Signal joined;
+  Child stuck([&] {
+    auto mine = Channel::Open(name);
+    auto subscriber = mine->CreateSubscriber();
+    joined.Notify();
+    raise(SIGSTOP);
+    return 0;
+  });
+  joined.Await();
+  ASSERT_TRUE(AwaitStopped(stuck.pid()));
+  Status last;
+  for (int i = 0; i < 8 && last.ok(); ++i) {
+    auto loan = publisher->Loan(4 << 10);
+    last = loan.ok() ? publisher->Publish(std::move(*loan)) : loan.status();
+  }
+  EXPECT_EQ(last.code(), ErrorCode::kTimeout) << last.ToString();
+  EXPECT_NE(last.message().find("within 300 ms"), std::string::npos) << last.message();
+  EXPECT_EQ(channel->Stats().evicted_subscribers, 0u);
+  kill(stuck.pid(), SIGCONT);
 }
 
 }  // namespace

@@ -62,6 +62,13 @@ struct ChannelOptions {
   size_t type_registry_bytes = size_t{64} << 10;
   /// A first type descriptor (version 1), or empty for an untyped channel.
   std::string type_descriptor;
+  /// The slow-consumer policy of a `block` channel (off by default: nothing is ever lost).
+  /// When a publisher has waited this long for room, the subscribers holding the oldest
+  /// sample are evicted: they leave the channel, what they had not received yet is dropped
+  /// (counted in their `missed`), and their next receive fails with kEvicted. Samples they
+  /// hold stay valid until they release them. A subscriber that is stopped (SIGSTOP, a
+  /// debugger, a hung interpreter) then stalls the channel for at most this long.
+  std::optional<std::chrono::milliseconds> stall_timeout;
 };
 
 struct PublisherOptions {
@@ -89,6 +96,8 @@ struct SubscriberStats {
   uint64_t missed = 0;  ///< samples dropped before this subscriber received them
   uint64_t queued = 0;  ///< published but not yet received (the lag)
   bool alive = false;   ///< its process still holds the slot's liveness lock
+  /// Not 0 once the stall policy evicted it: how long the publisher had waited for room.
+  std::chrono::milliseconds evicted_after{0};
 };
 
 /// A snapshot of a channel's counters and fill level.
@@ -106,6 +115,11 @@ struct ChannelStats {
   uint64_t dropped = 0;                ///< sample deliveries dropped under kDropOldest
   uint64_t publisher_stalls = 0;       ///< times a loan had to wait for space
   uint64_t reclaimed_subscribers = 0;  ///< dead subscribers whose samples were reclaimed
+  uint64_t evicted_subscribers = 0;    ///< subscribers the stall policy evicted
+  /// The stall policy (ChannelOptions::stall_timeout), if the channel has one.
+  std::optional<std::chrono::milliseconds> stall_timeout;
+  /// How long the publisher has been waiting for room right now (0: it is not waiting).
+  std::chrono::milliseconds publisher_waiting{0};
   std::vector<SubscriberStats> subscribers;
 };
 

@@ -28,6 +28,7 @@ enum class ErrorCode : int {
   kHandleOutOfRange,
   kResourceExhausted,  // a limit that protects the process was reached (size, count, bytes)
   kUnauthenticated,    // the caller did not prove who it is (no or a wrong token)
+  kEvicted,            // the stall policy detached this subscriber (it kept the channel full)
 };
 
 /// Returns the stable upper-case name of `code`, e.g. "SHM_CORRUPTION".

@@ -13,6 +13,7 @@ tensors and frames as read-only ``numpy`` views, with no copy.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from typing import Any, AsyncIterator, Iterator, Optional, Sequence, Union
 
@@ -25,6 +26,7 @@ from ._quiver import (
     Busy,
     CapacityExceeded,
     ChannelFull,
+    Evicted,
     HandleOutOfRange,
     InvalidArgument,
     IoError,
@@ -42,7 +44,7 @@ from ._quiver import (
 __version__ = "0.1.0"
 __all__ = [
     "Channel", "Publisher", "Subscriber", "Sample", "NdarrayLoan", "parse_size",
-    "QuiverError", "AlreadyExists", "Busy", "CapacityExceeded", "ChannelFull",
+    "QuiverError", "AlreadyExists", "Busy", "CapacityExceeded", "ChannelFull", "Evicted",
     "HandleOutOfRange", "InvalidArgument", "IoError", "NotFound", "PeerGone",
     "PermissionDenied", "ResourceExhausted", "SchemaMismatch", "ShmCorruption", "Timeout",
     "Unauthenticated",
@@ -374,14 +376,18 @@ class Channel:
     def create(cls, name: str, capacity: Union[int, str] = "64MiB", *,
                schema: Optional[pa.Schema] = None, max_samples: int = 256,
                max_subscribers: int = 16, overflow: str = "block",
-               memfd: bool = False) -> "Channel":
+               memfd: bool = False, stall_timeout: Optional[float] = None) -> "Channel":
         """Creates a channel. With ``schema`` it carries Arrow batches of that schema (stored
         once, versioned as it evolves). ``overflow`` is ``"block"`` (the default: nothing is
         lost) or ``"drop-oldest"``. ``memfd=True`` makes an anonymous channel reachable only
-        through its ``fd``."""
+        through its ``fd``. ``stall_timeout`` (seconds; ``block`` only) evicts a subscriber
+        that keeps the channel full that long: a stopped or hung reader then costs the
+        publisher at most that long, and its next receive raises ``Evicted``."""
+        if stall_timeout is not None and stall_timeout <= 0:
+            raise InvalidArgument(f"stall_timeout must be positive, got {stall_timeout}")
         return cls(_quiver.Channel.create(name, parse_size(capacity), max_samples,
                                           max_subscribers, overflow, memfd,
-                                          _schema_capsule(schema)))
+                                          _schema_capsule(schema), stall_timeout))
 
     @classmethod
     def open(cls, name: str) -> "Channel":
@@ -438,8 +444,11 @@ class Channel:
         return pa.Schema._import_from_c_capsule(self._c.schema_capsule(version))
 
     def stats(self) -> dict:
-        """Counters and fill level, readable from any attached process."""
-        return self._c.stats()
+        """Counters and fill level, readable from any attached process: the shape of
+        ``quiver ls --json`` (``published``, ``dropped``, ``publisher_waiting_s``,
+        ``evicted_subscribers``, and per subscriber ``received``, ``missed``, ``queued``,
+        ``alive``, ``evicted_after_s``, ...)."""
+        return json.loads(self._c.stats_json())
 
     def publisher(self, loan_timeout: Optional[float] = None) -> Publisher:
         """Becomes the channel's publisher (``Busy`` if there already is one)."""

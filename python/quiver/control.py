@@ -57,7 +57,7 @@ _CODE_CLASSES = {
     "SHM_CORRUPTION": "ShmCorruption", "PERMISSION_DENIED": "PermissionDenied",
     "IO_ERROR": "IoError", "SCHEMA_MISMATCH": "SchemaMismatch",
     "HANDLE_OUT_OF_RANGE": "HandleOutOfRange", "RESOURCE_EXHAUSTED": "ResourceExhausted",
-    "UNAUTHENTICATED": "Unauthenticated",
+    "UNAUTHENTICATED": "Unauthenticated", "EVICTED": "Evicted",
 }
 
 

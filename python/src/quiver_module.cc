@@ -19,6 +19,8 @@
 #include <memory>
 #include <optional>
 
+#include "channel/stats_json.h"
+#include "common/duration.h"
 #include "common/private_dir.h"
 #include "quiver/arrow.h"
 #include "quiver/channel.h"
@@ -95,6 +97,8 @@ void RegisterErrors(nb::module_& m) {
        "A limit that protects the process was reached (a size, a count, a total)."},
       {ErrorCode::kUnauthenticated, "Unauthenticated", PyExc_PermissionError,
        "The caller did not prove who it is (no token, or a wrong one)."},
+      {ErrorCode::kEvicted, "Evicted", nullptr,
+       "The channel's stall policy detached this subscriber: it kept the channel full."},
   };
   for (const Spec& s : specs) {
     PyObject* bases =
@@ -236,47 +240,25 @@ OverflowPolicy ParseOverflow(const std::string& s) {
 
 Channel CreateChannel(const std::string& name, size_t capacity, uint32_t max_samples,
                       uint32_t max_subscribers, const std::string& overflow, bool memfd,
-                      nb::object schema_capsule) {
+                      nb::object schema_capsule, std::optional<double> stall_timeout) {
   ChannelOptions options{.capacity = capacity,
                          .max_samples = max_samples,
                          .max_subscribers = max_subscribers,
                          .overflow = ParseOverflow(overflow),
                          .backing = memfd ? Backing::kMemfd : Backing::kNamed};
+  if (stall_timeout) {
+    options.stall_timeout = std::chrono::milliseconds(
+        std::max<int64_t>(1, static_cast<int64_t>(std::llround(*stall_timeout * 1e3))));
+  }
   if (!schema_capsule.is_none()) {
     return Unwrap(CreateArrowChannel(name, ImportSchemaCapsule(schema_capsule), options));
   }
   return Unwrap(Channel::Create(name, options));
 }
 
-nb::dict StatsDict(const Channel& channel) {
-  ChannelStats s = channel.Stats();
-  nb::dict d;
-  d["name"] = s.name;
-  d["capacity"] = s.capacity;
-  d["bytes_in_use"] = s.bytes_in_use;
-  d["samples_in_use"] = s.samples_in_use;
-  d["max_samples"] = s.max_samples;
-  d["max_subscribers"] = s.max_subscribers;
-  d["overflow"] = s.overflow == OverflowPolicy::kBlock ? "block" : "drop-oldest";
-  d["publisher_alive"] = s.publisher_alive;
-  d["published"] = s.published;
-  d["published_bytes"] = s.published_bytes;
-  d["dropped"] = s.dropped;
-  d["publisher_stalls"] = s.publisher_stalls;
-  d["reclaimed_subscribers"] = s.reclaimed_subscribers;
-  nb::list subs;
-  for (const SubscriberStats& sub : s.subscribers) {
-    nb::dict e;
-    e["slot"] = sub.slot;
-    e["received"] = sub.received;
-    e["received_bytes"] = sub.received_bytes;
-    e["missed"] = sub.missed;
-    e["queued"] = sub.queued;
-    e["alive"] = sub.alive;
-    subs.append(e);
-  }
-  d["subscribers"] = subs;
-  return d;
+// The one JSON shape of a channel's counters (channel/stats_json.h), for json.loads.
+std::string StatsJson(const Channel& channel) {
+  return channel::StatsToJson(channel.Stats()).dump();
 }
 
 // ---- Publisher --------------------------------------------------------------------------
@@ -286,14 +268,46 @@ struct TensorLoan {
   Publisher* publisher;
 };
 
+// Runs `op` (a call that may wait for room, its loans bounded by kSignalSlice) without the
+// GIL, again and again while it times out, running Python's signal handlers in between, so
+// Ctrl-C interrupts a blocked publish within a slice; gives up at `timeout` (none: never).
+template <typename Op>
+auto Interruptibly(const std::string& channel, std::optional<double> timeout, Op op) {
+  const auto start = Clock::now();
+  const auto deadline = timeout ? start + std::chrono::duration_cast<Clock::duration>(
+                                              std::chrono::duration<double>(std::max(*timeout, 0.0)))
+                                : Clock::time_point::max();
+  for (;;) {
+    auto result = [&] {
+      nb::gil_scoped_release release;
+      return op();
+    }();
+    const Status& st = [&]() -> const Status& {
+      if constexpr (std::is_same_v<decltype(result), Status>) {
+        return result;
+      } else {
+        return result.status();
+      }
+    }();
+    if (st.code() != ErrorCode::kTimeout) return result;
+    if (PyErr_CheckSignals() != 0) throw nb::python_error();
+    if (Clock::now() >= deadline) {
+      Throw(Status(ErrorCode::kTimeout, "no room in channel '" + channel + "' within " +
+                                            FormatDuration(std::chrono::duration_cast<
+                                                           std::chrono::nanoseconds>(
+                                                deadline - start)) +
+                                            " (loan_timeout): its subscribers hold it full"));
+    }
+  }
+}
+
 class PyPublisher {
  public:
-  PyPublisher(Channel channel, std::optional<double> loan_timeout) : channel_(std::move(channel)) {
+  PyPublisher(Channel channel, std::optional<double> loan_timeout)
+      : channel_(std::move(channel)), loan_timeout_(loan_timeout) {
+    // Loans wait one signal slice at a time; Interruptibly waits out the caller's timeout.
     PublisherOptions options;
-    if (loan_timeout) {
-      options.loan_timeout = std::chrono::duration_cast<std::chrono::nanoseconds>(
-          std::chrono::duration<double>(*loan_timeout));
-    }
+    options.loan_timeout = kSignalSlice;
     if (channel_.type_versions() > 0) {
       arrow_.emplace(Unwrap(ArrowPublisher::Make(channel_, options)));
     } else {
@@ -317,8 +331,7 @@ class PyPublisher {
                                  CapsulePointer<ArrowSchema>(schema_capsule, "arrow_schema"));
     CheckArrow(batch.status(), "importing a record batch");
     ArrowPublisher& p = arrow();
-    nb::gil_scoped_release release;
-    Check(p.Publish(**batch));
+    Check(Interruptibly(channel_.name(), loan_timeout_, [&] { return p.Publish(**batch); }));
   }
 
   int64_t PublishCStream(nb::handle stream_capsule) {
@@ -332,8 +345,7 @@ class PyPublisher {
       CheckArrow((*reader)->ReadNext(&batch), "reading the stream");
       if (!batch) break;
       if (batch->num_rows() == 0 && published > 0) continue;
-      nb::gil_scoped_release release;
-      Check(p.Publish(*batch));
+      Check(Interruptibly(channel_.name(), loan_timeout_, [&] { return p.Publish(*batch); }));
       ++published;
     }
     return published;
@@ -345,24 +357,24 @@ class PyPublisher {
     ArrowPublisher& p = arrow();
     auto schema = Unwrap(ChannelSchema(channel_));
     const std::string_view bytes(data.c_str(), data.size());
-    nb::gil_scoped_release release;
-    auto batch = Unwrap(DecodeMsgpackRecords(bytes, schema));
-    Check(p.Publish(*batch));
+    std::shared_ptr<arrow::RecordBatch> batch = Unwrap([&] {
+      nb::gil_scoped_release release;
+      return DecodeMsgpackRecords(bytes, schema);
+    }());
+    Check(Interruptibly(channel_.name(), loan_timeout_, [&] { return p.Publish(*batch); }));
   }
 
   void PublishBytes(nb::bytes data) {
     const std::span<const std::byte> bytes(static_cast<const std::byte*>(data.data()), data.size());
     Publisher& p = publisher();
-    nb::gil_scoped_release release;
-    Check(p.PublishCopy(bytes));
+    Check(Interruptibly(channel_.name(), loan_timeout_, [&] { return p.PublishCopy(bytes); }));
   }
 
   TensorLoan LoanTensor(std::vector<int64_t> shape, const std::string& dtype) {
     Publisher& p = publisher();
-    Result<LoanedTensor> loan = [&] {
-      nb::gil_scoped_release release;
-      return quiver::LoanTensor(p, TypeFromNumpyName(dtype), std::move(shape));
-    }();
+    const std::shared_ptr<arrow::DataType> type = TypeFromNumpyName(dtype);
+    Result<LoanedTensor> loan = Interruptibly(channel_.name(), loan_timeout_,
+                                              [&] { return quiver::LoanTensor(p, type, shape); });
     return TensorLoan{Unwrap(std::move(loan)), &p};
   }
 
@@ -371,6 +383,7 @@ class PyPublisher {
 
  private:
   Channel channel_;
+  std::optional<double> loan_timeout_;  // the caller's; loans themselves wait a slice each
   std::optional<ArrowPublisher> arrow_;
   std::optional<Publisher> raw_;
 };
@@ -547,7 +560,14 @@ class PySubscriber {
       if (sample.ok()) return Wrap(std::move(sample).value());
       if (sample.status().code() != ErrorCode::kTimeout) Throw(sample.status());
       if (PyErr_CheckSignals() != 0) throw nb::python_error();
-      if (Clock::now() >= deadline) Throw(sample.status());
+      if (Clock::now() >= deadline) {
+        // The timeout the caller asked for, not the last slice's.
+        Throw(Status(ErrorCode::kTimeout, "no sample on channel '" + channel_.name() +
+                                              "' within " +
+                                              FormatDuration(std::chrono::duration_cast<
+                                                             std::chrono::nanoseconds>(
+                                                  deadline - start))));
+      }
     }
   }
 
@@ -580,7 +600,8 @@ NB_MODULE(_quiver, m) {
 
   nb::class_<Channel>(m, "Channel")
       .def_static("create", &CreateChannel, "name"_a, "capacity"_a, "max_samples"_a,
-                  "max_subscribers"_a, "overflow"_a, "memfd"_a, "schema"_a.none())
+                  "max_subscribers"_a, "overflow"_a, "memfd"_a, "schema"_a.none(),
+                  "stall_timeout"_a.none())
       .def_static("open", [](const std::string& name) { return Unwrap(Channel::Open(name)); })
       .def_static("from_fd", [](int fd) { return Unwrap(Channel::FromFd(fd)); })
       .def_static("attach", [](const std::string& name) { return Unwrap(Channel::Attach(name)); })
@@ -588,7 +609,7 @@ NB_MODULE(_quiver, m) {
       .def_prop_ro("capacity", &Channel::capacity)
       .def_prop_ro("fd", &Channel::fd)
       .def_prop_ro("type_versions", &Channel::type_versions)
-      .def("stats", &StatsDict)
+      .def("stats_json", &StatsJson)
       .def(
           "schema_capsule",
           [](const Channel& c, uint32_t version) -> nb::object {

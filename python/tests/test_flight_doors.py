@@ -17,6 +17,7 @@ import pytest
 
 import quiver
 import quiver.flight
+from conftest import named_channels
 from flight_serve import Serve
 
 SCHEMA = pa.schema([("id", pa.int64()), ("memo", pa.string())])
@@ -198,7 +199,7 @@ def test_do_put_streams_may_create_only_so_many_channels(build_dir, name):
         with pytest.raises(flight.FlightUnavailableError, match="RESOURCE_EXHAUSTED.*put-max-channels"):
             third.write_batch(good_batch())
             third.close()
-        assert f"{name}-2" not in os.listdir(quiver.Channel.named_directory())
+        assert f"{name}-2" not in named_channels()
         # Into a channel that exists, a DoPut creates nothing and needs no budget.
         existing = quiver.Channel.create(f"{name}-x", "1MiB", schema=SCHEMA)
         writer, _ = client.do_put(flight.FlightDescriptor.for_path(f"{name}-x"), SCHEMA)

@@ -51,6 +51,7 @@ Result<std::shared_ptr<ChannelState>> AttachSegment(shm::Segment segment) {
   state->capacity = copy.data_capacity;
   state->max_samples = copy.max_samples;
   state->max_subscribers = copy.max_subscribers;
+  state->stall_timeout = std::chrono::nanoseconds(copy.stall_timeout_ns);
   state->slot_bits = copy.max_subscribers >= 64 ? ~uint64_t{0}
                                                 : (uint64_t{1} << copy.max_subscribers) - 1;
   state->data_offset = copy.data_offset;
@@ -118,6 +119,13 @@ Status InitializeHeader(shm::Segment& segment, std::string_view name, const Chan
     return Status::FromErrno("getrandom", errno);
   }
   h->nonce = nonce;
+  if (o.stall_timeout) {
+    if (o.stall_timeout->count() <= 0) {
+      return Status(ErrorCode::kInvalidArgument, "stall_timeout must be positive");
+    }
+    h->stall_timeout_ns = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(*o.stall_timeout).count());
+  }
   std::memcpy(h->name, name.data(), std::min(name.size(), sizeof(h->name) - 1));
   if (!o.type_descriptor.empty()) {
     auto* registry = reinterpret_cast<channel::TypeRegistry*>(m.data() + layout.registry_offset);
@@ -247,6 +255,16 @@ ChannelStats Channel::Stats() const {
   out.dropped = h.dropped.load(r);
   out.publisher_stalls = h.publisher_stalls.load(r);
   out.reclaimed_subscribers = h.reclaimed_subscribers.load(r);
+  out.evicted_subscribers = h.evicted_subscribers.load(r);
+  if (s.stall_timeout.count() > 0) {
+    out.stall_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(s.stall_timeout);
+  }
+  if (const int64_t since = h.waiting_since_ns.load(r); since > 0) {
+    const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                            std::chrono::steady_clock::now().time_since_epoch())
+                            .count();
+    out.publisher_waiting = std::chrono::milliseconds(std::max<int64_t>(0, now - since) / 1000000);
+  }
   for (uint32_t i = 0; i < s.max_subscribers; ++i) {
     const channel::SubscriberSlot& slot = s.slots[i];
     if (slot.state.load(r) != static_cast<uint32_t>(channel::SlotState::kActive)) continue;
@@ -256,6 +274,7 @@ ChannelStats Channel::Stats() const {
     sub.received_bytes = slot.received_bytes.load(r);
     sub.missed = slot.missed.load(r);
     sub.queued = slot.write_index.load(r) - slot.read_index.load(r);
+    sub.evicted_after = std::chrono::milliseconds(slot.evicted_after_ms.load(r));
     {
       std::lock_guard lock(state_->mu);
       sub.alive = (s.own_slots & (uint64_t{1} << i)) != 0 ||

@@ -43,6 +43,7 @@ struct ChannelState {
   uint64_t nonce = 0;
   OverflowPolicy overflow = OverflowPolicy::kBlock;
   uint64_t slot_bits = 0;  // one bit per subscriber slot that exists (max_subscribers)
+  std::chrono::nanoseconds stall_timeout{0};  // 0: no stall policy
 
   std::mutex mu;         // guards the lazily made data mappings and the masks below
   shm::Mapping data_rw;  // publisher's view of the sample bytes
@@ -89,6 +90,9 @@ struct PublisherState {
   void Abandon(uint32_t desc);
   /// Marks loan `desc` published (both copies); its holders are stored by the caller.
   void MarkPublished(uint32_t desc);
+  /// The stall policy: evicts the subscribers that hold the oldest published sample, the
+  /// publisher having waited `waited` for room. Returns how many it evicted.
+  int EvictStalled(std::chrono::nanoseconds waited);
 
   /// The bytes of loan `desc` (from the publisher's own record, never from shared memory).
   std::byte* LoanData(uint32_t desc) const { return data + local_[desc].offset; }
@@ -100,6 +104,10 @@ struct PublisherState {
   PublisherOptions options;
   channel::NotifySender notifier;
   std::chrono::steady_clock::time_point last_liveness_check;
+  // The wait for room under way, kept across loans that time out and are retried at once
+  // (LoanImpl): when it began, and when the last attempt gave up.
+  std::optional<std::chrono::steady_clock::time_point> stalled_since;
+  std::chrono::steady_clock::time_point last_wait_end;
   // Registered for shm::HeavyBarrier(): Publish needs no fence of its own (see
   // ChannelHeader::publish_barrier).
   bool asymmetric_barrier = false;

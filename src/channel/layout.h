@@ -13,7 +13,7 @@
 namespace quiver::channel {
 
 inline constexpr uint64_t kMagic = 0x31305245'56495551;  // "QUIVER01" little-endian
-inline constexpr uint32_t kLayoutVersion = 2;
+inline constexpr uint32_t kLayoutVersion = 3;
 inline constexpr uint32_t kMaxSubscribers = 64;  // one bit each in SampleDesc::holders
 inline constexpr uint32_t kMaxSamples = 1u << 20;
 inline constexpr size_t kSampleAlignment = 64;
@@ -41,7 +41,9 @@ struct ChannelConfig {
   uint32_t max_samples;
   uint32_t max_subscribers;
   uint64_t nonce;  // random per channel; names notification sockets
-  char name[80];
+  // A subscriber that keeps a `block` channel full this long is evicted (0: never).
+  uint64_t stall_timeout_ns;
+  char name[72];  // a name is at most 64 bytes
 };
 static_assert(std::is_trivially_copyable_v<ChannelConfig> && sizeof(ChannelConfig) == 176);
 
@@ -59,7 +61,10 @@ struct alignas(64) ChannelHeader {
   std::atomic<uint64_t> published_bytes;
   std::atomic<uint64_t> dropped;
   std::atomic<uint64_t> publisher_stalls;
-  std::atomic<uint64_t> reclaimed_subscribers;
+  std::atomic<uint64_t> reclaimed_subscribers;  // also bumped by a joiner that takes over
+  std::atomic<uint64_t> evicted_subscribers;    // by the stall policy
+  // CLOCK_MONOTONIC ns since the publisher has been waiting for room, 0 while it is not.
+  std::atomic<int64_t> waiting_since_ns;
   // The sequence counter: 2 * the publish sequence of the next sample, + 1 while Publish
   // runs (from before it reads active_mask until its ring pushes are done). A subscriber
   // joining with `from_oldest` waits for an even value: from then on every publish
@@ -106,7 +111,9 @@ struct alignas(64) SubscriberSlot {
   std::atomic<uint32_t> wake_word;     // futex: bumped by the publisher to wake a sleeper
   std::atomic<uint32_t> sleeping;      // set by a subscriber about to sleep on wake_word
   std::atomic<uint32_t> notify_armed;  // set by a subscriber waiting on its notify fd
-  uint32_t reserved;
+  // Publisher-written: not 0 once the stall policy evicted this subscriber, the ms the
+  // publisher had waited for room when it did. Reset by the next subscriber of the slot.
+  std::atomic<uint32_t> evicted_after_ms;
   std::atomic<uint64_t> missed;                // publisher-written (drops)
   alignas(64) std::atomic<uint64_t> received;  // subscriber-written
   std::atomic<uint64_t> received_bytes;

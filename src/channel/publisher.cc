@@ -5,6 +5,7 @@
 
 #include "channel/channel_state.h"
 #include "channel/slot_reclaim.h"
+#include "common/duration.h"
 #include "shm/futex.h"
 #include "shm/membarrier.h"
 #include "shm/ofd_lock.h"
@@ -218,6 +219,43 @@ bool PublisherState::OnlyOwnLoansInFlight() const {
   return true;
 }
 
+int PublisherState::EvictStalled(std::chrono::nanoseconds waited) {
+  ChannelState& ch = *channel;
+  channel::ChannelHeader& h = *ch.header;
+  const auto oldest = std::find_if(in_flight_.begin(), in_flight_.end(),
+                                   [&](uint32_t index) { return local_[index].published; });
+  if (oldest == in_flight_.end()) return 0;
+  const uint64_t stalled = ValidSlots(ch.descs[*oldest].holders.load(std::memory_order_acquire) &
+                                      h.active_mask.load(std::memory_order_acquire));
+  const auto waited_ms = static_cast<uint32_t>(std::clamp<int64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(waited).count(), 1, UINT32_MAX));
+  int evicted = 0;
+  ForEachBit(stalled, [&](uint32_t i) {
+    channel::SubscriberSlot& slot = ch.slots[i];
+    const uint64_t bit = uint64_t{1} << i;
+    // Say why first, then leave: its next receive finds the reason, never an empty ring.
+    slot.evicted_after_ms.store(waited_ms, std::memory_order_release);
+    h.active_mask.fetch_and(~bit, std::memory_order_seq_cst);
+    // Drop what it has not received, entry by entry from the front with the same CAS its
+    // own receive uses: a sample it takes meanwhile is its own, and stays valid.
+    for (;;) {
+      uint64_t r = slot.read_index.load(std::memory_order_acquire);
+      if (r == slot.write_index.load(kRelaxed)) break;
+      const uint32_t index = ch.ring(i)[r % ch.max_samples].load(kRelaxed);
+      if (!slot.read_index.compare_exchange_strong(r, r + 1, std::memory_order_acq_rel)) continue;
+      if (index < ch.max_samples) ch.descs[index].holders.fetch_and(~bit, std::memory_order_acq_rel);
+      Bump(slot.missed, 1);
+      Bump(h.dropped, 1);
+    }
+    h.evicted_subscribers.fetch_add(1, kRelaxed);
+    // Wake it, so one that merely sleeps learns at once.
+    slot.wake_word.fetch_add(1, std::memory_order_release);
+    shm::FutexWake(&slot.wake_word, INT32_MAX);
+    ++evicted;
+  });
+  return evicted;
+}
+
 void PublisherState::MarkPublished(uint32_t index) {
   local_[index].published = true;
   channel->descs[index].state.store(static_cast<uint32_t>(DescState::kPublished), kRelaxed);
@@ -283,18 +321,46 @@ Result<LoanedSample> Publisher::LoanImpl(size_t bytes, bool wait) {
   const Clock::time_point deadline =
       p.options.loan_timeout ? start + *p.options.loan_timeout : Clock::time_point::max();
   bool counted_stall = false;
+  // A wait for room lasts across loans that time out and are retried at once (Python
+  // waits in slices, to see Ctrl-C): the stall policy and `quiver ls` count from its start.
+  const Clock::time_point stalled_since =
+      p.stalled_since && start - p.last_wait_end < std::chrono::seconds(1) ? *p.stalled_since
+                                                                            : start;
+  struct WaitMark {  // says how long the publisher has waited (ls, top, stats)
+    internal::PublisherState& p;
+    bool set = false;
+    bool got_room = false;
+    void Set(Clock::time_point since) {
+      if (set) return;
+      set = true;
+      p.stalled_since = since;
+      p.channel->header->waiting_since_ns.store(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(since.time_since_epoch()).count(),
+          internal::kRelaxed);
+    }
+    ~WaitMark() {
+      if (!set) return;
+      p.channel->header->waiting_since_ns.store(0, internal::kRelaxed);
+      p.last_wait_end = Clock::now();
+      if (got_room) p.stalled_since.reset();
+    }
+  } wait_mark{p};
+  auto loaned = [&](uint32_t index) {
+    wait_mark.got_room = true;
+    return LoanedSample(state_, index, p.LoanData(index), bytes);
+  };
   for (;;) {
     const bool probe = Clock::now() - p.last_liveness_check >= internal::kLivenessInterval;
     p.ReclaimGoneSubscribers(probe);
     if (ch.overflow == OverflowPolicy::kDropOldest) {
       while (p.DropOldest()) {
         if (auto index = p.TryAllocate(bytes)) {
-          return LoanedSample(state_, *index, p.LoanData(*index), bytes);
+          return loaned(*index);
         }
       }
     }
     if (auto index = p.TryAllocate(bytes)) {
-      return LoanedSample(state_, *index, p.LoanData(*index), bytes);
+      return loaned(*index);
     }
     if (p.OnlyOwnLoansInFlight()) {
       return Status(ErrorCode::kChannelFull,
@@ -310,12 +376,18 @@ Result<LoanedSample> Publisher::LoanImpl(size_t bytes, bool wait) {
       internal::Bump(h.publisher_stalls, 1);
       counted_stall = true;
     }
+    wait_mark.Set(stalled_since);
     const Clock::time_point now = Clock::now();
+    // The stall policy: whoever kept the channel full this long is evicted, then we retry.
+    if (ch.overflow == OverflowPolicy::kBlock && ch.stall_timeout.count() > 0 &&
+        now - stalled_since >= ch.stall_timeout && p.EvictStalled(now - stalled_since) > 0) {
+      continue;
+    }
     if (now >= deadline) {
       return Status(ErrorCode::kTimeout, "no room in channel '" + ch.name + "' for " +
-                                             std::to_string(bytes) +
-                                             " bytes within the loan "
-                                             "timeout");
+                                             std::to_string(bytes) + " bytes within " +
+                                             FormatDuration(*p.options.loan_timeout) +
+                                             " (the loan timeout)");
     }
     // Sleep until a subscriber releases something. Announce the wait, then re-check, so a
     // release between the check and the sleep is never missed (it bumps space_word).
@@ -323,11 +395,14 @@ Result<LoanedSample> Publisher::LoanImpl(size_t bytes, bool wait) {
     h.publisher_waiting.store(1, std::memory_order_seq_cst);
     if (auto index = p.TryAllocate(bytes)) {
       h.publisher_waiting.store(0, internal::kRelaxed);
-      return LoanedSample(state_, *index, p.LoanData(*index), bytes);
+      return loaned(*index);
     }
     auto slice = std::chrono::nanoseconds(internal::kLivenessInterval);
     if (deadline != Clock::time_point::max()) {
       slice = std::min(slice, std::chrono::nanoseconds(deadline - now));
+    }
+    if (ch.stall_timeout.count() > 0 && now - stalled_since < ch.stall_timeout) {
+      slice = std::min(slice, std::chrono::nanoseconds(stalled_since + ch.stall_timeout - now));
     }
     shm::FutexWait(&h.space_word, seen, slice);
     h.publisher_waiting.store(0, internal::kRelaxed);

@@ -7,6 +7,7 @@
 
 #include "channel/channel_state.h"
 #include "channel/slot_reclaim.h"
+#include "common/duration.h"
 #include "shm/cpu.h"
 #include "shm/futex.h"
 #include "shm/membarrier.h"
@@ -50,9 +51,18 @@ bool SubscriberState::NothingQueued() const {
 }
 
 Result<std::optional<Sample>> SubscriberState::Take(const std::shared_ptr<SubscriberState>& self) {
-  if (backlog_next < backlog.size()) return Deliver(self, backlog[backlog_next++]);
   ChannelState& ch = *channel;
   channel::SubscriberSlot& s = ch.slots[slot];
+  if (const uint32_t evicted_ms = s.evicted_after_ms.load(kRelaxed); evicted_ms != 0) {
+    return Status(ErrorCode::kEvicted,
+                  "this subscriber of channel '" + ch.name +
+                      "' was evicted by the channel's stall policy: the publisher had waited " +
+                      FormatDuration(std::chrono::milliseconds(evicted_ms)) +
+                      " for room it kept (stall_timeout " + FormatDuration(ch.stall_timeout) +
+                      "), and the samples it had not received were dropped. Samples it holds "
+                      "stay valid; create a new subscriber to receive again");
+  }
+  if (backlog_next < backlog.size()) return Deliver(self, backlog[backlog_next++]);
   for (;;) {
     uint64_t r = s.read_index.load(std::memory_order_acquire);
     // Acquire pairs with the publisher's release of write_index: the descriptor and the
@@ -297,8 +307,8 @@ Result<Sample> Subscriber::Receive(std::chrono::nanoseconds timeout) {
     }
     const Clock::time_point now = Clock::now();
     if (now >= deadline) {
-      return Status(ErrorCode::kTimeout, "no sample on channel '" + ch.name + "' within " +
-                                             std::to_string(timeout.count() / 1000) + " us");
+      return Status(ErrorCode::kTimeout,
+                    "no sample on channel '" + ch.name + "' within " + FormatDuration(timeout));
     }
     const uint32_t seen = slot.wake_word.load(std::memory_order_acquire);
     slot.sleeping.store(1, std::memory_order_relaxed);
@@ -414,6 +424,7 @@ Result<Subscriber> Channel::CreateSubscriber(const SubscriberOptions& options) {
     slot.sleeping.store(0, std::memory_order_relaxed);
     slot.notify_armed.store(0, std::memory_order_relaxed);
     slot.notify_name[0] = '\0';
+    slot.evicted_after_ms.store(0, std::memory_order_relaxed);
     slot.missed.store(0, std::memory_order_relaxed);
     slot.received.store(0, std::memory_order_relaxed);
     slot.received_bytes.store(0, std::memory_order_relaxed);

@@ -4,7 +4,7 @@
 #include <cstdio>
 #include <map>
 
-#include "control/stats_json.h"
+#include "channel/stats_json.h"
 #include "shm/segment.h"
 #include "supervisor/supervisor.h"
 
@@ -66,7 +66,7 @@ nlohmann::json ToJson(const ChannelRow& row) {
     j["error"] = row.error;
     return j;
   }
-  j.update(control::StatsToJson(row.stats));
+  j.update(channel::StatsToJson(row.stats));
   return j;
 }
 
@@ -91,9 +91,9 @@ std::string FormatTable(const std::vector<ChannelRow>& rows,
   const bool rates = previous != nullptr && seconds > 0;
   std::string out;
   char line[512];
-  std::snprintf(line, sizeof(line), "%-24s %10s %6s %9s %-6s %4s %5s %12s %9s %7s%s\n", "CHANNEL",
-                "CAPACITY", "FILL", "SAMPLES", "PUB", "SUBS", "LAG", "PUBLISHED", "DROPPED",
-                "STALLS", rates ? "      MSG/S       MB/S" : "");
+  std::snprintf(line, sizeof(line), "%-24s %10s %6s %9s %-10s %4s %5s %12s %9s %7s %7s%s\n",
+                "CHANNEL", "CAPACITY", "FILL", "SAMPLES", "PUB", "SUBS", "LAG", "PUBLISHED",
+                "DROPPED", "STALLS", "EVICTED", rates ? "      MSG/S       MB/S" : "");
   out += line;
   for (const ChannelRow& r : rows) {
     if (r.stale) {
@@ -114,13 +114,24 @@ std::string FormatTable(const std::vector<ChannelRow>& rows,
         s.capacity ? 100.0 * static_cast<double>(s.bytes_in_use) / static_cast<double>(s.capacity)
                    : 0;
     const std::string shown = r.pipeline.empty() ? r.name : r.name + " *";
-    std::snprintf(
-        line, sizeof(line), "%-24s %10s %5.1f%% %4u/%-4u %-6s %4zu %5llu %12llu %9llu %7llu",
-        shown.c_str(), HumanBytes(static_cast<double>(s.capacity)).c_str(), fill, s.samples_in_use,
-        s.max_samples, s.publisher_alive ? "alive" : "none", s.subscribers.size(),
-        static_cast<unsigned long long>(lag), static_cast<unsigned long long>(s.published),
-        static_cast<unsigned long long>(s.dropped),
-        static_cast<unsigned long long>(s.publisher_stalls));
+    // A publisher blocked for room right now says for how long: a stalled subscriber.
+    char publisher[16];
+    if (!s.publisher_alive) {
+      std::snprintf(publisher, sizeof(publisher), "none");
+    } else if (s.publisher_waiting.count() >= 100) {
+      std::snprintf(publisher, sizeof(publisher), "wait %.1fs",
+                    static_cast<double>(s.publisher_waiting.count()) / 1e3);
+    } else {
+      std::snprintf(publisher, sizeof(publisher), "alive");
+    }
+    std::snprintf(line, sizeof(line),
+                  "%-24s %10s %5.1f%% %4u/%-4u %-10s %4zu %5llu %12llu %9llu %7llu %7llu",
+                  shown.c_str(), HumanBytes(static_cast<double>(s.capacity)).c_str(), fill,
+                  s.samples_in_use, s.max_samples, publisher, s.subscribers.size(),
+                  static_cast<unsigned long long>(lag), static_cast<unsigned long long>(s.published),
+                  static_cast<unsigned long long>(s.dropped),
+                  static_cast<unsigned long long>(s.publisher_stalls),
+                  static_cast<unsigned long long>(s.evicted_subscribers));
     out += line;
     if (rates) {
       auto it = before.find(r.name);

@@ -38,6 +38,8 @@ std::string_view ErrorCodeName(ErrorCode code) {
       return "RESOURCE_EXHAUSTED";
     case ErrorCode::kUnauthenticated:
       return "UNAUTHENTICATED";
+    case ErrorCode::kEvicted:
+      return "EVICTED";
   }
   return "UNKNOWN";
 }

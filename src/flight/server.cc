@@ -17,7 +17,7 @@
 
 #include "common/private_dir.h"
 #include "common/unique_fd.h"
-#include "control/stats_json.h"
+#include "channel/stats_json.h"
 #include "flight/common.h"
 #include "flight/gateway.h"
 #include "flight/tail_stream.h"
@@ -251,7 +251,7 @@ class ChannelServer final : public fl::FlightServerBase {
   }
 
   static nlohmann::json Describe(const Channel& channel) {
-    nlohmann::json j = control::StatsToJson(channel.Stats());
+    nlohmann::json j = channel::StatsToJson(channel.Stats());
     j["name"] = channel.name();
     if (channel.type_versions() > 0) {
       Result<std::shared_ptr<arrow::Schema>> schema = ChannelSchema(channel);

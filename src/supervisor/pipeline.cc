@@ -149,6 +149,18 @@ class Checker {
         GetCount(value, what, 1, channel::kMaxSubscribers, &spec.max_subscribers);
       } else if (k == "max_samples") {
         GetCount(value, what, 2, channel::kMaxSamples, &spec.max_samples);
+      } else if (k == "stall_timeout") {
+        // Seconds, an integer or a float: the channel's slow-consumer policy.
+        const std::optional<double> seconds = value.value<double>();
+        if (!seconds || !value.is_number()) {
+          Error(LineOf(value), what + ": expected seconds (a number), got " +
+                                   std::string(TypeName(value)));
+        } else if (!(*seconds > 0) || *seconds > 86400) {
+          Error(LineOf(value), what + ": must be more than 0 and at most 86400 seconds");
+        } else {
+          spec.stall_timeout = std::chrono::milliseconds(
+              std::max<int64_t>(1, static_cast<int64_t>(*seconds * 1000 + 0.5)));
+        }
       } else if (k == "schema") {
         std::string path;
         if (!GetString(value, what, &path)) continue;
@@ -167,7 +179,7 @@ class Checker {
       } else {
         Error(LineOf(value), where + ": unknown key '" + k +
                                  "' (expected name, capacity, overflow, max_subscribers, "
-                                 "max_samples, schema)");
+                                 "max_samples, stall_timeout, schema)");
       }
     }
     if (!table.contains("name")) Error(spec.line, where + ": missing key 'name'");

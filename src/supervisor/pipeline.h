@@ -23,6 +23,8 @@ struct ChannelSpec {
   uint32_t max_samples = 256;
   uint32_t max_subscribers = 16;
   OverflowPolicy overflow = OverflowPolicy::kBlock;
+  /// The slow-consumer policy (ChannelOptions::stall_timeout); none by default.
+  std::optional<std::chrono::milliseconds> stall_timeout;
   /// The schema file as resolved (relative paths are relative to the pipeline file's
   /// directory); empty for an untyped channel.
   std::filesystem::path schema_path;

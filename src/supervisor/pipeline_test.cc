@@ -18,6 +18,7 @@ name = "frames"
 capacity = "256MiB"
 overflow = "drop-oldest"
 max_subscribers = 4
+stall_timeout = 1.5
 
 [[node]]
 name = "camera"
@@ -42,6 +43,7 @@ TEST(PipelineTest, ParsesEveryKey) {
   EXPECT_EQ(c.capacity, size_t{256} << 20);
   EXPECT_EQ(c.overflow, OverflowPolicy::kDropOldest);
   EXPECT_EQ(c.max_subscribers, 4u);
+  EXPECT_EQ(c.stall_timeout, std::chrono::milliseconds(1500));
   EXPECT_EQ(c.line, 2);
   ASSERT_EQ(pipeline->nodes.size(), 2u);
   const NodeSpec& n = pipeline->nodes[0];
@@ -170,6 +172,11 @@ INSTANTIATE_TEST_SUITE_P(
                   "bad.toml:3: channel 'c': capacity: expected a size"},
         Malformed{"bad overflow", "[[channel]]\nname = \"c\"\noverflow = \"drop-newest\"\n",
                   "bad.toml:3: channel 'c': overflow: expected \"block\" or \"drop-oldest\""},
+        Malformed{"stall timeout not a number",
+                  "[[channel]]\nname = \"c\"\nstall_timeout = \"2s\"\n",
+                  "bad.toml:3: channel 'c': stall_timeout: expected seconds (a number)"},
+        Malformed{"stall timeout zero", "[[channel]]\nname = \"c\"\nstall_timeout = 0\n",
+                  "bad.toml:3: channel 'c': stall_timeout: must be more than 0"},
         Malformed{"too many subscribers allowed",
                   "[[channel]]\nname = \"c\"\nmax_subscribers = 65\n",
                   "bad.toml:3: channel 'c': max_subscribers: must be 1 to 64, got 65"},

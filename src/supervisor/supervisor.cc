@@ -127,7 +127,8 @@ class Supervisor {
                              .max_samples = spec.max_samples,
                              .max_subscribers = spec.max_subscribers,
                              .overflow = spec.overflow,
-                             .backing = Backing::kMemfd};
+                             .backing = Backing::kMemfd,
+                             .stall_timeout = spec.stall_timeout};
       Result<Channel> channel = Status(ErrorCode::kInvalidArgument, "");
       if (options_.create_channel) {
         channel = options_.create_channel(spec, options);

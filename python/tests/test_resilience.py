@@ -1,0 +1,117 @@
+"""Stalled and interrupted peers from Python: Ctrl-C reaches a publisher blocked on a full
+channel, the stall policy evicts a stopped reader, and errors name the timeout asked for."""
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+import quiver
+
+# A publisher that blocks on a channel whose only subscriber never receives: after printing
+# "blocking", it calls OP, which waits for room until Ctrl-C.
+BLOCKED_PUBLISHER = textwrap.dedent("""
+    import sys, numpy as np, pyarrow as pa, quiver
+    name, op = sys.argv[1], sys.argv[2]
+    schema = pa.schema([("x", pa.int64())]) if op == "publish" else None
+    ch = quiver.Channel.create(name, "64KiB", schema=schema, max_samples=8)
+    held = ch.subscriber()
+    pub = ch.publisher()
+    def fill():
+        if op == "publish":
+            pub.publish(pa.record_batch([pa.array(np.zeros(2048, np.int64))], schema=schema))
+        elif op == "publish_bytes":
+            pub.publish_bytes(bytes(16 << 10))
+        else:
+            with pub.loan_ndarray((16 << 10,), np.uint8) as a:
+                a[:] = 1
+    for _ in range(3):
+        fill()                     # what fits
+    print("blocking", flush=True)
+    try:
+        while True:
+            fill()                 # the channel is full now: waits for room
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+""")
+
+
+@pytest.mark.parametrize("op", ["publish", "publish_bytes", "loan_ndarray"])
+def test_ctrl_c_interrupts_a_publisher_blocked_on_a_full_channel(name, op):
+    proc = subprocess.Popen([sys.executable, "-c", BLOCKED_PUBLISHER, name, op],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "blocking\n", proc.stderr.read()
+        time.sleep(0.3)  # well inside the wait
+        assert proc.poll() is None, "it did not block"
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        line = proc.stdout.readline()
+        took = time.monotonic() - sent
+        assert line == "interrupted\n", proc.stderr.read()
+        # Slices of 100 ms; a loaded 2-CPU machine adds scheduling delay, never a second.
+        assert took < 0.5, f"KeyboardInterrupt came {took * 1000:.0f} ms after SIGINT"
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_loan_timeout_is_the_time_asked_for(name):
+    ch = quiver.Channel.create(name, "16KiB", max_samples=8)
+    held = ch.subscriber()
+    pub = ch.publisher(loan_timeout=0.3)
+    with pytest.raises(quiver.Timeout, match="within 0.3 s|within 300 ms"):
+        for _ in range(8):
+            pub.publish_bytes(bytes(8 << 10))
+    with pytest.raises(quiver.Timeout, match=f"no sample on channel '{name}' within 250 ms"):
+        ch.subscriber().receive(timeout=0.25)
+    del held
+
+
+STOPPED_READER = textwrap.dedent("""
+    import os, signal, sys, quiver
+    sub = quiver.Channel.open(sys.argv[1]).subscriber()
+    print("joined", flush=True)
+    os.kill(os.getpid(), signal.SIGSTOP)
+    try:
+        sub.receive(timeout=1.0)
+        print("received")
+    except quiver.Evicted as e:
+        print("evicted:", e)
+""")
+
+
+def test_the_stall_policy_evicts_a_stopped_reader(name):
+    ch = quiver.Channel.create(name, "64KiB", max_samples=16, stall_timeout=0.2)
+    live = ch.subscriber()
+    pub = ch.publisher(loan_timeout=10)
+    proc = subprocess.Popen([sys.executable, "-c", STOPPED_READER, name],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "joined\n", proc.stderr.read()
+        deadline = time.monotonic() + 10
+        while open(f"/proc/{proc.pid}/stat").read().rsplit(")", 1)[1].split()[0] != "T":
+            assert time.monotonic() < deadline, "it did not stop"
+            time.sleep(0.01)
+        start = time.monotonic()
+        for i in range(40):  # 320 KiB through 64 KiB
+            pub.publish_bytes(bytes([i]) * (8 << 10))
+            assert bytes(np.asarray(live.receive(timeout=5).to_numpy())[:1]) == bytes([i])
+        assert time.monotonic() - start < 3
+        stats = ch.stats()
+        assert stats["evicted_subscribers"] == 1 and stats["stall_timeout_s"] == 0.2
+        assert any(s["evicted_after_s"] for s in stats["subscribers"])
+        os.kill(proc.pid, signal.SIGCONT)
+        out, err = proc.communicate(timeout=10)
+        assert out.startswith("evicted: EVICTED:") and "stall_timeout 200 ms" in out, out + err
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGCONT)
+            proc.kill()
+            proc.wait()
