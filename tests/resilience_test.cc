@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <chrono>
 #include <cstring>
 #include <fstream>
@@ -330,6 +331,91 @@ TEST(ResilienceTest, WithoutAStallPolicyAStoppedSubscriberHoldsABlockChannel) {
   EXPECT_NE(last.message().find("within 300 ms"), std::string::npos) << last.message();
   EXPECT_EQ(channel->Stats().evicted_subscribers, 0u);
   kill(stuck.pid(), SIGCONT);
+}
+
+// A producer that creates `name`, waits for one subscriber, publishes `count` samples of
+// `first`, `first + 1`, ... and then dies (SIGKILL) or closes.
+int Produce(const std::string& name, int first, int count, bool die) {
+  auto channel = Channel::Create(name, {.capacity = 1 << 16});
+  if (!channel.ok()) {
+    std::fprintf(stderr, "producer: %s\n", channel.status().ToString().c_str());
+    return 1;
+  }
+  auto publisher = channel->CreatePublisher();
+  if (!publisher.ok()) return 2;
+  const auto give_up = std::chrono::steady_clock::now() + seconds(10);
+  while (publisher->subscriber_count() == 0) {
+    if (std::chrono::steady_clock::now() > give_up) return 3;
+    std::this_thread::sleep_for(milliseconds(2));
+  }
+  for (int i = 0; i < count; ++i) PublishPattern(*publisher, static_cast<uint8_t>(first + i), 64);
+  if (die) kill(getpid(), SIGKILL);
+  return 0;
+}
+
+// A producer that crashes and is restarted: `create` used to fail (ALREADY_EXISTS) while
+// old subscribers held the name, and those subscribers only learnt that the publisher "is
+// gone". Now the restart takes the name and the same subscriber goes on without code.
+TEST(ResilienceTest, AProducerRestartedAfterACrashIsFollowedBySubscribers) {
+  const std::string name = UniqueName("restart");
+  Child first([&] { return Produce(name, 10, 5, /*die=*/true); });
+  Result<Channel> channel = Status(ErrorCode::kNotFound, "");
+  for (int i = 0; i < 1000 && !channel.ok(); ++i) {
+    channel = Channel::Open(name);
+    if (!channel.ok()) std::this_thread::sleep_for(milliseconds(2));
+  }
+  ASSERT_TRUE(channel.ok()) << channel.status().ToString();
+  auto subscriber = channel->CreateSubscriber();
+  ASSERT_TRUE(subscriber.ok());
+  for (int i = 0; i < 5; ++i) {
+    auto sample = subscriber->Receive(seconds(5));
+    ASSERT_TRUE(sample.ok()) << sample.status().ToString();
+    EXPECT_TRUE(AllBytesAre(*sample, static_cast<uint8_t>(10 + i)));
+  }
+  EXPECT_EQ(first.ExitCode(), 128 + SIGKILL);
+  // The death is reported, at once, and says what comes next.
+  const auto asked = std::chrono::steady_clock::now();
+  auto died = subscriber->Receive(seconds(5));
+  EXPECT_LT(std::chrono::steady_clock::now() - asked, milliseconds(500));
+  ASSERT_EQ(died.status().code(), ErrorCode::kPeerGone);
+  EXPECT_NE(died.status().message().find("wait for a publisher restarted"), std::string::npos)
+      << died.status().message();
+  EXPECT_TRUE(subscriber->awaiting_restart());
+  EXPECT_TRUE(channel->publisher_died());
+
+  // The restarted producer creates the channel again: the name is its now.
+  Child second([&] { return Produce(name, 20, 5, /*die=*/false); });
+  for (int i = 0; i < 5; ++i) {
+    auto sample = subscriber->Receive(seconds(10));
+    ASSERT_TRUE(sample.ok()) << sample.status().ToString();
+    EXPECT_TRUE(AllBytesAre(*sample, static_cast<uint8_t>(20 + i)));
+    EXPECT_EQ(sample->sequence(), static_cast<uint64_t>(i)) << "a new channel";
+  }
+  EXPECT_EQ(subscriber->restarts_followed(), 1u);
+  EXPECT_EQ(second.ExitCode(), 0);
+  auto closed = subscriber->Receive(seconds(5));
+  ASSERT_EQ(closed.status().code(), ErrorCode::kPeerGone);
+  EXPECT_NE(closed.status().message().find("closed"), std::string::npos);
+}
+
+TEST(ResilienceTest, WithoutFollowRestartsADeathEndsTheSubscriber) {
+  const std::string name = UniqueName("no-follow");
+  Child first([&] { return Produce(name, 1, 1, /*die=*/true); });
+  Result<Channel> channel = Status(ErrorCode::kNotFound, "");
+  for (int i = 0; i < 1000 && !channel.ok(); ++i) {
+    channel = Channel::Open(name);
+    if (!channel.ok()) std::this_thread::sleep_for(milliseconds(2));
+  }
+  ASSERT_TRUE(channel.ok());
+  auto subscriber = channel->CreateSubscriber({.follow_restarts = false});
+  ASSERT_TRUE(subscriber.ok());
+  ASSERT_TRUE(subscriber->Receive(seconds(5)).ok());
+  EXPECT_EQ(first.ExitCode(), 128 + SIGKILL);
+  for (int i = 0; i < 2; ++i) {
+    auto died = subscriber->Receive(seconds(1));
+    EXPECT_EQ(died.status().code(), ErrorCode::kPeerGone);
+  }
+  EXPECT_FALSE(subscriber->awaiting_restart());
 }
 
 }  // namespace

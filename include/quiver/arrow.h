@@ -146,11 +146,14 @@ class ArrowSubscriber {
  private:
   ArrowSubscriber(Subscriber subscriber, Channel channel, ArrowSubscriberOptions options);
   Result<std::shared_ptr<arrow::Schema>> SchemaOf(uint32_t version);
+  // After the subscriber followed a restarted publisher: that channel's schemas.
+  Status FollowRestarts();
 
   Subscriber subscriber_;
   Channel channel_;
   ArrowSubscriberOptions options_;
   std::vector<std::shared_ptr<arrow::Schema>> schemas_;  // [version - 1], filled lazily
+  uint32_t followed_ = 0;  // subscriber_.restarts_followed() that channel_ belongs to
 };
 
 }  // namespace quiver

@@ -86,6 +86,13 @@ struct SubscriberOptions {
   /// new one, that someone still holds; it may be empty. Under kBlock nothing is skipped
   /// between the backlog and what follows; the backlog's samples count as received.
   bool from_oldest = false;
+  /// For a named channel whose publisher died: once every sample it published was
+  /// received, receives follow a publisher restarted under the same name (Channel::Create
+  /// replaces a channel whose publisher died), so a long-lived consumer survives a
+  /// producer's crash and restart without code. The death is still reported once
+  /// (kPeerGone); later receives wait for the restart within their timeout. A publisher
+  /// that closed cleanly ends the stream as before.
+  bool follow_restarts = true;
 };
 
 /// Counters of one subscriber slot, readable by any process attached to the channel.
@@ -230,10 +237,19 @@ class Subscriber {
 
   /// Waits up to `timeout` for the next sample: spins briefly, then sleeps on a futex.
   /// kTimeout if nothing came; kPeerGone once the publisher is gone and every sample it
-  /// published to us has been received.
+  /// published to us has been received (for a publisher that died and is followed, see
+  /// SubscriberOptions::follow_restarts: reported once, then waited for); kEvicted after
+  /// the channel's stall policy evicted this subscriber.
   Result<Sample> Receive(std::chrono::nanoseconds timeout);
   /// Returns the next sample, or nullopt if none is queued. kPeerGone as for Receive.
   Result<std::optional<Sample>> TryReceive();
+
+  /// True once this subscriber was told its publisher died and it now waits for a publisher
+  /// restarted under the channel's name (SubscriberOptions::follow_restarts).
+  bool awaiting_restart() const;
+  /// How many restarted publishers this subscriber has followed (each one a new channel;
+  /// sequences start again at 0).
+  uint32_t restarts_followed() const;
 
   /// A file descriptor that becomes readable when samples may be queued, for the caller's
   /// own epoll/poll/asyncio loop. After it polls readable, call TryReceive until it returns
@@ -251,6 +267,10 @@ class Subscriber {
  private:
   friend class Channel;
   explicit Subscriber(std::shared_ptr<internal::SubscriberState> state);
+  /// The publisher is gone and everything it published was received: kPeerGone, or (named
+  /// channel, publisher died, following) moves to a restarted publisher's channel and
+  /// returns OK. `wait_until`: how long to wait for a restart once the death was reported.
+  Status Gone(std::chrono::steady_clock::time_point wait_until);
 
   std::shared_ptr<internal::SubscriberState> state_;
 };
@@ -291,6 +311,9 @@ class Channel {
   int fd() const;
   /// Reads the shared counters (any process attached may call it).
   ChannelStats Stats() const;
+  /// True if the channel's publisher died (it attached, and its process is gone without
+  /// closing it): the channel takes no successor, Create makes a new one under its name.
+  bool publisher_died() const;
 
   /// Number of type descriptors registered (0 for an untyped channel); the newest is
   /// version type_versions().

@@ -291,12 +291,13 @@ class Subscriber:
 
     def __init__(self, channel: "Channel", reader_schema: Optional[pa.Schema] = None,
                  validate: str = "structure", spin_us: float = 20.0,
-                 from_oldest: bool = False) -> None:
+                 from_oldest: bool = False, follow_restarts: bool = True) -> None:
         if validate not in ("structure", "full"):
             raise InvalidArgument("validate must be 'structure' or 'full'")
         self._channel = channel
         self._s = _quiver.Subscriber(channel._c, _schema_capsule(reader_schema),
-                                     validate == "full", spin_us, bool(from_oldest))
+                                     validate == "full", spin_us, bool(from_oldest),
+                                     bool(follow_restarts))
 
     def receive(self, timeout: Optional[float] = None) -> Sample:
         """Waits for the next sample (without holding the GIL; Ctrl-C interrupts it).
@@ -318,24 +319,40 @@ class Subscriber:
         """Samples dropped (drop-oldest channels) before this subscriber received them."""
         return self._s.missed
 
+    @property
+    def awaiting_restart(self) -> bool:
+        """True once this subscriber was told its publisher died and it now waits for one
+        restarted under the channel's name (``follow_restarts``)."""
+        return self._s.awaiting_restart
+
+    @property
+    def restarts_followed(self) -> int:
+        """How many restarted publishers it followed (each a new channel; sequences start
+        again at 0)."""
+        return self._s.restarts_followed
+
     def __iter__(self) -> Iterator[Sample]:
-        """Yields samples until the publisher is gone."""
+        """Yields samples until the publisher closes. A publisher of a named channel that
+        dies does not end the iteration: it goes on with one restarted under the same name
+        (``quiver.Channel.create`` replaces the channel), so a long-lived consumer survives a
+        producer's crash and restart. With ``follow_restarts=False`` a death ends it too."""
         while True:
             try:
                 yield self.receive()
             except PeerGone:
-                return
+                if not self.awaiting_restart:
+                    return
 
     async def areceive(self, timeout: Optional[float] = None) -> Sample:
         """Awaits the next sample, driven by the channel's file descriptor (no polling)."""
         loop = asyncio.get_running_loop()
-        fd = self.fileno()
 
         async def wait() -> Sample:
             while True:
                 sample = self.try_receive()
                 if sample is not None:
                     return sample
+                fd = self.fileno()  # another channel's after following a restarted publisher
                 ready = loop.create_future()
                 loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
                 try:
@@ -354,15 +371,18 @@ class Subscriber:
         try:
             return await asyncio.wait_for(wait(), timeout)
         except asyncio.TimeoutError:
-            raise Timeout(f"no sample on channel '{self._channel.name}' within {timeout} s") \
+            raise Timeout(f"no sample on channel '{self._channel.name}' within {timeout:g} s") \
                 from None
 
     async def __aiter__(self) -> AsyncIterator[Sample]:
+        """As iteration: until the publisher closes (see ``__iter__`` on restarts)."""
         while True:
             try:
                 yield await self.areceive()
             except PeerGone:
-                return
+                if not self.awaiting_restart:
+                    return
+                await asyncio.sleep(0.02)  # until a restarted publisher shows up
 
 
 class Channel:
@@ -456,7 +476,7 @@ class Channel:
 
     def subscriber(self, reader_schema: Optional[pa.Schema] = None, *,
                    validate: str = "structure", spin_us: float = 20.0,
-                   from_oldest: bool = False) -> Subscriber:
+                   from_oldest: bool = False, follow_restarts: bool = True) -> Subscriber:
         """Takes a subscriber slot. ``reader_schema`` binds the fields this reader needs by
         name (``SchemaMismatch`` if the channel cannot provide them); ``validate="full"``
         also checks every offset and string of every batch: a defence against a *buggy*
@@ -465,8 +485,10 @@ class Channel:
         which validate it; see docs/RELIABILITY.md, "Who is trusted").
         ``from_oldest=True`` starts with the channel's backlog: the samples it still keeps
         for other subscribers, oldest first (the longest gap-free run that joins up with
-        what is published next; empty if nobody holds anything), then goes on live."""
-        return Subscriber(self, reader_schema, validate, spin_us, from_oldest)
+        what is published next; empty if nobody holds anything), then goes on live.
+        ``follow_restarts`` (named channels): after a publisher that died, go on with one
+        restarted under the same name (see ``Subscriber.__iter__``)."""
+        return Subscriber(self, reader_schema, validate, spin_us, from_oldest, follow_restarts)
 
     def __repr__(self) -> str:
         return f"<quiver.Channel '{self.name}' {self.capacity} bytes>"

@@ -508,11 +508,12 @@ struct PySample {
 class PySubscriber {
  public:
   PySubscriber(Channel channel, nb::object reader_schema, bool full_validation, double spin_us,
-               bool from_oldest)
+               bool from_oldest, bool follow_restarts)
       : channel_(std::move(channel)) {
     SubscriberOptions options{
         .spin = std::chrono::nanoseconds(static_cast<int64_t>(spin_us * 1e3)),
-        .from_oldest = from_oldest};
+        .from_oldest = from_oldest,
+        .follow_restarts = follow_restarts};
     if (channel_.type_versions() > 0) {
       ArrowSubscriberOptions o{
           .subscriber = options,
@@ -645,8 +646,13 @@ NB_MODULE(_quiver, m) {
       .def("to_numpy", &PySample::ToNumpy);
 
   nb::class_<PySubscriber>(m, "Subscriber")
-      .def(nb::init<Channel, nb::object, bool, double, bool>(), "channel"_a,
-           "reader_schema"_a.none(), "full_validation"_a, "spin_us"_a, "from_oldest"_a)
+      .def(nb::init<Channel, nb::object, bool, double, bool, bool>(), "channel"_a,
+           "reader_schema"_a.none(), "full_validation"_a, "spin_us"_a, "from_oldest"_a,
+           "follow_restarts"_a)
+      .def_prop_ro("awaiting_restart",
+                   [](PySubscriber& s) { return s.subscriber().awaiting_restart(); })
+      .def_prop_ro("restarts_followed",
+                   [](PySubscriber& s) { return s.subscriber().restarts_followed(); })
       .def("receive", &PySubscriber::Receive, "timeout"_a.none())
       .def("try_receive", &PySubscriber::TryReceive)
       .def("notify_fd", &PySubscriber::NotifyFd)

@@ -115,3 +115,46 @@ def test_the_stall_policy_evicts_a_stopped_reader(name):
             os.kill(proc.pid, signal.SIGCONT)
             proc.kill()
             proc.wait()
+
+
+PRODUCER = textwrap.dedent("""
+    import os, signal, sys, time, quiver
+    name, first, end = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    ch = quiver.Channel.create(name, "64KiB")   # a restart takes the name of a dead one
+    pub = ch.publisher()
+    while pub.subscriber_count == 0:
+        time.sleep(0.002)
+    for i in range(5):
+        pub.publish_bytes(bytes([first + i]) * 64)
+    if end == "die":
+        os.kill(os.getpid(), signal.SIGKILL)
+""")
+
+
+def test_iteration_survives_a_producer_crash_and_restart(name):
+    """A long-lived consumer written as `for sample in sub:` needs no code for a producer that
+    crashes and is restarted; a producer that closes ends the iteration."""
+    first = subprocess.Popen([sys.executable, "-c", PRODUCER, name, "10", "die"])
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            sub = quiver.Channel.open(name).subscriber()
+            break
+        except quiver.NotFound:
+            assert time.monotonic() < deadline, "the producer never made its channel"
+            time.sleep(0.01)
+    samples = iter(sub)
+    got = [int(next(samples).to_numpy()[0]) for _ in range(5)]
+    assert first.wait(timeout=10) == -signal.SIGKILL
+    second = subprocess.Popen([sys.executable, "-c", PRODUCER, name, "20", "close"])
+    try:
+        got += [int(next(samples).to_numpy()[0]) for _ in range(5)]
+        assert got == [10, 11, 12, 13, 14, 20, 21, 22, 23, 24]
+        assert sub.restarts_followed == 1
+        assert second.wait(timeout=10) == 0
+        assert list(samples) == []  # the restarted producer closed: the stream ends
+    finally:
+        if second.poll() is None:
+            second.kill()
+            second.wait()
+    del samples, sub

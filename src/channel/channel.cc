@@ -138,6 +138,19 @@ Status InitializeHeader(shm::Segment& segment, std::string_view name, const Chan
 }
 
 }  // namespace
+
+bool PublisherDied(const shm::Segment& segment) {
+  // Its subscribers may still be draining it; they keep their mapping, and follow the name
+  // to the new channel once they have (SubscriberOptions::follow_restarts).
+  Result<shm::Mapping> first = segment.Map(0, channel::kPageSize, shm::Protection::kReadOnly);
+  if (!first.ok() || segment.size() < sizeof(ChannelHeader)) return false;
+  const auto* h = reinterpret_cast<const ChannelHeader*>(first->data());
+  if (h->config.magic != kMagic || h->config.layout_version != kLayoutVersion) return false;
+  return h->publisher_lifecycle.load(std::memory_order_acquire) ==
+             static_cast<uint32_t>(channel::PublisherLifecycle::kActive) &&
+         !shm::IsByteLockedByOthers(segment.fd(), shm::kPublisherLockByte);
+}
+
 }  // namespace internal
 
 Channel::Channel(std::shared_ptr<internal::ChannelState> state) : state_(std::move(state)) {}
@@ -151,9 +164,11 @@ Result<Channel> Channel::Create(std::string_view name, const ChannelOptions& opt
   auto init = [&](shm::Segment& segment) {
     return internal::InitializeHeader(segment, name, options, layout);
   };
-  Result<shm::Segment> segment = options.backing == Backing::kMemfd
-                                     ? shm::Segment::CreateMemfd(name, layout.segment_bytes, init)
-                                     : shm::Segment::CreateNamed(name, layout.segment_bytes, init);
+  Result<shm::Segment> segment =
+      options.backing == Backing::kMemfd
+          ? shm::Segment::CreateMemfd(name, layout.segment_bytes, init)
+          : shm::Segment::CreateNamed(name, layout.segment_bytes, init,
+                                      internal::PublisherDied);
   if (!segment.ok()) return segment.status();
   QUIVER_ASSIGN_OR_RETURN(auto state, internal::AttachSegment(std::move(segment).value()));
   return Channel(std::move(state));
@@ -230,6 +245,14 @@ const std::string& Channel::name() const { return state_->name; }
 size_t Channel::capacity() const { return state_->capacity; }
 OverflowPolicy Channel::overflow() const { return state_->overflow; }
 int Channel::fd() const { return state_->segment.fd(); }
+
+bool Channel::publisher_died() const {
+  {
+    std::lock_guard lock(state_->mu);
+    if (state_->holds_publisher) return false;
+  }
+  return internal::PublisherDied(state_->segment);
+}
 
 ChannelStats Channel::Stats() const {
   const internal::ChannelState& s = *state_;

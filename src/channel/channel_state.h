@@ -66,6 +66,10 @@ Result<uint32_t> AppendType(channel::TypeRegistry* registry, std::byte* bytes, u
 /// Attaches `segment` (already created or opened) as a channel: validates and maps it.
 Result<std::shared_ptr<ChannelState>> AttachSegment(shm::Segment segment);
 
+/// True if `segment` is a channel whose publisher died (attached, then its lock vanished):
+/// Channel::Create may give its name to a new channel.
+bool PublisherDied(const shm::Segment& segment);
+
 struct PublisherState {
   PublisherState(std::shared_ptr<ChannelState> ch, std::byte* data, PublisherOptions options);
   ~PublisherState();
@@ -142,6 +146,8 @@ struct SubscriberState {
   std::optional<channel::NotifyReceiver> notify;
   std::chrono::steady_clock::time_point last_publisher_check;
   uint32_t empty_polls = 0;
+  bool told_death = false;  // kPeerGone for a publisher that died was returned once
+  uint32_t restarts_followed = 0;
 
   // from_oldest: descriptors of the backlog this subscriber claimed, oldest first; the ones
   // from backlog_next on are not delivered yet (their bit is ours until then).

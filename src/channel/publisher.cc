@@ -524,7 +524,11 @@ Result<Publisher> Channel::CreatePublisher(const PublisherOptions& options) {
         static_cast<uint32_t>(channel::PublisherLifecycle::kActive)) {
       shm::UnlockByte(ch.segment.fd(), shm::kPublisherLockByte);
       return Status(ErrorCode::kPeerGone,
-                    "the publisher of channel '" + ch.name + "' died; create the channel anew");
+                    "the publisher of channel '" + ch.name +
+                        "' died (a publisher that dies may leave a sample half-published, so "
+                        "this channel takes no successor): Channel::Create('" + ch.name +
+                        "') makes a new one under the same name, and its subscribers follow "
+                        "to it on their own");
     }
     ch.holds_publisher = true;
   }

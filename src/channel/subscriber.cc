@@ -1,8 +1,10 @@
 #include <sched.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 #include "channel/channel_state.h"
@@ -276,10 +278,62 @@ Result<std::optional<Sample>> Subscriber::TryReceive() {
     if (sample) return sample;
   }
   if (s.PublisherGoneCheap() && s.NothingQueued()) {
-    return Status(ErrorCode::kPeerGone, "the publisher of channel '" + s.channel->name +
-                                            "' is gone and every sample was received");
+    QUIVER_RETURN_IF_ERROR(Gone(internal::Clock::now()));
+    return TryReceive();  // the restarted publisher's channel
   }
   return std::optional<Sample>();
+}
+
+bool Subscriber::awaiting_restart() const { return state_->told_death; }
+
+uint32_t Subscriber::restarts_followed() const { return state_->restarts_followed; }
+
+Status Subscriber::Gone(std::chrono::steady_clock::time_point wait_until) {
+  internal::SubscriberState& s = *state_;
+  internal::ChannelState& ch = *s.channel;
+  const bool closed = ch.header->publisher_lifecycle.load(std::memory_order_acquire) ==
+                      static_cast<uint32_t>(channel::PublisherLifecycle::kClosed);
+  if (closed) {
+    return Status(ErrorCode::kPeerGone, "the publisher of channel '" + ch.name +
+                                            "' closed and every sample was received");
+  }
+  const bool follows = s.options.follow_restarts && ch.segment.named();
+  auto died = [&] {
+    return Status(ErrorCode::kPeerGone,
+                  "the publisher of channel '" + ch.name +
+                      "' died and every sample it published was received" +
+                      (follows ? "; receive again to wait for a publisher restarted under the "
+                                 "same name (Channel::Create replaces the channel)"
+                               : ""));
+  };
+  if (!follows) return died();
+  for (;;) {
+    // A restart shows as another file under the name.
+    struct stat mine {}, named {};
+    if (::fstat(ch.segment.fd(), &mine) == 0 && ::stat(ch.segment.path().c_str(), &named) == 0 &&
+        (mine.st_dev != named.st_dev || mine.st_ino != named.st_ino)) {
+      Result<Channel> restarted = Channel::Open(ch.name);
+      if (restarted.ok()) {
+        // From its oldest: what it published before we got here and others still hold.
+        SubscriberOptions options = s.options;
+        options.from_oldest = true;
+        QUIVER_ASSIGN_OR_RETURN(Subscriber next, restarted->CreateSubscriber(options));
+        next.state_->restarts_followed = s.restarts_followed + 1;
+        state_ = std::move(next.state_);  // samples of the old channel keep it alive
+        return Status::OK();
+      }
+    }
+    // The death is reported at once, the first time; after that, a receive waits for the
+    // restart.
+    if (!s.told_death) {
+      s.told_death = true;
+      return died();
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= wait_until) return died();
+    std::this_thread::sleep_for(
+        std::min<std::chrono::nanoseconds>(wait_until - now, internal::kPublisherProbeInterval));
+  }
 }
 
 Result<Sample> Subscriber::Receive(std::chrono::nanoseconds timeout) {
@@ -302,8 +356,9 @@ Result<Sample> Subscriber::Receive(std::chrono::nanoseconds timeout) {
   }
   for (;;) {
     if (s.PublisherGone() && s.NothingQueued()) {
-      return Status(ErrorCode::kPeerGone, "the publisher of channel '" + ch.name +
-                                              "' is gone and every sample was received");
+      QUIVER_RETURN_IF_ERROR(Gone(deadline));
+      return Receive(std::max<std::chrono::nanoseconds>(deadline - Clock::now(),
+                                                        std::chrono::nanoseconds(0)));
     }
     const Clock::time_point now = Clock::now();
     if (now >= deadline) {

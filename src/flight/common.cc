@@ -111,6 +111,11 @@ Result<RemotePublisher> RemotePublisher::Open(std::string_view name,
                                               CreationBudget* budget) {
   std::optional<CreationBudget::Reservation> reservation;
   Result<Channel> channel = Channel::Open(name);
+  // A channel whose publisher died takes no successor: a remote producer restarting makes
+  // it anew, as a local one would (Channel::Create replaces it; its subscribers follow).
+  if (channel.ok() && channel->publisher_died()) {
+    channel = Status(ErrorCode::kNotFound, "its publisher died");
+  }
   if (!channel.ok() && channel.status().code() == ErrorCode::kNotFound) {
     if (budget != nullptr) {
       QUIVER_ASSIGN_OR_RETURN(CreationBudget::Reservation share, budget->Reserve(name, capacity));

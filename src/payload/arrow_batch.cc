@@ -453,6 +453,7 @@ Result<std::shared_ptr<arrow::Schema>> ArrowSubscriber::SchemaOf(uint32_t versio
 }
 
 Result<ArrowSample> ArrowSubscriber::Decode(Sample sample) {
+  QUIVER_RETURN_IF_ERROR(FollowRestarts());
   const uint64_t sequence = sample.sequence();
   auto held = std::make_shared<const Sample>(std::move(sample));
   const std::span<const std::byte> bytes = held->data();
@@ -553,6 +554,19 @@ Result<ArrowSample> ArrowSubscriber::Decode(Sample sample) {
     QUIVER_ASSIGN_OR_RETURN(batch, payload::ProjectByName(batch, options_.reader_schema));
   }
   return ArrowSample{std::move(batch), header.type_version, sequence};
+}
+
+Status ArrowSubscriber::FollowRestarts() {
+  if (subscriber_.restarts_followed() == followed_) return Status::OK();
+  // The subscriber moved to a restarted publisher's channel: its own schema versions.
+  followed_ = subscriber_.restarts_followed();
+  channel_ = subscriber_.channel();
+  schemas_.clear();
+  if (options_.reader_schema) {
+    QUIVER_ASSIGN_OR_RETURN(auto newest, ChannelSchema(channel_));
+    QUIVER_RETURN_IF_ERROR(payload::CheckReader(*options_.reader_schema, *newest));
+  }
+  return Status::OK();
 }
 
 Result<ArrowSample> ArrowSubscriber::Receive(std::chrono::nanoseconds timeout) {

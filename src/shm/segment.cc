@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -55,6 +56,23 @@ bool SameFile(int fd, const std::string& path) {
 Status Reserve(int fd, size_t bytes) {
   if (ftruncate(fd, static_cast<off_t>(bytes)) != 0) return Status::FromErrno("ftruncate", errno);
   int rc = posix_fallocate(fd, 0, static_cast<off_t>(bytes));
+  if (rc == ENOSPC) {
+    // Containers get 64 MB of /dev/shm by default, less than one default channel.
+    struct statfs fs {};
+    const bool known = fstatfs(fd, &fs) == 0;
+    const std::string free_text =
+        known ? " (" + std::to_string(static_cast<uint64_t>(fs.f_bavail) * fs.f_bsize >> 20) +
+                    " MiB free of " + std::to_string(static_cast<uint64_t>(fs.f_blocks) * fs.f_bsize >> 20) +
+                    " MiB)"
+              : "";
+    return Status(ErrorCode::kCapacityExceeded,
+                  "not enough shared memory for " + std::to_string(bytes >> 20) +
+                      " MiB in its file system" + free_text +
+                      ": give the channel a smaller capacity, give the file system more room "
+                      "(a container: docker run --shm-size=1g), or make a memfd channel "
+                      "(Backing::kMemfd, Python memfd=True), which takes memory like any "
+                      "process rather than from /dev/shm");
+  }
   if (rc != 0 && rc != EOPNOTSUPP && rc != EINVAL) {
     return Status::FromErrno("reserving " + std::to_string(bytes) + " bytes of shared memory", rc);
   }
@@ -151,7 +169,8 @@ void Segment::Close() {
   fd_.Reset();  // drops every lock this description holds
 }
 
-Result<Segment> Segment::CreateNamed(std::string_view name, size_t bytes, const Initializer& init) {
+Result<Segment> Segment::CreateNamed(std::string_view name, size_t bytes, const Initializer& init,
+                                     const Replaceable& replaceable) {
   QUIVER_RETURN_IF_ERROR(ValidateName(name));
   const std::string dir = Directory();
   const std::string path = PathOf(name);
@@ -182,10 +201,20 @@ Result<Segment> Segment::CreateNamed(std::string_view name, size_t bytes, const 
     }
     if (errno != EEXIST) return Status::FromErrno("linking segment " + path, errno);
     QUIVER_ASSIGN_OR_RETURN(bool removed, RemoveIfStale(name));
-    if (!removed) {
-      return Status(ErrorCode::kAlreadyExists, "channel '" + std::string(name) +
-                                                   "' already exists and is in use (" + path + ")");
+    if (removed) continue;
+    // Live: its holders keep their mapping whatever happens to the name. If the caller may
+    // take the name over (its publisher died, say), the name goes to the new segment.
+    if (replaceable) {
+      Result<Segment> existing = OpenNamed(name);
+      if (!existing.ok() && existing.status().code() == ErrorCode::kNotFound) continue;
+      if (existing.ok() && replaceable(*existing)) {
+        if (SameFile(existing->fd(), path)) unlink(path.c_str());
+        existing->path_.clear();  // it is no longer at `path`: its last holder leaves it be
+        continue;
+      }
     }
+    return Status(ErrorCode::kAlreadyExists, "channel '" + std::string(name) +
+                                                 "' already exists and is in use (" + path + ")");
   }
   return Status(ErrorCode::kAlreadyExists,
                 "channel '" + std::string(name) + "' keeps being re-created by another process");

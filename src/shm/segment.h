@@ -50,11 +50,16 @@ class Segment {
  public:
   /// Called on a new segment before any other process can see it (to write its header).
   using Initializer = std::function<Status(Segment&)>;
+  /// Asked of a live segment that holds the name a CreateNamed wants: true lets the new
+  /// segment take the name (the old one's holders keep their mapping).
+  using Replaceable = std::function<bool(const Segment&)>;
 
   /// Creates `/dev/shm/quiver-<uid>/<name>` (mode 0600) of `bytes` bytes, runs `init`, then
-  /// publishes the name atomically. A live segment of that name gives kAlreadyExists; a stale
-  /// one (no process holds it) is removed first.
-  static Result<Segment> CreateNamed(std::string_view name, size_t bytes, const Initializer& init);
+  /// publishes the name atomically. A stale segment of that name (no process holds it) is
+  /// removed first; a live one gives kAlreadyExists unless `replaceable` says it may be
+  /// replaced. kCapacityExceeded (saying what to do) when its file system is too full.
+  static Result<Segment> CreateNamed(std::string_view name, size_t bytes, const Initializer& init,
+                                     const Replaceable& replaceable = {});
 
   /// Creates an anonymous memfd segment (sealed against resizing). Other processes reach it
   /// only through its fd (inherited or passed with SCM_RIGHTS), so it can never leak.
