@@ -309,6 +309,8 @@ class Channel {
   OverflowPolicy overflow() const;
   /// The segment's fd, e.g. to hand a memfd channel to a child process.
   int fd() const;
+  /// True for a named channel (Backing::kNamed, at NamedPath(name())), false for a memfd.
+  bool named() const;
   /// Reads the shared counters (any process attached may call it).
   ChannelStats Stats() const;
   /// True if the channel's publisher died (it attached, and its process is gone without

@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import signal
+import threading
 from typing import Any, AsyncIterator, Iterator, Optional, Sequence, Union
 
 import numpy as np
@@ -43,7 +46,7 @@ from ._quiver import (
 
 __version__ = "0.1.0"
 __all__ = [
-    "Channel", "Publisher", "Subscriber", "Sample", "NdarrayLoan", "parse_size",
+    "Channel", "release_named_channels", "Publisher", "Subscriber", "Sample", "NdarrayLoan", "parse_size",
     "QuiverError", "AlreadyExists", "Busy", "CapacityExceeded", "ChannelFull", "Evicted",
     "HandleOutOfRange", "InvalidArgument", "IoError", "NotFound", "PeerGone",
     "PermissionDenied", "ResourceExhausted", "SchemaMismatch", "ShmCorruption", "Timeout",
@@ -385,12 +388,41 @@ class Subscriber:
                 await asyncio.sleep(0.02)  # until a restarted publisher shows up
 
 
+def _on_sigterm_release_names() -> None:
+    """A process killed by a plain SIGTERM (``kill``, ``docker stop``) runs no destructor, so
+    the named channels it was the last to hold stayed in RAM until someone opened their
+    name again. On the first named channel, if SIGTERM has no handler of the program's own
+    (the default action), Quiver installs one that removes those names, then dies of the
+    signal as before. A handler the program installs later replaces it; one installed
+    earlier is left alone (call ``quiver.release_named_channels()`` from it)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        _quiver.release_named_segments()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def release_named_channels() -> None:
+    """Removes the names of the named channels this process holds and is the last to hold,
+    as closing them would (they stay usable until it exits). For a SIGTERM handler of the
+    program's own; Quiver installs one that does this when the program has none."""
+    _quiver.release_named_segments()
+
+
 class Channel:
     """A handle to a channel in shared memory. Cheap to keep; the channel's memory is freed
     when the last process holding it closes it."""
 
     def __init__(self, native: _quiver.Channel) -> None:
         self._c = native
+        if native.named:
+            _on_sigterm_release_names()
 
     @classmethod
     def create(cls, name: str, capacity: Union[int, str] = "64MiB", *,

@@ -22,6 +22,7 @@
 #include "channel/stats_json.h"
 #include "common/duration.h"
 #include "common/private_dir.h"
+#include "shm/segment.h"
 #include "quiver/arrow.h"
 #include "quiver/channel.h"
 #include "quiver/frame.h"
@@ -596,6 +597,7 @@ NB_MODULE(_quiver, m) {
   m.doc() = "Quiver's native core; use the `quiver` package, not this module.";
   RegisterErrors(m);
   m.def("named_directory", &Channel::NamedDirectory);
+  m.def("release_named_segments", &shm::Segment::ReleaseNamesOfLastHolder);
   m.def("default_flight_location", [] { return Unwrap(DefaultFlightLocation()); });
   m.def("named_path", [](const std::string& name) { return Channel::NamedPath(name); });
 
@@ -609,6 +611,7 @@ NB_MODULE(_quiver, m) {
       .def_prop_ro("name", &Channel::name)
       .def_prop_ro("capacity", &Channel::capacity)
       .def_prop_ro("fd", &Channel::fd)
+      .def_prop_ro("named", &Channel::named)
       .def_prop_ro("type_versions", &Channel::type_versions)
       .def("stats_json", &StatsJson)
       .def(

@@ -158,3 +158,41 @@ def test_iteration_survives_a_producer_crash_and_restart(name):
             second.kill()
             second.wait()
     del samples, sub
+
+
+HOLDER = textwrap.dedent("""
+    import signal, sys, time, quiver
+    if sys.argv[2] == "own-handler-later":
+        ch = quiver.Channel.create(sys.argv[1], "64KiB")
+        def mine(signum, frame):
+            print("mine", flush=True)
+            quiver.release_named_channels()
+            sys.exit(0)
+        signal.signal(signal.SIGTERM, mine)
+    else:
+        ch = quiver.Channel.create(sys.argv[1], "64KiB")
+    print("ready", flush=True)
+    time.sleep(60)
+""")
+
+
+@pytest.mark.parametrize("how", ["default", "own-handler-later"])
+def test_a_plain_sigterm_leaves_no_named_channel_behind(name, how):
+    """`kill` or `docker stop` used to leave the segment in RAM until the name was opened
+    again; a process killed with -9 still does (`quiver clean`, or the next open)."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, name, how],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "ready\n", proc.stderr.read()
+        assert os.path.exists(quiver.Channel.named_path(name))
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=10)
+        if how == "default":
+            assert code == -signal.SIGTERM, proc.stderr.read()  # it still dies of the signal
+        else:
+            assert code == 0 and proc.stdout.read() == "mine\n"
+        assert not os.path.exists(quiver.Channel.named_path(name))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -245,6 +245,7 @@ const std::string& Channel::name() const { return state_->name; }
 size_t Channel::capacity() const { return state_->capacity; }
 OverflowPolicy Channel::overflow() const { return state_->overflow; }
 int Channel::fd() const { return state_->segment.fd(); }
+bool Channel::named() const { return state_->segment.named(); }
 
 bool Channel::publisher_died() const {
   {

@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <mutex>
+#include <set>
 #include <cstdlib>
 #include <utility>
 
@@ -94,6 +96,14 @@ Result<OpenOutcome> Join(int fd, const std::string& path) {
   return OpenOutcome::kLive;
 }
 
+// The named segments this process holds, for ReleaseNamesOfLastHolder.
+std::mutex g_named_mu;
+std::set<Segment*>& NamedSegments() {
+  // Never destroyed: a static Channel elsewhere may close after this file's statics would.
+  static auto* segments = new std::set<Segment*>;
+  return *segments;
+}
+
 }  // namespace
 
 Mapping::Mapping(Mapping&& other) noexcept
@@ -143,7 +153,15 @@ Status Segment::ValidateName(std::string_view name) {
 }
 
 Segment::Segment(UniqueFd fd, size_t size, std::string path)
-    : fd_(std::move(fd)), size_(size), path_(std::move(path)) {}
+    : fd_(std::move(fd)), size_(size), path_(std::move(path)) {
+  Track();
+}
+
+Segment::Segment(Segment&& other) noexcept
+    : fd_(std::move(other.fd_)), size_(other.size_), path_(std::move(other.path_)) {
+  other.Untrack();
+  Track();
+}
 
 Segment& Segment::operator=(Segment&& other) noexcept {
   if (this != &other) {
@@ -151,21 +169,54 @@ Segment& Segment::operator=(Segment&& other) noexcept {
     fd_ = std::move(other.fd_);
     size_ = other.size_;
     path_ = std::move(other.path_);
+    other.Untrack();
+    Track();
   }
   return *this;
 }
 
 Segment::~Segment() { Close(); }
 
-void Segment::Close() {
-  if (!fd_.valid()) return;
-  // The last participant out removes the name. Holding the exclusive lock while unlinking
-  // makes a concurrent opener wait, then see the name gone and report kNotFound.
-  if (named() && TryLockByte(fd_.get(), kParticipantLockByte, LockKind::kExclusive).ok() &&
+void Segment::Track() {
+  if (path_.empty()) return;
+  std::lock_guard lock(g_named_mu);
+  NamedSegments().insert(this);
+}
+
+void Segment::Untrack() {
+  std::lock_guard lock(g_named_mu);
+  NamedSegments().erase(this);
+}
+
+bool Segment::UnlinkIfLast() const {
+  if (!fd_.valid() || path_.empty()) return false;
+  // Holding the exclusive lock while unlinking makes a concurrent opener wait, then see
+  // the name gone and report kNotFound.
+  if (TryLockByte(fd_.get(), kParticipantLockByte, LockKind::kExclusive).ok() &&
       SameFile(fd_.get(), path_)) {
     unlink(path_.c_str());
     RemoveUserDirectoryIfEmpty();
+    return true;
   }
+  return false;
+}
+
+void Segment::ReleaseNamesOfLastHolder() {
+  std::lock_guard lock(g_named_mu);
+  for (Segment* segment : NamedSegments()) {
+    if (segment->UnlinkIfLast()) {
+      // Gone from the name: back to a shared lock, so this process counts as a participant
+      // again for as long as it lives.
+      (void)LockByte(segment->fd_.get(), kParticipantLockByte, LockKind::kShared);
+    }
+  }
+}
+
+void Segment::Close() {
+  Untrack();
+  if (!fd_.valid()) return;
+  // The last participant out removes the name.
+  UnlinkIfLast();
   fd_.Reset();  // drops every lock this description holds
 }
 
@@ -193,6 +244,7 @@ Result<Segment> Segment::CreateNamed(std::string_view name, size_t bytes, const 
   for (int attempt = 0; attempt < 8; ++attempt) {
     if (linkat(AT_FDCWD, proc_path.c_str(), AT_FDCWD, path.c_str(), AT_SYMLINK_FOLLOW) == 0) {
       segment.path_ = path;
+      segment.Track();
       return segment;
     }
     if (errno == ENOENT) {  // the directory was removed meanwhile: make it again
@@ -209,6 +261,7 @@ Result<Segment> Segment::CreateNamed(std::string_view name, size_t bytes, const 
       if (!existing.ok() && existing.status().code() == ErrorCode::kNotFound) continue;
       if (existing.ok() && replaceable(*existing)) {
         if (SameFile(existing->fd(), path)) unlink(path.c_str());
+        existing->Untrack();
         existing->path_.clear();  // it is no longer at `path`: its last holder leaves it be
         continue;
       }

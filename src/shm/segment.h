@@ -95,12 +95,18 @@ class Segment {
   /// Checks `name` is 1..64 characters of [A-Za-z0-9._-] not starting with '.'.
   static Status ValidateName(std::string_view name);
 
-  Segment(Segment&&) noexcept = default;
+  Segment(Segment&&) noexcept;
   Segment& operator=(Segment&&) noexcept;
   Segment(const Segment&) = delete;
   Segment& operator=(const Segment&) = delete;
   /// Closes; the last participant of a named segment removes its name.
   ~Segment();
+
+  /// For a process about to die of a signal (SIGTERM): removes the name of every named
+  /// segment this process holds and is the last participant of, as closing them would.
+  /// The segments stay usable until the process exits. Thread-safe; not async-signal-safe
+  /// (call it from a handler that runs outside the signal, as Python's do).
+  static void ReleaseNamesOfLastHolder();
 
   /// Maps `length` bytes at `offset` (a multiple of the page size).
   Result<Mapping> Map(size_t offset, size_t length, Protection protection) const;
@@ -114,6 +120,11 @@ class Segment {
  private:
   Segment(UniqueFd fd, size_t size, std::string path);
   void Close();
+  // Removes the name if this is its last participant; true if it did.
+  bool UnlinkIfLast() const;
+  // In or out of the process's set of named segments (ReleaseNamesOfLastHolder).
+  void Track();
+  void Untrack();
 
   UniqueFd fd_;
   size_t size_ = 0;
