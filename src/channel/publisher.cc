@@ -98,7 +98,7 @@ PublisherState::~PublisherState() {
 bool PublisherState::Freeable(uint32_t index) const {
   // Acquire: every subscriber's reads of these bytes happen before we hand them out again.
   return local_[index].published &&
-         channel->descs[index].holders.load(std::memory_order_acquire) == 0;
+         ValidSlots(channel->descs[index].holders.load(std::memory_order_acquire)) == 0;
 }
 
 void PublisherState::Record(uint32_t index, uint64_t offset, uint64_t size, uint64_t span) {

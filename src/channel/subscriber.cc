@@ -148,7 +148,8 @@ Status SubscriberState::ClaimBacklog() {
   for (uint32_t i = 0; i < ch.max_samples; ++i) {
     const channel::SampleDesc& d = ch.descs[i];
     // Acquire pairs with the publisher's release of holders: its sequence and state show.
-    const uint64_t holders = d.holders.load(std::memory_order_acquire);
+    // Bits past the last slot are nobody's (a scribble): they hold nothing.
+    const uint64_t holders = d.holders.load(std::memory_order_acquire) & ch.slot_bits;
     if (holders == 0 || (holders & bit) != 0) continue;
     if (d.state.load(kRelaxed) != static_cast<uint32_t>(channel::DescState::kPublished)) continue;
     const uint64_t sequence = d.sequence.load(kRelaxed);
@@ -179,7 +180,7 @@ bool SubscriberState::Claim(uint32_t desc, uint64_t sequence) {
   do {
     // 0: everyone released it and it is the publisher's to free; our bit: it was published
     // after we joined (it is in our ring).
-    if (holders == 0 || (holders & bit) != 0) return false;
+    if ((holders & channel->slot_bits) == 0 || (holders & bit) != 0) return false;
   } while (!d.holders.compare_exchange_weak(holders, holders | bit, std::memory_order_acq_rel,
                                             kRelaxed));
   if (d.sequence.load(kRelaxed) == sequence &&

@@ -1,15 +1,25 @@
-// The chaos test: a publisher and three subscribers under load, and a driver that kills a
-// random one of them with SIGKILL at random moments, again and again.
+// The chaos test: a publisher and three subscribers under load, and a driver that strikes
+// them at random moments, again and again, with one of three faults:
+//   - SIGKILL of a random node (the publisher, or a subscriber while it receives, holds a
+//     sample, joins or closes: subscribers close and join again now and then);
+//   - SIGSTOP of a subscriber for 50-400 ms, then SIGCONT. Channel generations alternate
+//     between the default `block` (the publisher waits it out, nothing is lost) and a
+//     100 ms stall policy (the stopped one is evicted, says so when it runs again, and
+//     joins anew; the publisher never waits more than 100 ms past the stall timeout);
+//   - scribbles on shared fields from the driver, a third process: slot bits past the last
+//     slot in active_mask, closing_mask and every descriptor's holders, garbage in free
+//     slots' notification names (none of which anyone may use as an index).
 //
-//   quiver_chaos [--kills N] [--seed S] [--quiet]      the driver (run by ctest and make chaos)
+//   quiver_chaos [--kills N] [--seed S] [--quiet]      the driver (run by ctest and make chaos);
+//                                                       N faults of all kinds
 //   quiver_chaos --role publisher|subscriber ...        the nodes it starts (not for people)
 //
-// After every kill the driver asserts:
+// After every fault the driver asserts:
 //   - no subscriber ever saw a torn or corrupted sample: each sample carries its sequence,
 //     its size and a hash of everything else, checked on receipt;
 //   - no survivor hangs, and each learns of the death within 100 ms: subscribers report
-//     PEER_GONE after a publisher's death; the publisher reclaims a dead subscriber's slot
-//     (the channel's reclaimed_subscribers counter);
+//     PEER_GONE after a publisher's death; a dead subscriber's slot is free again (no slot
+//     stays in use without a live subscriber, wherever it died);
 //   - under `block` no published sample is lost for surviving subscribers: each one sees
 //     consecutive sequence numbers from its first sample on, through the dead publisher's
 //     last published one (half the subscribers that join a live channel do so with
@@ -45,6 +55,7 @@
 #include <thread>
 #include <vector>
 
+#include "channel/layout.h"
 #include "quiver/channel.h"
 #include "shm/segment.h"
 
@@ -57,9 +68,20 @@ constexpr int kSubscribers = 3;
 int64_t g_detection_limit_ns = 100'000'000;       // 100 ms (--limit-ms)
 constexpr int64_t kHangLimitNs = 10'000'000'000;  // a wait this long is a hang
 
-enum Phase : uint32_t { kIdle, kLoaning, kWriting, kPublishing, kReceiving, kHolding, kPhases };
-const char* const kPhaseNames[kPhases] = {"idle",       "loaning",   "writing",
-                                          "publishing", "receiving", "holding"};
+enum Phase : uint32_t {
+  kIdle,
+  kLoaning,
+  kWriting,
+  kPublishing,
+  kReceiving,
+  kHolding,
+  kJoining,
+  kClosing,
+  kPhases
+};
+const char* const kPhaseNames[kPhases] = {"idle",      "loaning", "writing", "publishing",
+                                          "receiving", "holding", "joining", "closing"};
+constexpr auto kStallTimeout = std::chrono::milliseconds(100);  // even generations
 
 // Shared between the driver and its nodes (a memfd the nodes inherit).
 struct Board {
@@ -118,6 +140,40 @@ std::string CheckSample(const quiver::Sample& sample) {
   return "";
 }
 
+// A channel's control area mapped read-write, as any attached process can: for the driver's
+// scribbles and its look at which slots are in use.
+class ControlArea {
+ public:
+  explicit ControlArea(const Channel& channel) {
+    void* first = mmap(nullptr, quiver::channel::kPageSize, PROT_READ, MAP_SHARED, channel.fd(), 0);
+    if (first == MAP_FAILED) std::abort();
+    std::memcpy(&config_, first, sizeof(config_));
+    munmap(first, quiver::channel::kPageSize);
+    size_ = config_.data_offset;
+    bytes_ = static_cast<std::byte*>(
+        mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_SHARED, channel.fd(), 0));
+    if (bytes_ == MAP_FAILED) std::abort();
+  }
+  ControlArea(const ControlArea&) = delete;
+  ControlArea& operator=(const ControlArea&) = delete;
+  ~ControlArea() { munmap(bytes_, size_); }
+  quiver::channel::ChannelHeader& header() {
+    return *reinterpret_cast<quiver::channel::ChannelHeader*>(bytes_);
+  }
+  quiver::channel::SampleDesc& desc(uint32_t i) {
+    return reinterpret_cast<quiver::channel::SampleDesc*>(bytes_ + config_.descs_offset)[i];
+  }
+  quiver::channel::SubscriberSlot& slot(uint32_t i) {
+    return reinterpret_cast<quiver::channel::SubscriberSlot*>(bytes_ + config_.slots_offset)[i];
+  }
+  const quiver::channel::ChannelConfig& config() const { return config_; }
+
+ private:
+  quiver::channel::ChannelConfig config_{};
+  std::byte* bytes_ = nullptr;
+  size_t size_ = 0;
+};
+
 // ---- Nodes -------------------------------------------------------------------------------
 
 Board* MapBoard(int fd) {
@@ -170,11 +226,28 @@ int RunSubscriber(const std::string& base, Board* board, int index, uint64_t see
   std::atomic<uint32_t>& phase = board->phase[index];
   std::mt19937_64 rng(seed);
   uint32_t generation = board->generation.load();
+  std::optional<Channel> channel;
+  std::optional<quiver::Subscriber> subscriber;
+  bool from_oldest = false;
+  uint64_t published_before = 0;
+  // Takes a slot of the current generation's channel (kJoining is a moment kills aim at).
+  auto join = [&]() -> int {
+    phase.store(kJoining, std::memory_order_relaxed);
+    from_oldest = rng() % 2 == 0;  // half the joins start from the backlog others hold
+    published_before = channel->Stats().published;
+    auto made = channel->CreateSubscriber({.from_oldest = from_oldest});
+    if (!made.ok()) return Say("error subscriber: " + made.status().ToString()), 1;
+    subscriber.emplace(std::move(*made));
+    Say("attached " + std::to_string(generation));
+    return 0;
+  };
+  // Gives the slot back (kClosing: kills aim there too).
+  auto close = [&] {
+    phase.store(kClosing, std::memory_order_relaxed);
+    subscriber.reset();
+    phase.store(kIdle, std::memory_order_relaxed);
+  };
   for (;;) {
-    bool from_oldest = false;
-    uint64_t published_before = 0;
-    std::optional<Channel> channel;
-    std::optional<quiver::Subscriber> subscriber;
     {
       auto opened = Channel::Open(ChannelName(base, generation));
       if (!opened.ok()) {
@@ -186,14 +259,8 @@ int RunSubscriber(const std::string& base, Board* board, int index, uint64_t see
         continue;
       }
       channel.emplace(std::move(*opened));
-      // Half the joins start from the channel's backlog (what the others still hold).
-      from_oldest = rng() % 2 == 0;
-      published_before = channel->Stats().published;
-      auto made = channel->CreateSubscriber({.from_oldest = from_oldest});
-      if (!made.ok()) return Say("error subscriber: " + made.status().ToString()), 1;
-      subscriber.emplace(std::move(*made));
+      if (join() != 0) return 1;
     }
-    Say("attached " + std::to_string(generation));
     int64_t last = -1;
     uint64_t count = 0;
     for (;;) {
@@ -216,9 +283,27 @@ int RunSubscriber(const std::string& base, Board* board, int index, uint64_t see
         last = seq;
         ++count;
         if (rng() % 16 == 0) std::this_thread::sleep_for(std::chrono::microseconds(100));
+        if (rng() % 128 == 0) {  // now and then: leave and come back (join/close moments)
+          sample = quiver::Status(ErrorCode::kTimeout, "released");  // hold nothing now
+          close();
+          if (join() != 0) return 1;
+          last = -1;
+          count = 0;
+        }
         continue;
       }
       if (sample.status().code() == ErrorCode::kTimeout) continue;
+      if (sample.status().code() == ErrorCode::kEvicted) {
+        // Stopped past the stall policy: what it had not received was dropped. It says so,
+        // and joins again.
+        Say("evicted " + std::to_string(generation) + " " + std::to_string(last) + " " +
+            std::to_string(count));
+        close();
+        if (join() != 0) return 1;
+        last = -1;
+        count = 0;
+        continue;
+      }
       if (sample.status().code() != ErrorCode::kPeerGone) {
         return Say("error receive: " + sample.status().ToString()), 1;
       }
@@ -249,6 +334,7 @@ struct Node {
   };
   std::vector<Gone> gone;
   bool ready = false;
+  uint64_t evictions = 0;
 };
 
 struct Stats {
@@ -256,6 +342,9 @@ struct Stats {
   std::vector<int64_t> publisher_detect_ns, subscriber_detect_ns;
   uint64_t generations = 1, verified_published = 0, cut_short_publishes = 0;
   uint64_t oldest_joins = 0, backlog_joins = 0, backlog_samples = 0;  // from_oldest
+  uint64_t stops_block = 0, stops_policy = 0, evictions = 0, scribbles = 0;
+  int64_t longest_wait_with_policy_ns = 0;  // how long a publisher waited, stall policy on
+  int64_t longest_wait_without_ns = 0;      // and without it (the whole stop)
 };
 
 [[noreturn]] void Fail(const std::string& why, uint64_t seed) {
@@ -281,15 +370,21 @@ class Driver {
 
     std::uniform_int_distribution<int> pause_us(1000, 30000);
     for (int k = 1; k <= kills; ++k) {
-      Pump(NowNs() + int64_t{pause_us(rng_)} * 1000);   // under load for a random while
-      const int victim = static_cast<int>(rng_() % 4);  // 0: publisher, 1..3: a subscriber
-      if (victim == 0) {
+      Pump(NowNs() + int64_t{pause_us(rng_)} * 1000);  // under load for a random while
+      // Of ten faults: two publisher kills, five subscriber kills, two stops, one scribble.
+      const int fault = static_cast<int>(rng_() % 10);
+      const int subscriber = 1 + static_cast<int>(rng_() % kSubscribers);
+      if (fault < 2) {
         KillPublisher();
+      } else if (fault < 7) {
+        KillSubscriber(subscriber);
+      } else if (fault < 9) {
+        StopSubscriber(subscriber);
       } else {
-        KillSubscriber(victim);
+        Scribble();
       }
       if (!quiet_ && (k % 100 == 0 || k == kills)) {
-        std::fprintf(stderr, "quiver_chaos: %d/%d kills, generation %u, %.1f s\n", k, kills,
+        std::fprintf(stderr, "quiver_chaos: %d/%d faults, generation %u, %.1f s\n", k, kills,
                      generation_, static_cast<double>(NowNs() - start) / 1e9);
       }
     }
@@ -418,10 +513,14 @@ class Driver {
     return node;
   }
 
+  // Even generations have the stall policy, odd ones the default (`block`, no eviction).
+  bool StallPolicy() const { return generation_ % 2 == 0; }
+
   void NewGeneration() {
     ++generation_;
-    auto channel =
-        Channel::Create(ChannelName(base_, generation_), {.capacity = 2 << 20, .max_samples = 64});
+    quiver::ChannelOptions options{.capacity = 2 << 20, .max_samples = 64};
+    if (StallPolicy()) options.stall_timeout = kStallTimeout;
+    auto channel = Channel::Create(ChannelName(base_, generation_), options);
     if (!channel.ok()) Fail("create: " + channel.status().ToString(), seed_);
     previous_ = std::move(current_);
     current_.emplace(std::move(*channel));
@@ -491,6 +590,9 @@ class Driver {
       ++stats_.oldest_joins;
       if (samples > 0) ++stats_.backlog_joins;
       stats_.backlog_samples += samples;
+    } else if (line.rfind("evicted ", 0) == 0) {
+      ++stats_.evictions;
+      ++node.evictions;
     } else if (line.rfind("gone ", 0) == 0) {
       Node::Gone gone{};
       unsigned generation = 0;
@@ -595,16 +697,26 @@ class Driver {
     AwaitReady(publisher_);
   }
 
+  // Slots of the current channel in use (Active or Closing), read as any process could.
+  int SlotsInUse() {
+    int in_use = 0;
+    ControlArea area(*current_);
+    for (uint32_t i = 0; i < area.config().max_subscribers; ++i) {
+      if (area.slot(i).state.load() != 0) ++in_use;
+    }
+    return in_use;
+  }
+
   void KillSubscriber(int index) {
     Node& sub = subscribers_[index - 1];
-    const uint64_t reclaimed = current_->Stats().reclaimed_subscribers;
-    AimAt(index, {kReceiving, kHolding});
+    AimAt(index, {kReceiving, kHolding, kJoining, kClosing});
     const int64_t killed_at = NowNs();
     KillNode(sub);
     ++stats_.kills["subscriber/" + PhaseOf(index)];
-    // The publisher, loaning at full rate, finds the dead slot and reclaims its samples.
-    AwaitOrFail([&] { return current_->Stats().reclaimed_subscribers > reclaimed; },
-                "the publisher never reclaimed a dead subscriber (it would hang under block)");
+    // Wherever it died (receiving, holding, half joined, half closed), its slot is free
+    // again soon: the publisher, loaning at full rate, finds it and reclaims its samples.
+    AwaitOrFail([&] { return SlotsInUse() <= kSubscribers - 1; },
+                "a dead subscriber's slot stayed in use (it would hang a block channel)");
     const int64_t latency = NowNs() - killed_at;
     stats_.subscriber_detect_ns.push_back(latency);
     if (latency > g_detection_limit_ns) {
@@ -614,6 +726,72 @@ class Driver {
     }
     sub = Spawn("subscriber", index);
     AwaitOrFail([&] { return sub.attached == generation_; }, "a new subscriber did not attach");
+  }
+
+  // SIGSTOP for 50-400 ms, then SIGCONT: with the stall policy the stopped subscriber is
+  // evicted and the publisher waits at most 100 ms past the stall timeout; without it the
+  // publisher waits the stop out and nothing is lost.
+  void StopSubscriber(int index) {
+    Node& sub = subscribers_[index - 1];
+    const bool policy = StallPolicy();
+    const uint64_t evictions = sub.evictions;
+    AimAt(index, {kReceiving, kHolding});
+    kill(sub.pid, SIGSTOP);
+    int status = 0;
+    if (waitpid(sub.pid, &status, WUNTRACED) != sub.pid || !WIFSTOPPED(status)) {
+      Fail("a subscriber did not stop", seed_);
+    }
+    const int64_t stop_ns = int64_t{50 + static_cast<int64_t>(rng_() % 351)} * 1'000'000;
+    const int64_t until = NowNs() + stop_ns;
+    int64_t longest = 0;
+    while (NowNs() < until) {
+      Pump(NowNs() + 1'000'000);
+      longest = std::max<int64_t>(
+          longest, std::chrono::nanoseconds(current_->Stats().publisher_waiting).count());
+    }
+    kill(sub.pid, SIGCONT);
+    if (policy) {
+      ++stats_.stops_policy;
+      stats_.longest_wait_with_policy_ns = std::max(stats_.longest_wait_with_policy_ns, longest);
+      const int64_t limit =
+          std::chrono::nanoseconds(kStallTimeout).count() + g_detection_limit_ns;
+      if (longest > limit) {
+        Fail("with a stall policy of " + std::to_string(kStallTimeout.count()) +
+                 " ms, the publisher waited " + std::to_string(longest / 1'000'000) +
+                 " ms for a stopped subscriber",
+             seed_);
+      }
+    } else {
+      ++stats_.stops_block;
+      stats_.longest_wait_without_ns = std::max(stats_.longest_wait_without_ns, longest);
+    }
+    // An evicted subscriber says so once it runs, and joins again; one that was not
+    // evicted goes on (its own checks refuse any gap).
+    const int64_t settle = NowNs() + 200'000'000;
+    Pump(settle);
+    if (!policy && sub.evictions != evictions) {
+      Fail("a subscriber was evicted from a channel without a stall policy", seed_);
+    }
+    AwaitOrFail([&] { return sub.attached == generation_; }, "a resumed subscriber did not attach");
+  }
+
+  // Writes slot bits past the last slot into active_mask, closing_mask and every
+  // descriptor's holders, and garbage into free slots' notification names, for ~10 ms:
+  // nobody may use those as an index; the other checks go on as always.
+  void Scribble() {
+    ++stats_.scribbles;
+    ControlArea area(*current_);
+    const uint64_t junk = ~uint64_t{0} << area.config().max_subscribers;
+    const int64_t until = NowNs() + 10'000'000;
+    while (NowNs() < until) {
+      area.header().active_mask.fetch_or(junk);
+      area.header().closing_mask.fetch_or(junk);
+      for (uint32_t d = 0; d < area.config().max_samples; ++d) area.desc(d).holders.fetch_or(junk);
+      for (uint32_t i = 0; i < area.config().max_subscribers; ++i) {
+        if (area.slot(i).state.load() == 0) std::memset(area.slot(i).notify_name, 'x', 48);
+      }
+      Pump(NowNs() + 1'000'000);
+    }
   }
 
   void Finish() {
@@ -647,8 +825,15 @@ class Driver {
   }
 
   void Report(int kills, double seconds) {
-    std::printf("quiver_chaos: PASSED: %d SIGKILLs survived in %.1f s (seed %llu)\n", kills,
-                seconds, static_cast<unsigned long long>(seed_));
+    uint64_t killed = 0;
+    for (const auto& [what, n] : stats_.kills) killed += n;
+    std::printf(
+        "quiver_chaos: PASSED: %d faults survived in %.1f s (seed %llu): %llu SIGKILLs, %llu "
+        "SIGSTOPs, %llu scribbles\n",
+        kills, seconds, static_cast<unsigned long long>(seed_),
+        static_cast<unsigned long long>(killed),
+        static_cast<unsigned long long>(stats_.stops_block + stats_.stops_policy),
+        static_cast<unsigned long long>(stats_.scribbles));
     std::printf("  kills by moment:");
     for (const auto& [what, n] : stats_.kills)
       std::printf(" %s=%llu", what.c_str(), static_cast<unsigned long long>(n));
@@ -667,8 +852,18 @@ class Driver {
         static_cast<unsigned long long>(stats_.backlog_samples));
     std::printf("  publisher death -> subscriber knows: %s\n",
                 Percentiles(stats_.publisher_detect_ns).c_str());
-    std::printf("  subscriber death -> publisher reclaims: %s\n",
+    std::printf("  subscriber death -> its slot is free again: %s\n",
                 Percentiles(stats_.subscriber_detect_ns).c_str());
+    std::printf(
+        "  subscribers stopped 50-400 ms: %llu without a stall policy (the publisher waited up "
+        "to %.0f ms, nothing lost), %llu with a %lld ms one (%llu evicted; the publisher waited "
+        "at most %.0f ms)\n",
+        static_cast<unsigned long long>(stats_.stops_block),
+        static_cast<double>(stats_.longest_wait_without_ns) / 1e6,
+        static_cast<unsigned long long>(stats_.stops_policy),
+        static_cast<long long>(kStallTimeout.count()),
+        static_cast<unsigned long long>(stats_.evictions),
+        static_cast<double>(stats_.longest_wait_with_policy_ns) / 1e6);
     std::printf("  left in /dev/shm: nothing; processes left: none\n");
   }
 
