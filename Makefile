@@ -8,7 +8,7 @@
 #   make bench   deps + Release build (build-release/) + the benchmark suite (bench/suite.py)
 #   make bench-quick  the same workloads at small counts (under 2 minutes)
 #   make fuzz    libFuzzer fuzzers, FUZZ_SECONDS each (default 60)
-#   make chaos   1,000 SIGKILLs of a publisher and 3 subscribers under load (CHAOS_KILLS)
+#   make chaos   1,000 faults (SIGKILL, SIGSTOP, scribbles) on 4 nodes under load (CHAOS_KILLS)
 #   make soak    10 minutes at full rate: RSS and fds flat, counters consistent (SOAK_SECONDS)
 #   make format | tidy | clean
 

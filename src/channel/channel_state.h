@@ -163,6 +163,8 @@ struct SubscriberState {
   Result<std::optional<Sample>> Take(const std::shared_ptr<SubscriberState>& self);
   /// True if neither the backlog nor the ring has a sample left.
   bool NothingQueued() const;
+  /// kEvicted saying why, once the stall policy evicted this subscriber; else OK.
+  Status Evicted() const;
   /// True once the publisher closed or died. Reads the lifecycle word every time; probes
   /// the publisher's lock (a system call) at most every 20 ms.
   bool PublisherGone();

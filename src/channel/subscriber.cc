@@ -52,24 +52,33 @@ bool SubscriberState::NothingQueued() const {
                                                s.write_index.load(std::memory_order_acquire);
 }
 
+Status SubscriberState::Evicted() const {
+  const ChannelState& ch = *channel;
+  const uint32_t evicted_ms = ch.slots[slot].evicted_after_ms.load(kRelaxed);
+  if (evicted_ms == 0) return Status::OK();
+  return Status(ErrorCode::kEvicted,
+                "this subscriber of channel '" + ch.name +
+                    "' was evicted by the channel's stall policy: the publisher had waited " +
+                    FormatDuration(std::chrono::milliseconds(evicted_ms)) +
+                    " for room it kept (stall_timeout " + FormatDuration(ch.stall_timeout) +
+                    "), and the samples it had not received were dropped. Samples it holds "
+                    "stay valid; create a new subscriber to receive again");
+}
+
 Result<std::optional<Sample>> SubscriberState::Take(const std::shared_ptr<SubscriberState>& self) {
   ChannelState& ch = *channel;
   channel::SubscriberSlot& s = ch.slots[slot];
-  if (const uint32_t evicted_ms = s.evicted_after_ms.load(kRelaxed); evicted_ms != 0) {
-    return Status(ErrorCode::kEvicted,
-                  "this subscriber of channel '" + ch.name +
-                      "' was evicted by the channel's stall policy: the publisher had waited " +
-                      FormatDuration(std::chrono::milliseconds(evicted_ms)) +
-                      " for room it kept (stall_timeout " + FormatDuration(ch.stall_timeout) +
-                      "), and the samples it had not received were dropped. Samples it holds "
-                      "stay valid; create a new subscriber to receive again");
-  }
   if (backlog_next < backlog.size()) return Deliver(self, backlog[backlog_next++]);
   for (;;) {
     uint64_t r = s.read_index.load(std::memory_order_acquire);
     // Acquire pairs with the publisher's release of write_index: the descriptor and the
     // sample's bytes are visible once the index is.
-    if (r == s.write_index.load(std::memory_order_acquire)) return std::optional<Sample>();
+    if (r == s.write_index.load(std::memory_order_acquire)) {
+      // An evicted subscriber's ring is empty and stays so: the reason is looked for only
+      // here, off the path of a sample.
+      QUIVER_RETURN_IF_ERROR(Evicted());
+      return std::optional<Sample>();
+    }
     const uint32_t index = ch.ring(slot)[r % ch.max_samples].load(kRelaxed);
     // The publisher may take the same entry (drop-oldest); whoever wins the CAS owns it.
     if (!s.read_index.compare_exchange_weak(r, r + 1, std::memory_order_acq_rel)) continue;
