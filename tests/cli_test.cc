@@ -1,5 +1,7 @@
 // The `quiver` command as a user runs it: real binary, real channels, real output.
 #include <gtest/gtest.h>
+
+#include <thread>
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -66,6 +68,38 @@ TEST(CliTest, BenchListsTheSuitesWorkloads) {
   }
 }
 
+// A publisher held up by a stopped subscriber says so in ls (PUB "wait 1.2s"), and the stall
+// policy's evictions are counted.
+TEST(CliTest, LsShowsAStalledPublisherAndEvictions) {
+  const std::string name = UniqueName("cli-stall");
+  auto channel = Channel::Create(
+      name, {.capacity = 8 << 10, .max_samples = 8, .stall_timeout = std::chrono::seconds(1)});
+  ASSERT_TRUE(channel.ok());
+  auto held = channel->CreateSubscriber();  // never receives
+  std::thread publisher([&] {
+    auto p = channel->CreatePublisher();
+    for (int i = 0; i < 4; ++i) {
+      auto loan = p->Loan(4 << 10);  // the third waits: held keeps the channel full
+      if (loan.ok()) (void)p->Publish(std::move(*loan));
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  Output waiting = Quiver("ls");
+  EXPECT_NE(waiting.text.find("wait 0."), std::string::npos) << waiting.text;
+  publisher.join();  // after the stall timeout: `held` was evicted
+  Output ls = Quiver("ls --json");
+  nlohmann::json mine;
+  for (const auto& c : nlohmann::json::parse(ls.text)) {
+    if (c["name"] == name) mine = c;
+  }
+  ASSERT_FALSE(mine.is_null()) << ls.text;
+  EXPECT_EQ(mine["evicted_subscribers"], 1);
+  EXPECT_EQ(mine["stall_timeout_s"], 1.0);
+  ASSERT_EQ(mine["subscribers"].size(), 1u);
+  EXPECT_GE(mine["subscribers"][0]["evicted_after_s"].get<double>(), 1.0);
+  EXPECT_EQ(held->Receive(std::chrono::milliseconds(10)).status().code(), ErrorCode::kEvicted);
+}
+
 TEST(CliTest, LsShowsChannelsWithTheirCountersAsJson) {
   const std::string name = UniqueName("cli-ls");
   auto channel = Channel::Create(name, {.capacity = 1 << 20});
@@ -96,6 +130,7 @@ TEST(CliTest, LsShowsChannelsWithTheirCountersAsJson) {
 
   Output table = Quiver("ls");
   EXPECT_NE(table.text.find(name), std::string::npos) << table.text;
+  EXPECT_NE(table.text.find("EVICTED"), std::string::npos) << table.text;
   Output top = Quiver("top --iterations 1 --interval 0.05");
   EXPECT_EQ(top.exit_code, 0);
   EXPECT_NE(top.text.find(name), std::string::npos) << top.text;
