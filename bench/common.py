@@ -10,6 +10,14 @@ A workload module (bench/w1_ledger.py, ...) defines
     def plot(result: dict, png: Path)    # one PNG per workload (matplotlib, Agg)
     def summary(result: dict) -> str     # a few lines for the console (ratios)
 
+and, to run on its own (`python bench/<workload>.py [suite options]`), ends with
+
+    if __name__ == "__main__":
+        import suite  # only as a script: the module itself never depends on the driver
+        suite.standalone(sys.modules[__name__])
+
+The dependencies run one way: suite.py -> the workload modules -> common.py.
+
 Times cross processes as CLOCK_MONOTONIC nanoseconds: Python's time.monotonic_ns() and C++'s
 std::chrono::steady_clock read the same clock on Linux.
 """
@@ -231,14 +239,6 @@ def pyplot():
 
 def which(name: str) -> Optional[str]:
     return shutil.which(name)
-
-
-def standalone(module: Any) -> None:
-    """`python bench/<workload>.py [suite options]`: the suite (bench/suite.py) with just this
-    workload, for a workload module's `if __name__ == "__main__"`."""
-    import suite
-    sys.argv[1:1] = ["--workload", module.WORKLOAD]
-    sys.exit(suite.main())
 
 
 class LineReader:

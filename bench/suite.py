@@ -20,6 +20,7 @@ import pathlib
 import sys
 import time
 import traceback
+import types
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import common  # noqa: E402
@@ -150,6 +151,13 @@ def main() -> int:
     print(f"suite: {len(documents)} workload(s) in {elapsed:.0f} s"
           + (f"; FAILED: {', '.join(failed)}" if failed else ""), file=sys.stderr)
     return 1 if failed else 0
+
+
+def standalone(module: types.ModuleType) -> None:
+    """`python bench/<workload>.py [suite options]`: the suite with just this workload, for a
+    workload module's `if __name__ == "__main__"`."""
+    sys.argv[1:1] = ["--workload", module.WORKLOAD]
+    sys.exit(main())
 
 
 if __name__ == "__main__":

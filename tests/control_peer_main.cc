@@ -6,12 +6,12 @@
 // resolves the shm_handle and answers RES_DATA_READY with the CRC-32 of the bytes it
 // names. CMD_SHUTDOWN ends it.
 #include <csignal>
-#include <cstdlib>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
-#include <span>
 #include <set>
+#include <span>
 #include <string>
 
 #include "control/connection.h"
@@ -46,10 +46,10 @@ Result<Envelope> Handle(const Envelope& request) {
     case MessageType::kCmdStreamStart: {
       auto id = request.payload.find("segment_id");
       if (id == request.payload.end() || !id->is_string()) {
-        return Status(ErrorCode::kInvalidArgument, "CMD_STREAM_START needs payload.segment_id");
+        return Status::InvalidArgument("CMD_STREAM_START needs payload.segment_id");
       }
       if (!Exposes(id->get<std::string>())) {
-        return Status(ErrorCode::kPermissionDenied, "channel not exposed by this peer");
+        return Status::PermissionDenied("channel not exposed by this peer");
       }
       QUIVER_ASSIGN_OR_RETURN(quiver::Channel channel,
                               quiver::Channel::Attach(id->get<std::string>()));
@@ -65,8 +65,8 @@ Result<Envelope> Handle(const Envelope& request) {
       return response;
     }
     default:
-      return Status(ErrorCode::kInvalidArgument,
-                    "this peer does not handle " + std::string(MessageTypeName(request.type)));
+      return Status::InvalidArgument("this peer does not handle " +
+                                     std::string(MessageTypeName(request.type)));
   }
 }
 
@@ -90,9 +90,9 @@ int main(int argc, char** argv) {
     } else if (arg == "--tcp" || arg == "--stdio") {
       mode = arg;
     } else {
-      return Fail(Status(ErrorCode::kInvalidArgument,
-                         "usage: control_peer_main [--stdio | --unix PATH | --tcp] "
-                         "[--expose NAME]..."));
+      return Fail(
+          Status::InvalidArgument("usage: control_peer_main [--stdio | --unix PATH | --tcp] "
+                                  "[--expose NAME]..."));
     }
   }
   ServeOptions options;

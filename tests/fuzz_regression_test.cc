@@ -1,20 +1,34 @@
 // The fuzzers' inputs in the normal test suite (under ASan + UBSan in CI): every seed of every
 // corpus in tests/fuzz/corpus/, and every input that once broke a fuzzer, run through the
-// very targets the libFuzzer binaries run (tests/fuzz/fuzz_targets.h). A target that finds a
+// very targets the libFuzzer binaries run (tests/fuzz/<name>_target.h). A target that finds a
 // broken promise aborts with a message naming it.
+#include <arrow/api.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <msgpack.hpp>
+#include <span>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
-#include "fuzz/fuzz_targets.h"
+#include "control/envelope.h"
+#include "fuzz/envelope_target.h"
+#include "fuzz/msgpack_records_target.h"
+#include "fuzz/pipeline_target.h"
+#include "fuzz/sample_target.h"
+#include "fuzz/shm_handle_target.h"
+#include "quiver/arrow.h"
+#include "quiver/msgpack_records.h"
+#include "quiver/status.h"
 
 namespace quiver::fuzz {
 namespace {

@@ -7,8 +7,8 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <cstdio>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <random>
@@ -152,8 +152,7 @@ TEST(ResilienceTest, ASubscriberKilledWhileJoiningLeavesNoSlotBehind) {
                .ok()) {
         return 2;
       }
-      ControlView(*mine).slot(slot).state.store(
-          static_cast<uint32_t>(channel::SlotState::kActive));
+      ControlView(*mine).slot(slot).state.store(static_cast<uint32_t>(channel::SlotState::kActive));
       kill(getpid(), SIGKILL);
       return 3;
     });
@@ -185,8 +184,9 @@ TEST(ResilienceTest, ASubscriberKilledWhileClosingDoesNotFillABlockChannel) {
     if (!subscriber.ok()) return 2;
     joined.Notify(subscriber->slot());
     // What ~Subscriber had done when it died: state Closing, and nothing else.
-    ControlView(*mine).slot(subscriber->slot()).state.store(
-        static_cast<uint32_t>(channel::SlotState::kClosing));
+    ControlView(*mine)
+        .slot(subscriber->slot())
+        .state.store(static_cast<uint32_t>(channel::SlotState::kClosing));
     kill(getpid(), SIGKILL);
     return 3;
   });
@@ -244,7 +244,8 @@ bool AwaitStopped(pid_t pid) {
     std::string line;
     std::getline(stat, line);
     const size_t close = line.rfind(')');
-    if (close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'T') return true;
+    if (close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'T')
+      return true;
     std::this_thread::sleep_for(milliseconds(5));
   }
   return false;
@@ -255,9 +256,8 @@ bool AwaitStopped(pid_t pid) {
 // goes on, the others lose nothing, and the stopped one learns why when it runs again.
 TEST(ResilienceTest, AStoppedSubscriberStallsABlockChannelOnlyForTheStallTimeout) {
   const std::string name = UniqueName("stall");
-  auto channel = Channel::Create(name, {.capacity = 64 << 10,
-                                        .max_samples = 16,
-                                        .stall_timeout = milliseconds(200)});
+  auto channel = Channel::Create(
+      name, {.capacity = 64 << 10, .max_samples = 16, .stall_timeout = milliseconds(200)});
   ASSERT_TRUE(channel.ok()) << channel.status().ToString();
   auto publisher = channel->CreatePublisher({.loan_timeout = seconds(10)});
   auto live = channel->CreateSubscriber();
@@ -359,7 +359,7 @@ int Produce(const std::string& name, int first, int count, bool die) {
 TEST(ResilienceTest, AProducerRestartedAfterACrashIsFollowedBySubscribers) {
   const std::string name = UniqueName("restart");
   Child first([&] { return Produce(name, 10, 5, /*die=*/true); });
-  Result<Channel> channel = Status(ErrorCode::kNotFound, "");
+  Result<Channel> channel = Status::NotFound("");
   for (int i = 0; i < 1000 && !channel.ok(); ++i) {
     channel = Channel::Open(name);
     if (!channel.ok()) std::this_thread::sleep_for(milliseconds(2));
@@ -401,7 +401,7 @@ TEST(ResilienceTest, AProducerRestartedAfterACrashIsFollowedBySubscribers) {
 TEST(ResilienceTest, WithoutFollowRestartsADeathEndsTheSubscriber) {
   const std::string name = UniqueName("no-follow");
   Child first([&] { return Produce(name, 1, 1, /*die=*/true); });
-  Result<Channel> channel = Status(ErrorCode::kNotFound, "");
+  Result<Channel> channel = Status::NotFound("");
   for (int i = 0; i < 1000 && !channel.ok(); ++i) {
     channel = Channel::Open(name);
     if (!channel.ok()) std::this_thread::sleep_for(milliseconds(2));

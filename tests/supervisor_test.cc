@@ -381,7 +381,7 @@ TEST(SupervisorTest, LateJoinerGetsAWorkingChannelThroughTheSocket) {
     return report.ok() ? report->exit_code : 99;
   });
   // The socket exists before any node starts; wait for the supervisor process to get there.
-  Result<Channel> attached = Status(ErrorCode::kNotFound, "not tried");
+  Result<Channel> attached = Status::NotFound("not tried");
   const auto deadline = Clock::now() + seconds(10);
   while (Clock::now() < deadline) {
     attached = AttachFromSupervisor(socket, channel);
@@ -425,7 +425,7 @@ TEST(SupervisorTest, ManyChannelsAndIdleClientsHideNothingAndLockNobodyOut) {
     auto report = RunPipeline(p, options);
     return report.ok() ? report->exit_code : 99;
   });
-  Result<std::vector<std::string>> listed = Status(ErrorCode::kNotFound, "not tried");
+  Result<std::vector<std::string>> listed = Status::NotFound("not tried");
   for (const auto deadline = Clock::now() + seconds(10); Clock::now() < deadline;) {
     listed = ListSupervisedChannels(socket);
     if (listed.ok() || listed.status().code() != ErrorCode::kNotFound) break;

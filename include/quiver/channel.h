@@ -34,12 +34,22 @@ struct PublisherState;
 struct SubscriberState;
 }  // namespace internal
 
+/// What a channel can be: Channel::Create checks ChannelOptions against these.
+inline constexpr size_t kMaxCapacity = size_t{1} << 40;  ///< 1 TiB of sample data
+inline constexpr uint32_t kMaxSubscribers = 64;          ///< one bit each in a sample's mask
+inline constexpr uint32_t kMaxSamples = 1u << 20;        ///< in flight at once
+
 /// What a publisher does when the channel has no room for a new loan.
 enum class OverflowPolicy : uint32_t {
   kBlock = 0,       ///< Wait until subscribers release samples: nothing is ever lost.
   kDropOldest = 1,  ///< Recycle the oldest samples no subscriber holds; lagging subscribers
                     ///< skip them and can see how many they missed.
 };
+
+/// "block" or "drop-oldest": the one spelling of pipeline files, options and Python.
+std::string_view OverflowPolicyName(OverflowPolicy policy);
+/// The policy of a name OverflowPolicyName gives; kInvalidArgument naming both otherwise.
+Result<OverflowPolicy> ParseOverflowPolicy(std::string_view name);
 
 /// Where the channel's shared memory lives.
 enum class Backing : uint32_t {
@@ -298,6 +308,8 @@ class Channel {
   static std::string NamedDirectory();
   /// The file of named channel `name`: NamedDirectory()/name.
   static std::string NamedPath(std::string_view name);
+  /// Checks a channel name: 1 to 64 characters of [A-Za-z0-9._-], not starting with '.'.
+  static Status ValidateName(std::string_view name);
 
   /// Becomes the channel's publisher. kBusy if a live publisher already exists.
   Result<Publisher> CreatePublisher(const PublisherOptions& options = {});

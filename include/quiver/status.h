@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -34,6 +35,20 @@ enum class ErrorCode : int {
 /// Returns the stable upper-case name of `code`, e.g. "SHM_CORRUPTION".
 std::string_view ErrorCodeName(ErrorCode code);
 
+/// One row of the error table: everything the control plane and the Python package say of
+/// an error code. The one place these are written (Python builds its exceptions from it).
+struct ErrorCodeInfo {
+  ErrorCode code;
+  std::string_view name;            ///< on the wire (RES_ERROR_V2 code), e.g. "NOT_FOUND"
+  std::string_view python_class;    ///< e.g. "NotFoundError"
+  std::string_view python_alias;    ///< the class's earlier name, kept, e.g. "NotFound"
+  std::string_view python_builtin;  ///< a built-in exception it also is, or ""
+  std::string_view doc;
+};
+
+/// Every error code but kOk, in code order.
+std::span<const ErrorCodeInfo> ErrorCodes();
+
 /// The outcome of an operation: OK, or a code with a message and an optional cause.
 class [[nodiscard]] Status {
  public:
@@ -43,6 +58,24 @@ class [[nodiscard]] Status {
   static Status OK() { return {}; }
   /// An I/O error from a failed system call: "<what>: <strerror(err)>".
   static Status FromErrno(std::string_view what, int err);
+
+  // A status of each code, as Arrow's Status::Invalid(...): Status::NotFound("...").
+  static Status InvalidArgument(std::string message);
+  static Status NotFound(std::string message);
+  static Status AlreadyExists(std::string message);
+  static Status Busy(std::string message);
+  static Status CapacityExceeded(std::string message);
+  static Status ChannelFull(std::string message);
+  static Status Timeout(std::string message);
+  static Status PeerGone(std::string message);
+  static Status ShmCorruption(std::string message);
+  static Status PermissionDenied(std::string message);
+  static Status IoError(std::string message);
+  static Status SchemaMismatch(std::string message);
+  static Status HandleOutOfRange(std::string message);
+  static Status ResourceExhausted(std::string message);
+  static Status Unauthenticated(std::string message);
+  static Status Evicted(std::string message);
 
   bool ok() const { return code_ == ErrorCode::kOk; }
   ErrorCode code() const { return code_; }

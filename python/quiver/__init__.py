@@ -24,49 +24,72 @@ import numpy as np
 import pyarrow as pa
 
 from . import _quiver
+# One exception class per error code, made from the C++ error table (quiver/status.h); each
+# is also its code's built-in where one fits (NotFoundError is a LookupError). The short
+# names (NotFound, Timeout, ...) are the earlier names of the same classes.
 from ._quiver import (
     AlreadyExists,
+    AlreadyExistsError,
     Busy,
+    BusyError,
     CapacityExceeded,
+    CapacityExceededError,
     ChannelFull,
+    ChannelFullError,
     Evicted,
+    EvictedError,
     HandleOutOfRange,
+    HandleOutOfRangeError,
     InvalidArgument,
+    InvalidArgumentError,
     IoError,
     NotFound,
+    NotFoundError,
     PeerGone,
+    PeerGoneError,
     PermissionDenied,
+    PermissionDeniedError,
     QuiverError,
     ResourceExhausted,
+    ResourceExhaustedError,
     SchemaMismatch,
+    SchemaMismatchError,
     ShmCorruption,
+    ShmCorruptionError,
     Timeout,
     Unauthenticated,
+    UnauthenticatedError,
 )
+
+TimeoutError = Timeout  # noqa: A001 - quiver.TimeoutError is a TimeoutError; not in __all__
 
 __version__ = "0.1.0"
 __all__ = [
-    "Channel", "release_named_channels", "Publisher", "Subscriber", "Sample", "NdarrayLoan", "parse_size",
-    "QuiverError", "AlreadyExists", "Busy", "CapacityExceeded", "ChannelFull", "Evicted",
-    "HandleOutOfRange", "InvalidArgument", "IoError", "NotFound", "PeerGone",
+    "Channel", "release_named_channels", "Publisher", "Subscriber", "Sample", "NdarrayLoan",
+    "parse_size", "QuiverError",
+    "AlreadyExistsError", "BusyError", "CapacityExceededError", "ChannelFullError",
+    "EvictedError", "HandleOutOfRangeError", "InvalidArgumentError", "IoError",
+    "NotFoundError", "PeerGoneError", "PermissionDeniedError", "ResourceExhaustedError",
+    "SchemaMismatchError", "ShmCorruptionError", "UnauthenticatedError",
+    "AlreadyExists", "Busy", "CapacityExceeded", "ChannelFull", "Evicted",
+    "HandleOutOfRange", "InvalidArgument", "NotFound", "PeerGone",
     "PermissionDenied", "ResourceExhausted", "SchemaMismatch", "ShmCorruption", "Timeout",
     "Unauthenticated",
 ]
 
-_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
-
 
 def parse_size(value: Union[int, str]) -> int:
-    """Returns a byte count from an int or a string such as ``"256MiB"`` or ``"10 MB"``."""
+    """Returns a byte count from a positive int or a string such as ``"256MiB"``,
+    ``"4096"`` or ``"3 MB"`` (B, KiB, MiB, GiB, TiB; kB, MB, GB, TB): the grammar of pipeline
+    files and of ``quiver serve --capacity``, from the same C++ code."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise InvalidArgument(f"a size is an int or a str such as '64MiB', "
+                              f"got {type(value).__name__}")
     if isinstance(value, int):
         if value <= 0:
             raise InvalidArgument(f"size must be positive, got {value}")
         return value
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(value))
-    if not match or match.group(2).lower() not in _UNITS:
-        raise InvalidArgument(f"cannot read {value!r} as a size (try '64MiB' or 1048576)")
-    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+    return _quiver.parse_byte_size(value)
 
 
 def _schema_capsule(schema: Any) -> Any:

@@ -49,18 +49,6 @@ UNKNOWN_TYPE = "UNKNOWN_TYPE"
 LINE_TOO_LONG = "LINE_TOO_LONG"
 HANDLE_OUT_OF_RANGE = "HANDLE_OUT_OF_RANGE"
 
-# RES_ERROR_V2 codes that name a quiver exception (quiver.ErrorCodeName → class name).
-_CODE_CLASSES = {
-    "INVALID_ARGUMENT": "InvalidArgument", "NOT_FOUND": "NotFound",
-    "ALREADY_EXISTS": "AlreadyExists", "BUSY": "Busy", "CAPACITY_EXCEEDED": "CapacityExceeded",
-    "CHANNEL_FULL": "ChannelFull", "TIMEOUT": "Timeout", "PEER_DIED": "PeerGone",
-    "SHM_CORRUPTION": "ShmCorruption", "PERMISSION_DENIED": "PermissionDenied",
-    "IO_ERROR": "IoError", "SCHEMA_MISMATCH": "SchemaMismatch",
-    "HANDLE_OUT_OF_RANGE": "HandleOutOfRange", "RESOURCE_EXHAUSTED": "ResourceExhausted",
-    "UNAUTHENTICATED": "Unauthenticated", "EVICTED": "Evicted",
-}
-
-
 class ControlError(QuiverError):
     """An error the control plane reports: ``code`` (e.g. ``"HANDLE_OUT_OF_RANGE"``),
     ``message``, the ``cause`` it wraps (a ControlError or None) and the ``msg_id`` of the
@@ -97,13 +85,14 @@ _remote_classes: Dict[str, Type[ControlError]] = {}
 
 
 def _error_class(code: str) -> Type[ControlError]:
-    """ControlError, or a subclass of it and of the quiver exception ``code`` names."""
-    if code not in _CODE_CLASSES:
+    """ControlError, or a subclass of it and of the quiver exception of ``code`` (the C++
+    error table's, quiver/status.h)."""
+    from . import _quiver  # the native exceptions; no import cycle through quiver/__init__
+
+    base = _quiver.error_classes.get(code)
+    if base is None:
         return ControlError
     if code not in _remote_classes:
-        from . import _quiver  # the native exceptions; no import cycle through quiver/__init__
-
-        base = getattr(_quiver, _CODE_CLASSES[code])
         _remote_classes[code] = type(f"Remote{base.__name__}", (ControlError, base),
                                      {"__module__": __name__})
     return _remote_classes[code]

@@ -20,15 +20,16 @@
 #include <optional>
 
 #include "channel/stats_json.h"
+#include "common/byte_size.h"
 #include "common/duration.h"
 #include "common/private_dir.h"
-#include "shm/segment.h"
 #include "quiver/arrow.h"
 #include "quiver/channel.h"
 #include "quiver/frame.h"
 #include "quiver/msgpack_records.h"
 #include "quiver/sample_header.h"
 #include "quiver/tensor.h"
+#include "shm/segment.h"
 
 namespace nb = nanobind;
 using namespace nb::literals;
@@ -65,51 +66,36 @@ void CheckArrow(const arrow::Status& st, const char* what) {
   if (!st.ok()) throw Error{ErrorCode::kInvalidArgument, std::string(what) + ": " + st.ToString()};
 }
 
+// The exceptions, one per error code, from the one C++ table (quiver/status.h ErrorCodes):
+// quiver.NotFoundError (also a LookupError), with its earlier name quiver.NotFound kept.
+PyObject* BuiltinException(std::string_view name) {
+  if (name == "ValueError") return PyExc_ValueError;
+  if (name == "LookupError") return PyExc_LookupError;
+  if (name == "TimeoutError") return PyExc_TimeoutError;
+  if (name == "PermissionError") return PyExc_PermissionError;
+  if (name == "OSError") return PyExc_OSError;
+  return nullptr;
+}
+
 void RegisterErrors(nb::module_& m) {
   g_base_error = PyErr_NewExceptionWithDoc(
       "quiver._quiver.QuiverError", "Base class of every Quiver error.", PyExc_Exception, nullptr);
   m.attr("QuiverError") = nb::handle(g_base_error);
-  struct Spec {
-    ErrorCode code;
-    const char* name;
-    PyObject* builtin;  // a standard exception it also derives from, or nullptr
-    const char* doc;
-  };
-  const Spec specs[] = {
-      {ErrorCode::kInvalidArgument, "InvalidArgument", PyExc_ValueError,
-       "A value that can never work."},
-      {ErrorCode::kNotFound, "NotFound", PyExc_LookupError, "The channel does not exist."},
-      {ErrorCode::kAlreadyExists, "AlreadyExists", nullptr, "A live channel of that name exists."},
-      {ErrorCode::kBusy, "Busy", nullptr, "The role is taken (a second publisher, no free slot)."},
-      {ErrorCode::kCapacityExceeded, "CapacityExceeded", PyExc_ValueError,
-       "Larger than the channel can ever hold."},
-      {ErrorCode::kChannelFull, "ChannelFull", nullptr, "No room now and the call does not wait."},
-      {ErrorCode::kTimeout, "Timeout", PyExc_TimeoutError, "Nothing arrived within the timeout."},
-      {ErrorCode::kPeerGone, "PeerGone", nullptr,
-       "The publisher is gone and everything it sent was received."},
-      {ErrorCode::kShmCorruption, "ShmCorruption", nullptr, "Shared bytes failed validation."},
-      {ErrorCode::kPermissionDenied, "PermissionDenied", PyExc_PermissionError,
-       "A segment is not ours or not private."},
-      {ErrorCode::kIoError, "IoError", PyExc_OSError, "A system call failed."},
-      {ErrorCode::kSchemaMismatch, "SchemaMismatch", nullptr,
-       "An incompatible schema (names the field and both types)."},
-      {ErrorCode::kHandleOutOfRange, "HandleOutOfRange", nullptr, "A handle outside its segment."},
-      {ErrorCode::kResourceExhausted, "ResourceExhausted", nullptr,
-       "A limit that protects the process was reached (a size, a count, a total)."},
-      {ErrorCode::kUnauthenticated, "Unauthenticated", PyExc_PermissionError,
-       "The caller did not prove who it is (no token, or a wrong one)."},
-      {ErrorCode::kEvicted, "Evicted", nullptr,
-       "The channel's stall policy detached this subscriber: it kept the channel full."},
-  };
-  for (const Spec& s : specs) {
+  nb::dict codes;
+  for (const ErrorCodeInfo& info : ErrorCodes()) {
+    PyObject* builtin = BuiltinException(info.python_builtin);
     PyObject* bases =
-        s.builtin ? PyTuple_Pack(2, g_base_error, s.builtin) : PyTuple_Pack(1, g_base_error);
-    const std::string qualified = std::string("quiver._quiver.") + s.name;
-    PyObject* type = PyErr_NewExceptionWithDoc(qualified.c_str(), s.doc, bases, nullptr);
+        builtin ? PyTuple_Pack(2, g_base_error, builtin) : PyTuple_Pack(1, g_base_error);
+    const std::string qualified = "quiver._quiver." + std::string(info.python_class);
+    const std::string doc = std::string(info.doc) + " (code " + std::string(info.name) + ")";
+    PyObject* type = PyErr_NewExceptionWithDoc(qualified.c_str(), doc.c_str(), bases, nullptr);
     Py_DECREF(bases);
-    ExceptionTypes()[s.code] = type;
-    m.attr(s.name) = nb::handle(type);
+    ExceptionTypes()[info.code] = type;
+    m.attr(std::string(info.python_class).c_str()) = nb::handle(type);
+    m.attr(std::string(info.python_alias).c_str()) = nb::handle(type);
+    codes[std::string(info.name).c_str()] = nb::handle(type);
   }
+  m.attr("error_classes") = codes;  // wire code -> class, for the control plane
   nb::register_exception_translator([](const std::exception_ptr& p, void*) {
     try {
       std::rethrow_exception(p);
@@ -232,20 +218,13 @@ nb::object ReadOnlyArray(const void* data, std::vector<size_t> shape,
 
 // ---- Channel ----------------------------------------------------------------------------
 
-OverflowPolicy ParseOverflow(const std::string& s) {
-  if (s == "block") return OverflowPolicy::kBlock;
-  if (s == "drop-oldest" || s == "drop_oldest") return OverflowPolicy::kDropOldest;
-  throw Error{ErrorCode::kInvalidArgument,
-              "overflow must be 'block' or 'drop-oldest', got '" + s + "'"};
-}
-
 Channel CreateChannel(const std::string& name, size_t capacity, uint32_t max_samples,
                       uint32_t max_subscribers, const std::string& overflow, bool memfd,
                       nb::object schema_capsule, std::optional<double> stall_timeout) {
   ChannelOptions options{.capacity = capacity,
                          .max_samples = max_samples,
                          .max_subscribers = max_subscribers,
-                         .overflow = ParseOverflow(overflow),
+                         .overflow = Unwrap(ParseOverflowPolicy(overflow)),
                          .backing = memfd ? Backing::kMemfd : Backing::kNamed};
   if (stall_timeout) {
     options.stall_timeout = std::chrono::milliseconds(
@@ -275,9 +254,10 @@ struct TensorLoan {
 template <typename Op>
 auto Interruptibly(const std::string& channel, std::optional<double> timeout, Op op) {
   const auto start = Clock::now();
-  const auto deadline = timeout ? start + std::chrono::duration_cast<Clock::duration>(
-                                              std::chrono::duration<double>(std::max(*timeout, 0.0)))
-                                : Clock::time_point::max();
+  const auto deadline = timeout
+                            ? start + std::chrono::duration_cast<Clock::duration>(
+                                          std::chrono::duration<double>(std::max(*timeout, 0.0)))
+                            : Clock::time_point::max();
   for (;;) {
     auto result = [&] {
       nb::gil_scoped_release release;
@@ -293,11 +273,10 @@ auto Interruptibly(const std::string& channel, std::optional<double> timeout, Op
     if (st.code() != ErrorCode::kTimeout) return result;
     if (PyErr_CheckSignals() != 0) throw nb::python_error();
     if (Clock::now() >= deadline) {
-      Throw(Status(ErrorCode::kTimeout, "no room in channel '" + channel + "' within " +
-                                            FormatDuration(std::chrono::duration_cast<
-                                                           std::chrono::nanoseconds>(
-                                                deadline - start)) +
-                                            " (loan_timeout): its subscribers hold it full"));
+      Throw(Status::Timeout(
+          "no room in channel '" + channel + "' within " +
+          FormatDuration(std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - start)) +
+          " (loan_timeout): its subscribers hold it full"));
     }
   }
 }
@@ -511,10 +490,9 @@ class PySubscriber {
   PySubscriber(Channel channel, nb::object reader_schema, bool full_validation, double spin_us,
                bool from_oldest, bool follow_restarts)
       : channel_(std::move(channel)) {
-    SubscriberOptions options{
-        .spin = std::chrono::nanoseconds(static_cast<int64_t>(spin_us * 1e3)),
-        .from_oldest = from_oldest,
-        .follow_restarts = follow_restarts};
+    SubscriberOptions options{.spin = std::chrono::nanoseconds(static_cast<int64_t>(spin_us * 1e3)),
+                              .from_oldest = from_oldest,
+                              .follow_restarts = follow_restarts};
     if (channel_.type_versions() > 0) {
       ArrowSubscriberOptions o{
           .subscriber = options,
@@ -564,11 +542,9 @@ class PySubscriber {
       if (PyErr_CheckSignals() != 0) throw nb::python_error();
       if (Clock::now() >= deadline) {
         // The timeout the caller asked for, not the last slice's.
-        Throw(Status(ErrorCode::kTimeout, "no sample on channel '" + channel_.name() +
-                                              "' within " +
-                                              FormatDuration(std::chrono::duration_cast<
-                                                             std::chrono::nanoseconds>(
-                                                  deadline - start))));
+        Throw(Status::Timeout("no sample on channel '" + channel_.name() + "' within " +
+                              FormatDuration(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                  deadline - start))));
       }
     }
   }
@@ -597,6 +573,7 @@ NB_MODULE(_quiver, m) {
   m.doc() = "Quiver's native core; use the `quiver` package, not this module.";
   RegisterErrors(m);
   m.def("named_directory", &Channel::NamedDirectory);
+  m.def("parse_byte_size", [](const std::string& text) { return Unwrap(ParseByteSize(text)); });
   m.def("release_named_segments", &shm::Segment::ReleaseNamesOfLastHolder);
   m.def("default_flight_location", [] { return Unwrap(DefaultFlightLocation()); });
   m.def("named_path", [](const std::string& name) { return Channel::NamedPath(name); });

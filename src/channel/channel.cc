@@ -36,8 +36,8 @@ Result<std::shared_ptr<ChannelState>> AttachSegment(shm::Segment segment) {
   // Read the header through a first small mapping, validate it against the real segment
   // size, and only then map the regions it describes.
   if (segment.size() < channel::kPageSize) {
-    return Status(ErrorCode::kShmCorruption, "segment of " + std::to_string(segment.size()) +
-                                                 " bytes is too small to be a channel");
+    return Status::ShmCorruption("segment of " + std::to_string(segment.size()) +
+                                 " bytes is too small to be a channel");
   }
   channel::ChannelConfig copy;
   {
@@ -52,8 +52,8 @@ Result<std::shared_ptr<ChannelState>> AttachSegment(shm::Segment segment) {
   state->max_samples = copy.max_samples;
   state->max_subscribers = copy.max_subscribers;
   state->stall_timeout = std::chrono::nanoseconds(copy.stall_timeout_ns);
-  state->slot_bits = copy.max_subscribers >= 64 ? ~uint64_t{0}
-                                                : (uint64_t{1} << copy.max_subscribers) - 1;
+  state->slot_bits =
+      copy.max_subscribers >= 64 ? ~uint64_t{0} : (uint64_t{1} << copy.max_subscribers) - 1;
   state->data_offset = copy.data_offset;
   state->nonce = copy.nonce;
   state->overflow = static_cast<OverflowPolicy>(copy.overflow_policy);
@@ -74,17 +74,15 @@ Result<uint32_t> AppendType(channel::TypeRegistry* registry, std::byte* bytes, u
                             std::string_view descriptor) {
   const uint32_t count = registry->count.load(std::memory_order_acquire);
   if (count >= channel::kMaxTypeVersions) {
-    return Status(ErrorCode::kCapacityExceeded,
-                  "the channel's type registry already holds the maximum of " +
-                      std::to_string(channel::kMaxTypeVersions) + " versions");
+    return Status::CapacityExceeded("the channel's type registry already holds the maximum of " +
+                                    std::to_string(channel::kMaxTypeVersions) + " versions");
   }
   const uint64_t used = registry->used_bytes;
   if (used > capacity || descriptor.size() > capacity - used) {
-    return Status(ErrorCode::kCapacityExceeded,
-                  "a type descriptor of " + std::to_string(descriptor.size()) +
-                      " bytes does not fit the channel's type registry (" +
-                      std::to_string(capacity - std::min(used, capacity)) +
-                      " bytes free; see ChannelOptions::type_registry_bytes)");
+    return Status::CapacityExceeded("a type descriptor of " + std::to_string(descriptor.size()) +
+                                    " bytes does not fit the channel's type registry (" +
+                                    std::to_string(capacity - std::min(used, capacity)) +
+                                    " bytes free; see ChannelOptions::type_registry_bytes)");
   }
   std::memcpy(bytes + used, descriptor.data(), descriptor.size());
   registry->entries[count] = {used, descriptor.size()};
@@ -121,7 +119,7 @@ Status InitializeHeader(shm::Segment& segment, std::string_view name, const Chan
   h->nonce = nonce;
   if (o.stall_timeout) {
     if (o.stall_timeout->count() <= 0) {
-      return Status(ErrorCode::kInvalidArgument, "stall_timeout must be positive");
+      return Status::InvalidArgument("stall_timeout must be positive");
     }
     h->stall_timeout_ns = static_cast<uint64_t>(
         std::chrono::duration_cast<std::chrono::nanoseconds>(*o.stall_timeout).count());
@@ -167,8 +165,7 @@ Result<Channel> Channel::Create(std::string_view name, const ChannelOptions& opt
   Result<shm::Segment> segment =
       options.backing == Backing::kMemfd
           ? shm::Segment::CreateMemfd(name, layout.segment_bytes, init)
-          : shm::Segment::CreateNamed(name, layout.segment_bytes, init,
-                                      internal::PublisherDied);
+          : shm::Segment::CreateNamed(name, layout.segment_bytes, init, internal::PublisherDied);
   if (!segment.ok()) return segment.status();
   QUIVER_ASSIGN_OR_RETURN(auto state, internal::AttachSegment(std::move(segment).value()));
   return Channel(std::move(state));
@@ -181,6 +178,19 @@ Result<Channel> Channel::Open(std::string_view name) {
 }
 
 std::string Channel::NamedDirectory() { return shm::Segment::Directory(); }
+
+Status Channel::ValidateName(std::string_view name) { return shm::Segment::ValidateName(name); }
+
+std::string_view OverflowPolicyName(OverflowPolicy policy) {
+  return policy == OverflowPolicy::kBlock ? "block" : "drop-oldest";
+}
+
+Result<OverflowPolicy> ParseOverflowPolicy(std::string_view name) {
+  if (name == "block") return OverflowPolicy::kBlock;
+  if (name == "drop-oldest") return OverflowPolicy::kDropOldest;
+  return Status::InvalidArgument("overflow policy must be \"block\" or \"drop-oldest\", got \"" +
+                                 std::string(name.substr(0, 80)) + "\"");
+}
 
 std::string Channel::NamedPath(std::string_view name) { return shm::Segment::PathOf(name); }
 
@@ -198,15 +208,14 @@ uint32_t Channel::type_versions() const {
 Result<std::string_view> Channel::TypeDescriptor(uint32_t version) const {
   const internal::ChannelState& s = *state_;
   if (version == 0 || version > type_versions()) {
-    return Status(ErrorCode::kNotFound, "channel '" + s.name + "' has no type version " +
-                                            std::to_string(version) + " (it has " +
-                                            std::to_string(type_versions()) + ")");
+    return Status::NotFound("channel '" + s.name + "' has no type version " +
+                            std::to_string(version) + " (it has " +
+                            std::to_string(type_versions()) + ")");
   }
   const channel::TypeRegistry::Entry entry = s.registry->entries[version - 1];
   if (entry.offset > s.registry_capacity || entry.length > s.registry_capacity - entry.offset) {
-    return Status(ErrorCode::kShmCorruption, "type version " + std::to_string(version) +
-                                                 " of channel '" + s.name +
-                                                 "' lies outside its registry");
+    return Status::ShmCorruption("type version " + std::to_string(version) + " of channel '" +
+                                 s.name + "' lies outside its registry");
   }
   return std::string_view(reinterpret_cast<const char*>(s.registry_bytes + entry.offset),
                           entry.length);
@@ -224,16 +233,15 @@ Result<Channel> Channel::Attach(std::string_view name) {
     if (eq == std::string_view::npos ||
         std::from_chars(entry.data() + eq + 1, entry.data() + entry.size(), fd).ec != std::errc() ||
         fd < 0) {
-      return Status(ErrorCode::kInvalidArgument,
-                    "QUIVER_CHANNELS entry '" + std::string(entry) + "' is not name=fd");
+      return Status::InvalidArgument("QUIVER_CHANNELS entry '" + std::string(entry) +
+                                     "' is not name=fd");
     }
     if (entry.substr(0, eq) == name) {
       QUIVER_ASSIGN_OR_RETURN(Channel channel, FromFd(fd));
       if (channel.name() != name) {
-        return Status(ErrorCode::kInvalidArgument, "QUIVER_CHANNELS says fd " +
-                                                       std::to_string(fd) + " is channel '" +
-                                                       std::string(name) + "' but it is '" +
-                                                       channel.name() + "'");
+        return Status::InvalidArgument("QUIVER_CHANNELS says fd " + std::to_string(fd) +
+                                       " is channel '" + std::string(name) + "' but it is '" +
+                                       channel.name() + "'");
       }
       return channel;
     }

@@ -12,9 +12,9 @@
 #include <thread>
 #include <vector>
 
+#include "common/unique_fd.h"
 #include "shm/ofd_lock.h"
 #include "shm/segment.h"
-#include "common/unique_fd.h"
 #include "test_support.h"
 
 namespace quiver {
@@ -347,7 +347,7 @@ TEST(ChannelTest, LastParticipantRemovesTheNamedSegment) {
     auto other = Channel::Open(name);
     ASSERT_TRUE(other.ok());
     EXPECT_TRUE(SegmentFileExists(name));
-    channel = Result<Channel>(Status(ErrorCode::kNotFound, ""));
+    channel = Result<Channel>(Status::NotFound(""));
     EXPECT_TRUE(SegmentFileExists(name)) << "still attached through `other`";
   }
   EXPECT_FALSE(SegmentFileExists(name));
@@ -465,8 +465,8 @@ TEST(ChannelTest, NotEnoughSharedMemoryIsAClearErrorAndLeavesNothing) {
   ASSERT_FALSE(channel.ok());
   EXPECT_EQ(channel.status().code(), ErrorCode::kCapacityExceeded) << channel.status().ToString();
   // It says what to do: a smaller channel, a bigger /dev/shm, or a memfd channel.
-  for (const char* advice : {"not enough shared memory", "smaller capacity", "--shm-size",
-                             "memfd"}) {
+  for (const char* advice :
+       {"not enough shared memory", "smaller capacity", "--shm-size", "memfd"}) {
     EXPECT_NE(channel.status().message().find(advice), std::string::npos)
         << channel.status().ToString();
   }

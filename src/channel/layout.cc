@@ -6,23 +6,22 @@ namespace quiver::channel {
 
 Result<Layout> ComputeLayout(size_t capacity, uint32_t max_samples, uint32_t max_subscribers,
                              size_t registry_bytes) {
-  if (capacity == 0 || capacity > (uint64_t{1} << 40)) {
-    return Status(ErrorCode::kInvalidArgument,
-                  "capacity must be 1 byte to 1 TiB, got " + std::to_string(capacity));
+  if (capacity == 0 || capacity > kMaxCapacity) {
+    return Status::InvalidArgument("capacity must be 1 byte to 1 TiB, got " +
+                                   std::to_string(capacity));
   }
   if (max_samples < 2 || max_samples > kMaxSamples) {
-    return Status(ErrorCode::kInvalidArgument, "max_samples must be 2 to " +
-                                                   std::to_string(kMaxSamples) + ", got " +
-                                                   std::to_string(max_samples));
+    return Status::InvalidArgument("max_samples must be 2 to " + std::to_string(kMaxSamples) +
+                                   ", got " + std::to_string(max_samples));
   }
   if (max_subscribers < 1 || max_subscribers > kMaxSubscribers) {
-    return Status(ErrorCode::kInvalidArgument, "max_subscribers must be 1 to " +
-                                                   std::to_string(kMaxSubscribers) + ", got " +
-                                                   std::to_string(max_subscribers));
+    return Status::InvalidArgument("max_subscribers must be 1 to " +
+                                   std::to_string(kMaxSubscribers) + ", got " +
+                                   std::to_string(max_subscribers));
   }
   if (registry_bytes > (size_t{64} << 20)) {
-    return Status(ErrorCode::kInvalidArgument,
-                  "type registry must be at most 64 MiB, got " + std::to_string(registry_bytes));
+    return Status::InvalidArgument("type registry must be at most 64 MiB, got " +
+                                   std::to_string(registry_bytes));
   }
   Layout l;
   l.descs_offset = AlignUp(sizeof(ChannelHeader), 64);
@@ -38,7 +37,7 @@ Result<Layout> ComputeLayout(size_t capacity, uint32_t max_samples, uint32_t max
 
 Status ValidateConfig(const ChannelConfig& h, size_t segment_bytes) {
   auto corrupt = [](std::string what) {
-    return Status(ErrorCode::kShmCorruption, "channel header: " + std::move(what));
+    return Status::ShmCorruption("channel header: " + std::move(what));
   };
   if (segment_bytes < sizeof(ChannelHeader)) return corrupt("segment smaller than its header");
   if (h.magic != kMagic) return corrupt("bad magic (not a Quiver channel)");

@@ -8,14 +8,15 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "quiver/channel.h"
 #include "quiver/status.h"
 
 namespace quiver::channel {
 
 inline constexpr uint64_t kMagic = 0x31305245'56495551;  // "QUIVER01" little-endian
 inline constexpr uint32_t kLayoutVersion = 3;
-inline constexpr uint32_t kMaxSubscribers = 64;  // one bit each in SampleDesc::holders
-inline constexpr uint32_t kMaxSamples = 1u << 20;
+inline constexpr uint32_t kMaxSubscribers = quiver::kMaxSubscribers;  // a bit each in holders
+inline constexpr uint32_t kMaxSamples = quiver::kMaxSamples;
 inline constexpr size_t kSampleAlignment = 64;
 inline constexpr size_t kPageSize = 4096;
 inline constexpr uint32_t kMaxTypeVersions = 64;

@@ -21,7 +21,7 @@ socklen_t MakeAddress(std::string_view name, sockaddr_un* addr) {
 
 Result<NotifyReceiver> NotifyReceiver::Bind(std::string_view name) {
   if (name.empty() || name.size() > 47) {
-    return Status(ErrorCode::kInvalidArgument, "notify socket name must be 1 to 47 bytes");
+    return Status::InvalidArgument("notify socket name must be 1 to 47 bytes");
   }
   UniqueFd fd(socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return Status::FromErrno("socket(AF_UNIX)", errno);

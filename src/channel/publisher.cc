@@ -57,9 +57,8 @@ PublisherState::PublisherState(std::shared_ptr<ChannelState> ch, std::byte* byte
     const uint64_t offset = d.offset.load(kRelaxed);
     const uint64_t span = d.span.load(kRelaxed);
     const uint64_t size = d.size.load(kRelaxed);
-    const bool sane = offset % kSampleAlignment == 0 && span % kSampleAlignment == 0 &&
-                      span > 0 && offset <= capacity && span <= capacity - offset && size > 0 &&
-                      size <= span;
+    const bool sane = offset % kSampleAlignment == 0 && span % kSampleAlignment == 0 && span > 0 &&
+                      offset <= capacity && span <= capacity - offset && size > 0 && size <= span;
     if (d.state.load(std::memory_order_acquire) == static_cast<uint32_t>(DescState::kPublished) &&
         sane && extents_.MarkUsed(offset, span)) {
       local_[i] = {offset, span, true};
@@ -243,7 +242,8 @@ int PublisherState::EvictStalled(std::chrono::nanoseconds waited) {
       if (r == slot.write_index.load(kRelaxed)) break;
       const uint32_t index = ch.ring(i)[r % ch.max_samples].load(kRelaxed);
       if (!slot.read_index.compare_exchange_strong(r, r + 1, std::memory_order_acq_rel)) continue;
-      if (index < ch.max_samples) ch.descs[index].holders.fetch_and(~bit, std::memory_order_acq_rel);
+      if (index < ch.max_samples)
+        ch.descs[index].holders.fetch_and(~bit, std::memory_order_acq_rel);
       Bump(slot.missed, 1);
       Bump(h.dropped, 1);
     }
@@ -301,11 +301,11 @@ Result<LoanedSample> Publisher::LoanImpl(size_t bytes, bool wait) {
   internal::PublisherState& p = *state_;
   internal::ChannelState& ch = *p.channel;
   channel::ChannelHeader& h = *ch.header;
-  if (bytes == 0) return Status(ErrorCode::kInvalidArgument, "a loan must be at least 1 byte");
+  if (bytes == 0) return Status::InvalidArgument("a loan must be at least 1 byte");
   if (bytes > ch.capacity) {
-    return Status(ErrorCode::kCapacityExceeded,
-                  "loan of " + std::to_string(bytes) + " bytes exceeds the capacity of channel '" +
-                      ch.name + "' (" + std::to_string(ch.capacity) + " bytes)");
+    return Status::CapacityExceeded("loan of " + std::to_string(bytes) +
+                                    " bytes exceeds the capacity of channel '" + ch.name + "' (" +
+                                    std::to_string(ch.capacity) + " bytes)");
   }
   // Dead subscribers are looked for every kLivenessInterval even while there is room, so
   // their samples come back (and the counters say so) before anyone has to wait for them.
@@ -325,7 +325,7 @@ Result<LoanedSample> Publisher::LoanImpl(size_t bytes, bool wait) {
   // waits in slices, to see Ctrl-C): the stall policy and `quiver ls` count from its start.
   const Clock::time_point stalled_since =
       p.stalled_since && start - p.last_wait_end < std::chrono::seconds(1) ? *p.stalled_since
-                                                                            : start;
+                                                                           : start;
   struct WaitMark {  // says how long the publisher has waited (ls, top, stats)
     internal::PublisherState& p;
     bool set = false;
@@ -363,14 +363,14 @@ Result<LoanedSample> Publisher::LoanImpl(size_t bytes, bool wait) {
       return loaned(*index);
     }
     if (p.OnlyOwnLoansInFlight()) {
-      return Status(ErrorCode::kChannelFull,
-                    "channel '" + ch.name + "' has no room for " + std::to_string(bytes) +
-                        " bytes and all of it is held by this publisher's own unpublished loans; "
-                        "publish or drop them first");
+      return Status::ChannelFull(
+          "channel '" + ch.name + "' has no room for " + std::to_string(bytes) +
+          " bytes and all of it is held by this publisher's own unpublished loans; "
+          "publish or drop them first");
     }
     if (!wait) {
-      return Status(ErrorCode::kChannelFull, "channel '" + ch.name + "' has no room for " +
-                                                 std::to_string(bytes) + " bytes now");
+      return Status::ChannelFull("channel '" + ch.name + "' has no room for " +
+                                 std::to_string(bytes) + " bytes now");
     }
     if (!counted_stall) {
       internal::Bump(h.publisher_stalls, 1);
@@ -384,10 +384,9 @@ Result<LoanedSample> Publisher::LoanImpl(size_t bytes, bool wait) {
       continue;
     }
     if (now >= deadline) {
-      return Status(ErrorCode::kTimeout, "no room in channel '" + ch.name + "' for " +
-                                             std::to_string(bytes) + " bytes within " +
-                                             FormatDuration(*p.options.loan_timeout) +
-                                             " (the loan timeout)");
+      return Status::Timeout("no room in channel '" + ch.name + "' for " + std::to_string(bytes) +
+                             " bytes within " + FormatDuration(*p.options.loan_timeout) +
+                             " (the loan timeout)");
     }
     // Sleep until a subscriber releases something. Announce the wait, then re-check, so a
     // release between the check and the sleep is never missed (it bumps space_word).
@@ -411,7 +410,7 @@ Result<LoanedSample> Publisher::LoanImpl(size_t bytes, bool wait) {
 
 Status Publisher::Publish(LoanedSample&& sample) {
   if (sample.owner_ != state_) {
-    return Status(ErrorCode::kInvalidArgument, "sample was not loaned by this publisher");
+    return Status::InvalidArgument("sample was not loaned by this publisher");
   }
   internal::PublisherState& p = *state_;
   internal::ChannelState& ch = *p.channel;
@@ -505,16 +504,16 @@ Result<Publisher> Channel::CreatePublisher(const PublisherOptions& options) {
   {
     std::lock_guard lock(ch.mu);
     if (ch.holds_publisher) {
-      return Status(ErrorCode::kBusy, "channel '" + ch.name +
-                                          "' already has a publisher (this "
-                                          "process)");
+      return Status::Busy("channel '" + ch.name +
+                          "' already has a publisher (this "
+                          "process)");
     }
     Status locked =
         shm::TryLockByte(ch.segment.fd(), shm::kPublisherLockByte, shm::LockKind::kExclusive);
     if (!locked.ok()) {
       if (locked.code() == ErrorCode::kBusy) {
-        return Status(ErrorCode::kBusy, "channel '" + ch.name +
-                                            "' already has a publisher; a channel has exactly one");
+        return Status::Busy("channel '" + ch.name +
+                            "' already has a publisher; a channel has exactly one");
       }
       return locked;
     }
@@ -523,12 +522,12 @@ Result<Publisher> Channel::CreatePublisher(const PublisherOptions& options) {
     if (h.publisher_lifecycle.load(std::memory_order_acquire) ==
         static_cast<uint32_t>(channel::PublisherLifecycle::kActive)) {
       shm::UnlockByte(ch.segment.fd(), shm::kPublisherLockByte);
-      return Status(ErrorCode::kPeerGone,
-                    "the publisher of channel '" + ch.name +
-                        "' died (a publisher that dies may leave a sample half-published, so "
-                        "this channel takes no successor): Channel::Create('" + ch.name +
-                        "') makes a new one under the same name, and its subscribers follow "
-                        "to it on their own");
+      return Status::PeerGone("the publisher of channel '" + ch.name +
+                              "' died (a publisher that dies may leave a sample half-published, so "
+                              "this channel takes no successor): Channel::Create('" +
+                              ch.name +
+                              "') makes a new one under the same name, and its subscribers follow "
+                              "to it on their own");
     }
     ch.holds_publisher = true;
   }

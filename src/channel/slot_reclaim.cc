@@ -35,9 +35,8 @@ Result<uint64_t> AwaitPublishBoundary(ChannelState& ch) {
   if (h.publish_barrier.load(std::memory_order_seq_cst) != 0) {
     Status fenced = shm::HeavyBarrier();
     if (!fenced.ok()) {
-      return Status(ErrorCode::kIoError,
-                    "membarrier(2), which the publisher of channel '" + ch.name +
-                        "' uses but this process cannot: " + fenced.message());
+      return Status::IoError("membarrier(2), which the publisher of channel '" + ch.name +
+                             "' uses but this process cannot: " + fenced.message());
     }
   }
   const Clock::time_point start = Clock::now();
@@ -52,9 +51,8 @@ Result<uint64_t> AwaitPublishBoundary(ChannelState& ch) {
       if (PublisherGoneNow(ch)) return state;
     }
     if (now - start >= kBoundaryWait) {
-      return Status(ErrorCode::kTimeout,
-                    "the publisher of channel '" + ch.name +
-                        "' did not finish a publish within 1 s (is it stopped?)");
+      return Status::Timeout("the publisher of channel '" + ch.name +
+                             "' did not finish a publish within 1 s (is it stopped?)");
     }
     if (round % 64 == 0) {
       sched_yield();

@@ -11,7 +11,7 @@ nlohmann::json StatsToJson(const ChannelStats& s) {
   j["samples_in_use"] = s.samples_in_use;
   j["max_samples"] = s.max_samples;
   j["max_subscribers"] = s.max_subscribers;
-  j["overflow"] = s.overflow == OverflowPolicy::kBlock ? "block" : "drop-oldest";
+  j["overflow"] = OverflowPolicyName(s.overflow);
   j["publisher_alive"] = s.publisher_alive;
   j["published"] = s.published;
   j["published_bytes"] = s.published_bytes;
@@ -32,9 +32,10 @@ nlohmann::json StatsToJson(const ChannelStats& s) {
          {"received_bytes", sub.received_bytes},
          {"missed", sub.missed},
          {"queued", sub.queued},
-         {"evicted_after_s", sub.evicted_after.count() != 0
-                                 ? nlohmann::json(static_cast<double>(sub.evicted_after.count()) / 1e3)
-                                 : nlohmann::json(nullptr)}});
+         {"evicted_after_s",
+          sub.evicted_after.count() != 0
+              ? nlohmann::json(static_cast<double>(sub.evicted_after.count()) / 1e3)
+              : nlohmann::json(nullptr)}});
   }
   return j;
 }

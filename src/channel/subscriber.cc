@@ -56,13 +56,12 @@ Status SubscriberState::Evicted() const {
   const ChannelState& ch = *channel;
   const uint32_t evicted_ms = ch.slots[slot].evicted_after_ms.load(kRelaxed);
   if (evicted_ms == 0) return Status::OK();
-  return Status(ErrorCode::kEvicted,
-                "this subscriber of channel '" + ch.name +
-                    "' was evicted by the channel's stall policy: the publisher had waited " +
-                    FormatDuration(std::chrono::milliseconds(evicted_ms)) +
-                    " for room it kept (stall_timeout " + FormatDuration(ch.stall_timeout) +
-                    "), and the samples it had not received were dropped. Samples it holds "
-                    "stay valid; create a new subscriber to receive again");
+  return Status::Evicted("this subscriber of channel '" + ch.name +
+                         "' was evicted by the channel's stall policy: the publisher had waited " +
+                         FormatDuration(std::chrono::milliseconds(evicted_ms)) +
+                         " for room it kept (stall_timeout " + FormatDuration(ch.stall_timeout) +
+                         "), and the samples it had not received were dropped. Samples it holds "
+                         "stay valid; create a new subscriber to receive again");
 }
 
 Result<std::optional<Sample>> SubscriberState::Take(const std::shared_ptr<SubscriberState>& self) {
@@ -83,9 +82,8 @@ Result<std::optional<Sample>> SubscriberState::Take(const std::shared_ptr<Subscr
     // The publisher may take the same entry (drop-oldest); whoever wins the CAS owns it.
     if (!s.read_index.compare_exchange_weak(r, r + 1, std::memory_order_acq_rel)) continue;
     if (index >= ch.max_samples) {
-      return Status(ErrorCode::kShmCorruption, "ring of channel '" + ch.name +
-                                                   "' names descriptor " + std::to_string(index) +
-                                                   " of " + std::to_string(ch.max_samples));
+      return Status::ShmCorruption("ring of channel '" + ch.name + "' names descriptor " +
+                                   std::to_string(index) + " of " + std::to_string(ch.max_samples));
     }
     return Deliver(self, index);
   }
@@ -101,10 +99,9 @@ Result<std::optional<Sample>> SubscriberState::Deliver(const std::shared_ptr<Sub
   if (offset % channel::kSampleAlignment != 0 || offset > ch.capacity ||
       size > ch.capacity - offset) {
     Release(index);
-    return Status(ErrorCode::kShmCorruption, "sample [" + std::to_string(offset) + ", +" +
-                                                 std::to_string(size) + ") lies outside channel '" +
-                                                 ch.name + "' (" + std::to_string(ch.capacity) +
-                                                 " bytes)");
+    return Status::ShmCorruption("sample [" + std::to_string(offset) + ", +" +
+                                 std::to_string(size) + ") lies outside channel '" + ch.name +
+                                 "' (" + std::to_string(ch.capacity) + " bytes)");
   }
   s.received.store(s.received.load(kRelaxed) + 1, kRelaxed);
   s.received_bytes.store(s.received_bytes.load(kRelaxed) + size, kRelaxed);
@@ -129,11 +126,11 @@ Status SubscriberState::ClaimBacklog() {
   if (!boundary_state.ok()) {
     const Status& why = boundary_state.status();
     if (why.code() == ErrorCode::kIoError) {
-      return Status(ErrorCode::kIoError, "from_oldest needs what the publisher of channel '" +
-                                             ch.name + "' relies on: " + why.message());
+      return Status::IoError("from_oldest needs what the publisher of channel '" + ch.name +
+                             "' relies on: " + why.message());
     }
-    return Status(why.code(), why.message() +
-                                  "; the backlog cannot be claimed while a publish is under way");
+    return Status(why.code(),
+                  why.message() + "; the backlog cannot be claimed while a publish is under way");
   }
   const uint64_t state = *boundary_state;
   // Every sample from `join` on is delivered through our ring.
@@ -304,22 +301,23 @@ Status Subscriber::Gone(std::chrono::steady_clock::time_point wait_until) {
   const bool closed = ch.header->publisher_lifecycle.load(std::memory_order_acquire) ==
                       static_cast<uint32_t>(channel::PublisherLifecycle::kClosed);
   if (closed) {
-    return Status(ErrorCode::kPeerGone, "the publisher of channel '" + ch.name +
-                                            "' closed and every sample was received");
+    return Status::PeerGone("the publisher of channel '" + ch.name +
+                            "' closed and every sample was received");
   }
   const bool follows = s.options.follow_restarts && ch.segment.named();
   auto died = [&] {
-    return Status(ErrorCode::kPeerGone,
-                  "the publisher of channel '" + ch.name +
-                      "' died and every sample it published was received" +
-                      (follows ? "; receive again to wait for a publisher restarted under the "
-                                 "same name (Channel::Create replaces the channel)"
-                               : ""));
+    return Status::PeerGone("the publisher of channel '" + ch.name +
+                            "' died and every sample it published was received" +
+                            (follows
+                                 ? "; receive again to wait for a publisher restarted under the "
+                                   "same name (Channel::Create replaces the channel)"
+                                 : ""));
   };
   if (!follows) return died();
   for (;;) {
     // A restart shows as another file under the name.
-    struct stat mine {}, named {};
+    struct stat mine {
+    }, named{};
     if (::fstat(ch.segment.fd(), &mine) == 0 && ::stat(ch.segment.path().c_str(), &named) == 0 &&
         (mine.st_dev != named.st_dev || mine.st_ino != named.st_ino)) {
       Result<Channel> restarted = Channel::Open(ch.name);
@@ -367,13 +365,13 @@ Result<Sample> Subscriber::Receive(std::chrono::nanoseconds timeout) {
   for (;;) {
     if (s.PublisherGone() && s.NothingQueued()) {
       QUIVER_RETURN_IF_ERROR(Gone(deadline));
-      return Receive(std::max<std::chrono::nanoseconds>(deadline - Clock::now(),
-                                                        std::chrono::nanoseconds(0)));
+      return Receive(
+          std::max<std::chrono::nanoseconds>(deadline - Clock::now(), std::chrono::nanoseconds(0)));
     }
     const Clock::time_point now = Clock::now();
     if (now >= deadline) {
-      return Status(ErrorCode::kTimeout,
-                    "no sample on channel '" + ch.name + "' within " + FormatDuration(timeout));
+      return Status::Timeout("no sample on channel '" + ch.name + "' within " +
+                             FormatDuration(timeout));
     }
     const uint32_t seen = slot.wake_word.load(std::memory_order_acquire);
     slot.sleeping.store(1, std::memory_order_relaxed);
@@ -504,8 +502,8 @@ Result<Subscriber> Channel::CreateSubscriber(const SubscriberOptions& options) {
     if (options.from_oldest) QUIVER_RETURN_IF_ERROR(state->ClaimBacklog());
     return Subscriber(std::move(state));
   }
-  return Status(ErrorCode::kBusy, "all " + std::to_string(ch.max_subscribers) +
-                                      " subscriber slots of channel '" + ch.name + "' are taken");
+  return Status::Busy("all " + std::to_string(ch.max_subscribers) +
+                      " subscriber slots of channel '" + ch.name + "' are taken");
 }
 
 }  // namespace quiver

@@ -16,6 +16,7 @@
 #include "channel/layout.h"
 #include "cli/channels.h"
 #include "cli/commands.h"
+#include "common/byte_size.h"
 #include "shm/segment.h"
 #include "supervisor/pipeline.h"
 
@@ -187,11 +188,10 @@ int Main(int argc, char** argv) {
   quiver::flight::ServerOptions serve_options;
   std::string serve_token_file, put_capacity = "64MiB", put_overflow = "block";
   std::string put_max_bytes = "1GiB", max_message = "";
-  serve
-      ->add_option("--listen", serve_options.listen,
-                   "grpc+unix:///PATH (a socket in a directory only you can enter), or "
-                   "grpc://HOST:PORT (TCP, port 0: any free port; needs a token). Default: "
-                   "grpc+unix://$XDG_RUNTIME_DIR/quiver/flight.sock");
+  serve->add_option("--listen", serve_options.listen,
+                    "grpc+unix:///PATH (a socket in a directory only you can enter), or "
+                    "grpc://HOST:PORT (TCP, port 0: any free port; needs a token). Default: "
+                    "grpc+unix://$XDG_RUNTIME_DIR/quiver/flight.sock");
   serve->add_option("--tls-cert", serve_options.tls_cert_file, "PEM certificate: serve TLS")
       ->check(CLI::ExistingFile);
   serve->add_option("--tls-key", serve_options.tls_key_file, "PEM private key of --tls-cert")
@@ -204,10 +204,9 @@ int Main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   serve->add_flag("--allow-insecure-remote", serve_options.allow_insecure_remote,
                   "Serve a non-loopback address without TLS (a token is still required)");
-  serve
-      ->add_option("--max-message-size", max_message,
-                   "Largest gRPC message accepted, e.g. a DoPut batch (default: --capacity + "
-                   "1MiB)");
+  serve->add_option("--max-message-size", max_message,
+                    "Largest gRPC message accepted, e.g. a DoPut batch (default: --capacity + "
+                    "1MiB)");
   serve
       ->add_option("--put-max-channels", serve_options.put_max_channels,
                    "Channels that DoPut streams may have created and hold at once")
@@ -272,14 +271,13 @@ int Main(int argc, char** argv) {
   auto channel_options = [](const char* command, const std::string& capacity_text,
                             const std::string& overflow, size_t* capacity,
                             quiver::OverflowPolicy* policy) {
-    auto parsed = quiver::supervisor::ParseByteSize(capacity_text);
+    auto parsed = quiver::ParseByteSize(capacity_text);
     if (!parsed.ok()) {
       std::cerr << "quiver " << command << ": --capacity: " << parsed.status().message() << "\n";
       return false;
     }
     *capacity = *parsed;
-    *policy =
-        overflow == "block" ? quiver::OverflowPolicy::kBlock : quiver::OverflowPolicy::kDropOldest;
+    *policy = *quiver::ParseOverflowPolicy(overflow);  // CLI11 allowed only the two names
     return true;
   };
   if (*serve) {
@@ -291,7 +289,7 @@ int Main(int argc, char** argv) {
          {std::tuple{"--put-max-bytes", &put_max_bytes, &serve_options.put_max_bytes},
           std::tuple{"--max-message-size", &max_message, &serve_options.max_message_bytes}}) {
       if (text->empty()) continue;
-      auto parsed = quiver::supervisor::ParseByteSize(*text);
+      auto parsed = quiver::ParseByteSize(*text);
       if (!parsed.ok()) {
         std::cerr << "quiver serve: " << flag << ": " << parsed.status().message() << "\n";
         return 2;

@@ -40,7 +40,7 @@ Result<std::string> LoadToken(const std::string& file) {
   std::string token;
   if (!file.empty()) {
     std::ifstream in(file);
-    if (!in) return Status(ErrorCode::kNotFound, "token file '" + file + "' cannot be read");
+    if (!in) return Status::NotFound("token file '" + file + "' cannot be read");
     std::getline(in, token);
   } else if (const char* env = std::getenv("QUIVER_FLIGHT_TOKEN")) {
     token = env;
@@ -51,8 +51,8 @@ Result<std::string> LoadToken(const std::string& file) {
   const auto last = token.find_last_not_of(" \t\r\n");
   token = first == std::string::npos ? "" : token.substr(first, last - first + 1);
   if (token.empty()) {
-    return Status(ErrorCode::kInvalidArgument, file.empty() ? "QUIVER_FLIGHT_TOKEN is empty"
-                                                            : "token file '" + file + "' is empty");
+    return Status::InvalidArgument(file.empty() ? "QUIVER_FLIGHT_TOKEN is empty"
+                                                : "token file '" + file + "' is empty");
   }
   return token;
 }
@@ -89,8 +89,8 @@ class GeneratedToken {
     GeneratedToken made;
     made.path_ = dir + "/flight-" + std::to_string(getpid()) + ".token";
     ::unlink(made.path_.c_str());  // a killed server's, of a pid reused since
-    UniqueFd fd(::open(made.path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                       0600));
+    UniqueFd fd(
+        ::open(made.path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
     if (!fd.valid()) return Status::FromErrno("creating " + made.path_, errno);
     const std::string line = token + "\n";
     if (::write(fd.get(), line.data(), line.size()) != static_cast<ssize_t>(line.size())) {

@@ -14,10 +14,10 @@ namespace quiver {
 namespace {
 
 Status Squatted(const std::string& path, std::string_view what, const std::string& why) {
-  return Status(ErrorCode::kPermissionDenied,
-                path + " (" + std::string(what) + ") " + why +
-                    ": another user may have made it to get at this user's data. Remove it (as "
-                    "root), or point Quiver at a directory of your own");
+  return Status::PermissionDenied(
+      path + " (" + std::string(what) + ") " + why +
+      ": another user may have made it to get at this user's data. Remove it (as "
+      "root), or point Quiver at a directory of your own");
 }
 
 }  // namespace
@@ -47,10 +47,10 @@ Result<bool> EnsurePrivateDirectory(const std::string& path, bool create, std::s
     if ((st.st_mode & 077) != 0 && loose == LooseDirectory::kRefuse) {
       char mode[8];
       std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(st.st_mode & 07777));
-      return Status(ErrorCode::kPermissionDenied,
-                    path + " (" + std::string(what) + ") has mode " + mode +
-                        ": other users may enter it. Use a directory only you can enter "
-                        "(chmod 700)");
+      return Status::PermissionDenied(
+          path + " (" + std::string(what) + ") has mode " + mode +
+          ": other users may enter it. Use a directory only you can enter "
+          "(chmod 700)");
     }
     // Ours, but opened up (a chmod of ours): close it again. Files others planted while it
     // was open are refused one by one by whoever opens them (owner and mode checks).
@@ -59,7 +59,7 @@ Result<bool> EnsurePrivateDirectory(const std::string& path, bool create, std::s
     }
     return true;
   }
-  return Status(ErrorCode::kBusy, path + " (" + std::string(what) + ") keeps disappearing");
+  return Status::Busy(path + " (" + std::string(what) + ") keeps disappearing");
 }
 
 Result<std::string> RuntimeDirectory() {

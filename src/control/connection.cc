@@ -35,9 +35,9 @@ Result<Connection> Connection::ConnectUnix(std::string_view path) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (path.empty() || path.size() >= sizeof(addr.sun_path)) {
-    return Status(ErrorCode::kInvalidArgument, "Unix socket path must be 1.." +
-                                                   std::to_string(sizeof(addr.sun_path) - 1) +
-                                                   " bytes: '" + std::string(path) + "'");
+    return Status::InvalidArgument("Unix socket path must be 1.." +
+                                   std::to_string(sizeof(addr.sun_path) - 1) + " bytes: '" +
+                                   std::string(path) + "'");
   }
   std::memcpy(addr.sun_path, path.data(), path.size());
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -98,9 +98,9 @@ Result<std::optional<std::string>> Connection::ReadLine(std::chrono::millisecond
         std::string line = buffer_.substr(0, nl);
         buffer_.erase(0, nl + 1);
         if (line.size() > max_line_) {  // a whole long line arrived in one read
-          return Status(ErrorCode::kCapacityExceeded,
-                        "line of " + std::to_string(line.size()) + " bytes exceeds the " +
-                            std::to_string(max_line_) + "-byte limit");
+          return Status::CapacityExceeded("line of " + std::to_string(line.size()) +
+                                          " bytes exceeds the " + std::to_string(max_line_) +
+                                          "-byte limit");
         }
         return std::optional<std::string>(std::move(line));
       }
@@ -122,8 +122,7 @@ Result<std::optional<std::string>> Connection::ReadLine(std::chrono::millisecond
       if (ready < 0 && errno == EINTR) continue;
       if (ready < 0) return Status::FromErrno("poll control connection", errno);
       if (ready == 0) {
-        return Status(ErrorCode::kTimeout,
-                      "nothing came for " + std::to_string(idle.count()) + " ms");
+        return Status::Timeout("nothing came for " + std::to_string(idle.count()) + " ms");
       }
     }
     const ssize_t n = ::read(read_fd_, chunk, room);
@@ -139,8 +138,8 @@ Result<std::optional<std::string>> Connection::ReadLine(std::chrono::millisecond
       }
       const size_t partial = buffer_.size();
       buffer_.clear();
-      return Status(ErrorCode::kPeerGone, "stream ended inside a line (" + std::to_string(partial) +
-                                              " bytes without '\\n')");
+      return Status::PeerGone("stream ended inside a line (" + std::to_string(partial) +
+                              " bytes without '\\n')");
     }
     buffer_.append(chunk, static_cast<size_t>(n));
   }

@@ -6,9 +6,9 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <functional>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -26,7 +26,7 @@ using nlohmann::json;
 // Echoes CMD_PROCESS's handle back as RES_DATA_READY; fails CMD_STREAM_START with a chain.
 Result<Envelope> EchoHandler(const Envelope& request) {
   if (request.type == MessageType::kCmdStreamStart) {
-    return Status(ErrorCode::kShmCorruption, "bad magic")
+    return Status::ShmCorruption("bad magic")
         .Wrap(ErrorCode::kSchemaMismatch, "cannot start the stream");
   }
   Envelope response = MakeEnvelope(MessageType::kResDataReady);
@@ -145,7 +145,7 @@ TEST(ControlServerTest, SocketpairAnswersEveryLineInOrderAndLogsTheBadOnes) {
   auto pair = Connection::Pair();
   ASSERT_TRUE(pair.ok());
   Logs logs;
-  Result<ConnectionEnd> end = Status(ErrorCode::kIoError, "not run");
+  Result<ConnectionEnd> end = Status::IoError("not run");
   std::thread server([&] { end = ServeConnection(pair->second, EchoHandler, logs.options()); });
   Converse(pair->first);
   server.join();
@@ -209,8 +209,7 @@ TEST(ControlServerTest, ThrowingHandlerIsAnsweredInternal) {
   Logs logs;
   std::thread server([&] {
     (void)ServeConnection(
-        pair->second,
-        [](const Envelope&) -> Result<Envelope> { throw std::runtime_error("boom"); },
+        pair->second, [](const Envelope&) -> Result<Envelope> { throw std::runtime_error("boom"); },
         logs.options());
   });
   const std::string id = NewMsgId();

@@ -407,9 +407,9 @@ Status StatusFromError(const Envelope& error) {
         return Status(static_cast<ErrorCode>(c), message);
       }
     }
-    return Status(ErrorCode::kInvalidArgument, code + ": " + message);
+    return Status::InvalidArgument(code + ": " + message);
   };
-  if (chain.empty()) return Status(ErrorCode::kInvalidArgument, "RES_ERROR_V2 without a payload");
+  if (chain.empty()) return Status::InvalidArgument("RES_ERROR_V2 without a payload");
   try {
     Status status = to_status(*chain.back());
     for (auto it = chain.rbegin() + 1; it != chain.rend(); ++it) {
@@ -418,7 +418,7 @@ Status StatusFromError(const Envelope& error) {
     }
     return status;
   } catch (const std::exception& e) {  // a non-string code or message
-    return Status(ErrorCode::kInvalidArgument, std::string("malformed RES_ERROR_V2: ") + e.what());
+    return Status::InvalidArgument(std::string("malformed RES_ERROR_V2: ") + e.what());
   }
 }
 

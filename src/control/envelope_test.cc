@@ -43,8 +43,9 @@ TEST(EnvelopeTest, EveryTypeRoundTrips) {
     v.push_back(ready);
     v.push_back(MakeEnvelope(MessageType::kResOk));
     v.push_back(MakeEnvelope(MessageType::kCmdShutdown));
-    v.push_back(MakeError(NewMsgId(), Status(ErrorCode::kShmCorruption, "bad magic")
-                                          .Wrap(ErrorCode::kPeerGone, "publisher died")));
+    v.push_back(
+        MakeError(NewMsgId(),
+                  Status::ShmCorruption("bad magic").Wrap(ErrorCode::kPeerGone, "publisher died")));
     return v;
   }();
   for (const Envelope& e : cases) {
@@ -62,7 +63,7 @@ TEST(EnvelopeTest, EveryTypeRoundTrips) {
 }
 
 TEST(EnvelopeTest, ErrorCarriesTheStatusCauseChain) {
-  const Status status = Status(ErrorCode::kIoError, "read: EIO")
+  const Status status = Status::IoError("read: EIO")
                             .Wrap(ErrorCode::kShmCorruption, "header unreadable")
                             .Wrap(ErrorCode::kHandleOutOfRange, "handle does not fit");
   const Envelope e = MakeError(kId, status);
@@ -75,7 +76,7 @@ TEST(EnvelopeTest, ErrorCarriesTheStatusCauseChain) {
 
   const Status back = StatusFromError(*ParseEnvelope(Serialize(e)).envelope);
   EXPECT_EQ(back.ToString(), status.ToString());
-  EXPECT_EQ(MakeError("", Status(ErrorCode::kPeerGone, "gone")).payload["code"], "PEER_DIED");
+  EXPECT_EQ(MakeError("", Status::PeerGone("gone")).payload["code"], "PEER_DIED");
 }
 
 TEST(EnvelopeTest, ErrorToUnreadableRequestHasNullMsgId) {
@@ -299,7 +300,7 @@ TEST(EnvelopeTest, NewMsgIdIsAVersion4Uuid) {
 }
 
 TEST(EnvelopeTest, SerializeReplacesInvalidUtf8InMessages) {
-  const Envelope e = MakeError(kId, Status(ErrorCode::kNotFound, "channel '\xff\xfe'"));
+  const Envelope e = MakeError(kId, Status::NotFound("channel '\xff\xfe'"));
   ParseOutcome parsed = ParseEnvelope(Serialize(e));
   ASSERT_TRUE(parsed.ok()) << parsed.error.message;
 }

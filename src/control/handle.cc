@@ -11,9 +11,9 @@ namespace quiver::control {
 Status CheckHandleBounds(uint64_t offset, uint64_t size, uint64_t bound) {
   // `offset > bound - size` rather than `offset + size > bound`: the sum may wrap.
   if (size == 0 || size > bound || offset > bound - size) {
-    return Status(ErrorCode::kHandleOutOfRange, "range [" + std::to_string(offset) + ", +" +
-                                                    std::to_string(size) + ") is outside the " +
-                                                    std::to_string(bound) + "-byte data area");
+    return Status::HandleOutOfRange("range [" + std::to_string(offset) + ", +" +
+                                    std::to_string(size) + ") is outside the " +
+                                    std::to_string(bound) + "-byte data area");
   }
   return Status::OK();
 }
@@ -30,7 +30,7 @@ Result<HandleView> ResolveHandle(const ShmHandle& handle) {
   if (!segment.ok())
     return segment.status().Wrap(segment.status().code(), "cannot resolve " + what);
   if (segment->size() < channel::kPageSize) {
-    return Status(ErrorCode::kShmCorruption, what + ": segment is too small to be a channel");
+    return Status::ShmCorruption(what + ": segment is too small to be a channel");
   }
   channel::ChannelConfig config;
   {

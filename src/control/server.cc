@@ -42,15 +42,15 @@ Status Admissible(const Envelope& request, const ServeOptions& options) {
   if (!request.shm_handle) return Status::OK();
   const std::string& channel = request.shm_handle->segment_id;
   if (!options.exposes || !options.exposes(channel)) {
-    return Status(ErrorCode::kPermissionDenied,
-                  "this server does not expose channel '" + channel.substr(0, 80) +
-                      "'; a handle may name only the channels it serves");
+    return Status::PermissionDenied("this server does not expose channel '" +
+                                    channel.substr(0, 80) +
+                                    "'; a handle may name only the channels it serves");
   }
   return Status::OK();
 }
 
 Envelope Answer(const Envelope& request, const Handler& handler) {
-  Result<Envelope> response = Status(ErrorCode::kInvalidArgument, "no handler");
+  Result<Envelope> response = Status::InvalidArgument("no handler");
   try {
     if (handler) response = handler(request);
   } catch (const std::exception& e) {
@@ -104,11 +104,11 @@ Result<ConnectionEnd> ServeConnection(Connection& connection, const Handler& han
       ParseOutcome parsed = ParseEnvelope(**line);
       if (!authenticated) {
         // The first line decides: anything but CMD_AUTH with the token ends the connection.
-        const bool ok = parsed.ok() && parsed.envelope->type == MessageType::kCmdAuth &&
-                        parsed.envelope->payload.contains("token") &&
-                        parsed.envelope->payload["token"].is_string() &&
-                        SameSecret(parsed.envelope->payload["token"].get<std::string>(),
-                                   options.token);
+        const bool ok =
+            parsed.ok() && parsed.envelope->type == MessageType::kCmdAuth &&
+            parsed.envelope->payload.contains("token") &&
+            parsed.envelope->payload["token"].is_string() &&
+            SameSecret(parsed.envelope->payload["token"].get<std::string>(), options.token);
         if (ok) {
           authenticated = true;
           response.msg_id = parsed.envelope->msg_id;
@@ -175,9 +175,9 @@ Result<std::unique_ptr<Server>> Server::ListenUnix(std::string path, Handler han
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (path.empty() || path.size() >= sizeof(addr.sun_path)) {
-    return Status(ErrorCode::kInvalidArgument, "Unix socket path must be 1.." +
-                                                   std::to_string(sizeof(addr.sun_path) - 1) +
-                                                   " bytes: '" + path + "'");
+    return Status::InvalidArgument("Unix socket path must be 1.." +
+                                   std::to_string(sizeof(addr.sun_path) - 1) + " bytes: '" + path +
+                                   "'");
   }
   std::memcpy(addr.sun_path, path.data(), path.size());
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -207,9 +207,9 @@ Result<std::unique_ptr<Server>> Server::ListenUnix(std::string path, Handler han
 Result<std::unique_ptr<Server>> Server::ListenTcp(uint16_t port, Handler handler,
                                                   ServeOptions options) {
   if (options.token.empty()) {
-    return Status(ErrorCode::kInvalidArgument,
-                  "a TCP control server needs a token (ServeOptions::token): any local user "
-                  "can connect to 127.0.0.1; use a Unix socket to serve this user only");
+    return Status::InvalidArgument(
+        "a TCP control server needs a token (ServeOptions::token): any local user "
+        "can connect to 127.0.0.1; use a Unix socket to serve this user only");
   }
   UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return Status::FromErrno("socket(AF_INET)", errno);
@@ -308,8 +308,7 @@ void Server::Admit(UniqueFd fd) {
     Connection refused = std::move(session.connection);
     sessions_.pop_back();
     EnvelopeError error{std::string(ErrorCodeName(ErrorCode::kResourceExhausted)),
-                        std::string("cannot start a thread for this connection: ") + e.what(),
-                        ""};
+                        std::string("cannot start a thread for this connection: ") + e.what(), ""};
     Log(options_, error);
     (void)refused.WriteLine(Serialize(MakeError(error)));
     refused.Shutdown();
@@ -348,10 +347,10 @@ Status Server::Run() {
       if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
         // Out of fds or memory: the waiting connection stays queued. Back off instead of
         // spinning on it, and keep serving those already open.
-        Log(options_, EnvelopeError{"RESOURCE_EXHAUSTED",
-                                    std::string("cannot accept a connection now: ") +
-                                        std::strerror(err),
-                                    ""});
+        Log(options_,
+            EnvelopeError{"RESOURCE_EXHAUSTED",
+                          std::string("cannot accept a connection now: ") + std::strerror(err),
+                          ""});
         ::poll(nullptr, 0, 100);
         continue;
       }

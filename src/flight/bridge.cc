@@ -54,7 +54,7 @@ class CancelOnStop {
 Result<BridgeReport> RunBridge(const BridgeOptions& options, const std::atomic<bool>& stop,
                                const std::function<void(const BridgeReport&)>& progress) {
   QUIVER_ASSIGN_OR_RETURN(RemoteChannel remote, ParseRemoteChannel(options.remote));
-  if (options.to.empty()) return Status(ErrorCode::kInvalidArgument, "bridge: no local channel");
+  if (options.to.empty()) return Status::InvalidArgument("bridge: no local channel");
   auto location = fl::Location::Parse(remote.location);
   if (!location.ok()) {
     return FromArrow(location.status(), ErrorCode::kInvalidArgument, options.remote);

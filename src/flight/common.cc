@@ -36,8 +36,7 @@ arrow::Status ToArrow(const Status& status) {
     case ErrorCode::kResourceExhausted:
       return arrow::flight::MakeFlightError(arrow::flight::FlightStatusCode::Unavailable, text);
     case ErrorCode::kUnauthenticated:
-      return arrow::flight::MakeFlightError(arrow::flight::FlightStatusCode::Unauthenticated,
-                                            text);
+      return arrow::flight::MakeFlightError(arrow::flight::FlightStatusCode::Unauthenticated, text);
     default:
       return arrow::Status::IOError(text);
   }
@@ -51,7 +50,7 @@ Status FromArrow(const arrow::Status& status, ErrorCode code, std::string_view c
 Result<std::string> ReadWholeFile(const std::string& path, std::string_view what) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    return Status(ErrorCode::kNotFound, std::string(what) + " '" + path + "' cannot be read");
+    return Status::NotFound(std::string(what) + " '" + path + "' cannot be read");
   }
   std::ostringstream text;
   text << in.rdbuf();
@@ -68,10 +67,10 @@ CreationBudget::Reservation::~Reservation() {
 Result<CreationBudget::Reservation> CreationBudget::Reserve(std::string_view name, size_t bytes) {
   std::lock_guard lock(used_->mu);
   auto refuse = [&](const std::string& why) {
-    return Status(ErrorCode::kResourceExhausted,
-                  "cannot create channel '" + std::string(name) + "' for this stream: " + why +
-                      "; wait for other streams to end, or raise the limit (quiver serve "
-                      "--put-max-channels / --put-max-bytes)");
+    return Status::ResourceExhausted(
+        "cannot create channel '" + std::string(name) + "' for this stream: " + why +
+        "; wait for other streams to end, or raise the limit (quiver serve "
+        "--put-max-channels / --put-max-bytes)");
   };
   if (used_->channels + 1 > max_channels_) {
     return refuse("streams hold " + std::to_string(used_->channels) + " channels, the limit");
@@ -88,17 +87,15 @@ Result<CreationBudget::Reservation> CreationBudget::Reserve(std::string_view nam
 
 Status ValidateRemoteBatch(const arrow::RecordBatch& batch) {
   if (arrow::Status st = batch.Validate(); !st.ok()) {
-    return Status(ErrorCode::kInvalidArgument,
-                  "the batch is not valid Arrow data: " + st.message());
+    return Status::InvalidArgument("the batch is not valid Arrow data: " + st.message());
   }
   for (int i = 0; i < batch.num_columns(); ++i) {
-    if (arrow::Status st = batch.column(i)->ValidateFull();
-        !st.ok()) {
-      return Status(ErrorCode::kInvalidArgument,
-                    "column '" + batch.schema()->field(i)->name() +
-                        "' of the batch is not valid Arrow data (refused before it reached shared "
-                        "memory): " +
-                        st.message());
+    if (arrow::Status st = batch.column(i)->ValidateFull(); !st.ok()) {
+      return Status::InvalidArgument(
+          "column '" + batch.schema()->field(i)->name() +
+          "' of the batch is not valid Arrow data (refused before it reached shared "
+          "memory): " +
+          st.message());
     }
   }
   return Status::OK();
@@ -114,7 +111,7 @@ Result<RemotePublisher> RemotePublisher::Open(std::string_view name,
   // A channel whose publisher died takes no successor: a remote producer restarting makes
   // it anew, as a local one would (Channel::Create replaces it; its subscribers follow).
   if (channel.ok() && channel->publisher_died()) {
-    channel = Status(ErrorCode::kNotFound, "its publisher died");
+    channel = Status::NotFound("its publisher died");
   }
   if (!channel.ok() && channel.status().code() == ErrorCode::kNotFound) {
     if (budget != nullptr) {
@@ -130,8 +127,8 @@ Result<RemotePublisher> RemotePublisher::Open(std::string_view name,
   }
   if (!channel.ok()) return channel.status();
   if (channel->type_versions() == 0) {
-    return Status(ErrorCode::kInvalidArgument,
-                  "channel '" + std::string(name) + "' carries no Arrow schema (raw samples)");
+    return Status::InvalidArgument("channel '" + std::string(name) +
+                                   "' carries no Arrow schema (raw samples)");
   }
   // Fields the stream declares nullable where the newest version is non-nullable (same
   // name and type): published under the channel's nullability if they hold no nulls.
@@ -151,14 +148,12 @@ Result<RemotePublisher> RemotePublisher::Open(std::string_view name,
   QUIVER_RETURN_IF_ERROR(CheckSchemaFollows(*channel, relabel ? *relabel : *schema));
   Result<ArrowPublisher> publisher = ArrowPublisher::Make(*channel, {.loan_timeout = loan_timeout});
   if (!publisher.ok() && publisher.status().code() == ErrorCode::kBusy) {
-    return Status(ErrorCode::kBusy,
-                  "channel '" + std::string(name) + "' already has a live publisher");
+    return Status::Busy("channel '" + std::string(name) + "' already has a live publisher");
   }
   if (!publisher.ok()) return publisher.status();
   RemotePublisher remote(std::move(*publisher), std::move(relabel), std::move(relaxed));
   if (reservation) {
-    remote.reservation_ =
-        std::make_shared<CreationBudget::Reservation>(std::move(*reservation));
+    remote.reservation_ = std::make_shared<CreationBudget::Reservation>(std::move(*reservation));
   }
   return remote;
 }
@@ -176,10 +171,10 @@ Status RemotePublisher::Publish(const std::shared_ptr<arrow::RecordBatch>& batch
   if (relabel_ != nullptr && batch->schema()->num_fields() == relabel_->num_fields()) {
     for (int i : relaxed_) {
       if (batch->column(i)->null_count() != 0) {
-        return Status(ErrorCode::kSchemaMismatch,
-                      "field '" + relabel_->field(i)->name() +
-                          "' is non-nullable in the channel, but the batch holds " +
-                          std::to_string(batch->column(i)->null_count()) + " nulls in it");
+        return Status::SchemaMismatch("field '" + relabel_->field(i)->name() +
+                                      "' is non-nullable in the channel, but the batch holds " +
+                                      std::to_string(batch->column(i)->null_count()) +
+                                      " nulls in it");
       }
     }
     conformed = arrow::RecordBatch::Make(relabel_, batch->num_rows(), batch->columns());

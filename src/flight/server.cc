@@ -1,23 +1,23 @@
 // The Flight server of `quiver serve` (see gateway.h).
 #include <arpa/inet.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
-#include <unistd.h>
 #include <arrow/buffer.h>
 #include <arrow/flight/server.h>
 #include <arrow/flight/server_middleware.h>
 #include <arrow/ipc/api.h>
 #include <arrow/record_batch.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "channel/stats_json.h"
 #include "common/private_dir.h"
 #include "common/unique_fd.h"
-#include "channel/stats_json.h"
 #include "flight/common.h"
 #include "flight/gateway.h"
 #include "flight/tail_stream.h"
@@ -167,9 +167,8 @@ class ChannelServer final : public fl::FlightServerBase {
                       std::unique_ptr<fl::FlightMetadataWriter> /*writer*/) override {
     ARROW_ASSIGN_OR_RAISE(std::string name, NameOf(reader->descriptor()));
     ARROW_ASSIGN_OR_RAISE(std::shared_ptr<arrow::Schema> schema, reader->GetSchema());
-    Result<RemotePublisher> publisher =
-        RemotePublisher::Open(name, schema, options_.put_capacity, options_.put_overflow,
-                              options_.poll, &budget_);
+    Result<RemotePublisher> publisher = RemotePublisher::Open(
+        name, schema, options_.put_capacity, options_.put_overflow, options_.poll, &budget_);
     if (!publisher.ok()) return ToArrow(publisher.status());
     const std::function<bool()> stop = StopFor(context);
     for (;;) {
@@ -292,29 +291,28 @@ bool SocketAnswers(const std::string& path) {
 // whatever is at `path` must be a socket nobody answers on (a killed server's), removed here.
 Status PrepareUnixSocket(const std::string& path) {
   if (path.empty() || path.front() != '/') {
-    return Status(ErrorCode::kInvalidArgument,
-                  "--listen grpc+unix://PATH needs an absolute PATH, got '" + path + "'");
+    return Status::InvalidArgument("--listen grpc+unix://PATH needs an absolute PATH, got '" +
+                                   path + "'");
   }
   sockaddr_un addr{};
   if (path.size() >= sizeof(addr.sun_path)) {
-    return Status(ErrorCode::kInvalidArgument,
-                  "Unix socket path '" + path + "' is longer than " +
-                      std::to_string(sizeof(addr.sun_path) - 1) + " bytes");
+    return Status::InvalidArgument("Unix socket path '" + path + "' is longer than " +
+                                   std::to_string(sizeof(addr.sun_path) - 1) + " bytes");
   }
   const std::string dir = path.substr(0, std::max<size_t>(path.rfind('/'), 1));
   QUIVER_ASSIGN_OR_RETURN(
       bool exists, EnsurePrivateDirectory(dir, /*create=*/false, "the directory of the socket",
                                           LooseDirectory::kRefuse));
-  if (!exists) return Status(ErrorCode::kNotFound, "directory " + dir + " does not exist");
+  if (!exists) return Status::NotFound("directory " + dir + " does not exist");
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) return Status::OK();
   if (!S_ISSOCK(st.st_mode)) {
-    return Status(ErrorCode::kAlreadyExists, path + " exists and is not a socket; refusing it");
+    return Status::AlreadyExists(path + " exists and is not a socket; refusing it");
   }
   if (SocketAnswers(path)) {
-    return Status(ErrorCode::kAlreadyExists,
-                  "a server already listens on " + path + " (another quiver serve?); stop it or "
-                  "give another --listen");
+    return Status::AlreadyExists("a server already listens on " + path +
+                                 " (another quiver serve?); stop it or "
+                                 "give another --listen");
   }
   ::unlink(path.c_str());  // left by a server that was killed
   return Status::OK();
@@ -338,32 +336,32 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& given) {
   }
   QUIVER_ASSIGN_OR_RETURN(Address address, ParseAddress(options.listen, "--listen"));
   if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
-    return Status(ErrorCode::kInvalidArgument, "TLS needs both a certificate and a key file");
+    return Status::InvalidArgument("TLS needs both a certificate and a key file");
   }
   const bool unix_socket = !address.unix_socket.empty();
   const bool tls = !options.tls_cert_file.empty();
   if (unix_socket && tls) {
-    return Status(ErrorCode::kInvalidArgument,
-                  "TLS is for TCP listeners; a Unix socket is reached only on this machine");
+    return Status::InvalidArgument(
+        "TLS is for TCP listeners; a Unix socket is reached only on this machine");
   }
   if (address.tls && !tls) {
-    return Status(ErrorCode::kInvalidArgument,
-                  "--listen '" + options.listen + "' asks for TLS: give --tls-cert and --tls-key");
+    return Status::InvalidArgument("--listen '" + options.listen +
+                                   "' asks for TLS: give --tls-cert and --tls-key");
   }
   // Loopback is no user boundary: every local user can connect to a TCP port.
   if (!unix_socket && options.token.empty()) {
-    return Status(ErrorCode::kPermissionDenied,
-                  "a TCP listener (" + options.listen +
-                      ") needs a bearer token, loopback included, or any local user could read "
-                      "and write this user's channels: give --token-file (quiver serve makes one "
-                      "when none is given), or listen on a Unix socket (the default)");
+    return Status::PermissionDenied(
+        "a TCP listener (" + options.listen +
+        ") needs a bearer token, loopback included, or any local user could read "
+        "and write this user's channels: give --token-file (quiver serve makes one "
+        "when none is given), or listen on a Unix socket (the default)");
   }
   if (!unix_socket && !IsLoopback(address.host) && !tls && !options.allow_insecure_remote) {
-    return Status(ErrorCode::kPermissionDenied,
-                  "refusing to serve on " + address.host +
-                      ", which is not a loopback address, without TLS (--tls-cert/--tls-key): "
-                      "the token would cross the network in clear; pass "
-                      "--allow-insecure-remote to do it anyway");
+    return Status::PermissionDenied(
+        "refusing to serve on " + address.host +
+        ", which is not a loopback address, without TLS (--tls-cert/--tls-key): "
+        "the token would cross the network in clear; pass "
+        "--allow-insecure-remote to do it anyway");
   }
   if (unix_socket) QUIVER_RETURN_IF_ERROR(PrepareUnixSocket(address.unix_socket));
   auto location = unix_socket ? fl::Location::ForGrpcUnix(address.unix_socket)
@@ -384,9 +382,9 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& given) {
                            ? options.max_message_bytes
                            : std::max<size_t>(options.put_capacity, 1) + (size_t{1} << 20);
   if (limit > static_cast<size_t>(std::numeric_limits<int>::max())) {
-    return Status(ErrorCode::kInvalidArgument,
-                  "the message size limit " + std::to_string(limit) +
-                      " is above gRPC's largest (2 GiB - 1): lower --max-message-size or --capacity");
+    return Status::InvalidArgument(
+        "the message size limit " + std::to_string(limit) +
+        " is above gRPC's largest (2 GiB - 1): lower --max-message-size or --capacity");
   }
   bool limit_applied = false;
   server_options.builder_hook = LimitReceiveSize(static_cast<int>(limit), &limit_applied);
@@ -398,9 +396,9 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& given) {
   }
   if (!limit_applied) {
     (void)impl->server->Shutdown();
-    return Status(ErrorCode::kIoError,
-                  "cannot bound gRPC's message size in this Arrow Flight build (its ServerBuilder "
-                  "does not look as expected): refusing to serve without a limit");
+    return Status::IoError(
+        "cannot bound gRPC's message size in this Arrow Flight build (its ServerBuilder "
+        "does not look as expected): refusing to serve without a limit");
   }
   impl->max_message_bytes = limit;
   if (unix_socket) {
@@ -440,8 +438,8 @@ void Server::Shutdown(std::chrono::milliseconds grace) {
 Result<Address> ParseAddress(std::string_view uri, std::string_view what) {
   const std::string text(uri);
   auto bad = [&](const std::string& why) {
-    return Status(ErrorCode::kInvalidArgument, std::string(what) + " '" + text.substr(0, 200) +
-                                                   "': " + why + " (expected grpc://HOST:PORT or grpc+unix:///PATH)");
+    return Status::InvalidArgument(std::string(what) + " '" + text.substr(0, 200) + "': " + why +
+                                   " (expected grpc://HOST:PORT or grpc+unix:///PATH)");
   };
   const size_t colon_slashes = text.find("://");
   if (colon_slashes == std::string::npos) return bad("no scheme");
@@ -492,8 +490,7 @@ Result<Ticket> ParseTicket(std::string_view text) {
   const size_t question = text.find('?');
   Ticket ticket{std::string(text.substr(0, question))};
   if (ticket.channel.empty()) {
-    return Status(ErrorCode::kInvalidArgument,
-                  "ticket: no channel name (NAME[?from=latest|from=oldest])");
+    return Status::InvalidArgument("ticket: no channel name (NAME[?from=latest|from=oldest])");
   }
   if (question == std::string_view::npos) return ticket;
   std::string_view options = text.substr(question + 1);
@@ -503,14 +500,13 @@ Result<Ticket> ParseTicket(std::string_view text) {
     const std::string_view option = options.substr(0, amp);
     options = amp == std::string_view::npos ? std::string_view() : options.substr(amp + 1);
     if (option == "from=latest" || option == "from=oldest") {
-      if (from_given) return Status(ErrorCode::kInvalidArgument, "ticket: from= given twice");
+      if (from_given) return Status::InvalidArgument("ticket: from= given twice");
       from_given = true;
       ticket.from_oldest = option == "from=oldest";
       continue;
     }
-    return Status(ErrorCode::kInvalidArgument, "ticket: unknown option '" +
-                                                   std::string(option.substr(0, 80)) +
-                                                   "' (known: from=latest, from=oldest)");
+    return Status::InvalidArgument("ticket: unknown option '" + std::string(option.substr(0, 80)) +
+                                   "' (known: from=latest, from=oldest)");
   }
   return ticket;
 }
@@ -520,9 +516,8 @@ Result<RemoteChannel> ParseRemoteChannel(std::string_view uri) {
   if (!address.unix_socket.empty()) {  // grpc+unix:///SOCKET/CHANNEL: names have no '/'
     const size_t slash = address.unix_socket.rfind('/');
     if (slash == 0) {
-      return Status(ErrorCode::kInvalidArgument,
-                    "remote channel '" + std::string(uri.substr(0, 200)) +
-                        "': no channel (grpc+unix:///SOCKET/CHANNEL)");
+      return Status::InvalidArgument("remote channel '" + std::string(uri.substr(0, 200)) +
+                                     "': no channel (grpc+unix:///SOCKET/CHANNEL)");
     }
     const std::string path = address.unix_socket.substr(slash + 1);
     QUIVER_ASSIGN_OR_RETURN(Ticket ticket, ParseTicket(path));
@@ -530,9 +525,8 @@ Result<RemoteChannel> ParseRemoteChannel(std::string_view uri) {
                          ticket.channel};
   }
   if (address.path.empty()) {
-    return Status(ErrorCode::kInvalidArgument, "remote channel '" +
-                                                   std::string(uri.substr(0, 200)) +
-                                                   "': no channel (grpc://HOST:PORT/CHANNEL)");
+    return Status::InvalidArgument("remote channel '" + std::string(uri.substr(0, 200)) +
+                                   "': no channel (grpc://HOST:PORT/CHANNEL)");
   }
   QUIVER_ASSIGN_OR_RETURN(Ticket ticket, ParseTicket(address.path));
   const std::string host =

@@ -74,7 +74,7 @@ Result<std::vector<Message>> MessagesFor(const arrow::RecordBatch& batch) {
   arrow::ipc::DictionaryFieldMapper mapper(*batch.schema());
   auto dictionaries = arrow::ipc::CollectDictionaries(batch, mapper);
   if (!dictionaries.ok()) {
-    return Status(ErrorCode::kInvalidArgument, dictionaries.status().ToString());
+    return Status::InvalidArgument(dictionaries.status().ToString());
   }
   for (const auto& [id, dictionary] : *dictionaries) {
     auto dict_batch = arrow::RecordBatch::Make(
@@ -139,7 +139,7 @@ Status DictionaryValueTypes(const arrow::FieldVector& fields, std::vector<int>* 
     auto type = fields[i]->type();
     if (type->id() == arrow::Type::DICTIONARY) {
       auto id = mapper.GetFieldId(*path);
-      if (!id.ok()) return Status(ErrorCode::kShmCorruption, id.status().ToString());
+      if (!id.ok()) return Status::ShmCorruption(id.status().ToString());
       type = static_cast<const arrow::DictionaryType&>(*type).value_type();
       (*out)[*id] = type;
     }
@@ -159,8 +159,7 @@ Result<Channel> CreateArrowChannel(std::string_view name,
   QUIVER_RETURN_IF_ERROR(payload::CheckEvolution({}, *schema));
   auto serialized = arrow::ipc::SerializeSchema(*schema);
   if (!serialized.ok()) {
-    return Status(ErrorCode::kInvalidArgument,
-                  "serializing schema: " + serialized.status().ToString());
+    return Status::InvalidArgument("serializing schema: " + serialized.status().ToString());
   }
   options.type_descriptor = (*serialized)->ToString();
   return Channel::Create(name, options);
@@ -168,8 +167,7 @@ Result<Channel> CreateArrowChannel(std::string_view name,
 
 Result<std::shared_ptr<arrow::Schema>> ChannelSchema(const Channel& channel, uint32_t version) {
   if (channel.type_versions() == 0) {
-    return Status(ErrorCode::kInvalidArgument,
-                  "channel '" + channel.name() + "' carries no Arrow schema");
+    return Status::InvalidArgument("channel '" + channel.name() + "' carries no Arrow schema");
   }
   if (version == 0) version = channel.type_versions();
   QUIVER_ASSIGN_OR_RETURN(std::string_view bytes, channel.TypeDescriptor(version));
@@ -179,9 +177,8 @@ Result<std::shared_ptr<arrow::Schema>> ChannelSchema(const Channel& channel, uin
   arrow::ipc::DictionaryMemo memo;
   auto schema = arrow::ipc::ReadSchema(&reader, &memo);
   if (!schema.ok()) {
-    return Status(ErrorCode::kShmCorruption, "schema version " + std::to_string(version) +
-                                                 " of channel '" + channel.name() +
-                                                 "': " + schema.status().ToString());
+    return Status::ShmCorruption("schema version " + std::to_string(version) + " of channel '" +
+                                 channel.name() + "': " + schema.status().ToString());
   }
   return *schema;
 }
@@ -302,7 +299,7 @@ Result<uint32_t> ArrowPublisher::SchemaVersionFor(const std::shared_ptr<arrow::S
     QUIVER_RETURN_IF_ERROR(CheckSchemaFollows(channel_, *schema));
     auto serialized = arrow::ipc::SerializeSchema(*schema);
     if (!serialized.ok()) {
-      return Status(ErrorCode::kInvalidArgument, serialized.status().ToString());
+      return Status::InvalidArgument(serialized.status().ToString());
     }
     QUIVER_ASSIGN_OR_RETURN(version, publisher_.RegisterType((*serialized)->ToString()));
   }
@@ -383,9 +380,8 @@ Result<LoanedSample> ArrowPublisher::Encode(BatchLoan&& batch_loan,
   std::vector<uint64_t> metadata_offsets;
   const uint64_t meta_end = PlanMetadata(messages, &metadata_offsets);
   if (meta_end > body_offset) {
-    return Status(ErrorCode::kInvalidArgument,
-                  "the batch's IPC metadata (" + std::to_string(meta_end) +
-                      " bytes) exceeds the BatchLoan's reserve; use Publish(batch)");
+    return Status::InvalidArgument("the batch's IPC metadata (" + std::to_string(meta_end) +
+                                   " bytes) exceeds the BatchLoan's reserve; use Publish(batch)");
   }
   for (size_t i = 0; i < messages.size(); ++i) {
     entries.push_back({messages[i].dictionary_id, metadata_offsets[i],
@@ -441,9 +437,9 @@ Result<ArrowSubscriber> ArrowSubscriber::Make(Channel& channel, ArrowSubscriberO
 
 Result<std::shared_ptr<arrow::Schema>> ArrowSubscriber::SchemaOf(uint32_t version) {
   if (version == 0 || version > channel_.type_versions()) {
-    return Status(ErrorCode::kShmCorruption,
-                  "sample names schema version " + std::to_string(version) + " but channel '" +
-                      channel_.name() + "' has " + std::to_string(channel_.type_versions()));
+    return Status::ShmCorruption("sample names schema version " + std::to_string(version) +
+                                 " but channel '" + channel_.name() + "' has " +
+                                 std::to_string(channel_.type_versions()));
   }
   if (schemas_.size() < version) schemas_.resize(version);
   if (!schemas_[version - 1]) {
@@ -459,8 +455,8 @@ Result<ArrowSample> ArrowSubscriber::Decode(Sample sample) {
   const std::span<const std::byte> bytes = held->data();
   QUIVER_ASSIGN_OR_RETURN(SampleHeader header, ReadSampleHeader(bytes, PayloadKind::kArrowBatch));
   auto corrupt = [&](const std::string& what) {
-    return Status(ErrorCode::kShmCorruption, "Arrow sample " + std::to_string(sequence) + " of '" +
-                                                 channel_.name() + "': " + what);
+    return Status::ShmCorruption("Arrow sample " + std::to_string(sequence) + " of '" +
+                                 channel_.name() + "': " + what);
   };
   MessageTable table;
   if (header.meta_length < sizeof(table)) return corrupt("no message table");

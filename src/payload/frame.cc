@@ -35,7 +35,7 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   return true;
 }
 
-Status Invalid(const std::string& what) { return Status(ErrorCode::kInvalidArgument, what); }
+Status Invalid(const std::string& what) { return Status::InvalidArgument(what); }
 
 // Loans header + body bytes and writes both headers; returns the loan and its body.
 template <typename KindHeader>
@@ -65,20 +65,19 @@ Status ReadHeaders(const Sample& sample, PayloadKind kind, SampleHeader* header,
   QUIVER_ASSIGN_OR_RETURN(*header, ReadSampleHeader(sample.data(), kind));
   const std::string what = std::string(PayloadKindName(kind)) + " sample: ";
   if (header->meta_length != sizeof(KindHeader)) {
-    return Status(ErrorCode::kShmCorruption,
-                  what + "meta_length " + std::to_string(header->meta_length) + ", expected " +
-                      std::to_string(sizeof(KindHeader)));
+    return Status::ShmCorruption(what + "meta_length " + std::to_string(header->meta_length) +
+                                 ", expected " + std::to_string(sizeof(KindHeader)));
   }
   std::memcpy(kind_header, sample.data().data() + header->meta_offset, sizeof(KindHeader));
   return Status::OK();
 }
 
 Status AudioCorrupt(const std::string& what) {
-  return Status(ErrorCode::kShmCorruption, "audio_frame sample: " + what);
+  return Status::ShmCorruption("audio_frame sample: " + what);
 }
 
 Status ImageCorrupt(const std::string& what) {
-  return Status(ErrorCode::kShmCorruption, "image_frame sample: " + what);
+  return Status::ShmCorruption("image_frame sample: " + what);
 }
 
 // Bytes of `info`'s PCM, or nullopt on overflow.
@@ -346,7 +345,7 @@ Result<std::shared_ptr<arrow::RecordBatch>> ImageFrameToEvidenceBatch(const Imag
 
   // The one allocation on the pixel path: two int32 offsets, [0, size).
   auto offsets = arrow::AllocateBuffer(2 * sizeof(int32_t));
-  if (!offsets.ok()) return Status(ErrorCode::kIoError, offsets.status().ToString());
+  if (!offsets.ok()) return Status::IoError(offsets.status().ToString());
   const int32_t offset_values[2] = {0, size};
   std::memcpy((*offsets)->mutable_data(), offset_values, sizeof(offset_values));
   // An empty span may carry any pointer: slice it at the sample's start.
@@ -361,7 +360,7 @@ Result<std::shared_ptr<arrow::RecordBatch>> ImageFrameToEvidenceBatch(const Imag
   auto height = column(arrow::Int32Scalar(static_cast<int32_t>(frame.info.height)));
   auto format = column(arrow::StringScalar(std::string(PixelFormatName(frame.info.format))));
   if (!width.ok() || !height.ok() || !format.ok()) {
-    return Status(ErrorCode::kIoError, "cannot build Evidence columns");
+    return Status::IoError("cannot build Evidence columns");
   }
   return arrow::RecordBatch::Make(EvidenceSchema(), 1, {data, *width, *height, *format});
 }

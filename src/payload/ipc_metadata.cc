@@ -63,7 +63,7 @@ class Flatbuffer {
 };
 
 Status NotARecordBatch(const std::string& why) {
-  return Status(ErrorCode::kInvalidArgument, "not an Arrow RecordBatch message: " + why);
+  return Status::InvalidArgument("not an Arrow RecordBatch message: " + why);
 }
 
 }  // namespace
@@ -91,9 +91,8 @@ Status RewriteBufferSpans(std::span<uint8_t> metadata, std::span<const BufferSpa
   uint32_t count = 0;
   if (vector == 0 || !fb.Load(vector, &count)) return NotARecordBatch("no buffers vector");
   if (count != buffers.size()) {
-    return Status(ErrorCode::kInvalidArgument, "the message describes " + std::to_string(count) +
-                                                   " buffers, not " +
-                                                   std::to_string(buffers.size()));
+    return Status::InvalidArgument("the message describes " + std::to_string(count) +
+                                   " buffers, not " + std::to_string(buffers.size()));
   }
   for (size_t i = 0; i < buffers.size(); ++i) {
     const size_t entry = vector + 4 + i * kBufferStructBytes;

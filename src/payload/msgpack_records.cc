@@ -86,9 +86,8 @@ std::string PathJoin(const std::string& parent, const std::string& name) {
 }
 
 Status Unsupported(const std::string& path, const arrow::DataType& type) {
-  return Status(ErrorCode::kInvalidArgument, "DecodeMsgpackRecords: field '" + path +
-                                                 "' has type " + type.ToString() +
-                                                 ", which msgpack records cannot fill");
+  return Status::InvalidArgument("DecodeMsgpackRecords: field '" + path + "' has type " +
+                                 type.ToString() + ", which msgpack records cannot fill");
 }
 
 // Builds the column for `field` and its builder tree. The builders are made here rather than
@@ -518,9 +517,9 @@ class RecordsVisitor {
   void insufficient_bytes(size_t /*parsed_offset*/, size_t /*error_offset*/) {
     if (!status_.ok()) return;
     if (stack_.empty()) {
-      status_ = Status(ErrorCode::kInvalidArgument,
-                       "truncated msgpack: expected an array of records, input has " +
-                           std::to_string(input_size_) + " bytes");
+      status_ =
+          Status::InvalidArgument("truncated msgpack: expected an array of records, input has " +
+                                  std::to_string(input_size_) + " bytes");
     } else {
       Fail("truncated msgpack: the input ends inside this value (" + std::to_string(input_size_) +
            " bytes)");
@@ -732,7 +731,7 @@ class RecordsVisitor {
   // Records the error at the current position; returns false to stop the parser.
   bool Fail(const std::string& what, const Column* missing = nullptr) {
     const std::string where = Where(missing);
-    status_ = Status(ErrorCode::kInvalidArgument, where.empty() ? what : where + ": " + what);
+    status_ = Status::InvalidArgument(where.empty() ? what : where + ": " + what);
     return false;
   }
 
@@ -784,8 +783,7 @@ class RecordsVisitor {
 Result<std::shared_ptr<arrow::RecordBatch>> DecodeMsgpackRecords(
     std::string_view msgpack, const std::shared_ptr<arrow::Schema>& schema,
     arrow::MemoryPool* pool) {
-  if (schema == nullptr)
-    return Status(ErrorCode::kInvalidArgument, "DecodeMsgpackRecords: no schema");
+  if (schema == nullptr) return Status::InvalidArgument("DecodeMsgpackRecords: no schema");
   static const bool utf8_ready = (arrow::util::InitializeUTF8(), true);
   (void)utf8_ready;
 
@@ -806,15 +804,14 @@ Result<std::shared_ptr<arrow::RecordBatch>> DecodeMsgpackRecords(
     parsed = msgpack::parse(msgpack.data(), msgpack.size(), offset, visitor);
   } catch (const std::exception& e) {
     // The parser's own stack can throw bad_alloc; nothing else in it should.
-    return Status(ErrorCode::kInvalidArgument, std::string("malformed msgpack: ") + e.what());
+    return Status::InvalidArgument(std::string("malformed msgpack: ") + e.what());
   }
   if (!visitor.status().ok()) return visitor.status();
-  if (!parsed) return Status(ErrorCode::kInvalidArgument, "malformed msgpack");
+  if (!parsed) return Status::InvalidArgument("malformed msgpack");
   if (offset != msgpack.size()) {
-    return Status(ErrorCode::kInvalidArgument,
-                  std::to_string(msgpack.size() - offset) +
-                      " trailing bytes after the records array (at byte " + std::to_string(offset) +
-                      ")");
+    return Status::InvalidArgument(std::to_string(msgpack.size() - offset) +
+                                   " trailing bytes after the records array (at byte " +
+                                   std::to_string(offset) + ")");
   }
 
   std::vector<std::shared_ptr<arrow::Array>> columns;

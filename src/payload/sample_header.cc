@@ -7,10 +7,14 @@ namespace quiver {
 
 std::string_view PayloadKindName(PayloadKind kind) {
   switch (kind) {
-    case PayloadKind::kArrowBatch: return "arrow_batch";
-    case PayloadKind::kTensor: return "tensor";
-    case PayloadKind::kAudioFrame: return "audio_frame";
-    case PayloadKind::kImageFrame: return "image_frame";
+    case PayloadKind::kArrowBatch:
+      return "arrow_batch";
+    case PayloadKind::kTensor:
+      return "tensor";
+    case PayloadKind::kAudioFrame:
+      return "audio_frame";
+    case PayloadKind::kImageFrame:
+      return "image_frame";
   }
   return "unknown";
 }
@@ -25,8 +29,7 @@ SampleHeader MakeSampleHeader(PayloadKind kind) {
 
 Result<SampleHeader> ReadSampleHeader(std::span<const std::byte> sample, PayloadKind expected) {
   auto corrupt = [&](const std::string& what) {
-    return Status(ErrorCode::kShmCorruption, "sample of " + std::to_string(sample.size()) +
-                                                 " bytes: " + what);
+    return Status::ShmCorruption("sample of " + std::to_string(sample.size()) + " bytes: " + what);
   };
   if (sample.size() < sizeof(SampleHeader)) return corrupt("too small for a sample header");
   SampleHeader h;
@@ -41,9 +44,8 @@ Result<SampleHeader> ReadSampleHeader(std::span<const std::byte> sample, Payload
     if (PayloadKindName(kind) == "unknown") {
       return corrupt("unknown payload kind " + std::to_string(h.kind));
     }
-    return Status(ErrorCode::kInvalidArgument,
-                  "sample carries a " + std::string(PayloadKindName(kind)) + ", not a " +
-                      std::string(PayloadKindName(expected)));
+    return Status::InvalidArgument("sample carries a " + std::string(PayloadKindName(kind)) +
+                                   ", not a " + std::string(PayloadKindName(expected)));
   }
   const uint64_t size = sample.size();
   if (h.meta_offset < sizeof(SampleHeader) || h.meta_offset > size ||

@@ -10,9 +10,7 @@
 namespace quiver::payload {
 namespace {
 
-Status Mismatch(const std::string& message) {
-  return Status(ErrorCode::kSchemaMismatch, message);
-}
+Status Mismatch(const std::string& message) { return Status::SchemaMismatch(message); }
 
 Status CheckUniqueNames(const arrow::Schema& schema, const char* whose) {
   std::set<std::string> seen;
@@ -57,7 +55,8 @@ Status CheckEvolution(const std::vector<std::shared_ptr<arrow::Schema>>& version
   }
   for (const auto& field : next.fields()) {
     bool existed = false;
-    for (const auto& version : versions) existed |= version->GetFieldByName(field->name()) != nullptr;
+    for (const auto& version : versions)
+      existed |= version->GetFieldByName(field->name()) != nullptr;
     if (!existed && !field->nullable()) {
       return Mismatch("the new schema adds non-nullable field '" + field->name() + "' (" +
                       field->type()->ToString() +
@@ -92,7 +91,8 @@ Status CheckReader(const arrow::Schema& reader, const arrow::Schema& channel_sch
 }
 
 Result<std::shared_ptr<arrow::RecordBatch>> ProjectByName(
-    const std::shared_ptr<arrow::RecordBatch>& batch, const std::shared_ptr<arrow::Schema>& reader) {
+    const std::shared_ptr<arrow::RecordBatch>& batch,
+    const std::shared_ptr<arrow::Schema>& reader) {
   std::vector<std::shared_ptr<arrow::Array>> columns;
   columns.reserve(reader->num_fields());
   for (const auto& wanted : reader->fields()) {
@@ -105,7 +105,8 @@ Result<std::shared_ptr<arrow::RecordBatch>> ProjectByName(
                         column->type()->ToString());
       }
       if (!wanted->nullable() && column->null_count() > 0) {
-        return Mismatch("field '" + wanted->name() + "' has nulls but the reader requires it "
+        return Mismatch("field '" + wanted->name() +
+                        "' has nulls but the reader requires it "
                         "non-null");
       }
       columns.push_back(column);
@@ -116,7 +117,7 @@ Result<std::shared_ptr<arrow::RecordBatch>> ProjectByName(
                       wanted->type()->ToString() + ") that the reader requires");
     }
     auto nulls = arrow::MakeArrayOfNull(wanted->type(), batch->num_rows());
-    if (!nulls.ok()) return Status(ErrorCode::kIoError, nulls.status().ToString());
+    if (!nulls.ok()) return Status::IoError(nulls.status().ToString());
     columns.push_back(*std::move(nulls));
   }
   return arrow::RecordBatch::Make(reader, batch->num_rows(), std::move(columns));

@@ -59,9 +59,7 @@ constexpr uint64_t AlignUp(uint64_t n, uint64_t alignment) {
 constexpr uint64_t kTensorBodyOffset =
     AlignUp(kSampleHeaderBytes + sizeof(TensorHeader), kBodyAlignment);
 
-Status Corrupt(const std::string& what) {
-  return Status(ErrorCode::kShmCorruption, "tensor sample: " + what);
-}
+Status Corrupt(const std::string& what) { return Status::ShmCorruption("tensor sample: " + what); }
 
 // Copies a row-major or strided source into row-major `out`, one element at a time.
 void CopyStrided(const arrow::Tensor& src, std::span<std::byte> out) {
@@ -93,27 +91,26 @@ LoanedTensor::LoanedTensor(LoanedSample sample, std::span<std::byte> data,
 Result<LoanedTensor> LoanTensor(Publisher& publisher, std::shared_ptr<arrow::DataType> type,
                                 std::vector<int64_t> shape) {
   if (type == nullptr || TypeFromId(static_cast<uint32_t>(type->id())) == nullptr) {
-    return Status(ErrorCode::kInvalidArgument,
-                  "tensor type must be a fixed-width integer or floating-point type, not " +
-                      (type ? type->ToString() : std::string("null")));
+    return Status::InvalidArgument(
+        "tensor type must be a fixed-width integer or floating-point type, not " +
+        (type ? type->ToString() : std::string("null")));
   }
   if (shape.size() > kMaxTensorDims) {
-    return Status(ErrorCode::kInvalidArgument, "tensor of " + std::to_string(shape.size()) +
-                                                   " dimensions; at most " +
-                                                   std::to_string(kMaxTensorDims));
+    return Status::InvalidArgument("tensor of " + std::to_string(shape.size()) +
+                                   " dimensions; at most " + std::to_string(kMaxTensorDims));
   }
   const auto elem = static_cast<int64_t>(type->byte_width());
   int64_t count = 1;
   for (int64_t dim : shape) {
     if (dim < 0 || __builtin_mul_overflow(count, dim, &count)) {
-      return Status(ErrorCode::kInvalidArgument,
-                    "tensor shape has a negative or too large "
-                    "dimension");
+      return Status::InvalidArgument(
+          "tensor shape has a negative or too large "
+          "dimension");
     }
   }
   int64_t body_length = 0;
   if (__builtin_mul_overflow(count, elem, &body_length)) {
-    return Status(ErrorCode::kInvalidArgument, "tensor too large");
+    return Status::InvalidArgument("tensor too large");
   }
   // Row-major strides in bytes: the last dimension is contiguous. An empty tensor gets the
   // element size in every dimension, as Arrow gives it, so readers see is_row_major().
@@ -155,7 +152,7 @@ Status PublishTensor(Publisher& publisher, const arrow::Tensor& tensor) {
   // An arrow::Tensor built with its plain constructor is unchecked: refuse one whose strides
   // would make us read outside its buffer.
   if (arrow::Status st = tensor.Validate(); !st.ok()) {
-    return Status(ErrorCode::kInvalidArgument, "invalid arrow::Tensor: " + st.ToString());
+    return Status::InvalidArgument("invalid arrow::Tensor: " + st.ToString());
   }
   QUIVER_ASSIGN_OR_RETURN(LoanedTensor loan, LoanTensor(publisher, tensor.type(), tensor.shape()));
   if (!loan.data().empty()) {
@@ -169,7 +166,7 @@ Status PublishTensor(Publisher& publisher, const arrow::Tensor& tensor) {
 }
 
 Result<std::shared_ptr<arrow::Tensor>> ReadTensor(std::shared_ptr<const Sample> sample) {
-  if (sample == nullptr) return Status(ErrorCode::kInvalidArgument, "null sample");
+  if (sample == nullptr) return Status::InvalidArgument("null sample");
   QUIVER_ASSIGN_OR_RETURN(SampleHeader header,
                           ReadSampleHeader(sample->data(), PayloadKind::kTensor));
   if (header.meta_length != sizeof(TensorHeader)) {

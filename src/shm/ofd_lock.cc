@@ -24,7 +24,7 @@ short TypeOf(LockKind kind) { return kind == LockKind::kShared ? F_RDLCK : F_WRL
 Status TryLockByte(int fd, uint64_t byte, LockKind kind) {
   struct flock fl = MakeLock(byte, TypeOf(kind));
   if (fcntl(fd, F_OFD_SETLK, &fl) == 0) return Status::OK();
-  if (errno == EAGAIN || errno == EACCES) return {ErrorCode::kBusy, "byte lock held by another"};
+  if (errno == EAGAIN || errno == EACCES) return Status::Busy("byte lock held by another");
   return Status::FromErrno("fcntl(F_OFD_SETLK)", errno);
 }
 

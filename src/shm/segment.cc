@@ -9,9 +9,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <mutex>
 #include <set>
-#include <cstdlib>
 #include <utility>
 
 #include "common/private_dir.h"
@@ -25,15 +25,15 @@ Status CheckOwnership(int fd, std::string_view what) {
   struct stat st {};
   if (fstat(fd, &st) != 0) return Status::FromErrno("fstat", errno);
   if (!S_ISREG(st.st_mode)) {
-    return {ErrorCode::kPermissionDenied, std::string(what) + " is not a regular file"};
+    return Status::PermissionDenied(std::string(what) + " is not a regular file");
   }
   if (st.st_uid != geteuid()) {
-    return {ErrorCode::kPermissionDenied,
-            std::string(what) + " is owned by uid " + std::to_string(st.st_uid) + ", not by us"};
+    return Status::PermissionDenied(std::string(what) + " is owned by uid " +
+                                    std::to_string(st.st_uid) + ", not by us");
   }
   if ((st.st_mode & 077) != 0) {
-    return {ErrorCode::kPermissionDenied,
-            std::string(what) + " is accessible to other users (mode is not 0600)"};
+    return Status::PermissionDenied(std::string(what) +
+                                    " is accessible to other users (mode is not 0600)");
   }
   return Status::OK();
 }
@@ -64,16 +64,16 @@ Status Reserve(int fd, size_t bytes) {
     const bool known = fstatfs(fd, &fs) == 0;
     const std::string free_text =
         known ? " (" + std::to_string(static_cast<uint64_t>(fs.f_bavail) * fs.f_bsize >> 20) +
-                    " MiB free of " + std::to_string(static_cast<uint64_t>(fs.f_blocks) * fs.f_bsize >> 20) +
-                    " MiB)"
+                    " MiB free of " +
+                    std::to_string(static_cast<uint64_t>(fs.f_blocks) * fs.f_bsize >> 20) + " MiB)"
               : "";
-    return Status(ErrorCode::kCapacityExceeded,
-                  "not enough shared memory for " + std::to_string(bytes >> 20) +
-                      " MiB in its file system" + free_text +
-                      ": give the channel a smaller capacity, give the file system more room "
-                      "(a container: docker run --shm-size=1g), or make a memfd channel "
-                      "(Backing::kMemfd, Python memfd=True), which takes memory like any "
-                      "process rather than from /dev/shm");
+    return Status::CapacityExceeded(
+        "not enough shared memory for " + std::to_string(bytes >> 20) + " MiB in its file system" +
+        free_text +
+        ": give the channel a smaller capacity, give the file system more room "
+        "(a container: docker run --shm-size=1g), or make a memfd channel "
+        "(Backing::kMemfd, Python memfd=True), which takes memory like any "
+        "process rather than from /dev/shm");
   }
   if (rc != 0 && rc != EOPNOTSUPP && rc != EINVAL) {
     return Status::FromErrno("reserving " + std::to_string(bytes) + " bytes of shared memory", rc);
@@ -135,18 +135,18 @@ std::string Segment::PathOf(std::string_view name) { return Directory() + "/" + 
 
 Status Segment::ValidateName(std::string_view name) {
   if (name.empty() || name.size() > 64) {
-    return {ErrorCode::kInvalidArgument,
-            "channel name must be 1 to 64 characters, got " + std::to_string(name.size())};
+    return Status::InvalidArgument("channel name must be 1 to 64 characters, got " +
+                                   std::to_string(name.size()));
   }
   if (name.front() == '.') {
-    return {ErrorCode::kInvalidArgument, "channel name must not start with '.'"};
+    return Status::InvalidArgument("channel name must not start with '.'");
   }
   for (char c : name) {
     bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
               c == '.' || c == '_' || c == '-';
     if (!ok) {
-      return {ErrorCode::kInvalidArgument,
-              "channel name '" + std::string(name) + "' has a character outside [A-Za-z0-9._-]"};
+      return Status::InvalidArgument("channel name '" + std::string(name) +
+                                     "' has a character outside [A-Za-z0-9._-]");
     }
   }
   return Status::OK();
@@ -266,11 +266,11 @@ Result<Segment> Segment::CreateNamed(std::string_view name, size_t bytes, const 
         continue;
       }
     }
-    return Status(ErrorCode::kAlreadyExists, "channel '" + std::string(name) +
-                                                 "' already exists and is in use (" + path + ")");
+    return Status::AlreadyExists("channel '" + std::string(name) +
+                                 "' already exists and is in use (" + path + ")");
   }
-  return Status(ErrorCode::kAlreadyExists,
-                "channel '" + std::string(name) + "' keeps being re-created by another process");
+  return Status::AlreadyExists("channel '" + std::string(name) +
+                               "' keeps being re-created by another process");
 }
 
 Result<Segment> Segment::CreateMemfd(std::string_view name, size_t bytes, const Initializer& init) {
@@ -294,8 +294,7 @@ Result<Segment> Segment::OpenNamed(std::string_view name) {
   QUIVER_RETURN_IF_ERROR(ValidateName(name));
   const std::string path = PathOf(name);
   auto not_found = [&] {
-    return Status(ErrorCode::kNotFound,
-                  "channel '" + std::string(name) + "' does not exist (no " + path + ")");
+    return Status::NotFound("channel '" + std::string(name) + "' does not exist (no " + path + ")");
   };
   QUIVER_ASSIGN_OR_RETURN(bool have_directory, CheckUserDirectory(/*create=*/false));
   if (!have_directory) return not_found();
@@ -306,10 +305,10 @@ Result<Segment> Segment::OpenNamed(std::string_view name) {
     if (!fd.valid()) {
       if (errno == ENOENT) return not_found();
       if (errno == ELOOP) {
-        return Status(ErrorCode::kPermissionDenied, path + " is a symbolic link; refusing it");
+        return Status::PermissionDenied(path + " is a symbolic link; refusing it");
       }
       if (errno == EACCES) {
-        return Status(ErrorCode::kPermissionDenied, "no permission to open " + path);
+        return Status::PermissionDenied("no permission to open " + path);
       }
       return Status::FromErrno("opening " + path, errno);
     }
@@ -317,16 +316,16 @@ Result<Segment> Segment::OpenNamed(std::string_view name) {
     QUIVER_ASSIGN_OR_RETURN(OpenOutcome outcome, Join(fd.get(), path));
     if (outcome == OpenOutcome::kGone) continue;
     if (outcome == OpenOutcome::kStale) {
-      return Status(ErrorCode::kNotFound, "channel '" + std::string(name) +
-                                              "' does not exist (removed a stale segment of a "
-                                              "dead owner: " +
-                                              path + ")");
+      return Status::NotFound("channel '" + std::string(name) +
+                              "' does not exist (removed a stale segment of a "
+                              "dead owner: " +
+                              path + ")");
     }
     struct stat st {};
     if (fstat(fd.get(), &st) != 0) return Status::FromErrno("fstat", errno);
     return Segment(std::move(fd), static_cast<size_t>(st.st_size), path);
   }
-  return Status(ErrorCode::kBusy, "channel '" + std::string(name) + "' keeps disappearing");
+  return Status::Busy("channel '" + std::string(name) + "' keeps disappearing");
 }
 
 Result<Segment> Segment::FromFd(int fd) {
@@ -351,7 +350,7 @@ Result<bool> Segment::RemoveIfStale(std::string_view name) {
   if (!fd.valid()) {
     if (errno == ENOENT) return false;
     if (errno == ELOOP) {
-      return Status(ErrorCode::kPermissionDenied, path + " is a symbolic link; refusing it");
+      return Status::PermissionDenied(path + " is a symbolic link; refusing it");
     }
     return Status::FromErrno("opening " + path, errno);
   }
@@ -405,9 +404,9 @@ Result<std::vector<std::string>> Segment::ListNamed() {
 
 Result<Mapping> Segment::Map(size_t offset, size_t length, Protection protection) const {
   if (length == 0 || offset > size_ || length > size_ - offset) {
-    return Status(ErrorCode::kShmCorruption,
-                  "mapping [" + std::to_string(offset) + ", +" + std::to_string(length) +
-                      ") lies outside the segment of " + std::to_string(size_) + " bytes");
+    return Status::ShmCorruption("mapping [" + std::to_string(offset) + ", +" +
+                                 std::to_string(length) + ") lies outside the segment of " +
+                                 std::to_string(size_) + " bytes");
   }
   int prot = protection == Protection::kReadOnly ? PROT_READ : PROT_READ | PROT_WRITE;
   // MAP_POPULATE: fault every page in now, never on the hot path.

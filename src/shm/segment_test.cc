@@ -46,8 +46,8 @@ TEST(SegmentTest, InitializerRunsBeforeTheNameAppears) {
 
 TEST(SegmentTest, FailingInitializerLeavesNothingBehind) {
   const std::string name = UniqueName("initfail");
-  auto segment = Segment::CreateNamed(
-      name, 4096, [](Segment&) { return Status(ErrorCode::kInvalidArgument, "no"); });
+  auto segment =
+      Segment::CreateNamed(name, 4096, [](Segment&) { return Status::InvalidArgument("no"); });
   EXPECT_EQ(segment.status().code(), ErrorCode::kInvalidArgument);
   EXPECT_FALSE(std::filesystem::exists(PathOf(name)));
 }

@@ -48,8 +48,7 @@ inline Result<std::shared_ptr<arrow::Schema>> ToArrowSchema(
   for (const SchemaField& f : fields) {
     auto type = ArrowTypeOf(f.type);
     if (type == nullptr) {
-      return Status(ErrorCode::kInvalidArgument,
-                    "field '" + f.name + "' has unknown type '" + f.type + "'");
+      return Status::InvalidArgument("field '" + f.name + "' has unknown type '" + f.type + "'");
     }
     arrow_fields.push_back(arrow::field(f.name, std::move(type), f.nullable));
   }

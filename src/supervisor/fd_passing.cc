@@ -17,7 +17,7 @@ Result<std::pair<sockaddr_un, socklen_t>> MakeAddress(std::string_view address) 
   const bool abstract = !address.empty() && address.front() == '@';
   // An abstract name starts with a NUL byte in sun_path and is not NUL-terminated.
   if (address.size() < 2 || address.size() > sizeof(addr.sun_path) - 1) {
-    return Status(ErrorCode::kInvalidArgument, "bad socket address '" + std::string(address) + "'");
+    return Status::InvalidArgument("bad socket address '" + std::string(address) + "'");
   }
   std::memcpy(addr.sun_path, address.data(), address.size());
   if (abstract) addr.sun_path[0] = '\0';
@@ -107,7 +107,7 @@ Status SendWithFd(int socket, std::string_view bytes, int fd) {
   if (n < 0) return Status::FromErrno("sendmsg", errno);
   // Replies are a few bytes on a fresh connection: they always fit the socket buffer.
   if (static_cast<size_t>(n) != bytes.size()) {
-    return Status(ErrorCode::kIoError, "sendmsg sent a partial reply");
+    return Status::IoError("sendmsg sent a partial reply");
   }
   return Status::OK();
 }
@@ -117,7 +117,7 @@ Result<LineWithFd> ReceiveLineWithFd(int socket, size_t max_bytes, Deadline dead
   while (out.line.size() < max_bytes) {
     if (deadline) {  // per byte: a peer that drips bytes still ends at the deadline
       if (std::chrono::steady_clock::now() >= *deadline) {
-        return Status(ErrorCode::kTimeout, "no complete answer in time");
+        return Status::Timeout("no complete answer in time");
       }
       const timeval left = TimeLeft(*deadline);
       ::setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &left, sizeof(left));
@@ -133,7 +133,7 @@ Result<LineWithFd> ReceiveLineWithFd(int socket, size_t max_bytes, Deadline dead
     const ssize_t n = ::recvmsg(socket, &msg, MSG_CMSG_CLOEXEC);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && deadline) {
-      return Status(ErrorCode::kTimeout, "no complete answer in time");
+      return Status::Timeout("no complete answer in time");
     }
     if (n < 0) return Status::FromErrno("recvmsg", errno);
     for (cmsghdr* cmsg = CMSG_FIRSTHDR(&msg); cmsg != nullptr; cmsg = CMSG_NXTHDR(&msg, cmsg)) {
@@ -146,11 +146,11 @@ Result<LineWithFd> ReceiveLineWithFd(int socket, size_t max_bytes, Deadline dead
         if (!out.fd.valid()) out.fd = std::move(owned);
       }
     }
-    if (n == 0) return Status(ErrorCode::kPeerGone, "the peer closed the connection");
+    if (n == 0) return Status::PeerGone("the peer closed the connection");
     if (c == '\n') return out;
     out.line.push_back(c);
   }
-  return Status(ErrorCode::kInvalidArgument, "line longer than " + std::to_string(max_bytes));
+  return Status::InvalidArgument("line longer than " + std::to_string(max_bytes));
 }
 
 }  // namespace quiver::supervisor

@@ -9,8 +9,7 @@
 #include <set>
 #include <sstream>
 
-#include "channel/layout.h"
-#include "shm/segment.h"
+#include "common/byte_size.h"
 
 namespace quiver::supervisor {
 namespace {
@@ -61,7 +60,7 @@ class Checker {
     if (errors_.size() > kMaxReportedErrors) {
       message += "\n... and " + std::to_string(errors_.size() - kMaxReportedErrors) + " more";
     }
-    return Status(ErrorCode::kInvalidArgument, message);
+    return Status::InvalidArgument(message);
   }
 
   // Each Get* checks the value's type; on a mismatch it records "<what>: expected ..., got ...".
@@ -113,7 +112,7 @@ class Checker {
   void CheckName(const toml::node& value, const std::string& what, const std::string& name) {
     // Names travel in QUIVER_CHANNELS ("name=fd,...") and in output prefixes, so they keep to
     // the channel layer's character set, which has no ',' or '='.
-    if (Status st = shm::Segment::ValidateName(name); !st.ok()) {
+    if (Status st = Channel::ValidateName(name); !st.ok()) {
       std::string message = st.message();
       if (message.rfind("channel name", 0) == 0) message.erase(0, std::string("channel ").size());
       Error(LineOf(value), what + ": " + message);
@@ -137,24 +136,22 @@ class Checker {
       } else if (k == "overflow") {
         std::string policy;
         if (!GetString(value, what, &policy)) continue;
-        if (policy == "block") {
-          spec.overflow = OverflowPolicy::kBlock;
-        } else if (policy == "drop-oldest") {
-          spec.overflow = OverflowPolicy::kDropOldest;
+        Result<OverflowPolicy> parsed = ParseOverflowPolicy(policy);
+        if (parsed.ok()) {
+          spec.overflow = *parsed;
         } else {
-          Error(LineOf(value),
-                what + ": expected \"block\" or \"drop-oldest\", got \"" + policy + "\"");
+          Error(LineOf(value), what + ": " + parsed.status().message());
         }
       } else if (k == "max_subscribers") {
-        GetCount(value, what, 1, channel::kMaxSubscribers, &spec.max_subscribers);
+        GetCount(value, what, 1, kMaxSubscribers, &spec.max_subscribers);
       } else if (k == "max_samples") {
-        GetCount(value, what, 2, channel::kMaxSamples, &spec.max_samples);
+        GetCount(value, what, 2, kMaxSamples, &spec.max_samples);
       } else if (k == "stall_timeout") {
         // Seconds, an integer or a float: the channel's slow-consumer policy.
         const std::optional<double> seconds = value.value<double>();
         if (!seconds || !value.is_number()) {
-          Error(LineOf(value), what + ": expected seconds (a number), got " +
-                                   std::string(TypeName(value)));
+          Error(LineOf(value),
+                what + ": expected seconds (a number), got " + std::string(TypeName(value)));
         } else if (!(*seconds > 0) || *seconds > 86400) {
           Error(LineOf(value), what + ": must be more than 0 and at most 86400 seconds");
         } else {
@@ -207,7 +204,6 @@ class Checker {
                                std::string(TypeName(value)));
       return;
     }
-    constexpr uint64_t kMaxCapacity = uint64_t{1} << 40;  // the channel layer's limit
     if (bytes == 0 || bytes > kMaxCapacity) {
       Error(LineOf(value), what + ": must be 1 byte to 1TiB, got " + std::to_string(bytes));
       return;
@@ -380,45 +376,6 @@ const ChannelSpec* Pipeline::FindChannel(std::string_view name) const {
   return nullptr;
 }
 
-Result<uint64_t> ParseByteSize(std::string_view text) {
-  const char* begin = text.data();
-  const char* end = text.data() + text.size();
-  uint64_t number = 0;
-  auto [rest, ec] = std::from_chars(begin, end, number);
-  if (ec != std::errc() || rest == begin) {
-    return Status(ErrorCode::kInvalidArgument,
-                  "'" + std::string(text) + "' is not a size (e.g. \"256MiB\", \"4096\")");
-  }
-  std::string_view unit(rest, static_cast<size_t>(end - rest));
-  while (!unit.empty() && unit.front() == ' ') unit.remove_prefix(1);
-  struct Unit {
-    std::string_view name;
-    uint64_t factor;
-  };
-  static constexpr Unit kUnits[] = {{"", 1},
-                                    {"B", 1},
-                                    {"KiB", 1ull << 10},
-                                    {"MiB", 1ull << 20},
-                                    {"GiB", 1ull << 30},
-                                    {"TiB", 1ull << 40},
-                                    {"kB", 1000},
-                                    {"KB", 1000},
-                                    {"MB", 1000000},
-                                    {"GB", 1000000000},
-                                    {"TB", 1000000000000ull}};
-  for (const Unit& u : kUnits) {
-    if (unit != u.name) continue;
-    if (number > UINT64_MAX / u.factor) {
-      return Status(ErrorCode::kInvalidArgument, "size '" + std::string(text) + "' is too large");
-    }
-    return number * u.factor;
-  }
-  return Status(ErrorCode::kInvalidArgument,
-                "'" + std::string(text) +
-                    "' has an unknown unit (use B, KiB, MiB, GiB, TiB, kB, "
-                    "MB, GB or TB)");
-}
-
 Result<Pipeline> LoadPipelineFromString(std::string_view text, std::string_view source_name,
                                         const std::filesystem::path& base_dir) {
   Pipeline pipeline;
@@ -438,7 +395,7 @@ Result<Pipeline> LoadPipelineFromString(std::string_view text, std::string_view 
 
 Result<Pipeline> LoadPipeline(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return Status(ErrorCode::kNotFound, "cannot read pipeline file " + path.string());
+  if (!in) return Status::NotFound("cannot read pipeline file " + path.string());
   std::ostringstream text;
   text << in.rdbuf();
   return LoadPipelineFromString(

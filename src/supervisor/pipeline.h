@@ -69,9 +69,4 @@ Result<Pipeline> LoadPipeline(const std::filesystem::path& path);
 Result<Pipeline> LoadPipelineFromString(std::string_view text, std::string_view source_name,
                                         const std::filesystem::path& base_dir = ".");
 
-/// Parses a byte size: a non-negative integer with an optional unit B, KiB, MiB, GiB, TiB
-/// (powers of 1024) or kB, MB, GB, TB (powers of 1000), e.g. "256MiB". kInvalidArgument
-/// for anything else, including overflow.
-Result<uint64_t> ParseByteSize(std::string_view text);
-
 }  // namespace quiver::supervisor

@@ -91,14 +91,14 @@ std::string ExitStatus::ToString() const {
 
 Result<std::string> FindProgram(std::string_view command, std::string_view path_env,
                                 const std::filesystem::path& cwd) {
-  if (command.empty()) return Status(ErrorCode::kInvalidArgument, "empty command");
+  if (command.empty()) return Status::InvalidArgument("empty command");
   if (command.find('/') != std::string_view::npos) {
     const std::filesystem::path path(command);
     const std::filesystem::path where = path.is_absolute() || cwd.empty() ? path : cwd / path;
     if (!IsExecutableFile(where)) {
-      return Status(ErrorCode::kNotFound,
-                    "command '" + std::string(command) + "' is not an executable file" +
-                        (path.is_absolute() || cwd.empty() ? "" : " (in " + cwd.string() + ")"));
+      return Status::NotFound(
+          "command '" + std::string(command) + "' is not an executable file" +
+          (path.is_absolute() || cwd.empty() ? "" : " (in " + cwd.string() + ")"));
     }
     return std::string(command);  // execve resolves it after the child's chdir
   }
@@ -114,14 +114,14 @@ Result<std::string> FindProgram(std::string_view command, std::string_view path_
     if (colon == std::string_view::npos) break;
     rest.remove_prefix(colon + 1);
   }
-  return Status(ErrorCode::kNotFound, "command '" + std::string(command) + "' not found in PATH (" +
-                                          std::string(path_env) + ")");
+  return Status::NotFound("command '" + std::string(command) + "' not found in PATH (" +
+                          std::string(path_env) + ")");
 }
 
 Result<ChildProcess> Spawn(const SpawnRequest& request) {
   for (int fd : request.inherited_fds) {
     if (fd <= STDERR_FILENO) {
-      return Status(ErrorCode::kInvalidArgument, "cannot hand down fd " + std::to_string(fd));
+      return Status::InvalidArgument("cannot hand down fd " + std::to_string(fd));
     }
   }
   int status_pipe[2], out_pipe[2], err_pipe[2];
@@ -194,7 +194,7 @@ Result<ExitStatus> Reap(pid_t pid) {
   } while (rc < 0 && errno == EINTR);
   if (rc < 0) return Status::FromErrno("waitid " + std::to_string(pid), errno);
   if (info.si_pid == 0) {
-    return Status(ErrorCode::kIoError, "process " + std::to_string(pid) + " has not exited");
+    return Status::IoError("process " + std::to_string(pid) + " has not exited");
   }
   ExitStatus status;
   status.signaled = info.si_code == CLD_KILLED || info.si_code == CLD_DUMPED;

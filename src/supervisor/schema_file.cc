@@ -17,7 +17,7 @@ constexpr std::array<std::string_view, 20> kTypeNames = {
     "date32",  "timestamp[s]", "timestamp[ms]", "timestamp[us]", "timestamp[ns]"};
 
 Status Invalid(std::string_view source, const std::string& what) {
-  return Status(ErrorCode::kInvalidArgument, std::string(source) + ": " + what);
+  return Status::InvalidArgument(std::string(source) + ": " + what);
 }
 
 }  // namespace
@@ -74,16 +74,14 @@ Result<std::vector<SchemaField>> LoadSchemaFile(const std::filesystem::path& pat
   std::error_code ec;
   const auto status = std::filesystem::status(path, ec);
   if (!ec && std::filesystem::exists(status) && !std::filesystem::is_regular_file(status)) {
-    return Status(ErrorCode::kInvalidArgument,
-                  "schema file " + path.string() + " is not a regular file");
+    return Status::InvalidArgument("schema file " + path.string() + " is not a regular file");
   }
   if (!ec && std::filesystem::is_regular_file(status) &&
       std::filesystem::file_size(path, ec) > kMaxSchemaBytes && !ec) {
-    return Status(ErrorCode::kInvalidArgument,
-                  "schema file " + path.string() + " is larger than 1 MiB");
+    return Status::InvalidArgument("schema file " + path.string() + " is larger than 1 MiB");
   }
   std::ifstream in(path, std::ios::binary);
-  if (!in) return Status(ErrorCode::kNotFound, "cannot read schema file " + path.string());
+  if (!in) return Status::NotFound("cannot read schema file " + path.string());
   std::ostringstream text;
   text << in.rdbuf();
   return ParseSchemaJson(text.str(), path.string());

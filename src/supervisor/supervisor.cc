@@ -129,14 +129,14 @@ class Supervisor {
                              .overflow = spec.overflow,
                              .backing = Backing::kMemfd,
                              .stall_timeout = spec.stall_timeout};
-      Result<Channel> channel = Status(ErrorCode::kInvalidArgument, "");
+      Result<Channel> channel = Status::InvalidArgument("");
       if (options_.create_channel) {
         channel = options_.create_channel(spec, options);
       } else if (!spec.schema.empty()) {
-        channel = Status(ErrorCode::kInvalidArgument,
-                         "channel '" + spec.name +
-                             "' has a schema, but this supervisor was not "
-                             "given a factory for Arrow channels (RunOptions::create_channel)");
+        channel = Status::InvalidArgument(
+            "channel '" + spec.name +
+            "' has a schema, but this supervisor was not "
+            "given a factory for Arrow channels (RunOptions::create_channel)");
       } else {
         channel = Channel::Create(spec.name, options);
       }
@@ -539,9 +539,9 @@ Result<LineWithFd> AskSupervisor(std::string_view socket_address, const std::str
   QUIVER_ASSIGN_OR_RETURN(UniqueFd socket, std::move(connected));
   QUIVER_ASSIGN_OR_RETURN(uid_t uid, PeerUid(socket.get()));
   if (uid != ::geteuid()) {
-    return Status(ErrorCode::kPermissionDenied,
-                  "the socket " + Printable(socket_address) + " belongs to uid " +
-                      std::to_string(uid) + ", not to us: not our supervisor; ignored");
+    return Status::PermissionDenied("the socket " + Printable(socket_address) + " belongs to uid " +
+                                    std::to_string(uid) +
+                                    ", not to us: not our supervisor; ignored");
   }
   QUIVER_RETURN_IF_ERROR(SendWithFd(socket.get(), request, -1));
   Result<LineWithFd> reply = ReceiveLineWithFd(socket.get(), kMaxReply, deadline);
@@ -567,8 +567,8 @@ Result<UniqueFd> RequestChannelFd(std::string_view socket_address, std::string_v
 Result<std::vector<std::string>> ListSupervisedChannels(std::string_view socket_address) {
   QUIVER_ASSIGN_OR_RETURN(LineWithFd reply, AskSupervisor(socket_address, "list\n"));
   if (!reply.line.starts_with("ok")) {
-    return Status(ErrorCode::kIoError,
-                  "supervisor at " + Printable(socket_address) + ": " + Printable(reply.line));
+    return Status::IoError("supervisor at " + Printable(socket_address) + ": " +
+                           Printable(reply.line));
   }
   std::vector<std::string> names;
   std::string_view rest = std::string_view(reply.line).substr(2);
@@ -578,9 +578,8 @@ Result<std::vector<std::string>> ListSupervisedChannels(std::string_view socket_
     const std::string_view name = rest.substr(0, comma);
     // Our own supervisor only sends names it validated; anything else is not a channel.
     if (!shm::Segment::ValidateName(name).ok()) {
-      return Status(ErrorCode::kIoError, "supervisor at " + Printable(socket_address) +
-                                             " listed a bad channel name '" + Printable(name) +
-                                             "'");
+      return Status::IoError("supervisor at " + Printable(socket_address) +
+                             " listed a bad channel name '" + Printable(name) + "'");
     }
     names.emplace_back(name);
     rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);

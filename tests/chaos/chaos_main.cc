@@ -285,7 +285,7 @@ int RunSubscriber(const std::string& base, Board* board, int index, uint64_t see
         ++count;
         if (rng() % 16 == 0) std::this_thread::sleep_for(std::chrono::microseconds(100));
         if (board->churn.load() != 0 && rng() % 128 == 0) {  // leave and come back
-          sample = quiver::Status(ErrorCode::kTimeout, "released");  // hold nothing now
+          sample = quiver::Status::Timeout("released");      // hold nothing now
           close();
           if (join() != 0) return 1;
           last = -1;
@@ -755,8 +755,7 @@ class Driver {
     if (policy) {
       ++stats_.stops_policy;
       stats_.longest_wait_with_policy_ns = std::max(stats_.longest_wait_with_policy_ns, longest);
-      const int64_t limit =
-          std::chrono::nanoseconds(kStallTimeout).count() + g_detection_limit_ns;
+      const int64_t limit = std::chrono::nanoseconds(kStallTimeout).count() + g_detection_limit_ns;
       if (longest > limit) {
         Fail("with a stall policy of " + std::to_string(kStallTimeout.count()) +
                  " ms, the publisher waited " + std::to_string(longest / 1'000'000) +

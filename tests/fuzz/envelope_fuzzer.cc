@@ -1,10 +1,10 @@
 // libFuzzer entry point: control envelopes (ParseEnvelope) and the control line reader.
-// The target itself is quiver::fuzz::FuzzEnvelope in fuzz_targets.h (shared with
+// The target itself is quiver::fuzz::FuzzEnvelope in envelope_target.h (shared with
 // tests/fuzz_regression_test.cc). Run: scripts/fuzz.sh envelope_fuzzer
 #include <cstddef>
 #include <cstdint>
 
-#include "fuzz_targets.h"
+#include "envelope_target.h"
 
 extern "C" int LLVMFuzzerInitialize(int* /*argc*/, char*** /*argv*/) {
   quiver::fuzz::UseSystemMemoryPool();

@@ -20,7 +20,13 @@
 #include <sstream>
 #include <string>
 
-#include "fuzz_targets.h"
+#include "channel/layout.h"
+#include "quiver/arrow.h"
+#include "quiver/frame.h"
+#include "quiver/sample_header.h"
+#include "quiver/tensor.h"
+#include "sample_target.h"
+#include "supervisor/schema_file.h"
 
 namespace fs = std::filesystem;
 using namespace quiver;  // NOLINT(google-build-using-namespace): a small tool
@@ -510,6 +516,7 @@ capacity = 1048576
 overflow = "drop-oldest"
 max_subscribers = 2
 max_samples = 16
+stall_timeout = 1.5
 schema = "schema.json"
 
 [[channel]]

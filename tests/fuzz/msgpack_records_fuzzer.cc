@@ -1,10 +1,10 @@
 // libFuzzer entry point: DecodeMsgpackRecords with a fixed schema.
-// The target itself is quiver::fuzz::FuzzMsgpackRecords in fuzz_targets.h (shared with
-// tests/fuzz_regression_test.cc). Run: scripts/fuzz.sh msgpack_records_fuzzer
+// The target itself is quiver::fuzz::FuzzMsgpackRecords in msgpack_records_target.h (shared
+// with tests/fuzz_regression_test.cc). Run: scripts/fuzz.sh msgpack_records_fuzzer
 #include <cstddef>
 #include <cstdint>
 
-#include "fuzz_targets.h"
+#include "msgpack_records_target.h"
 
 extern "C" int LLVMFuzzerInitialize(int* /*argc*/, char*** /*argv*/) {
   quiver::fuzz::UseSystemMemoryPool();

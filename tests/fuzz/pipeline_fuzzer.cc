@@ -1,10 +1,10 @@
 // libFuzzer entry point: pipeline files (TOML), schema files and byte sizes.
-// The target itself is quiver::fuzz::FuzzPipeline in fuzz_targets.h (shared with
+// The target itself is quiver::fuzz::FuzzPipeline in pipeline_target.h (shared with
 // tests/fuzz_regression_test.cc). Run: scripts/fuzz.sh pipeline_fuzzer
 #include <cstddef>
 #include <cstdint>
 
-#include "fuzz_targets.h"
+#include "pipeline_target.h"
 
 extern "C" int LLVMFuzzerInitialize(int* /*argc*/, char*** /*argv*/) {
   quiver::fuzz::UseSystemMemoryPool();

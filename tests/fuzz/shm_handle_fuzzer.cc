@@ -1,10 +1,10 @@
 // libFuzzer entry point: shm_handle resolution (CheckHandleBounds, ResolveHandle) and channel
-// header validation. The target itself is quiver::fuzz::FuzzShmHandle in fuzz_targets.h (shared
-// with tests/fuzz_regression_test.cc). Run: scripts/fuzz.sh shm_handle_fuzzer
+// header validation. The target itself is quiver::fuzz::FuzzShmHandle in shm_handle_target.h
+// (shared with tests/fuzz_regression_test.cc). Run: scripts/fuzz.sh shm_handle_fuzzer
 #include <cstddef>
 #include <cstdint>
 
-#include "fuzz_targets.h"
+#include "shm_handle_target.h"
 
 extern "C" int LLVMFuzzerInitialize(int* /*argc*/, char*** /*argv*/) {
   quiver::fuzz::UseSystemMemoryPool();

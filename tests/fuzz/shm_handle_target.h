@@ -1,0 +1,305 @@
+// The shm handle target: CheckHandleBounds and ResolveHandle (src/control/handle.cc) against a
+// real channel, and the channel header validation (ValidateConfig) they rely on. A handle must
+// map exactly its bytes or be refused with kHandleOutOfRange; a header ValidateConfig accepts
+// must describe a layout that fits its segment. Run by shm_handle_fuzzer.cc; replayed by
+// tests/fuzz_regression_test.cc.
+//
+// Input: byte 0 selects the mode.
+//   0  direct handle:  u8 offset_kind, u64 offset, u8 size_kind, u64 size, u8 format,
+//                      u8 name_kind, then the segment name (name_kind odd: the fuzz channel)
+//   1  JSON handle:    the rest is the value of payload.shm_handle of a CMD_PROCESS envelope
+//   2  bad header:     u8 start, u8 length, then `length` bytes XORed into the real
+//                      ChannelConfig at `start` (in the segment itself), then u64 offset,
+//                      u64 size; resolved, then the header is restored
+//   3  ValidateConfig: u64 segment size delta, then up to 176 bytes XORed into a copy of
+//                      the real config; pure
+//
+// The channel is made once per process, on a memfd: nothing is created in /dev/shm, so a
+// fuzzer killed at any point leaves nothing behind.
+#pragma once
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "channel/layout.h"
+#include "control/envelope.h"
+#include "control/handle.h"
+#include "envelope_oracle.h"
+#include "fuzz_support.h"
+#include "quiver/channel.h"
+#include "quiver/status.h"
+
+namespace quiver::fuzz {
+
+// Reads a fuzz input front to back; past its end every read yields zeros. Used instead of
+// FuzzedDataProvider (which reads integers from the back) so that seeds are easy to write.
+class Reader {
+ public:
+  Reader(const uint8_t* data, size_t size) : data_(data), size_(size) {}
+  uint8_t U8() {
+    if (at_ >= size_) return 0;
+    return data_[at_++];
+  }
+  uint64_t U64() {
+    uint64_t v = 0;
+    for (int i = 0; i < 8; ++i) v |= uint64_t{U8()} << (8 * i);
+    return v;
+  }
+  std::span<const uint8_t> Bytes(size_t n) {
+    n = std::min(n, size_ - at_);
+    std::span<const uint8_t> out(data_ + at_, n);
+    at_ += n;
+    return out;
+  }
+  std::string_view Rest() {
+    std::string_view out(reinterpret_cast<const char*>(data_ + at_), size_ - at_);
+    at_ = size_;
+    return out;
+  }
+
+ private:
+  const uint8_t* data_;
+  size_t size_;
+  size_t at_ = 0;
+};
+
+inline constexpr std::string_view kHandleChannel = "fzhandle";
+
+struct HandleFixture {
+  Channel channel;
+  int fd = -1;
+  uint64_t segment_bytes = 0;
+  channel::ChannelConfig pristine{};
+  std::byte* header = nullptr;      // our own RW mapping of the first page, to corrupt it
+  const std::byte* data = nullptr;  // our own RO mapping of the data area, the reference
+};
+
+inline HandleFixture& GetHandleFixture() {
+  static HandleFixture* fixture = [] {
+    // 10000 bytes: a data area that is not a whole number of pages.
+    auto made = Channel::Create(kHandleChannel, {.capacity = 10000,
+                                                 .max_samples = 4,
+                                                 .max_subscribers = 2,
+                                                 .backing = Backing::kMemfd,
+                                                 .type_registry_bytes = 1024});
+    QUIVER_FUZZ_SETUP(made.ok(), StatusText(made.status()));
+    auto* f = new HandleFixture{std::move(made).value()};
+    f->fd = f->channel.fd();
+    // ResolveHandle attaches by name; QUIVER_CHANNELS makes that name the memfd.
+    const std::string env = std::string(kHandleChannel) + "=" + std::to_string(f->fd);
+    QUIVER_FUZZ_SETUP(setenv("QUIVER_CHANNELS", env.c_str(), 1) == 0, "setenv");
+    {  // Fill the data area with a pattern: a few samples.
+      auto publisher = f->channel.CreatePublisher();
+      QUIVER_FUZZ_SETUP(publisher.ok(), StatusText(publisher.status()));
+      std::vector<std::byte> bytes(2000);
+      for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = std::byte(i * 7 + 1);
+      for (int k = 0; k < 5; ++k) {
+        QUIVER_FUZZ_SETUP(publisher->PublishCopy(bytes).ok(), "publish");
+      }
+    }
+    const off_t end = lseek(f->fd, 0, SEEK_END);
+    QUIVER_FUZZ_SETUP(end > 0, "lseek");
+    f->segment_bytes = static_cast<uint64_t>(end);
+    void* header = mmap(nullptr, channel::kPageSize, PROT_READ | PROT_WRITE, MAP_SHARED, f->fd, 0);
+    QUIVER_FUZZ_SETUP(header != MAP_FAILED, std::strerror(errno));
+    f->header = static_cast<std::byte*>(header);
+    std::memcpy(&f->pristine, f->header, sizeof(f->pristine));
+    QUIVER_FUZZ_SETUP(f->pristine.data_capacity >= 10000, "capacity");
+    void* data = mmap(nullptr, f->pristine.data_capacity, PROT_READ, MAP_SHARED, f->fd,
+                      static_cast<off_t>(f->pristine.data_offset));
+    QUIVER_FUZZ_SETUP(data != MAP_FAILED, std::strerror(errno));
+    f->data = static_cast<const std::byte*>(data);
+    return f;
+  }();
+  return *fixture;
+}
+
+// Resolves `handle` and checks the outcome against what the fixture knows: for a handle to
+// the fuzz channel (`ours`), a view of exactly those bytes if the range lies inside its data
+// area and kHandleOutOfRange if not; for any other name, an error. Never a crash.
+inline void CheckResolve(const control::ShmHandle& handle, bool ours, const std::string& what) {
+  HandleFixture& f = GetHandleFixture();
+  const uint64_t capacity = f.pristine.data_capacity;
+  const Status bounds = control::CheckHandleBounds(handle.offset, handle.size, capacity);
+  const bool inside =
+      handle.size > 0 && handle.offset < capacity && handle.size <= capacity - handle.offset;
+  QUIVER_FUZZ_CHECK(bounds.ok() == inside, what + ": CheckHandleBounds says " + StatusText(bounds));
+  if (!bounds.ok()) {
+    QUIVER_FUZZ_CHECK(bounds.code() == ErrorCode::kHandleOutOfRange, StatusText(bounds));
+  }
+  Result<control::HandleView> view = control::ResolveHandle(handle);
+  if (!ours) {
+    QUIVER_FUZZ_CHECK(!view.ok(), what + ": a handle to another segment resolved");
+    const ErrorCode code = view.status().code();
+    QUIVER_FUZZ_CHECK(code == ErrorCode::kNotFound || code == ErrorCode::kInvalidArgument,
+                      what + ": " + StatusText(view.status()));
+    return;
+  }
+  QUIVER_FUZZ_CHECK(
+      view.ok() == inside,
+      what + ": " + (view.ok() ? std::string("resolved") : StatusText(view.status())));
+  if (!view.ok()) {
+    QUIVER_FUZZ_CHECK(view.status().code() == ErrorCode::kHandleOutOfRange,
+                      what + ": " + StatusText(view.status()));
+    return;
+  }
+  const std::span<const std::byte> bytes = view->bytes();
+  QUIVER_FUZZ_CHECK(bytes.size() == handle.size, what + ": view of the wrong size");
+  QUIVER_FUZZ_CHECK(view->handle() == handle, what + ": view names another handle");
+  // The very bytes of the data area at that offset (our own mapping is the reference).
+  QUIVER_FUZZ_CHECK(std::memcmp(bytes.data(), f.data + handle.offset, bytes.size()) == 0,
+                    what + ": the view shows other bytes than the data area at its offset");
+}
+
+inline uint64_t Around(uint8_t kind, uint64_t raw, uint64_t capacity) {
+  switch (kind % 6) {
+    case 0:
+      return raw;
+    case 1:
+      return raw % (capacity + 1);
+    case 2:
+      return capacity - std::min<uint64_t>(capacity, raw % 4097);
+    case 3:
+      return capacity + raw % 4097;
+    case 4:
+      return std::numeric_limits<uint64_t>::max() - raw % 4097;
+    default:
+      return (uint64_t{1} << 63) + raw % 4097 - 2048;
+  }
+}
+
+inline void CheckConfigAccepted(const channel::ChannelConfig& c, uint64_t segment_bytes,
+                                const std::string& what) {
+  // What ValidateConfig promises the hot path, which trusts these numbers from now on.
+  auto ends_before = [](uint64_t start, uint64_t bytes, uint64_t limit) {
+    return start <= limit && bytes <= limit - start;
+  };
+  QUIVER_FUZZ_CHECK(c.segment_bytes <= segment_bytes, what + ": segment_bytes");
+  QUIVER_FUZZ_CHECK(c.max_subscribers >= 1 && c.max_subscribers <= channel::kMaxSubscribers,
+                    what + ": max_subscribers");
+  QUIVER_FUZZ_CHECK(c.max_samples >= 1 && c.max_samples <= channel::kMaxSamples,
+                    what + ": max_samples");
+  QUIVER_FUZZ_CHECK(c.overflow_policy <= 1, what + ": overflow_policy");
+  QUIVER_FUZZ_CHECK(c.descs_offset >= sizeof(channel::ChannelHeader), what + ": descs_offset");
+  QUIVER_FUZZ_CHECK(ends_before(c.descs_offset, uint64_t{c.max_samples} * 64, c.slots_offset),
+                    what + ": descs overlap slots");
+  QUIVER_FUZZ_CHECK(ends_before(c.slots_offset, uint64_t{c.max_subscribers} * 192, c.rings_offset),
+                    what + ": slots overlap rings");
+  QUIVER_FUZZ_CHECK(ends_before(c.rings_offset, uint64_t{c.max_subscribers} * c.max_samples * 4,
+                                c.registry_offset),
+                    what + ": rings overlap the registry");
+  QUIVER_FUZZ_CHECK(ends_before(c.registry_offset, sizeof(channel::TypeRegistry) + c.registry_bytes,
+                                c.data_offset),
+                    what + ": registry overlaps data");
+  QUIVER_FUZZ_CHECK(c.data_offset % channel::kPageSize == 0, what + ": data_offset alignment");
+  QUIVER_FUZZ_CHECK(
+      c.data_capacity > 0 && ends_before(c.data_offset, c.data_capacity, segment_bytes),
+      what + ": data area outside the segment");
+}
+
+inline void FuzzShmHandle(const uint8_t* input, size_t size) {
+  HandleFixture& f = GetHandleFixture();
+  Reader in(input, size);
+  const uint64_t capacity = f.pristine.data_capacity;
+  constexpr control::ShmFormat kFormats[] = {control::ShmFormat::kRaw, control::ShmFormat::kTensor,
+                                             control::ShmFormat::kArrowStream};
+  switch (in.U8() % 4) {
+    case 0: {
+      control::ShmHandle h;
+      const uint8_t offset_kind = in.U8();
+      h.offset = Around(offset_kind, in.U64(), capacity);
+      const uint8_t size_kind = in.U8();
+      h.size = Around(size_kind, in.U64(), capacity);
+      h.format = kFormats[in.U8() % 3];
+      const uint8_t name_kind = in.U8();
+      // Any other name gets a prefix of ours: the fuzzer must not attach to (or, when
+      // stale, remove) a real channel of this user.
+      h.segment_id =
+          name_kind % 2 == 1 ? std::string(kHandleChannel) : "qfz" + std::string(in.Rest());
+      CheckResolve(h, h.segment_id == kHandleChannel, "direct handle");
+      break;
+    }
+    case 1: {
+      const std::string line =
+          R"({"protocol_v":"2.0.0","msg_id":"6f1c1f9e-3a52-4c59-9d0e-5b8f1f3e2a10",)"
+          R"("type":"CMD_PROCESS","payload":{"shm_handle":)" +
+          std::string(in.Rest()) + "}}";
+      const control::ParseOutcome out = control::ParseEnvelope(line);
+      CheckEnvelopeOutcome(out);
+      if (!out.ok()) break;
+      control::ShmHandle h = *out.envelope->shm_handle;
+      const bool ours = h.segment_id == kHandleChannel;
+      if (!ours) h.segment_id = "qfz" + h.segment_id;
+      CheckResolve(h, ours, "handle from JSON");
+      break;
+    }
+    case 2: {
+      const size_t start = in.U8() % sizeof(channel::ChannelConfig);
+      const size_t length = std::min<size_t>(in.U8(), sizeof(channel::ChannelConfig) - start);
+      const std::span<const uint8_t> mask = in.Bytes(length);
+      control::ShmHandle h{std::string(kHandleChannel), in.U64() % (capacity + 64),
+                           in.U64() % (capacity + 64), control::ShmFormat::kRaw};
+      channel::ChannelConfig corrupt = f.pristine;
+      auto* bytes = reinterpret_cast<uint8_t*>(&corrupt);
+      for (size_t i = 0; i < mask.size(); ++i) bytes[start + i] ^= mask[i];
+      const Status valid = channel::ValidateConfig(corrupt, f.segment_bytes);
+      if (valid.ok()) CheckConfigAccepted(corrupt, f.segment_bytes, "corrupted header");
+      std::memcpy(f.header, &corrupt, sizeof(corrupt));
+      {
+        Result<control::HandleView> view = control::ResolveHandle(h);
+        if (view.ok()) {
+          // Accepted under the corrupted header: it must describe a data area inside the
+          // segment, and the view must lie inside that area.
+          QUIVER_FUZZ_CHECK(valid.ok(), "resolved under a header ValidateConfig refuses");
+          QUIVER_FUZZ_CHECK(h.size > 0 && h.offset < corrupt.data_capacity &&
+                                h.size <= corrupt.data_capacity - h.offset,
+                            "resolved a range outside the (corrupted) header's data area");
+          QUIVER_FUZZ_CHECK(view->bytes().size() == h.size, "view size");
+          Touch(view->bytes());
+        } else {
+          const ErrorCode code = view.status().code();
+          QUIVER_FUZZ_CHECK(code == ErrorCode::kShmCorruption ||
+                                code == ErrorCode::kHandleOutOfRange ||
+                                code == ErrorCode::kInvalidArgument,
+                            "corrupted header: " + StatusText(view.status()));
+        }
+        auto attached = Channel::FromFd(f.fd);
+        QUIVER_FUZZ_CHECK(attached.ok() == valid.ok(),
+                          "FromFd and ValidateConfig disagree: " + StatusText(attached.status()));
+      }
+      std::memcpy(f.header, &f.pristine, sizeof(f.pristine));
+      break;
+    }
+    default: {
+      const uint64_t delta = in.U64();
+      const uint64_t segment_bytes = (delta & 1)
+                                         ? f.segment_bytes + (delta >> 1)
+                                         : f.segment_bytes - std::min(f.segment_bytes, delta >> 1);
+      channel::ChannelConfig config = f.pristine;
+      auto* bytes = reinterpret_cast<uint8_t*>(&config);
+      const std::span<const uint8_t> mask = in.Bytes(sizeof(config));
+      for (size_t i = 0; i < mask.size(); ++i) bytes[i] ^= mask[i];
+      const Status st = channel::ValidateConfig(config, segment_bytes);
+      if (st.ok()) {
+        CheckConfigAccepted(config, segment_bytes, "ValidateConfig");
+      } else {
+        QUIVER_FUZZ_CHECK(st.code() == ErrorCode::kShmCorruption, StatusText(st));
+      }
+      break;
+    }
+  }
+}
+
+}  // namespace quiver::fuzz
