@@ -21,6 +21,12 @@ if(Arrow_FOUND AND TARGET Arrow::arrow_shared)
   set(QUIVER_ARROW_SOURCE "config")
   set(QUIVER_ARROW_VERSION "${Arrow_VERSION}")
   find_package(ArrowFlight CONFIG QUIET)
+  find_package(ArrowCompute CONFIG QUIET)
+  if(NOT TARGET ArrowCompute::arrow_compute_shared)  # Arrow < 21: compute is in libarrow
+    add_library(ArrowCompute::arrow_compute_shared INTERFACE IMPORTED GLOBAL)
+    set_target_properties(ArrowCompute::arrow_compute_shared PROPERTIES
+      INTERFACE_LINK_LIBRARIES Arrow::arrow_shared)
+  endif()
   if(NOT TARGET ArrowFlight::arrow_flight_shared)
     message(WARNING "Quiver: Arrow ${Arrow_VERSION} found via CMake config (${Arrow_DIR}) "
                     "but ArrowFlight was not; the Flight layer will not build.")
@@ -104,6 +110,7 @@ endfunction()
 
 _quiver_wheel_lib(_quiver_libarrow arrow)
 _quiver_wheel_lib(_quiver_libflight arrow_flight)
+_quiver_wheel_lib(_quiver_libcompute arrow_compute)
 if(NOT _quiver_libarrow OR NOT EXISTS "${_quiver_arrow_include}/arrow/api.h")
   message(FATAL_ERROR
     "Quiver: the pyarrow ${QUIVER_ARROW_VERSION} wheel at ${_quiver_arrow_libdir} has no "
@@ -195,6 +202,18 @@ if(NOT TARGET Arrow::arrow_shared)
     IMPORTED_LOCATION "${_quiver_libarrow}"
     INTERFACE_INCLUDE_DIRECTORIES "${_quiver_arrow_include}"
     INTERFACE_LINK_LIBRARIES "Threads::Threads;${CMAKE_DL_LIBS}")
+endif()
+# Arrow compute (casts): its own library since Arrow 21, part of libarrow before.
+if(_quiver_libcompute AND NOT TARGET ArrowCompute::arrow_compute_shared)
+  add_library(ArrowCompute::arrow_compute_shared SHARED IMPORTED GLOBAL)
+  set_target_properties(ArrowCompute::arrow_compute_shared PROPERTIES
+    IMPORTED_LOCATION "${_quiver_libcompute}"
+    INTERFACE_INCLUDE_DIRECTORIES "${_quiver_arrow_include}"
+    INTERFACE_LINK_LIBRARIES Arrow::arrow_shared)
+elseif(NOT TARGET ArrowCompute::arrow_compute_shared)
+  add_library(ArrowCompute::arrow_compute_shared INTERFACE IMPORTED GLOBAL)
+  set_target_properties(ArrowCompute::arrow_compute_shared PROPERTIES
+    INTERFACE_LINK_LIBRARIES Arrow::arrow_shared)
 endif()
 if(_quiver_libflight AND NOT TARGET ArrowFlight::arrow_flight_shared)
   add_library(ArrowFlight::arrow_flight_shared SHARED IMPORTED GLOBAL)

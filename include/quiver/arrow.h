@@ -85,9 +85,12 @@ class ArrowPublisher {
   static Result<ArrowPublisher> Make(Channel& channel, const PublisherOptions& options = {});
 
   /// Writes `batch` into a loan with exactly one copy of its buffers and publishes it.
-  /// A batch whose schema differs from the channel's newest is registered as a new
-  /// version if the change is compatible (see CheckEvolution in docs/ARCHITECTURE.md),
-  /// else kSchemaMismatch naming the field and both types.
+  /// A column holding the channel's values in another layout (a large or view string,
+  /// binary or list, as polars exports) is cast to the channel's type first; a field
+  /// nullable in the batch but not in the channel is accepted if it holds no null, else
+  /// kSchemaMismatch. A batch whose schema still differs from the channel's newest is
+  /// registered as a new version if the change is compatible (see CheckEvolution in
+  /// docs/ARCHITECTURE.md), else kSchemaMismatch naming the field and both types.
   Status Publish(const arrow::RecordBatch& batch);
   /// Like Publish, but returns the filled loan instead of publishing it.
   Result<LoanedSample> Encode(const arrow::RecordBatch& batch);
@@ -105,11 +108,17 @@ class ArrowPublisher {
  private:
   ArrowPublisher(Publisher publisher, Channel channel);
   Result<uint32_t> SchemaVersionFor(const std::shared_ptr<arrow::Schema>& schema);
+  // `batch` conformed to the newest schema (payload::ConformBatch); nullptr: it fits as is.
+  Result<std::shared_ptr<arrow::RecordBatch>> Conform(const arrow::RecordBatch& batch);
 
   Publisher publisher_;
   Channel channel_;
   std::shared_ptr<arrow::Schema> last_schema_;  // the schema object last published
   uint32_t last_version_ = 0;
+  std::shared_ptr<arrow::Schema> newest_;  // the channel's newest schema, cached
+  uint32_t newest_version_ = 0;
+  std::shared_ptr<arrow::Schema> fits_schema_;  // a schema object known to need no conforming
+  uint32_t fits_version_ = 0;
 };
 
 /// A received batch. Its buffers point into the channel's shared memory; the sample stays

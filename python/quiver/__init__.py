@@ -214,15 +214,6 @@ class Publisher:
     def __init__(self, channel: "Channel", loan_timeout: Optional[float] = None) -> None:
         self._channel = channel
         self._p = _quiver.Publisher(channel._c, loan_timeout)
-        self._schema: Optional[pa.Schema] = None  # the channel's newest schema, cached:
-        self._schema_versions = 0                  # re-read only when a version is added
-
-    def _target_schema(self) -> Optional[pa.Schema]:
-        versions = self._channel._c.type_versions
-        if versions != self._schema_versions:
-            self._schema = self._channel.schema
-            self._schema_versions = versions
-        return self._schema
 
     @property
     def subscriber_count(self) -> int:
@@ -231,24 +222,15 @@ class Publisher:
     def publish(self, data: Any) -> int:
         """Publishes Arrow data: a ``pyarrow.RecordBatch`` or ``Table``, or any object that
         exports ``__arrow_c_array__`` / ``__arrow_c_stream__`` (a polars DataFrame, ...).
-        The buffers are copied into shared memory once. Columns whose type differs from the
-        channel schema's (polars exports large strings, say) are cast to it first. Returns
-        the number of samples published (one per record batch)."""
-        target = self._target_schema()
-        if target is None:
-            raise InvalidArgument(f"channel '{self._channel.name}' has no Arrow schema; create "
-                                  f"it with schema=, or use publish_bytes / loan_ndarray")
+        The buffers are copied into shared memory once. Columns holding the channel's values
+        in another layout (polars exports large or view strings, say) are cast to it first,
+        by the same rule as every publish (C++, Flight DoPut, bridge). Returns the number of
+        samples published (one per record batch)."""
         if hasattr(data, "__arrow_c_array__") and not isinstance(data, pa.Table):
-            batch = data if isinstance(data, pa.RecordBatch) else pa.record_batch(data)
-            self._p.publish_c_array(*_conform(batch, target).__arrow_c_array__())
+            self._p.publish_c_array(*data.__arrow_c_array__())
             return 1
         if hasattr(data, "__arrow_c_stream__"):
-            reader = pa.RecordBatchReader.from_stream(data)
-            count = 0
-            for batch in reader:
-                self._p.publish_c_array(*_conform(batch, target).__arrow_c_array__())
-                count += 1
-            return count
+            return self._p.publish_c_stream(data.__arrow_c_stream__())
         raise InvalidArgument(f"cannot publish a {type(data).__name__}: expected Arrow data "
                               f"(__arrow_c_array__ or __arrow_c_stream__)")
 
@@ -275,40 +257,6 @@ class Publisher:
         data = records if isinstance(records, (bytes, bytearray, memoryview)) else \
             msgspec.msgpack.encode(records)
         self._p.publish_msgpack(bytes(data))
-
-
-def _representation(t: pa.DataType) -> str:
-    """Types that hold the same values in another layout share a name here."""
-    if pa.types.is_string(t) or pa.types.is_large_string(t) or \
-            getattr(pa.types, "is_string_view", lambda _: False)(t):
-        return "string"
-    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or \
-            getattr(pa.types, "is_binary_view", lambda _: False)(t):
-        return "binary"
-    if pa.types.is_list(t) or pa.types.is_large_list(t):
-        return "list<" + _representation(t.value_type) + ">"
-    return str(t)
-
-
-def _conform(batch: pa.RecordBatch, target: pa.Schema) -> pa.RecordBatch:
-    """Converts columns that hold the channel schema's values in another layout (polars
-    exports large or view strings, say): a copy of those columns only. A real type change
-    (int32 for double) is left for the channel to refuse as SchemaMismatch."""
-    if batch.schema.equals(target):
-        return batch
-    columns, fields, changed = [], [], False
-    for field, column in zip(batch.schema, batch.columns):
-        index = target.get_field_index(field.name)
-        if index >= 0 and not field.type.equals(target.field(index).type) and \
-                _representation(field.type) == _representation(target.field(index).type):
-            column = column.cast(target.field(index).type)
-            field, changed = field.with_type(target.field(index).type), True
-        if index >= 0 and field.nullable and not target.field(index).nullable \
-                and column.null_count == 0:
-            field, changed = field.with_nullable(False), True
-        columns.append(column)
-        fields.append(field)
-    return pa.RecordBatch.from_arrays(columns, schema=pa.schema(fields)) if changed else batch
 
 
 class Subscriber:

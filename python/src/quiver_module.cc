@@ -300,7 +300,9 @@ class PyPublisher {
   ArrowPublisher& arrow() {
     if (!arrow_) {
       throw Error{ErrorCode::kInvalidArgument,
-                  "channel '" + channel_.name() + "' has no Arrow schema; create it with schema="};
+                  "channel '" + channel_.name() +
+                      "' has no Arrow schema; create it with schema=, or use publish_bytes / "
+                      "loan_ndarray"};
     }
     return *arrow_;
   }

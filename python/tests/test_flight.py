@@ -265,6 +265,78 @@ def test_do_put_of_nullable_fields_into_non_nullable_ones(serve, name):
         writer.close()
 
 
+# What other producers send: strings in the large layout (polars, Go), every field nullable.
+LOOSE = pa.schema([("id", pa.int64()), ("memo", pa.large_string())])
+STRICT = pa.schema([pa.field("id", pa.int64(), nullable=False), ("memo", pa.string())])
+FITS = pa.record_batch([pa.array([1, 2]), pa.array(["a", "b"], pa.large_string())],
+                       schema=LOOSE)
+HOLDS_NULL = pa.record_batch([pa.array([1, None]), pa.array(["a", "b"], pa.large_string())],
+                             schema=LOOSE)
+NULL_REFUSED = "'id' is non-nullable in the channel, but the batch holds 1 nulls"
+
+
+def test_every_door_conforms_batches_by_one_rule(serve, quiver_bin, name):
+    """A Python publish, a DoPut and a bridge accept the same batches (the channel's values
+    in another layout; nullable fields that hold no null), stored in the channel's schema,
+    and refuse the same ones with the same words."""
+    retyped_schema = pa.schema([("id", pa.float64()), ("memo", pa.large_string())])
+    retyped = pa.record_batch([pa.array([1.5]), pa.array(["c"], pa.large_string())],
+                              schema=retyped_schema)
+
+    local = quiver.Channel.create(name + "-py", "4MiB", schema=STRICT)
+    subscriber = local.subscriber()
+    publisher = local.publisher()
+    publisher.publish(FITS)
+    got = subscriber.receive(timeout=5).to_arrow()
+    assert got.schema.equals(STRICT) and got.column("memo").to_pylist() == ["a", "b"]
+    with pytest.raises(quiver.SchemaMismatchError, match=NULL_REFUSED):
+        publisher.publish(HOLDS_NULL)
+    with pytest.raises(quiver.SchemaMismatchError, match="'id'.*double"):
+        publisher.publish(retyped)
+    assert local.schema_versions == 1
+    del publisher, subscriber, local
+
+    put = quiver.Channel.create(name + "-put", "4MiB", schema=STRICT)
+    subscriber = put.subscriber()
+    writer, _ = serve.client().do_put(flight.FlightDescriptor.for_path(name + "-put"), LOOSE)
+    writer.write_batch(FITS)
+    writer.close()
+    got = subscriber.receive(timeout=5).to_arrow()
+    assert got.schema.equals(STRICT) and got.column("memo").to_pylist() == ["a", "b"]
+    writer, _ = serve.client().do_put(flight.FlightDescriptor.for_path(name + "-put"), LOOSE)
+    with pytest.raises(pa.ArrowInvalid, match=NULL_REFUSED):
+        writer.write_batch(HOLDS_NULL)
+        writer.close()
+    writer, _ = serve.client().do_put(flight.FlightDescriptor.for_path(name + "-put"),
+                                      retyped_schema)
+    with pytest.raises(pa.ArrowInvalid, match="SCHEMA_MISMATCH.*'id'.*double"):
+        writer.write_batch(retyped)
+        writer.close()
+    assert put.schema_versions == 1
+    del subscriber, put
+
+    source = quiver.Channel.create(name, "4MiB", schema=LOOSE)
+    remote = source.publisher()
+    bridged = quiver.Channel.create(name + "-local", "4MiB", schema=STRICT)
+    subscriber = bridged.subscriber()
+    bridge = subprocess.Popen([str(quiver_bin), "bridge", f"{serve.location}/{name}",
+                               "--to", name + "-local"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: live_subscribers(source) == 1, "the bridge's DoGet to attach")
+        remote.publish(FITS)
+        got = subscriber.receive(timeout=10).to_arrow()
+        assert got.schema.equals(STRICT) and got.column("memo").to_pylist() == ["a", "b"]
+        remote.publish(HOLDS_NULL)
+        assert bridge.wait(timeout=20) == 1
+        assert NULL_REFUSED in bridge.stderr.read()
+    finally:
+        if bridge.poll() is None:
+            bridge.kill()
+            bridge.wait()
+    del remote, source, subscriber, bridged
+
+
 def test_do_put_into_a_raw_channel_or_past_the_capacity_is_refused(serve, name):
     raw = quiver.Channel.create(name + "-raw", "1MiB")
     writer, _ = serve.client().do_put(flight.FlightDescriptor.for_path(name + "-raw"), SCHEMA)

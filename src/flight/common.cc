@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "payload/conform.h"
+
 namespace quiver::flight {
 
 arrow::Status ToArrow(const Status& status) {
@@ -130,57 +132,29 @@ Result<RemotePublisher> RemotePublisher::Open(std::string_view name,
     return Status::InvalidArgument("channel '" + std::string(name) +
                                    "' carries no Arrow schema (raw samples)");
   }
-  // Fields the stream declares nullable where the newest version is non-nullable (same
-  // name and type): published under the channel's nullability if they hold no nulls.
-  QUIVER_ASSIGN_OR_RETURN(std::shared_ptr<arrow::Schema> newest_version, ChannelSchema(*channel));
-  const arrow::Schema& newest = *newest_version;
-  std::vector<std::shared_ptr<arrow::Field>> fields = schema->fields();
-  std::vector<int> relaxed;
-  for (int i = 0; i < schema->num_fields(); ++i) {
-    auto theirs = newest.GetFieldByName(fields[i]->name());
-    if (theirs != nullptr && fields[i]->nullable() && !theirs->nullable() &&
-        fields[i]->type()->Equals(*theirs->type())) {
-      fields[i] = fields[i]->WithNullable(false);
-      relaxed.push_back(i);
-    }
-  }
-  auto relabel = relaxed.empty() ? nullptr : arrow::schema(fields, schema->metadata());
-  QUIVER_RETURN_IF_ERROR(CheckSchemaFollows(*channel, relabel ? *relabel : *schema));
+  // The stream's schema as its batches will be published (ArrowPublisher conforms each:
+  // other layouts of the same values, nullable fields holding no null), checked up front.
+  QUIVER_ASSIGN_OR_RETURN(std::shared_ptr<arrow::Schema> newest, ChannelSchema(*channel));
+  QUIVER_RETURN_IF_ERROR(CheckSchemaFollows(*channel, *payload::ConformSchema(schema, *newest)));
   Result<ArrowPublisher> publisher = ArrowPublisher::Make(*channel, {.loan_timeout = loan_timeout});
   if (!publisher.ok() && publisher.status().code() == ErrorCode::kBusy) {
     return Status::Busy("channel '" + std::string(name) + "' already has a live publisher");
   }
   if (!publisher.ok()) return publisher.status();
-  RemotePublisher remote(std::move(*publisher), std::move(relabel), std::move(relaxed));
+  RemotePublisher remote(std::move(*publisher));
   if (reservation) {
     remote.reservation_ = std::make_shared<CreationBudget::Reservation>(std::move(*reservation));
   }
   return remote;
 }
 
-RemotePublisher::RemotePublisher(ArrowPublisher publisher, std::shared_ptr<arrow::Schema> relabel,
-                                 std::vector<int> relaxed)
-    : publisher_(std::move(publisher)),
-      relabel_(std::move(relabel)),
-      relaxed_(std::move(relaxed)) {}
+RemotePublisher::RemotePublisher(ArrowPublisher publisher) : publisher_(std::move(publisher)) {}
 
 Status RemotePublisher::Publish(const std::shared_ptr<arrow::RecordBatch>& batch,
                                 const std::function<bool()>& stop) {
   QUIVER_RETURN_IF_ERROR(ValidateRemoteBatch(*batch));
-  std::shared_ptr<arrow::RecordBatch> conformed = batch;
-  if (relabel_ != nullptr && batch->schema()->num_fields() == relabel_->num_fields()) {
-    for (int i : relaxed_) {
-      if (batch->column(i)->null_count() != 0) {
-        return Status::SchemaMismatch("field '" + relabel_->field(i)->name() +
-                                      "' is non-nullable in the channel, but the batch holds " +
-                                      std::to_string(batch->column(i)->null_count()) +
-                                      " nulls in it");
-      }
-    }
-    conformed = arrow::RecordBatch::Make(relabel_, batch->num_rows(), batch->columns());
-  }
   for (;;) {  // one copy into a loan; under `block` the loan waits for the subscribers
-    const Status published = publisher_.Publish(*conformed);
+    const Status published = publisher_.Publish(*batch);
     if (published.code() != ErrorCode::kTimeout || stop()) return published;
   }
 }

@@ -92,21 +92,16 @@ class RemotePublisher {
 
   /// Validates `batch` fully (ValidateRemoteBatch: it came from the network), then publishes
   /// it (one copy of its buffers), waiting for room under `block` as long as `stop()` stays
-  /// false (asked every loan timeout; once true: the loan's kTimeout). Flight clients such
-  /// as Go's declare every field nullable: a field the channel has non-nullable is accepted
-  /// if the batch holds no null in it (as Python's Publisher.publish does), else
-  /// kSchemaMismatch.
+  /// false (asked every loan timeout; once true: the loan's kTimeout). Batches are
+  /// conformed to the channel as every publish does (ArrowPublisher::Publish): Flight
+  /// clients such as Go's declare every field nullable.
   Status Publish(const std::shared_ptr<arrow::RecordBatch>& batch,
                  const std::function<bool()>& stop);
 
  private:
-  RemotePublisher(ArrowPublisher publisher, std::shared_ptr<arrow::Schema> relabel,
-                  std::vector<int> relaxed);
+  explicit RemotePublisher(ArrowPublisher publisher);
   std::shared_ptr<CreationBudget::Reservation> reservation_;  // the budget share, if we created
   ArrowPublisher publisher_;
-  std::shared_ptr<arrow::Schema> relabel_;  // the stream's schema with the channel's
-                                            // nullability; null: publish batches as they are
-  std::vector<int> relaxed_;                // fields that must hold no null
 };
 
 }  // namespace quiver::flight

@@ -21,6 +21,7 @@
 #include <map>
 #include <vector>
 
+#include "payload/conform.h"
 #include "payload/ipc_metadata.h"
 #include "payload/sample_buffer.h"
 #include "payload/schema_evolution.h"
@@ -308,7 +309,29 @@ Result<uint32_t> ArrowPublisher::SchemaVersionFor(const std::shared_ptr<arrow::S
   return version;
 }
 
-Result<LoanedSample> ArrowPublisher::Encode(const arrow::RecordBatch& batch) {
+Result<std::shared_ptr<arrow::RecordBatch>> ArrowPublisher::Conform(
+    const arrow::RecordBatch& batch) {
+  // The common case, the same schema object as last time and fitting as it is, costs one
+  // comparison; the channel's newest schema is read again only when its version changed.
+  const uint32_t newest = channel_.type_versions();
+  if (batch.schema() == fits_schema_ && fits_version_ == newest)
+    return std::shared_ptr<arrow::RecordBatch>();
+  if (newest_ == nullptr || newest_version_ != newest) {
+    QUIVER_ASSIGN_OR_RETURN(newest_, ChannelSchema(channel_, newest));
+    newest_version_ = newest;
+  }
+  QUIVER_ASSIGN_OR_RETURN(std::shared_ptr<arrow::RecordBatch> conformed,
+                          payload::ConformBatch(batch, *newest_));
+  if (conformed == nullptr) {
+    fits_schema_ = batch.schema();
+    fits_version_ = newest;
+  }
+  return conformed;
+}
+
+Result<LoanedSample> ArrowPublisher::Encode(const arrow::RecordBatch& given) {
+  QUIVER_ASSIGN_OR_RETURN(std::shared_ptr<arrow::RecordBatch> conformed, Conform(given));
+  const arrow::RecordBatch& batch = conformed != nullptr ? *conformed : given;
   QUIVER_ASSIGN_OR_RETURN(uint32_t version, SchemaVersionFor(batch.schema()));
   QUIVER_ASSIGN_OR_RETURN(std::vector<Message> messages, MessagesFor(batch));
   std::vector<uint64_t> metadata_offsets;
@@ -368,7 +391,11 @@ Result<BatchLoan> ArrowPublisher::LoanBatch(size_t bytes) {
 }
 
 Result<LoanedSample> ArrowPublisher::Encode(BatchLoan&& batch_loan,
-                                            const arrow::RecordBatch& batch) {
+                                            const arrow::RecordBatch& given) {
+  // Conforming may only relabel nullability here: a cast column would lie outside the loan
+  // (and is refused below, pointing at Publish(batch)).
+  QUIVER_ASSIGN_OR_RETURN(std::shared_ptr<arrow::RecordBatch> conformed, Conform(given));
+  const arrow::RecordBatch& batch = conformed != nullptr ? *conformed : given;
   QUIVER_ASSIGN_OR_RETURN(uint32_t version, SchemaVersionFor(batch.schema()));
   QUIVER_ASSIGN_OR_RETURN(std::vector<Message> messages, MessagesFor(batch));
   LoanPool& pool = *batch_loan.impl_->pool;

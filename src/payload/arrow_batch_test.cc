@@ -7,6 +7,7 @@
 #include <functional>
 
 #include "ledger.h"
+#include "payload/conform.h"
 #include "payload/ipc_metadata.h"
 #include "quiver/arrow.h"
 #include "test_support.h"
@@ -319,6 +320,67 @@ TEST(SchemaEvolutionTest, ANameKeepsItsTypeEvenAfterItWasDropped) {
       {arrow::field("id", arrow::int64(), false), arrow::field("price", arrow::utf8(), true)});
   EXPECT_EQ(publisher->Publish(*Batch(price_text, {"[1]", R"(["x"])"})).code(),
             ErrorCode::kSchemaMismatch);
+}
+
+// ---- Conforming a batch to the channel ---------------------------------------------------
+
+// The channel's values in other layouts (large strings and lists, as polars and Go export),
+// every field nullable (as Flight clients declare them).
+std::shared_ptr<arrow::Schema> Strict() {
+  return arrow::schema({arrow::field("id", arrow::int64(), false),
+                        arrow::field("tags", arrow::list(arrow::utf8()), true)});
+}
+std::shared_ptr<arrow::Schema> Loose() {
+  return arrow::schema({arrow::field("id", arrow::int64(), true),
+                        arrow::field("tags", arrow::large_list(arrow::large_utf8()), true)});
+}
+
+TEST(ConformTest, OtherLayoutsAndUnneededNullabilityArePublishedInTheChannelsSchema) {
+  Fixture f = Make(UniqueName("conform"), Strict());
+  auto loose = Batch(Loose(), {"[1, 2]", R"([["a", "b"], null])"});
+  ArrowSample got = RoundTrip(f, *loose);
+  EXPECT_TRUE(got.batch->schema()->Equals(*Strict())) << got.batch->schema()->ToString();
+  EXPECT_TRUE(got.batch->column(1)->Equals(
+      *ArrayFromJson(arrow::list(arrow::utf8()), R"([["a", "b"], null])")));
+  EXPECT_EQ(got.schema_version, 1u) << "nothing new was registered";
+  EXPECT_EQ(f.channel.type_versions(), 1u);
+}
+
+TEST(ConformTest, NullsInAFieldTheChannelHasNonNullableAreRefusedNamingIt) {
+  Fixture f = Make(UniqueName("conform-null"), Strict());
+  Status st = f.publisher.Publish(*Batch(Loose(), {"[1, null]", "[null, null]"}));
+  EXPECT_EQ(st.code(), ErrorCode::kSchemaMismatch);
+  EXPECT_EQ(st.message(),
+            "field 'id' is non-nullable in the channel, but the batch holds 1 nulls in it");
+  // A real type change is not a layout: CheckEvolution refuses it.
+  auto retyped = arrow::schema({arrow::field("id", arrow::float64(), false)});
+  st = f.publisher.Publish(*Batch(retyped, {"[1.5]"}));
+  EXPECT_EQ(st.code(), ErrorCode::kSchemaMismatch);
+  EXPECT_NE(st.message().find("'id'"), std::string::npos) << st.message();
+}
+
+TEST(ConformTest, AnInLoanBatchThatNeedsACastIsSentToPublish) {
+  Fixture f = Make(UniqueName("conform-loan"), Strict());
+  auto loan = f.publisher.LoanBatch(1 << 16);
+  ASSERT_TRUE(loan.ok());
+  arrow::Int64Builder ids(loan->pool());
+  ASSERT_TRUE(ids.AppendValues({1, 2}).ok());
+  arrow::LargeListBuilder tags(loan->pool(),
+                               std::make_shared<arrow::LargeStringBuilder>(loan->pool()));
+  ASSERT_TRUE(tags.AppendNulls(2).ok());
+  auto batch = arrow::RecordBatch::Make(Loose(), 2, {*ids.Finish(), *tags.Finish()});
+  Status st = f.publisher.Publish(std::move(*loan), *batch);
+  EXPECT_EQ(st.code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("use Publish(batch)"), std::string::npos) << st.message();
+}
+
+TEST(ConformTest, ConformSchemaLeavesNewFieldsAndRealChangesToTheEvolutionCheck) {
+  auto with_new = arrow::schema(
+      {arrow::field("id", arrow::int32(), true), arrow::field("note", arrow::large_utf8(), true)});
+  auto conformed = payload::ConformSchema(with_new, *Strict());
+  EXPECT_EQ(conformed, with_new) << "int32 is not int64's layout; 'note' is not the channel's";
+  auto strict = Strict();
+  EXPECT_EQ(payload::ConformSchema(strict, *Strict()), strict) << "nothing to change: itself";
 }
 
 // ---- Corrupted samples ------------------------------------------------------------------
