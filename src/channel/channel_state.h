@@ -155,10 +155,6 @@ struct SubscriberState {
   size_t backlog_next = 0;
 
   ~SubscriberState();
-  /// from_oldest, right after this subscriber's active bit is set: claims the backlog (see
-  /// SubscriberOptions::from_oldest). kTimeout if a publish never finished within a second
-  /// while its publisher stayed alive (stopped, say).
-  Status ClaimBacklog();
   /// Takes the next sample, backlog first, if any.
   Result<std::optional<Sample>> Take(const std::shared_ptr<SubscriberState>& self);
   /// True if neither the backlog nor the ring has a sample left.
@@ -174,9 +170,6 @@ struct SubscriberState {
   void Release(uint32_t desc);
 
  private:
-  /// Sets this subscriber's bit in descriptor `desc`, if some other subscriber still holds
-  /// it and it is still the sample of `sequence`.
-  bool Claim(uint32_t desc, uint64_t sequence);
   Result<std::optional<Sample>> Deliver(const std::shared_ptr<SubscriberState>& self,
                                         uint32_t desc);
 };

@@ -285,7 +285,8 @@ TEST(FromOldestTest, AJoinerThatCannotRunTheBarrierThePublisherReliesOnIsAClearE
     if (!ch.ok()) return 11;
     auto late = ch->CreateSubscriber(kFromOldest);
     if (late.ok() || late.status().code() != ErrorCode::kIoError ||
-        late.status().message().find("from_oldest needs what the publisher of channel") == std::string::npos) {
+        late.status().message().find("from_oldest needs what the publisher of channel") ==
+            std::string::npos) {
       std::fprintf(stderr, "join: %s\n", late.status().ToString().c_str());
       return 12;
     }

@@ -6,8 +6,8 @@
 #include <string>
 #include <string_view>
 
-#include "quiver/status.h"
 #include "common/unique_fd.h"
+#include "quiver/status.h"
 
 namespace quiver::channel {
 

@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "channel/channel_state.h"
+#include "channel/late_join.h"
 #include "channel/slot_reclaim.h"
 #include "common/duration.h"
 #include "shm/futex.h"
@@ -420,20 +421,8 @@ Status Publisher::Publish(LoanedSample&& sample) {
   sample.owner_.reset();  // the sample is the channel's now
 
   channel::SampleDesc& d = ch.descs[index];
-  // Even between publishes: a publisher killed inside one leaves it odd, but its channel
-  // takes no successor.
-  const uint64_t sequence = h.publish_state.load(internal::kRelaxed) / 2;
-  // Say a publish runs before reading whom it goes to. A subscriber joining with
-  // `from_oldest` sets its active bit, then waits for an even publish_state: either we see
-  // its bit here, or it waits until this sample is in every ring. The store must be ordered
-  // before the load: by the joiner's membarrier if this process registered for it (a
-  // compiler barrier suffices here), else by a seq_cst store, which costs ~10 ns.
-  if (p.asymmetric_barrier) {
-    h.publish_state.store(2 * sequence + 1, internal::kRelaxed);
-    std::atomic_signal_fence(std::memory_order_seq_cst);
-  } else {
-    h.publish_state.store(2 * sequence + 1, std::memory_order_seq_cst);
-  }
+  const uint64_t sequence = internal::NextSequence(h);
+  internal::BeginPublish(h, sequence, p.asymmetric_barrier);  // see channel/late_join.h
   // Bits past the last slot (a scribble) would index rings that do not exist.
   const uint64_t mask = p.ValidSlots(h.active_mask.load(std::memory_order_seq_cst));
   d.sequence.store(sequence, internal::kRelaxed);
@@ -449,7 +438,7 @@ Status Publisher::Publish(LoanedSample&& sample) {
     // dies before it leaves nothing half-written behind.
     slot.write_index.store(w + 1, std::memory_order_release);
   });
-  h.publish_state.store(2 * (sequence + 1), std::memory_order_release);
+  internal::EndPublish(h, sequence);
   internal::Bump(h.published, 1);
   internal::Bump(h.published_bytes, size);
   if (mask == 0) p.Reclaim(false);

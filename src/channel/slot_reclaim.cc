@@ -1,20 +1,15 @@
 #include "channel/slot_reclaim.h"
 
-#include <sched.h>
-
-#include "shm/cpu.h"
+#include "channel/late_join.h"
 #include "shm/futex.h"
-#include "shm/membarrier.h"
 #include "shm/ofd_lock.h"
 
 namespace quiver::internal {
 
 using channel::SlotState;
-using Clock = std::chrono::steady_clock;
 
 namespace {
 constexpr auto kRelaxed = std::memory_order_relaxed;
-constexpr auto kBoundaryWait = std::chrono::seconds(1);
 }  // namespace
 
 bool PublisherGoneNow(ChannelState& ch) {
@@ -25,41 +20,6 @@ bool PublisherGoneNow(ChannelState& ch) {
   if (ch.holds_publisher) return false;
   // The lock dies with the publisher's process, however it died.
   return !shm::IsByteLockedByOthers(ch.segment.fd(), shm::kPublisherLockByte);
-}
-
-Result<uint64_t> AwaitPublishBoundary(ChannelState& ch) {
-  channel::ChannelHeader& h = *ch.header;
-  // The caller's write (its active bit, set or cleared) came first. A publisher that orders
-  // its publish_state store before its active_mask load with a compiler barrier relies on us
-  // for the full barrier between our two steps (see Publisher::Publish).
-  if (h.publish_barrier.load(std::memory_order_seq_cst) != 0) {
-    Status fenced = shm::HeavyBarrier();
-    if (!fenced.ok()) {
-      return Status::IoError("membarrier(2), which the publisher of channel '" + ch.name +
-                             "' uses but this process cannot: " + fenced.message());
-    }
-  }
-  const Clock::time_point start = Clock::now();
-  Clock::time_point last_probe = start;
-  for (uint32_t round = 1;; ++round) {
-    const uint64_t state = h.publish_state.load(std::memory_order_seq_cst);
-    if (state % 2 == 0) return state;
-    const Clock::time_point now = Clock::now();
-    // A publisher killed mid-publish never finishes, but it never publishes again either.
-    if (now - last_probe >= std::chrono::milliseconds(20)) {
-      last_probe = now;
-      if (PublisherGoneNow(ch)) return state;
-    }
-    if (now - start >= kBoundaryWait) {
-      return Status::Timeout("the publisher of channel '" + ch.name +
-                             "' did not finish a publish within 1 s (is it stopped?)");
-    }
-    if (round % 64 == 0) {
-      sched_yield();
-    } else {
-      shm::CpuRelax();
-    }
-  }
 }
 
 std::optional<SlotState> TryAdoptGoneSlot(ChannelState& ch, uint32_t i) {

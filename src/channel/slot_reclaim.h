@@ -12,13 +12,6 @@
 
 namespace quiver::internal {
 
-/// Waits until no publish is under way on `ch` (the header's publish_state is even), running
-/// the barrier the publisher relies on first (see ChannelHeader::publish_barrier). After it,
-/// every publish that starts delivers by an active_mask read later than the caller's own
-/// earlier writes. Returns the publish_state seen. A dead publisher counts as done; a live
-/// one stuck inside a publish for a second gives kTimeout; kIoError if the barrier fails.
-Result<uint64_t> AwaitPublishBoundary(ChannelState& ch);
-
 /// If slot `i` is in use but nobody holds its lock (its subscriber died, or closed and left
 /// it for reclaim), takes the lock and returns the state it found: kActive for a death,
 /// kClosing for a clean close. nullopt if the slot is free, this process's own, or held.
@@ -27,7 +20,8 @@ std::optional<channel::SlotState> TryAdoptGoneSlot(ChannelState& ch, uint32_t i)
 /// Clears every reference of slot `i`, whose lock the caller holds: it leaves active_mask,
 /// its ring is emptied and its bit leaves every sample. The publisher passes its samples in
 /// flight (`in_flight`; no publish runs meanwhile); anyone else passes nullptr, waits out a
-/// publish under way, and clears every descriptor. kTimeout as AwaitPublishBoundary: then
+/// publish under way, and clears every descriptor. kTimeout as AwaitPublishBoundary
+/// (channel/late_join.h): then
 /// the slot stays in use for the publisher to reclaim.
 Status ClearSlot(ChannelState& ch, uint32_t i, const std::vector<uint32_t>* in_flight);
 

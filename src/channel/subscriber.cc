@@ -8,11 +8,11 @@
 #include <vector>
 
 #include "channel/channel_state.h"
+#include "channel/late_join.h"
 #include "channel/slot_reclaim.h"
 #include "common/duration.h"
 #include "shm/cpu.h"
 #include "shm/futex.h"
-#include "shm/membarrier.h"
 #include "shm/ofd_lock.h"
 
 namespace quiver {
@@ -106,95 +106,6 @@ Result<std::optional<Sample>> SubscriberState::Deliver(const std::shared_ptr<Sub
   s.received.store(s.received.load(kRelaxed) + 1, kRelaxed);
   s.received_bytes.store(s.received_bytes.load(kRelaxed) + size, kRelaxed);
   return std::optional<Sample>(Sample(self, index, data + offset, size, d.sequence.load(kRelaxed)));
-}
-
-// The backlog, claimed without stopping anyone. Three facts make it sound:
-//  - After our active bit is set and publish_state is seen even, every later publish
-//    delivers to us, and every earlier one is complete: the samples without our bit are a
-//    fixed set that can only shrink (as their holders release them).
-//  - A sample whose holders mask is not 0 cannot be freed; setting our bit in it (CAS, never
-//    from 0) keeps it for us. Once the bit is ours its descriptor cannot be reused, so its
-//    sequence, read again, says whether it is still the sample we looked at.
-//  - A scan of the descriptors is no snapshot: a sample can be released by everyone before
-//    we reach it. Claiming from the newest down and stopping at the first failure leaves a
-//    run of consecutive sequences that ends right where our ring begins.
-Status SubscriberState::ClaimBacklog() {
-  ChannelState& ch = *channel;
-  // Our fetch_or of active_mask (seq_cst) came first; after a publish boundary, every
-  // publish delivers to us.
-  Result<uint64_t> boundary_state = AwaitPublishBoundary(ch);
-  if (!boundary_state.ok()) {
-    const Status& why = boundary_state.status();
-    if (why.code() == ErrorCode::kIoError) {
-      return Status::IoError("from_oldest needs what the publisher of channel '" + ch.name +
-                             "' relies on: " + why.message());
-    }
-    return Status(why.code(),
-                  why.message() + "; the backlog cannot be claimed while a publish is under way");
-  }
-  const uint64_t state = *boundary_state;
-  // Every sample from `join` on is delivered through our ring.
-  const uint64_t join = (state + 1) / 2;
-  uint64_t boundary = join;
-  channel::SubscriberSlot& s = ch.slots[slot];
-  const uint64_t r = s.read_index.load(std::memory_order_acquire);
-  if (r != s.write_index.load(std::memory_order_acquire)) {
-    // Some publish before `join` already had our bit: the ring starts there.
-    const uint32_t front = ch.ring(slot)[r % ch.max_samples].load(kRelaxed);
-    if (front < ch.max_samples)
-      boundary = std::min(boundary, ch.descs[front].sequence.load(kRelaxed));
-  }
-  if (boundary == 0) return Status::OK();
-
-  struct Candidate {
-    uint64_t sequence;
-    uint32_t desc;
-  };
-  std::vector<Candidate> candidates;
-  for (uint32_t i = 0; i < ch.max_samples; ++i) {
-    const channel::SampleDesc& d = ch.descs[i];
-    // Acquire pairs with the publisher's release of holders: its sequence and state show.
-    // Bits past the last slot are nobody's (a scribble): they hold nothing.
-    const uint64_t holders = d.holders.load(std::memory_order_acquire) & ch.slot_bits;
-    if (holders == 0 || (holders & bit) != 0) continue;
-    if (d.state.load(kRelaxed) != static_cast<uint32_t>(channel::DescState::kPublished)) continue;
-    const uint64_t sequence = d.sequence.load(kRelaxed);
-    if (sequence < boundary) candidates.push_back({sequence, i});
-  }
-  std::sort(candidates.begin(), candidates.end(),
-            [](const Candidate& a, const Candidate& b) { return a.sequence > b.sequence; });
-  uint64_t expected = boundary - 1;
-  // A publisher killed inside the publish of `join - 1` may not have got as far as that
-  // sample's mask: nothing follows it, so the run may start below it.
-  if (state % 2 == 1 && boundary == join &&
-      (candidates.empty() || candidates.front().sequence != expected)) {
-    if (expected-- == 0) return Status::OK();
-  }
-  for (const Candidate& c : candidates) {
-    if (c.sequence > expected) continue;  // a stale second look at one we have
-    if (c.sequence < expected || !Claim(c.desc, c.sequence)) break;
-    backlog.push_back(c.desc);
-    if (expected-- == 0) break;
-  }
-  std::reverse(backlog.begin(), backlog.end());
-  return Status::OK();
-}
-
-bool SubscriberState::Claim(uint32_t desc, uint64_t sequence) {
-  channel::SampleDesc& d = channel->descs[desc];
-  uint64_t holders = d.holders.load(kRelaxed);
-  do {
-    // 0: everyone released it and it is the publisher's to free; our bit: it was published
-    // after we joined (it is in our ring).
-    if ((holders & channel->slot_bits) == 0 || (holders & bit) != 0) return false;
-  } while (!d.holders.compare_exchange_weak(holders, holders | bit, std::memory_order_acq_rel,
-                                            kRelaxed));
-  if (d.sequence.load(kRelaxed) == sequence &&
-      d.state.load(kRelaxed) == static_cast<uint32_t>(channel::DescState::kPublished)) {
-    return true;
-  }
-  Release(desc);  // reused since we looked (a sample dropped from our ring, drop-oldest)
-  return false;
 }
 
 bool SubscriberState::PublisherGoneCheap() {
@@ -499,7 +410,7 @@ Result<Subscriber> Channel::CreateSubscriber(const SubscriberOptions& options) {
     state->options = options;
     // From here on the publisher delivers to us.
     ch.header->active_mask.fetch_or(bit, std::memory_order_seq_cst);
-    if (options.from_oldest) QUIVER_RETURN_IF_ERROR(state->ClaimBacklog());
+    if (options.from_oldest) QUIVER_RETURN_IF_ERROR(ClaimBacklog(*state));
     return Subscriber(std::move(state));
   }
   return Status::Busy("all " + std::to_string(ch.max_subscribers) +
