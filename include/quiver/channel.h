@@ -51,6 +51,10 @@ std::string_view OverflowPolicyName(OverflowPolicy policy);
 /// The policy of a name OverflowPolicyName gives; kInvalidArgument naming both otherwise.
 Result<OverflowPolicy> ParseOverflowPolicy(std::string_view name);
 
+/// OK if [offset, offset + size) lies inside [0, capacity), computed without overflow;
+/// kHandleOutOfRange otherwise (also for size 0). The bounds rule of Channel::DataRange.
+Status CheckDataRange(uint64_t offset, uint64_t size, uint64_t capacity);
+
 /// Where the channel's shared memory lives.
 enum class Backing : uint32_t {
   kNamed = 0,  ///< /dev/shm/quiver-<uid>/<name> (Channel::NamedPath): any process of this
@@ -138,6 +142,11 @@ struct ChannelStats {
   /// How long the publisher has been waiting for room right now (0: it is not waiting).
   std::chrono::milliseconds publisher_waiting{0};
   std::vector<SubscriberStats> subscribers;
+
+  /// The counters as one JSON object, the one shape of `quiver ls --json`, the Flight
+  /// gateway's `stats` action and Python's Channel.stats(): {"state": "live", "name": ...,
+  /// "capacity": ..., "overflow": "block", ..., "subscribers": [...]}.
+  std::string ToJson() const;
 };
 
 class Channel;
@@ -310,6 +319,21 @@ class Channel {
   static std::string NamedPath(std::string_view name);
   /// Checks a channel name: 1 to 64 characters of [A-Za-z0-9._-], not starting with '.'.
   static Status ValidateName(std::string_view name);
+  /// The names of this user's named channels, sorted (live and stale; see IsStale). Empty
+  /// when there are none.
+  static Result<std::vector<std::string>> ListNamed();
+  /// True if named channel `name` is stale: it exists, and every process that had it open
+  /// died. False for a live channel or none. Opens nothing; changes nothing.
+  static Result<bool> IsStale(std::string_view name);
+  /// Removes named channel `name` if it is stale, never a live one. True if it removed it.
+  static Result<bool> RemoveIfStale(std::string_view name);
+  /// For a process about to die of a signal (after which nothing of it runs): removes the
+  /// names of the named channels that only this process still has open, so they do not
+  /// stay behind as stale files. Async-signal-unsafe; call it from a handler that then exits.
+  static void ReleaseNamesHeldOnlyByThisProcess();
+  /// The version of the shared-memory layout this build reads and writes (processes of
+  /// builds with another version refuse each other's channels).
+  static uint32_t LayoutVersion();
 
   /// Becomes the channel's publisher. kBusy if a live publisher already exists.
   Result<Publisher> CreatePublisher(const PublisherOptions& options = {});
@@ -335,6 +359,12 @@ class Channel {
   /// The bytes of type version `version` (1-based). A view into shared memory, valid while
   /// this channel handle lives. kNotFound for a version that does not exist.
   Result<std::string_view> TypeDescriptor(uint32_t version) const;
+
+  /// Bytes [offset, offset + size) of the data area (where samples live), read-only: the
+  /// range a control envelope's shm handle names, say. Valid while this channel handle (or
+  /// a copy) lives. kHandleOutOfRange if the range is empty or leaves the data area (its
+  /// size as validated against the segment's real size when the channel was attached).
+  Result<std::span<const std::byte>> DataRange(uint64_t offset, uint64_t size) const;
 
  private:
   friend class Publisher;

@@ -19,7 +19,6 @@
 #include <memory>
 #include <optional>
 
-#include "channel/stats_json.h"
 #include "common/byte_size.h"
 #include "common/duration.h"
 #include "common/private_dir.h"
@@ -29,7 +28,6 @@
 #include "quiver/msgpack_records.h"
 #include "quiver/sample_header.h"
 #include "quiver/tensor.h"
-#include "shm/segment.h"
 
 namespace nb = nanobind;
 using namespace nb::literals;
@@ -236,10 +234,8 @@ Channel CreateChannel(const std::string& name, size_t capacity, uint32_t max_sam
   return Unwrap(Channel::Create(name, options));
 }
 
-// The one JSON shape of a channel's counters (channel/stats_json.h), for json.loads.
-std::string StatsJson(const Channel& channel) {
-  return channel::StatsToJson(channel.Stats()).dump();
-}
+// The one JSON shape of a channel's counters (ChannelStats::ToJson), for json.loads.
+std::string StatsJson(const Channel& channel) { return channel.Stats().ToJson(); }
 
 // ---- Publisher --------------------------------------------------------------------------
 
@@ -576,7 +572,7 @@ NB_MODULE(_quiver, m) {
   RegisterErrors(m);
   m.def("named_directory", &Channel::NamedDirectory);
   m.def("parse_byte_size", [](const std::string& text) { return Unwrap(ParseByteSize(text)); });
-  m.def("release_named_segments", &shm::Segment::ReleaseNamesOfLastHolder);
+  m.def("release_named_segments", &Channel::ReleaseNamesHeldOnlyByThisProcess);
   m.def("default_flight_location", [] { return Unwrap(DefaultFlightLocation()); });
   m.def("named_path", [](const std::string& name) { return Channel::NamedPath(name); });
 

@@ -181,6 +181,34 @@ std::string Channel::NamedDirectory() { return shm::Segment::Directory(); }
 
 Status Channel::ValidateName(std::string_view name) { return shm::Segment::ValidateName(name); }
 
+Result<std::vector<std::string>> Channel::ListNamed() { return shm::Segment::ListNamed(); }
+
+Result<bool> Channel::IsStale(std::string_view name) { return shm::Segment::IsStale(name); }
+
+Result<bool> Channel::RemoveIfStale(std::string_view name) {
+  return shm::Segment::RemoveIfStale(name);
+}
+
+void Channel::ReleaseNamesHeldOnlyByThisProcess() { shm::Segment::ReleaseNamesOfLastHolder(); }
+
+uint32_t Channel::LayoutVersion() { return channel::kLayoutVersion; }
+
+Status CheckDataRange(uint64_t offset, uint64_t size, uint64_t capacity) {
+  // `offset > capacity - size` rather than `offset + size > capacity`: the sum may wrap.
+  if (size == 0 || size > capacity || offset > capacity - size) {
+    return Status::HandleOutOfRange("range [" + std::to_string(offset) + ", +" +
+                                    std::to_string(size) + ") is outside the " +
+                                    std::to_string(capacity) + "-byte data area");
+  }
+  return Status::OK();
+}
+
+Result<std::span<const std::byte>> Channel::DataRange(uint64_t offset, uint64_t size) const {
+  QUIVER_RETURN_IF_ERROR(CheckDataRange(offset, size, state_->capacity));
+  QUIVER_ASSIGN_OR_RETURN(const std::byte* data, state_->DataReadOnly());
+  return std::span<const std::byte>(data + offset, size);
+}
+
 std::string_view OverflowPolicyName(OverflowPolicy policy) {
   return policy == OverflowPolicy::kBlock ? "block" : "drop-oldest";
 }

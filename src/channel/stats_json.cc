@@ -1,8 +1,12 @@
-#include "channel/stats_json.h"
+// ChannelStats::ToJson: a channel's counters in the one JSON shape every tool shows.
+#include <nlohmann/json.hpp>
 
-namespace quiver::channel {
+#include "quiver/channel.h"
 
-nlohmann::json StatsToJson(const ChannelStats& s) {
+namespace quiver {
+
+std::string ChannelStats::ToJson() const {
+  const ChannelStats& s = *this;
   nlohmann::json j;
   j["state"] = "live";
   j["name"] = s.name;
@@ -37,7 +41,7 @@ nlohmann::json StatsToJson(const ChannelStats& s) {
               ? nlohmann::json(static_cast<double>(sub.evicted_after.count()) / 1e3)
               : nlohmann::json(nullptr)}});
   }
-  return j;
+  return j.dump();
 }
 
-}  // namespace quiver::channel
+}  // namespace quiver

@@ -4,20 +4,18 @@
 #include <cstdio>
 #include <map>
 
-#include "channel/stats_json.h"
-#include "shm/segment.h"
 #include "supervisor/supervisor.h"
 
 namespace quiver::cli {
 
 std::vector<ChannelRow> ReadChannels(std::vector<std::string>* problems) {
   std::vector<ChannelRow> rows;
-  Result<std::vector<std::string>> named = shm::Segment::ListNamed();
+  Result<std::vector<std::string>> named = Channel::ListNamed();
   if (!named.ok() && problems != nullptr) problems->push_back(named.status().ToString());
   for (const std::string& name : named.ValueOr({})) {
     ChannelRow row;
     row.name = name;
-    auto stale = shm::Segment::IsStale(name);
+    auto stale = Channel::IsStale(name);
     if (stale.ok() && *stale) {
       row.stale = true;
     } else {
@@ -66,7 +64,7 @@ nlohmann::json ToJson(const ChannelRow& row) {
     j["error"] = row.error;
     return j;
   }
-  j.update(channel::StatsToJson(row.stats));
+  j.update(nlohmann::json::parse(row.stats.ToJson()));
   return j;
 }
 
@@ -124,14 +122,13 @@ std::string FormatTable(const std::vector<ChannelRow>& rows,
     } else {
       std::snprintf(publisher, sizeof(publisher), "alive");
     }
-    std::snprintf(line, sizeof(line),
-                  "%-24s %10s %5.1f%% %4u/%-4u %-10s %4zu %5llu %12llu %9llu %7llu %7llu",
-                  shown.c_str(), HumanBytes(static_cast<double>(s.capacity)).c_str(), fill,
-                  s.samples_in_use, s.max_samples, publisher, s.subscribers.size(),
-                  static_cast<unsigned long long>(lag), static_cast<unsigned long long>(s.published),
-                  static_cast<unsigned long long>(s.dropped),
-                  static_cast<unsigned long long>(s.publisher_stalls),
-                  static_cast<unsigned long long>(s.evicted_subscribers));
+    std::snprintf(
+        line, sizeof(line), "%-24s %10s %5.1f%% %4u/%-4u %-10s %4zu %5llu %12llu %9llu %7llu %7llu",
+        shown.c_str(), HumanBytes(static_cast<double>(s.capacity)).c_str(), fill, s.samples_in_use,
+        s.max_samples, publisher, s.subscribers.size(), static_cast<unsigned long long>(lag),
+        static_cast<unsigned long long>(s.published), static_cast<unsigned long long>(s.dropped),
+        static_cast<unsigned long long>(s.publisher_stalls),
+        static_cast<unsigned long long>(s.evicted_subscribers));
     out += line;
     if (rates) {
       auto it = before.find(r.name);

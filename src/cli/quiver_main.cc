@@ -13,11 +13,9 @@
 #include <iostream>
 #include <thread>
 
-#include "channel/layout.h"
 #include "cli/channels.h"
 #include "cli/commands.h"
 #include "common/byte_size.h"
-#include "shm/segment.h"
 #include "supervisor/pipeline.h"
 
 namespace quiver::cli {
@@ -68,14 +66,14 @@ int Top(double interval, int iterations) {
 
 int Clean(bool dry_run) {
   int removed = 0, kept = 0;
-  auto names = shm::Segment::ListNamed();
+  auto names = Channel::ListNamed();
   if (!names.ok()) {
     std::cerr << "quiver clean: " << names.status().ToString() << "\n";
     return 1;
   }
   for (const std::string& name : *names) {
-    const std::string path = shm::Segment::PathOf(name);
-    auto stale = shm::Segment::IsStale(name);
+    const std::string path = Channel::NamedPath(name);
+    auto stale = Channel::IsStale(name);
     if (!stale.ok()) {
       std::cerr << "quiver clean: " << path << ": " << stale.status().ToString() << "\n";
       continue;
@@ -89,7 +87,7 @@ int Clean(bool dry_run) {
       ++removed;
       continue;
     }
-    auto gone = shm::Segment::RemoveIfStale(name);
+    auto gone = Channel::RemoveIfStale(name);
     if (gone.ok() && *gone) {
       std::cout << "removed " << path << " (every owner died)\n";
       ++removed;
@@ -112,7 +110,7 @@ int Main(int argc, char** argv) {
   CLI::App app{"quiver: zero-copy shared-memory channels between processes"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("quiver 0.1.0 (channel layout ") +
-                                        std::to_string(quiver::channel::kLayoutVersion) +
+                                        std::to_string(quiver::Channel::LayoutVersion()) +
                                         ", Arrow " + ARROW_VERSION_STRING + ")");
 
   auto* run = app.add_subcommand("run",

@@ -16,7 +16,7 @@ std::string UniqueName(const char* stem) {
   return std::string("ctl-") + stem + "-" + NewMsgId().substr(0, 8);
 }
 
-TEST(CheckHandleBoundsTest, AcceptsExactlyTheRangesInside) {
+TEST(CheckDataRangeTest, AcceptsExactlyTheRangesInside) {
   struct Case {
     uint64_t offset, size, bound;
     bool ok;
@@ -31,7 +31,7 @@ TEST(CheckHandleBoundsTest, AcceptsExactlyTheRangesInside) {
   for (const Case& c : cases) {
     SCOPED_TRACE(std::to_string(c.offset) + "+" + std::to_string(c.size) + " in " +
                  std::to_string(c.bound));
-    const Status st = CheckHandleBounds(c.offset, c.size, c.bound);
+    const Status st = CheckDataRange(c.offset, c.size, c.bound);
     EXPECT_EQ(st.ok(), c.ok) << st.ToString();
     if (!c.ok) {
       EXPECT_EQ(st.code(), ErrorCode::kHandleOutOfRange);

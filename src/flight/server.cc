@@ -15,13 +15,11 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
-#include "channel/stats_json.h"
 #include "common/private_dir.h"
 #include "common/unique_fd.h"
 #include "flight/common.h"
 #include "flight/gateway.h"
 #include "flight/tail_stream.h"
-#include "shm/segment.h"
 
 namespace quiver::flight {
 namespace fl = arrow::flight;
@@ -228,7 +226,7 @@ class ChannelServer final : public fl::FlightServerBase {
   }
 
   static arrow::Result<std::vector<std::string>> ListChannels() {
-    Result<std::vector<std::string>> names = shm::Segment::ListNamed();
+    Result<std::vector<std::string>> names = Channel::ListNamed();
     if (!names.ok()) return ToArrow(names.status());
     return std::move(*names);
   }
@@ -250,7 +248,7 @@ class ChannelServer final : public fl::FlightServerBase {
   }
 
   static nlohmann::json Describe(const Channel& channel) {
-    nlohmann::json j = channel::StatsToJson(channel.Stats());
+    nlohmann::json j = nlohmann::json::parse(channel.Stats().ToJson());
     j["name"] = channel.name();
     if (channel.type_versions() > 0) {
       Result<std::shared_ptr<arrow::Schema>> schema = ChannelSchema(channel);

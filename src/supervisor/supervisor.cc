@@ -17,7 +17,6 @@
 #include <thread>
 
 #include "common/printable.h"
-#include "shm/segment.h"
 #include "supervisor/epoll.h"
 #include "supervisor/fd_passing.h"
 #include "supervisor/output_relay.h"
@@ -577,7 +576,7 @@ Result<std::vector<std::string>> ListSupervisedChannels(std::string_view socket_
     const size_t comma = rest.find(',');
     const std::string_view name = rest.substr(0, comma);
     // Our own supervisor only sends names it validated; anything else is not a channel.
-    if (!shm::Segment::ValidateName(name).ok()) {
+    if (!Channel::ValidateName(name).ok()) {
       return Status::IoError("supervisor at " + Printable(socket_address) +
                              " listed a bad channel name '" + Printable(name) + "'");
     }

@@ -1,4 +1,4 @@
-// libFuzzer entry point: shm_handle resolution (CheckHandleBounds, ResolveHandle) and channel
+// libFuzzer entry point: shm_handle resolution (CheckDataRange, ResolveHandle) and channel
 // header validation. The target itself is quiver::fuzz::FuzzShmHandle in shm_handle_target.h
 // (shared with tests/fuzz_regression_test.cc). Run: scripts/fuzz.sh shm_handle_fuzzer
 #include <cstddef>

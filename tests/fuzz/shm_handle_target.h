@@ -1,4 +1,4 @@
-// The shm handle target: CheckHandleBounds and ResolveHandle (src/control/handle.cc) against a
+// The shm handle target: CheckDataRange and ResolveHandle (src/control/handle.cc) against a
 // real channel, and the channel header validation (ValidateConfig) they rely on. A handle must
 // map exactly its bytes or be refused with kHandleOutOfRange; a header ValidateConfig accepts
 // must describe a layout that fits its segment. Run by shm_handle_fuzzer.cc; replayed by
@@ -132,10 +132,10 @@ inline HandleFixture& GetHandleFixture() {
 inline void CheckResolve(const control::ShmHandle& handle, bool ours, const std::string& what) {
   HandleFixture& f = GetHandleFixture();
   const uint64_t capacity = f.pristine.data_capacity;
-  const Status bounds = control::CheckHandleBounds(handle.offset, handle.size, capacity);
+  const Status bounds = CheckDataRange(handle.offset, handle.size, capacity);
   const bool inside =
       handle.size > 0 && handle.offset < capacity && handle.size <= capacity - handle.offset;
-  QUIVER_FUZZ_CHECK(bounds.ok() == inside, what + ": CheckHandleBounds says " + StatusText(bounds));
+  QUIVER_FUZZ_CHECK(bounds.ok() == inside, what + ": CheckDataRange says " + StatusText(bounds));
   if (!bounds.ok()) {
     QUIVER_FUZZ_CHECK(bounds.code() == ErrorCode::kHandleOutOfRange, StatusText(bounds));
   }
