@@ -4,69 +4,7 @@
 #include <cstdio>
 #include <map>
 
-#include "supervisor/supervisor.h"
-
 namespace quiver::cli {
-
-std::vector<ChannelRow> ReadChannels(std::vector<std::string>* problems) {
-  std::vector<ChannelRow> rows;
-  Result<std::vector<std::string>> named = Channel::ListNamed();
-  if (!named.ok() && problems != nullptr) problems->push_back(named.status().ToString());
-  for (const std::string& name : named.ValueOr({})) {
-    ChannelRow row;
-    row.name = name;
-    auto stale = Channel::IsStale(name);
-    if (stale.ok() && *stale) {
-      row.stale = true;
-    } else {
-      auto channel = Channel::Open(name);
-      if (channel.ok()) {
-        row.stats = channel->Stats();
-      } else if (channel.status().code() == ErrorCode::kNotFound) {
-        continue;  // went away (or went stale) between the listing and the open
-      } else {
-        row.error = channel.status().ToString();
-      }
-    }
-    rows.push_back(std::move(row));
-  }
-  for (const std::string& socket : supervisor::FindSupervisors()) {
-    // Ended meanwhile, or not ours (another user's socket under a supervisor's name: it is
-    // neither asked for channels nor believed).
-    auto names = supervisor::ListSupervisedChannels(socket);
-    if (!names.ok()) continue;
-    for (const std::string& name : *names) {
-      ChannelRow row;
-      row.name = name;
-      row.pipeline = socket;
-      auto channel = supervisor::AttachFromSupervisor(socket, name);
-      if (channel.ok()) {
-        row.stats = channel->Stats();
-      } else {
-        row.error = channel.status().ToString();
-      }
-      rows.push_back(std::move(row));
-    }
-  }
-  return rows;
-}
-
-nlohmann::json ToJson(const ChannelRow& row) {
-  nlohmann::json j;
-  j["name"] = row.name;
-  if (!row.pipeline.empty()) j["pipeline"] = row.pipeline;
-  if (row.stale) {
-    j["state"] = "stale";
-    return j;
-  }
-  if (!row.error.empty()) {
-    j["state"] = "unreadable";
-    j["error"] = row.error;
-    return j;
-  }
-  j.update(nlohmann::json::parse(row.stats.ToJson()));
-  return j;
-}
 
 std::string HumanBytes(double bytes) {
   static const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
@@ -80,11 +18,11 @@ std::string HumanBytes(double bytes) {
   return buf;
 }
 
-std::string FormatTable(const std::vector<ChannelRow>& rows,
-                        const std::vector<ChannelRow>* previous, double seconds) {
+std::string FormatTable(const std::vector<discovery::ChannelEntry>& rows,
+                        const std::vector<discovery::ChannelEntry>* previous, double seconds) {
   std::map<std::string, const ChannelStats*> before;
   if (previous != nullptr) {
-    for (const ChannelRow& r : *previous) before[r.name] = &r.stats;
+    for (const discovery::ChannelEntry& r : *previous) before[r.name] = &r.stats;
   }
   const bool rates = previous != nullptr && seconds > 0;
   std::string out;
@@ -93,7 +31,7 @@ std::string FormatTable(const std::vector<ChannelRow>& rows,
                 "CHANNEL", "CAPACITY", "FILL", "SAMPLES", "PUB", "SUBS", "LAG", "PUBLISHED",
                 "DROPPED", "STALLS", "EVICTED", rates ? "      MSG/S       MB/S" : "");
   out += line;
-  for (const ChannelRow& r : rows) {
+  for (const discovery::ChannelEntry& r : rows) {
     if (r.stale) {
       std::snprintf(line, sizeof(line),
                     "%-24s  stale: every owner died (quiver clean removes it)\n", r.name.c_str());
@@ -143,7 +81,7 @@ std::string FormatTable(const std::vector<ChannelRow>& rows,
     out += "\n";
   }
   if (rows.empty()) out += "(no channels)\n";
-  for (const ChannelRow& r : rows) {
+  for (const discovery::ChannelEntry& r : rows) {
     if (!r.pipeline.empty()) {
       out += "* a running pipeline's channel (reached through its supervisor)\n";
       break;

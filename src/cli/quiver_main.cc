@@ -11,11 +11,13 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "cli/channels.h"
 #include "cli/commands.h"
 #include "common/byte_size.h"
+#include "discovery/discovery.h"
 #include "supervisor/pipeline.h"
 
 namespace quiver::cli {
@@ -29,11 +31,13 @@ void Report(const std::vector<std::string>& problems) {
 
 int Ls(bool json) {
   std::vector<std::string> problems;
-  const std::vector<ChannelRow> rows = ReadChannels(&problems);
+  const std::vector<discovery::ChannelEntry> rows = discovery::ListChannels(&problems);
   Report(problems);
   if (json) {
     nlohmann::json out = nlohmann::json::array();
-    for (const ChannelRow& row : rows) out.push_back(ToJson(row));
+    for (const discovery::ChannelEntry& row : rows) {
+      out.push_back(nlohmann::json::parse(row.ToJson()));
+    }
     std::cout << out.dump(2) << "\n";
   } else {
     std::cout << FormatTable(rows);
@@ -44,7 +48,7 @@ int Ls(bool json) {
 int Top(double interval, int iterations) {
   std::signal(SIGINT, [](int) { g_interrupted = 1; });
   std::vector<std::string> problems;
-  std::vector<ChannelRow> previous = ReadChannels(&problems);
+  std::vector<discovery::ChannelEntry> previous = discovery::ListChannels(&problems);
   Report(problems);
   auto last = std::chrono::steady_clock::now();
   for (int i = 0; iterations <= 0 || i < iterations; ++i) {
@@ -52,7 +56,7 @@ int Top(double interval, int iterations) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     if (g_interrupted) break;
-    std::vector<ChannelRow> rows = ReadChannels();
+    std::vector<discovery::ChannelEntry> rows = discovery::ListChannels();
     const auto now = std::chrono::steady_clock::now();
     const double seconds = std::chrono::duration<double>(now - last).count();
     if (isatty(STDOUT_FILENO)) std::cout << "\033[H\033[2J";  // clear, like top(1)
@@ -65,34 +69,22 @@ int Top(double interval, int iterations) {
 }
 
 int Clean(bool dry_run) {
-  int removed = 0, kept = 0;
-  auto names = Channel::ListNamed();
-  if (!names.ok()) {
-    std::cerr << "quiver clean: " << names.status().ToString() << "\n";
+  int kept = 0;
+  Result<std::vector<discovery::Removal>> removals = discovery::RemoveStale(dry_run, &kept);
+  if (!removals.ok()) {
+    std::cerr << "quiver clean: " << removals.status().ToString() << "\n";
     return 1;
   }
-  for (const std::string& name : *names) {
-    const std::string path = Channel::NamedPath(name);
-    auto stale = Channel::IsStale(name);
-    if (!stale.ok()) {
-      std::cerr << "quiver clean: " << path << ": " << stale.status().ToString() << "\n";
-      continue;
-    }
-    if (!*stale) {
-      ++kept;
-      continue;
-    }
-    if (dry_run) {
-      std::cout << "would remove " << path << " (every owner died)\n";
+  int removed = 0;
+  for (const discovery::Removal& r : *removals) {
+    if (!r.error.empty()) {
+      std::cerr << "quiver clean: " << r.path << ": " << r.error << "\n";
+    } else if (dry_run) {
+      std::cout << "would remove " << r.path << " (every owner died)\n";
       ++removed;
-      continue;
-    }
-    auto gone = Channel::RemoveIfStale(name);
-    if (gone.ok() && *gone) {
-      std::cout << "removed " << path << " (every owner died)\n";
+    } else if (r.removed) {
+      std::cout << "removed " << r.path << " (every owner died)\n";
       ++removed;
-    } else if (!gone.ok()) {
-      std::cerr << "quiver clean: " << path << ": " << gone.status().ToString() << "\n";
     }
   }
   std::cout << (dry_run ? "would remove " : "removed ") << removed << " stale segment"

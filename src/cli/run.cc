@@ -2,7 +2,6 @@
 #include <iostream>
 
 #include "cli/commands.h"
-#include "supervisor/arrow_schema.h"
 #include "supervisor/supervisor.h"
 
 namespace quiver::cli {
@@ -15,7 +14,6 @@ int Run(const std::string& pipeline_file, double grace_seconds) {
   }
   supervisor::RunOptions options;
   options.grace_period = std::chrono::milliseconds(static_cast<int64_t>(grace_seconds * 1000));
-  options.create_channel = supervisor::ArrowChannelFactory();
   // Main thread, no other threads yet: the nodes' PR_SET_PDEATHSIG and the blocked signals
   // are tied to this thread (see supervisor.h).
   auto report = supervisor::RunPipeline(*pipeline, options);

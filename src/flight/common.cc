@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "discovery/discovery.h"
 #include "payload/conform.h"
 
 namespace quiver::flight {
@@ -109,7 +110,7 @@ Result<RemotePublisher> RemotePublisher::Open(std::string_view name,
                                               std::chrono::milliseconds loan_timeout,
                                               CreationBudget* budget) {
   std::optional<CreationBudget::Reservation> reservation;
-  Result<Channel> channel = Channel::Open(name);
+  Result<Channel> channel = discovery::OpenChannel(name);
   // A channel whose publisher died takes no successor: a remote producer restarting makes
   // it anew, as a local one would (Channel::Create replaces it; its subscribers follow).
   if (channel.ok() && channel->publisher_died()) {

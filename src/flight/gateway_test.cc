@@ -3,7 +3,6 @@
 #include <arrow/api.h>
 #include <arrow/flight/client.h>
 #include <gtest/gtest.h>
-
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -182,11 +181,10 @@ TEST(ServerTest, EveryTcpListenerNeedsATokenAndRemoteOnesTls) {
   EXPECT_EQ(server.status().code(), ErrorCode::kPermissionDenied);
   auto tokened = Server::Start({.listen = "grpc://0.0.0.0:0", .token = "t"});
   EXPECT_EQ(tokened.status().code(), ErrorCode::kPermissionDenied) << "a token in clear text";
-  auto untokened =
-      Server::Start({.listen = "grpc://0.0.0.0:0", .allow_insecure_remote = true});
+  auto untokened = Server::Start({.listen = "grpc://0.0.0.0:0", .allow_insecure_remote = true});
   EXPECT_EQ(untokened.status().code(), ErrorCode::kPermissionDenied) << "no token at all";
-  auto allowed = Server::Start(
-      {.listen = "grpc://0.0.0.0:0", .token = "t", .allow_insecure_remote = true});
+  auto allowed =
+      Server::Start({.listen = "grpc://0.0.0.0:0", .token = "t", .allow_insecure_remote = true});
   ASSERT_TRUE(allowed.ok()) << allowed.status().ToString();
   EXPECT_EQ((*allowed)->location().rfind("grpc://0.0.0.0:", 0), 0u);
 }

@@ -17,6 +17,7 @@
 
 #include "common/private_dir.h"
 #include "common/unique_fd.h"
+#include "discovery/discovery.h"
 #include "flight/common.h"
 #include "flight/gateway.h"
 #include "flight/tail_stream.h"
@@ -119,7 +120,7 @@ class ChannelServer final : public fl::FlightServerBase {
     ARROW_ASSIGN_OR_RAISE(std::vector<std::string> names, ListChannels());
     for (const std::string& name : names) {
       if (name.compare(0, prefix.size(), prefix) != 0) continue;
-      Result<Channel> channel = Channel::Open(name);
+      Result<Channel> channel = discovery::OpenChannel(name);
       if (!channel.ok() || channel->type_versions() == 0) continue;  // gone, or not Arrow
       auto info = InfoOf(*channel);
       if (info.ok()) flights.push_back(std::move(*info));
@@ -151,7 +152,7 @@ class ChannelServer final : public fl::FlightServerBase {
                       std::unique_ptr<fl::FlightDataStream>* stream) override {
     Result<Ticket> ticket = ParseTicket(request.ticket);
     if (!ticket.ok()) return ToArrow(ticket.status());
-    Result<Channel> channel = Channel::Open(ticket->channel);
+    Result<Channel> channel = discovery::OpenChannel(ticket->channel);
     if (!channel.ok()) return ToArrow(channel.status());
     auto tail = MakeTailStream(*channel, {.from_oldest = ticket->from_oldest}, StopFor(context),
                                options_.poll);
@@ -200,13 +201,13 @@ class ChannelServer final : public fl::FlightServerBase {
       out = nlohmann::json::array();
       ARROW_ASSIGN_OR_RAISE(std::vector<std::string> names, ListChannels());
       for (const std::string& name : names) {
-        Result<Channel> channel = Channel::Open(name);
+        Result<Channel> channel = discovery::OpenChannel(name);
         if (channel.ok()) out.push_back(Describe(*channel));
       }
     } else if (action.type == kStats) {
       const std::string name = action.body != nullptr ? action.body->ToString() : "";
       if (name.empty()) return arrow::Status::Invalid("stats: the body must name a channel");
-      Result<Channel> channel = Channel::Open(name);
+      Result<Channel> channel = discovery::OpenChannel(name);
       if (!channel.ok()) return ToArrow(channel.status());
       out = Describe(*channel);
     } else {
@@ -225,10 +226,15 @@ class ChannelServer final : public fl::FlightServerBase {
     return [&context, this] { return context.is_cancelled() || stopping_.load(); };
   }
 
+  // The live channels of this user (named ones and its running pipelines').
   static arrow::Result<std::vector<std::string>> ListChannels() {
-    Result<std::vector<std::string>> names = Channel::ListNamed();
-    if (!names.ok()) return ToArrow(names.status());
-    return std::move(*names);
+    std::vector<std::string> problems;
+    std::vector<std::string> names;
+    for (const discovery::ChannelEntry& entry : discovery::ListChannels(&problems)) {
+      if (!entry.stale && entry.error.empty()) names.push_back(entry.name);
+    }
+    if (names.empty() && !problems.empty()) return arrow::Status::IOError(problems.front());
+    return names;
   }
 
   static arrow::Result<std::string> NameOf(const fl::FlightDescriptor& descriptor) {
@@ -242,7 +248,7 @@ class ChannelServer final : public fl::FlightServerBase {
   // The channel a descriptor names, opened.
   static arrow::Result<Channel> OpenNamed(const fl::FlightDescriptor& descriptor) {
     ARROW_ASSIGN_OR_RAISE(std::string name, NameOf(descriptor));
-    Result<Channel> channel = Channel::Open(name);
+    Result<Channel> channel = discovery::OpenChannel(name);
     if (!channel.ok()) return ToArrow(channel.status());
     return std::move(*channel);
   }

@@ -6,8 +6,8 @@
 #include <cstdint>
 #include <span>
 
-#include "quiver/status.h"
 #include "common/unique_fd.h"
+#include "quiver/status.h"
 
 namespace quiver::supervisor {
 

@@ -9,8 +9,8 @@
 #include <string>
 #include <string_view>
 
-#include "quiver/status.h"
 #include "common/unique_fd.h"
+#include "quiver/status.h"
 
 namespace quiver::supervisor {
 
@@ -41,6 +41,7 @@ struct LineWithFd {
 /// Reads up to and including '\n' (at most `max_bytes`), keeping the first fd that arrives
 /// (close-on-exec); any further fds are closed. Reads one byte at a time, so it never consumes
 /// anything past the line. kPeerGone if the peer closes first; kTimeout past `deadline`.
-Result<LineWithFd> ReceiveLineWithFd(int socket, size_t max_bytes, Deadline deadline = std::nullopt);
+Result<LineWithFd> ReceiveLineWithFd(int socket, size_t max_bytes,
+                                     Deadline deadline = std::nullopt);
 
 }  // namespace quiver::supervisor

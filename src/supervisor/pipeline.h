@@ -2,9 +2,12 @@
 // Plain values; LoadPipeline validates everything, so a Pipeline it returns can be run as is.
 #pragma once
 
+#include <arrow/type_fwd.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -12,7 +15,6 @@
 
 #include "quiver/channel.h"
 #include "quiver/status.h"
-#include "supervisor/schema_file.h"
 
 namespace quiver::supervisor {
 
@@ -28,8 +30,8 @@ struct ChannelSpec {
   /// The schema file as resolved (relative paths are relative to the pipeline file's
   /// directory); empty for an untyped channel.
   std::filesystem::path schema_path;
-  /// The schema file's fields, already parsed and checked; empty for an untyped channel.
-  std::vector<SchemaField> schema;
+  /// The schema file's Arrow schema, already read and checked; null for an untyped channel.
+  std::shared_ptr<arrow::Schema> schema;
   int line = 0;  ///< where the [[channel]] table starts, for messages
 };
 

@@ -9,8 +9,8 @@
 #include <string_view>
 #include <vector>
 
-#include "quiver/status.h"
 #include "common/unique_fd.h"
+#include "quiver/status.h"
 
 namespace quiver::supervisor {
 
@@ -25,7 +25,7 @@ struct SpawnRequest {
 
 /// A running (or exited but not yet reaped) child. Its pid cannot be reused before Reap().
 struct ChildProcess {
-  pid_t pid = -1;          ///< also its process group id
+  pid_t pid = -1;     ///< also its process group id
   UniqueFd pidfd;     ///< readable once the child has exited
   UniqueFd stdout_r;  ///< read ends of its stdout and stderr pipes, non-blocking
   UniqueFd stderr_r;

@@ -11,8 +11,8 @@
 #include <initializer_list>
 #include <optional>
 
-#include "quiver/status.h"
 #include "common/unique_fd.h"
+#include "quiver/status.h"
 
 namespace quiver::supervisor {
 

@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "common/printable.h"
+#include "quiver/arrow.h"
 #include "supervisor/epoll.h"
 #include "supervisor/fd_passing.h"
 #include "supervisor/output_relay.h"
@@ -128,17 +129,8 @@ class Supervisor {
                              .overflow = spec.overflow,
                              .backing = Backing::kMemfd,
                              .stall_timeout = spec.stall_timeout};
-      Result<Channel> channel = Status::InvalidArgument("");
-      if (options_.create_channel) {
-        channel = options_.create_channel(spec, options);
-      } else if (!spec.schema.empty()) {
-        channel = Status::InvalidArgument(
-            "channel '" + spec.name +
-            "' has a schema, but this supervisor was not "
-            "given a factory for Arrow channels (RunOptions::create_channel)");
-      } else {
-        channel = Channel::Create(spec.name, options);
-      }
+      Result<Channel> channel = options_.create_channel ? options_.create_channel(spec, options)
+                                                        : CreateChannel(spec, options);
       if (!channel.ok()) {
         return channel.status().Wrap(channel.status().code(),
                                      "cannot create channel '" + spec.name + "'");
@@ -497,6 +489,11 @@ class Supervisor {
 };
 
 }  // namespace
+
+Result<Channel> CreateChannel(const ChannelSpec& spec, ChannelOptions options) {
+  if (spec.schema == nullptr) return Channel::Create(spec.name, options);
+  return CreateArrowChannel(spec.name, spec.schema, options);
+}
 
 std::string NodeOutcome::Describe() const {
   if (!start_error.empty() && !started) return "failed to start: " + start_error;

@@ -16,9 +16,9 @@
 #include <string_view>
 #include <vector>
 
+#include "common/unique_fd.h"
 #include "quiver/channel.h"
 #include "quiver/status.h"
-#include "common/unique_fd.h"
 #include "supervisor/pipeline.h"
 
 namespace quiver::supervisor {
@@ -29,9 +29,13 @@ inline constexpr char kNodeEnv[] = "QUIVER_NODE";          ///< the node's name
 inline constexpr char kSocketEnv[] = "QUIVER_SUPERVISOR_SOCKET";  ///< late-joiner socket
 
 /// Makes one channel. `options` already carries the spec's sizes, overflow and
-/// Backing::kMemfd. The default makes untyped channels with Channel::Create; a channel with
-/// a schema needs one that can make Arrow channels (see supervisor/arrow_schema.h).
+/// Backing::kMemfd.
 using ChannelFactory = std::function<Result<Channel>(const ChannelSpec&, ChannelOptions)>;
+
+/// The channel a spec describes: an Arrow channel with the spec's schema (stored as type
+/// version 1), or an untyped one for a spec without a schema. What RunPipeline uses unless
+/// RunOptions::create_channel says otherwise.
+Result<Channel> CreateChannel(const ChannelSpec& spec, ChannelOptions options);
 
 struct RunOptions {
   /// How long stopped nodes get between SIGTERM and SIGKILL.
@@ -44,7 +48,7 @@ struct RunOptions {
   /// Late-joiner socket address: "@name" (abstract, the default) or a path. Empty: a fresh
   /// "@quiver-<uid>-<pid>-<random>".
   std::string socket_address;
-  /// Makes the channels; empty uses Channel::Create (untyped channels only).
+  /// Makes the channels; empty: CreateChannel.
   ChannelFactory create_channel;
   /// Called in the supervisor after each node has started (e.g. to log its pid).
   std::function<void(const NodeSpec&, pid_t)> on_node_started;

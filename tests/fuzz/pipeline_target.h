@@ -1,8 +1,9 @@
-// The pipeline target (src/supervisor/pipeline.cc, schema_file.cc, src/common/byte_size.cc):
-// the input as pipeline TOML (from a string, and from a file: the same outcome), as a schema
-// file, and as a byte size. A pipeline LoadPipeline accepts must be runnable as is (valid
-// names, channels that can be laid out, one publisher each); refusals are kInvalidArgument
-// with a message. Run by pipeline_fuzzer.cc; replayed by tests/fuzz_regression_test.cc.
+// The pipeline target (src/supervisor/pipeline.cc, src/payload/schema_file.cc,
+// src/common/byte_size.cc): the input as pipeline TOML (from a string, and from a file: the same
+// outcome), as a schema file, and as a byte size. A pipeline LoadPipeline accepts must be runnable
+// as is (valid names, channels that can be laid out, one publisher each); refusals are
+// kInvalidArgument with a message. Run by pipeline_fuzzer.cc; replayed by
+// tests/fuzz_regression_test.cc.
 #pragma once
 
 #include <cerrno>
@@ -23,11 +24,10 @@
 #include "common/byte_size.h"
 #include "fuzz_support.h"
 #include "payload/schema_evolution.h"
+#include "payload/schema_file.h"
 #include "quiver/status.h"
 #include "shm/segment.h"
-#include "supervisor/arrow_schema.h"
 #include "supervisor/pipeline.h"
-#include "supervisor/schema_file.h"
 
 namespace quiver::fuzz {
 
@@ -80,11 +80,9 @@ inline void CheckPipeline(const Result<supervisor::Pipeline>& loaded, const std:
     QUIVER_FUZZ_CHECK(
         channel::ComputeLayout(c.capacity, c.max_samples, c.max_subscribers, size_t{64} << 10).ok(),
         what + ": channel '" + c.name + "' cannot be laid out");
-    QUIVER_FUZZ_CHECK(c.schema_path.empty() == c.schema.empty(), what + ": schema");
-    if (!c.schema.empty()) {
-      auto schema = supervisor::ToArrowSchema(c.schema);
-      QUIVER_FUZZ_CHECK(schema.ok(), what + ": " + StatusText(schema.status()));
-      const Status evolution = payload::CheckEvolution({}, **schema);
+    QUIVER_FUZZ_CHECK(c.schema_path.empty() == (c.schema == nullptr), what + ": schema");
+    if (c.schema != nullptr) {
+      const Status evolution = payload::CheckEvolution({}, *c.schema);
       QUIVER_FUZZ_CHECK(evolution.ok(), what + ": " + StatusText(evolution));
     }
   }
@@ -135,17 +133,13 @@ inline void FuzzPipeline(const uint8_t* data, size_t size) {
             " vs " + StatusText(from_string.status()));
   }
 
-  const Result<std::vector<supervisor::SchemaField>> fields =
-      supervisor::ParseSchemaJson(text, "fuzz.json");
-  if (fields.ok()) {
-    QUIVER_FUZZ_CHECK(!fields->empty(), "an empty schema accepted");
-    auto schema = supervisor::ToArrowSchema(fields.value());
-    QUIVER_FUZZ_CHECK(schema.ok(), "ParseSchemaJson accepts what ToArrowSchema refuses: " +
-                                       StatusText(schema.status()));
-    QUIVER_FUZZ_CHECK(payload::CheckEvolution({}, **schema).ok(), "schema not creatable");
+  const Result<std::shared_ptr<arrow::Schema>> schema = payload::ParseSchemaJson(text, "fuzz.json");
+  if (schema.ok()) {
+    QUIVER_FUZZ_CHECK(schema.value()->num_fields() > 0, "an empty schema accepted");
+    QUIVER_FUZZ_CHECK(payload::CheckEvolution({}, *schema.value()).ok(), "schema not creatable");
   } else {
-    QUIVER_FUZZ_CHECK(fields.status().code() == ErrorCode::kInvalidArgument,
-                      StatusText(fields.status()));
+    QUIVER_FUZZ_CHECK(schema.status().code() == ErrorCode::kInvalidArgument,
+                      StatusText(schema.status()));
   }
 
   if (size <= 64) {
