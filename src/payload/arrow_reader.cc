@@ -1,5 +1,5 @@
-// ArrowSubscriber: receives Arrow samples (arrow_format.h) and decodes them into batches
-// that point into shared memory, with the channel's schemas cached by version.
+// Reading Arrow samples (arrow_format.h): DecodeArrowSample, for a sample however it was
+// received, and ArrowSubscriber, which receives and decodes with its schemas cached.
 #include <arrow/array.h>
 #include <arrow/buffer.h>
 #include <arrow/ipc/dictionary.h>
@@ -25,6 +25,23 @@ namespace {
 using payload::MessageEntry;
 using payload::MessageTable;
 
+// The channel's schemas by version: [version - 1], filled as samples name them.
+using SchemaCache = std::vector<std::shared_ptr<arrow::Schema>>;
+
+Result<std::shared_ptr<arrow::Schema>> SchemaOf(const Channel& channel, uint32_t version,
+                                                SchemaCache* schemas) {
+  if (version == 0 || version > channel.type_versions()) {
+    return Status::ShmCorruption("sample names schema version " + std::to_string(version) +
+                                 " but channel '" + channel.name() + "' has " +
+                                 std::to_string(channel.type_versions()));
+  }
+  if (schemas->size() < version) schemas->resize(version);
+  if (!(*schemas)[version - 1]) {
+    QUIVER_ASSIGN_OR_RETURN((*schemas)[version - 1], ChannelSchema(channel, version));
+  }
+  return (*schemas)[version - 1];
+}
+
 // Maps dictionary ids to their value types, walking the schema as the IPC writer does.
 Status DictionaryValueTypes(const arrow::FieldVector& fields, std::vector<int>* path,
                             const arrow::ipc::DictionaryFieldMapper& mapper,
@@ -44,46 +61,14 @@ Status DictionaryValueTypes(const arrow::FieldVector& fields, std::vector<int>* 
   return Status::OK();
 }
 
-}  // namespace
-
-// ---- ArrowSubscriber --------------------------------------------------------------------
-
-ArrowSubscriber::ArrowSubscriber(Subscriber subscriber, Channel channel,
-                                 ArrowSubscriberOptions options)
-    : subscriber_(std::move(subscriber)),
-      channel_(std::move(channel)),
-      options_(std::move(options)) {}
-
-Result<ArrowSubscriber> ArrowSubscriber::Make(Channel& channel, ArrowSubscriberOptions options) {
-  QUIVER_ASSIGN_OR_RETURN(auto newest, ChannelSchema(channel));
-  if (options.reader_schema) {
-    QUIVER_RETURN_IF_ERROR(payload::CheckReader(*options.reader_schema, *newest));
-  }
-  QUIVER_ASSIGN_OR_RETURN(Subscriber subscriber, channel.CreateSubscriber(options.subscriber));
-  return ArrowSubscriber(std::move(subscriber), channel, std::move(options));
-}
-
-Result<std::shared_ptr<arrow::Schema>> ArrowSubscriber::SchemaOf(uint32_t version) {
-  if (version == 0 || version > channel_.type_versions()) {
-    return Status::ShmCorruption("sample names schema version " + std::to_string(version) +
-                                 " but channel '" + channel_.name() + "' has " +
-                                 std::to_string(channel_.type_versions()));
-  }
-  if (schemas_.size() < version) schemas_.resize(version);
-  if (!schemas_[version - 1]) {
-    QUIVER_ASSIGN_OR_RETURN(schemas_[version - 1], ChannelSchema(channel_, version));
-  }
-  return schemas_[version - 1];
-}
-
-Result<ArrowSample> ArrowSubscriber::Decode(Sample sample) {
-  QUIVER_RETURN_IF_ERROR(FollowRestarts());
+Result<ArrowSample> DecodeWith(const Channel& channel, Sample sample,
+                               const ArrowDecodeOptions& decode, SchemaCache* schemas) {
   const uint64_t sequence = sample.sequence();
   auto held = std::make_shared<const Sample>(std::move(sample));
   const std::span<const std::byte> bytes = held->data();
   auto corrupt = [&](const std::string& what) {
     return Status::ShmCorruption("Arrow sample " + std::to_string(sequence) + " of '" +
-                                 channel_.name() + "': " + what);
+                                 channel.name() + "': " + what);
   };
   MessageTable table;
   QUIVER_ASSIGN_OR_RETURN(SampleHeader header,
@@ -99,7 +84,7 @@ Result<ArrowSample> ArrowSubscriber::Decode(Sample sample) {
               entries.size() * sizeof(MessageEntry));
   if (entries.back().dictionary_id != -1) return corrupt("last message is not the record batch");
 
-  QUIVER_ASSIGN_OR_RETURN(auto schema, SchemaOf(header.type_version));
+  QUIVER_ASSIGN_OR_RETURN(auto schema, SchemaOf(channel, header.type_version, schemas));
   arrow::ipc::DictionaryMemo memo;
   std::map<int64_t, std::shared_ptr<arrow::DataType>> dictionary_types;
   if (!memo.fields().AddSchemaFields(*schema).ok()) return corrupt("schema has bad dictionaries");
@@ -175,12 +160,42 @@ Result<ArrowSample> ArrowSubscriber::Decode(Sample sample) {
                    std::to_string(batch->num_rows()));
   }
   const arrow::Status valid =
-      options_.validation == BatchValidation::kFull ? batch->ValidateFull() : batch->Validate();
+      decode.validation == BatchValidation::kFull ? batch->ValidateFull() : batch->Validate();
   if (!valid.ok()) return corrupt(valid.ToString());
-  if (options_.reader_schema) {
-    QUIVER_ASSIGN_OR_RETURN(batch, payload::ProjectByName(batch, options_.reader_schema));
+  if (decode.reader_schema) {
+    QUIVER_ASSIGN_OR_RETURN(batch, payload::ProjectByName(batch, decode.reader_schema));
   }
   return ArrowSample{std::move(batch), header.type_version, sequence};
+}
+
+}  // namespace
+
+Result<ArrowSample> DecodeArrowSample(const Channel& channel, Sample sample,
+                                      const ArrowDecodeOptions& options) {
+  SchemaCache schemas;
+  return DecodeWith(channel, std::move(sample), options, &schemas);
+}
+
+// ---- ArrowSubscriber --------------------------------------------------------------------
+
+ArrowSubscriber::ArrowSubscriber(Subscriber subscriber, Channel channel,
+                                 ArrowSubscriberOptions options)
+    : subscriber_(std::move(subscriber)),
+      channel_(std::move(channel)),
+      decode_{std::move(options.reader_schema), options.validation} {}
+
+Result<ArrowSubscriber> ArrowSubscriber::Make(Channel& channel, ArrowSubscriberOptions options) {
+  QUIVER_ASSIGN_OR_RETURN(auto newest, ChannelSchema(channel));
+  if (options.reader_schema) {
+    QUIVER_RETURN_IF_ERROR(payload::CheckReader(*options.reader_schema, *newest));
+  }
+  QUIVER_ASSIGN_OR_RETURN(Subscriber subscriber, channel.CreateSubscriber(options.subscriber));
+  return ArrowSubscriber(std::move(subscriber), channel, std::move(options));
+}
+
+Result<ArrowSample> ArrowSubscriber::Decode(Sample sample) {
+  QUIVER_RETURN_IF_ERROR(FollowRestarts());
+  return DecodeWith(channel_, std::move(sample), decode_, &schemas_);
 }
 
 Status ArrowSubscriber::FollowRestarts() {
@@ -189,9 +204,9 @@ Status ArrowSubscriber::FollowRestarts() {
   followed_ = subscriber_.restarts_followed();
   channel_ = subscriber_.channel();
   schemas_.clear();
-  if (options_.reader_schema) {
+  if (decode_.reader_schema) {
     QUIVER_ASSIGN_OR_RETURN(auto newest, ChannelSchema(channel_));
-    QUIVER_RETURN_IF_ERROR(payload::CheckReader(*options_.reader_schema, *newest));
+    QUIVER_RETURN_IF_ERROR(payload::CheckReader(*decode_.reader_schema, *newest));
   }
   return Status::OK();
 }
