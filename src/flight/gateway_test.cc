@@ -1,9 +1,6 @@
-#include "flight/gateway.h"
-
 #include <arrow/api.h>
 #include <arrow/flight/client.h>
 #include <gtest/gtest.h>
-
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,6 +8,8 @@
 #include <optional>
 #include <thread>
 
+#include "flight/location.h"
+#include "flight/server.h"
 #include "flight/tail_stream.h"
 #include "quiver/arrow.h"
 #include "test_support.h"
@@ -182,11 +181,10 @@ TEST(ServerTest, EveryTcpListenerNeedsATokenAndRemoteOnesTls) {
   EXPECT_EQ(server.status().code(), ErrorCode::kPermissionDenied);
   auto tokened = Server::Start({.listen = "grpc://0.0.0.0:0", .token = "t"});
   EXPECT_EQ(tokened.status().code(), ErrorCode::kPermissionDenied) << "a token in clear text";
-  auto untokened =
-      Server::Start({.listen = "grpc://0.0.0.0:0", .allow_insecure_remote = true});
+  auto untokened = Server::Start({.listen = "grpc://0.0.0.0:0", .allow_insecure_remote = true});
   EXPECT_EQ(untokened.status().code(), ErrorCode::kPermissionDenied) << "no token at all";
-  auto allowed = Server::Start(
-      {.listen = "grpc://0.0.0.0:0", .token = "t", .allow_insecure_remote = true});
+  auto allowed =
+      Server::Start({.listen = "grpc://0.0.0.0:0", .token = "t", .allow_insecure_remote = true});
   ASSERT_TRUE(allowed.ok()) << allowed.status().ToString();
   EXPECT_EQ((*allowed)->location().rfind("grpc://0.0.0.0:", 0), 0u);
 }
