@@ -229,7 +229,7 @@ Result<LoanedSample> ArrowPublisher::Encode(BatchLoan&& batch_loan,
   QUIVER_ASSIGN_OR_RETURN(std::vector<Message> messages, MessagesFor(batch));
   payload::LoanPool& pool = *batch_loan.impl_->pool;
   const std::span<std::byte> sample = batch_loan.impl_->loan.data();
-  const uint64_t body_offset =
+  const auto body_offset =
       static_cast<uint64_t>(reinterpret_cast<std::byte*>(pool.begin()) - sample.data());
   // Every message's body is the whole arena; its metadata names where each buffer is.
   std::vector<MessageEntry> entries;

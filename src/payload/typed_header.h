@@ -1,7 +1,7 @@
 // The front of every typed sample: the SampleHeader at 0, then the kind's own header at
 // kSampleHeaderBytes (TensorHeader, AudioFrameHeader, ImageFrameHeader, an Arrow sample's
 // MessageTable). The one writer and the one reader of both, for every kind. Pure functions
-// over sample bytes (LoanTypedSample also loans, as Publisher::Loan); thread-safe.
+// over sample bytes, thread-safe; LoanTypedSample is thread-compatible, as its Publisher.
 #pragma once
 
 #include <cstddef>
