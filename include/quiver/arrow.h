@@ -129,6 +129,22 @@ struct ArrowSample {
   uint64_t sequence = 0;        ///< the publisher's sequence number
 };
 
+/// What decoding a sample checks and keeps (ArrowSubscriberOptions has the same fields).
+struct ArrowDecodeOptions {
+  /// The fields this reader needs, bound by name. nullptr: batches as published.
+  std::shared_ptr<arrow::Schema> reader_schema;
+  BatchValidation validation = BatchValidation::kStructure;
+};
+
+/// Decodes a sample of the Arrow channel `channel` however it was received (a plain
+/// Subscriber, a tool reading a sample it holds), without an ArrowSubscriber. The sample's
+/// schema version is read from the channel's type registry on every call (an
+/// ArrowSubscriber reads each version once). kShmCorruption for a sample that fails
+/// validation, kInvalidArgument for a sample of another kind, kSchemaMismatch if the
+/// sample's schema cannot be read as `options.reader_schema`.
+Result<ArrowSample> DecodeArrowSample(const Channel& channel, Sample sample,
+                                      const ArrowDecodeOptions& options = {});
+
 struct ArrowSubscriberOptions {
   SubscriberOptions subscriber;
   /// The fields this reader needs, bound by name. nullptr: batches as published.
@@ -147,20 +163,20 @@ class ArrowSubscriber {
   Result<ArrowSample> Receive(std::chrono::nanoseconds timeout);
   /// As Subscriber::TryReceive, decoded.
   Result<std::optional<ArrowSample>> TryReceive();
-  /// Decodes a sample received from this channel by other means.
+  /// Decodes a sample received from this channel by other means (DecodeArrowSample with
+  /// this subscriber's options and cached schemas).
   Result<ArrowSample> Decode(Sample sample);
 
   Subscriber& subscriber() { return subscriber_; }
 
  private:
   ArrowSubscriber(Subscriber subscriber, Channel channel, ArrowSubscriberOptions options);
-  Result<std::shared_ptr<arrow::Schema>> SchemaOf(uint32_t version);
   // After the subscriber followed a restarted publisher: that channel's schemas.
   Status FollowRestarts();
 
   Subscriber subscriber_;
   Channel channel_;
-  ArrowSubscriberOptions options_;
+  ArrowDecodeOptions decode_;
   std::vector<std::shared_ptr<arrow::Schema>> schemas_;  // [version - 1], filled lazily
   uint32_t followed_ = 0;  // subscriber_.restarts_followed() that channel_ belongs to
 };

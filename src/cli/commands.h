@@ -3,7 +3,8 @@
 
 #include <string>
 
-#include "flight/gateway.h"
+#include "flight/bridge.h"
+#include "flight/server.h"
 
 namespace quiver::cli {
 

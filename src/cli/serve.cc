@@ -18,7 +18,8 @@
 #include "cli/commands.h"
 #include "common/private_dir.h"
 #include "common/unique_fd.h"
-#include "flight/gateway.h"
+#include "flight/bridge.h"
+#include "flight/server.h"
 
 namespace quiver::cli {
 namespace {

@@ -1,4 +1,6 @@
 // `quiver bridge`: a remote channel's live tail (Flight DoGet) published into a local channel.
+#include "flight/bridge.h"
+
 #include <arrow/flight/client.h>
 #include <arrow/record_batch.h>
 #include <arrow/util/byte_size.h>
@@ -10,7 +12,7 @@
 #include <thread>
 
 #include "flight/common.h"
-#include "flight/gateway.h"
+#include "flight/location.h"
 
 namespace quiver::flight {
 namespace fl = arrow::flight;

@@ -1,5 +1,3 @@
-#include "flight/gateway.h"
-
 #include <arrow/api.h>
 #include <arrow/flight/client.h>
 #include <gtest/gtest.h>
@@ -10,6 +8,8 @@
 #include <optional>
 #include <thread>
 
+#include "flight/location.h"
+#include "flight/server.h"
 #include "flight/tail_stream.h"
 #include "quiver/arrow.h"
 #include "test_support.h"

@@ -247,6 +247,46 @@ TEST(SchemaEvolutionTest, AddedNullableColumnOldReadersKeepTheirColumnsNewReader
   ASSERT_TRUE(unbound.ok());
 }
 
+TEST(ArrowBatchTest, ASampleIsDecodedWithoutAnArrowSubscriber) {
+  const std::string name = UniqueName("decode-free");
+  auto channel = CreateArrowChannel(name, V1());
+  ASSERT_TRUE(channel.ok());
+  auto publisher = ArrowPublisher::Make(*channel);
+  ASSERT_TRUE(publisher.ok());
+  auto raw = channel->CreateSubscriber();  // a plain Subscriber: no ArrowSubscriber anywhere
+  ASSERT_TRUE(raw.ok());
+  auto v2 = arrow::schema({arrow::field("id", arrow::int64(), false),
+                           arrow::field("price", arrow::float64(), true),
+                           arrow::field("currency", arrow::utf8(), true)});
+  ASSERT_TRUE(publisher->Publish(*Batch(V1(), {"[1]", "[2.5]"})).ok());
+  ASSERT_TRUE(publisher->Publish(*Batch(v2, {"[2]", "[3.5]", R"(["EUR"])"})).ok());
+
+  auto s1 = raw->Receive(milliseconds(100));
+  ASSERT_TRUE(s1.ok());
+  auto d1 = DecodeArrowSample(*channel, std::move(*s1), {.reader_schema = v2});
+  ASSERT_TRUE(d1.ok()) << d1.status().ToString();
+  EXPECT_EQ(d1->schema_version, 1u);
+  EXPECT_TRUE(d1->batch->Equals(*Batch(v2, {"[1]", "[2.5]", "[null]"}))) << "projected";
+  auto s2 = raw->Receive(milliseconds(100));
+  ASSERT_TRUE(s2.ok());
+  auto d2 = DecodeArrowSample(*channel, std::move(*s2), {.validation = BatchValidation::kFull});
+  ASSERT_TRUE(d2.ok()) << d2.status().ToString();
+  EXPECT_EQ(d2->schema_version, 2u);
+  EXPECT_TRUE(d2->batch->Equals(*Batch(v2, {"[2]", "[3.5]", R"(["EUR"])"}))) << "as published";
+
+  // A sample whose metadata is too short for the message table is corrupt, not read.
+  auto loan = publisher->Encode(*Batch(V1(), {"[3]", "[4.5]"}));
+  ASSERT_TRUE(loan.ok());
+  const uint64_t short_meta = 4;
+  std::memcpy(loan->data().data() + 24, &short_meta, sizeof(short_meta));  // meta_length
+  ASSERT_TRUE(publisher->publisher().Publish(std::move(*loan)).ok());
+  auto s3 = raw->Receive(milliseconds(100));
+  ASSERT_TRUE(s3.ok());
+  auto d3 = DecodeArrowSample(*channel, std::move(*s3));
+  EXPECT_EQ(d3.status().code(), ErrorCode::kShmCorruption) << d3.status().ToString();
+  EXPECT_NE(d3.status().message().find("meta_length"), std::string::npos) << d3.status().message();
+}
+
 TEST(SchemaEvolutionTest, ReorderedColumnsAreCompatibleAndBoundByName) {
   auto channel = CreateArrowChannel(UniqueName("evolve-order"), V1());
   auto publisher = ArrowPublisher::Make(*channel);

@@ -12,18 +12,14 @@
 #include <string>
 
 #include "payload/sample_buffer.h"
+#include "payload/typed_header.h"
 #include "quiver/sample_header.h"
 
 namespace quiver {
 namespace {
 
-constexpr uint64_t AlignUp(uint64_t n, uint64_t alignment) {
-  return (n + alignment - 1) / alignment * alignment;
-}
-
 // Both frame headers are 24 bytes, so both kinds put their data at the same aligned offset.
-constexpr uint64_t kFrameBodyOffset =
-    AlignUp(kSampleHeaderBytes + sizeof(AudioFrameHeader), kBodyAlignment);
+constexpr uint64_t kFrameBodyOffset = payload::BodyOffsetAfter(sizeof(AudioFrameHeader));
 static_assert(sizeof(ImageFrameHeader) == sizeof(AudioFrameHeader));
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
@@ -36,41 +32,6 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
 }
 
 Status Invalid(const std::string& what) { return Status::InvalidArgument(what); }
-
-// Loans header + body bytes and writes both headers; returns the loan and its body.
-template <typename KindHeader>
-Result<LoanedSample> LoanWithHeaders(Publisher& publisher, PayloadKind kind,
-                                     const KindHeader& kind_header, uint64_t body_length,
-                                     uint64_t count) {
-  QUIVER_ASSIGN_OR_RETURN(LoanedSample loan, publisher.Loan(kFrameBodyOffset + body_length));
-  SampleHeader header = MakeSampleHeader(kind);
-  header.meta_offset = kSampleHeaderBytes;
-  header.meta_length = sizeof(KindHeader);
-  header.body_offset = kFrameBodyOffset;
-  header.body_length = body_length;
-  header.count = count;
-  std::byte* bytes = loan.data().data();
-  std::memset(bytes, 0, kFrameBodyOffset);  // padding too: no stale bytes leak to readers
-  std::memcpy(bytes, &header, sizeof(header));
-  std::memcpy(bytes + header.meta_offset, &kind_header, sizeof(kind_header));
-  return loan;
-}
-
-// Checks the sample header and copies the kind header out of shared memory. Every later
-// check and use reads this copy, so a writer that changes the shared bytes afterwards cannot
-// get a checked value swapped for an unchecked one.
-template <typename KindHeader>
-Status ReadHeaders(const Sample& sample, PayloadKind kind, SampleHeader* header,
-                   KindHeader* kind_header) {
-  QUIVER_ASSIGN_OR_RETURN(*header, ReadSampleHeader(sample.data(), kind));
-  const std::string what = std::string(PayloadKindName(kind)) + " sample: ";
-  if (header->meta_length != sizeof(KindHeader)) {
-    return Status::ShmCorruption(what + "meta_length " + std::to_string(header->meta_length) +
-                                 ", expected " + std::to_string(sizeof(KindHeader)));
-  }
-  std::memcpy(kind_header, sample.data().data() + header->meta_offset, sizeof(KindHeader));
-  return Status::OK();
-}
 
 Status AudioCorrupt(const std::string& what) {
   return Status::ShmCorruption("audio_frame sample: " + what);
@@ -190,8 +151,10 @@ Result<LoanedAudioFrame> LoanAudioFrame(Publisher& publisher, const AudioFrameIn
   h.channels = info.channels;
   h.sample_format = static_cast<uint16_t>(info.format);
   h.frame_count = info.frame_count;
-  QUIVER_ASSIGN_OR_RETURN(LoanedSample loan, LoanWithHeaders(publisher, PayloadKind::kAudioFrame, h,
-                                                             *body, info.frame_count));
+  QUIVER_ASSIGN_OR_RETURN(
+      LoanedSample loan,
+      payload::LoanTypedSample(publisher, PayloadKind::kAudioFrame, std::as_bytes(std::span(&h, 1)),
+                               *body, info.frame_count));
   std::span<std::byte> data = loan.data().subspan(kFrameBodyOffset, *body);
   return LoanedAudioFrame(std::move(loan), data, info);
 }
@@ -216,9 +179,10 @@ Status PublishAudioFrame(Publisher& publisher, AudioFrameInfo info,
 
 Result<AudioFrameView> ReadAudioFrame(std::shared_ptr<const Sample> sample) {
   if (sample == nullptr) return Invalid("null sample");
-  SampleHeader header;
   AudioFrameHeader h;
-  QUIVER_RETURN_IF_ERROR(ReadHeaders(*sample, PayloadKind::kAudioFrame, &header, &h));
+  QUIVER_ASSIGN_OR_RETURN(SampleHeader header,
+                          payload::ReadTypedHeader(sample->data(), PayloadKind::kAudioFrame,
+                                                   std::as_writable_bytes(std::span(&h, 1))));
   if (h.version != kAudioFrameHeaderVersion) {
     return AudioCorrupt("audio header version " + std::to_string(h.version) +
                         ", this build reads " + std::to_string(kAudioFrameHeaderVersion));
@@ -270,7 +234,8 @@ Result<LoanedImageFrame> LoanImageFrame(Publisher& publisher, const ImageFrameIn
   h.stride = resolved.stride;
   h.pixel_format = static_cast<uint32_t>(resolved.format);
   QUIVER_ASSIGN_OR_RETURN(LoanedSample loan,
-                          LoanWithHeaders(publisher, PayloadKind::kImageFrame, h, body, 1));
+                          payload::LoanTypedSample(publisher, PayloadKind::kImageFrame,
+                                                   std::as_bytes(std::span(&h, 1)), body, 1));
   std::span<std::byte> data = loan.data().subspan(kFrameBodyOffset, body);
   return LoanedImageFrame(std::move(loan), data, resolved);
 }
@@ -292,9 +257,10 @@ Status PublishImageFrame(Publisher& publisher, const ImageFrameInfo& info,
 
 Result<ImageFrameView> ReadImageFrame(std::shared_ptr<const Sample> sample) {
   if (sample == nullptr) return Invalid("null sample");
-  SampleHeader header;
   ImageFrameHeader h;
-  QUIVER_RETURN_IF_ERROR(ReadHeaders(*sample, PayloadKind::kImageFrame, &header, &h));
+  QUIVER_ASSIGN_OR_RETURN(SampleHeader header,
+                          payload::ReadTypedHeader(sample->data(), PayloadKind::kImageFrame,
+                                                   std::as_writable_bytes(std::span(&h, 1))));
   if (h.version != kImageFrameHeaderVersion) {
     return ImageCorrupt("image header version " + std::to_string(h.version) +
                         ", this build reads " + std::to_string(kImageFrameHeaderVersion));

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "payload/sample_buffer.h"
+#include "payload/typed_header.h"
 #include "quiver/sample_header.h"
 
 namespace quiver {
@@ -51,13 +52,8 @@ std::shared_ptr<arrow::DataType> TypeFromId(uint32_t id) {
   }
 }
 
-constexpr uint64_t AlignUp(uint64_t n, uint64_t alignment) {
-  return (n + alignment - 1) / alignment * alignment;
-}
-
 // The body starts at the first aligned offset after both headers.
-constexpr uint64_t kTensorBodyOffset =
-    AlignUp(kSampleHeaderBytes + sizeof(TensorHeader), kBodyAlignment);
+constexpr uint64_t kTensorBodyOffset = payload::BodyOffsetAfter(sizeof(TensorHeader));
 
 Status Corrupt(const std::string& what) { return Status::ShmCorruption("tensor sample: " + what); }
 
@@ -119,14 +115,6 @@ Result<LoanedTensor> LoanTensor(Publisher& publisher, std::shared_ptr<arrow::Dat
     for (size_t d = shape.size() - 1; d-- > 0;) strides[d] = strides[d + 1] * shape[d + 1];
   }
 
-  QUIVER_ASSIGN_OR_RETURN(LoanedSample loan,
-                          publisher.Loan(kTensorBodyOffset + static_cast<uint64_t>(body_length)));
-  SampleHeader header = MakeSampleHeader(PayloadKind::kTensor);
-  header.meta_offset = kSampleHeaderBytes;
-  header.meta_length = sizeof(TensorHeader);
-  header.body_offset = kTensorBodyOffset;
-  header.body_length = static_cast<uint64_t>(body_length);
-  header.count = static_cast<uint64_t>(count);
   TensorHeader tensor{};
   tensor.version = kTensorHeaderVersion;
   tensor.dtype = static_cast<uint32_t>(type->id());
@@ -135,10 +123,10 @@ Result<LoanedTensor> LoanTensor(Publisher& publisher, std::shared_ptr<arrow::Dat
     tensor.shape[d] = shape[d];
     tensor.strides[d] = strides[d];
   }
-  std::byte* bytes = loan.data().data();
-  std::memset(bytes, 0, kTensorBodyOffset);  // padding too: no stale bytes leak to readers
-  std::memcpy(bytes, &header, sizeof(header));
-  std::memcpy(bytes + header.meta_offset, &tensor, sizeof(tensor));
+  QUIVER_ASSIGN_OR_RETURN(LoanedSample loan,
+                          payload::LoanTypedSample(
+                              publisher, PayloadKind::kTensor, std::as_bytes(std::span(&tensor, 1)),
+                              static_cast<uint64_t>(body_length), static_cast<uint64_t>(count)));
   std::span<std::byte> data = loan.data().subspan(kTensorBodyOffset);
   return LoanedTensor(std::move(loan), data, std::move(type), std::move(shape), std::move(strides),
                       count);
@@ -167,16 +155,10 @@ Status PublishTensor(Publisher& publisher, const arrow::Tensor& tensor) {
 
 Result<std::shared_ptr<arrow::Tensor>> ReadTensor(std::shared_ptr<const Sample> sample) {
   if (sample == nullptr) return Status::InvalidArgument("null sample");
-  QUIVER_ASSIGN_OR_RETURN(SampleHeader header,
-                          ReadSampleHeader(sample->data(), PayloadKind::kTensor));
-  if (header.meta_length != sizeof(TensorHeader)) {
-    return Corrupt("meta_length " + std::to_string(header.meta_length) + ", expected " +
-                   std::to_string(sizeof(TensorHeader)));
-  }
-  // One copy out of shared memory, then every check and use reads the copy: a writer that
-  // changes the header afterwards cannot get a checked value swapped for an unchecked one.
   TensorHeader h;
-  std::memcpy(&h, sample->data().data() + header.meta_offset, sizeof(h));
+  QUIVER_ASSIGN_OR_RETURN(SampleHeader header,
+                          payload::ReadTypedHeader(sample->data(), PayloadKind::kTensor,
+                                                   std::as_writable_bytes(std::span(&h, 1))));
   if (h.version != kTensorHeaderVersion) {
     return Corrupt("tensor header version " + std::to_string(h.version) + ", this build reads " +
                    std::to_string(kTensorHeaderVersion));

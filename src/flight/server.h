@@ -1,6 +1,5 @@
-// The Arrow Flight gateway: this machine's Arrow channels served over Flight (gRPC) to other
-// hosts (`quiver serve`), and a bridge that subscribes a remote channel into a local one
-// (`quiver bridge`), so a node on host B reads host A's data through the same local API.
+// The Flight server of `quiver serve`: this machine's Arrow channels served over Flight
+// (gRPC) to other hosts. Its calls run on gRPC's threads; Start and Shutdown are the owner's.
 //
 //   flight      channel
 //   ListFlights one FlightInfo per Arrow channel: schema, counters as JSON app_metadata
@@ -17,13 +16,10 @@
 // remote reader misses samples). Nothing is buffered beyond that window.
 #pragma once
 
-#include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <string>
-#include <string_view>
 
 #include "quiver/channel.h"
 #include "quiver/status.h"
@@ -87,61 +83,5 @@ class Server {
   explicit Server(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
-
-/// "grpc[+tcp|+tls]://HOST:PORT[/PATH]" or "grpc+unix:///SOCKET" taken apart; `what` names it
-/// in errors.
-struct Address {
-  std::string host;  ///< without brackets for IPv6; empty for a Unix socket
-  int port = 0;
-  bool tls = false;
-  std::string path;         ///< TCP: after the first '/' (may be empty)
-  std::string unix_socket;  ///< grpc+unix: the socket's absolute path
-};
-Result<Address> ParseAddress(std::string_view uri, std::string_view what);
-
-/// A DoGet ticket: "NAME", "NAME?from=latest" (the default: batches published from now
-/// on) or "NAME?from=oldest" (first the channel's backlog: SubscriberOptions::from_oldest).
-struct Ticket {
-  std::string channel;
-  bool from_oldest = false;
-};
-/// kInvalidArgument naming what is wrong (unknown option, from= twice, empty name).
-Result<Ticket> ParseTicket(std::string_view text);
-
-/// "grpc[+tcp|+tls]://HOST:PORT/CHANNEL[?from=latest|from=oldest]" (or
-/// "grpc+unix:///SOCKET/CHANNEL[?...]": the last path element is the channel) split into a
-/// location and a ticket.
-struct RemoteChannel {
-  std::string location;  ///< "grpc+tcp://HOST:PORT", "grpc+tls://HOST:PORT", "grpc+unix:///P"
-  std::string ticket;    ///< "CHANNEL[?...]", validated by ParseTicket
-  std::string channel;
-};
-Result<RemoteChannel> ParseRemoteChannel(std::string_view uri);
-
-struct BridgeOptions {
-  std::string remote;  ///< grpc://HOST:PORT/CHANNEL
-  std::string to;      ///< the local channel (created if absent, schema checked if present)
-  size_t capacity = size_t{64} << 20;
-  OverflowPolicy overflow = OverflowPolicy::kBlock;
-  std::string token;           ///< sent as a bearer token; empty: none
-  std::string tls_roots_file;  ///< PEM roots for a grpc+tls remote; empty: the system's
-  uint64_t max_batches = 0;    ///< stop after this many (0: until the remote stream ends)
-  /// The largest message accepted from the remote (a batch); 0: `capacity` + 1 MiB, since a
-  /// larger batch could never be published into the local channel anyway.
-  size_t max_message_bytes = 0;
-};
-
-struct BridgeReport {
-  uint64_t batches = 0;
-  uint64_t rows = 0;
-  uint64_t bytes = 0;  ///< body bytes published locally
-  double seconds = 0;
-};
-
-/// Subscribes the remote channel and publishes every batch into the local one, until the
-/// remote stream ends (its publisher went away), `max_batches`, or `stop` becomes true
-/// (checked at least every `poll`). `progress` (optional) is called after every batch.
-Result<BridgeReport> RunBridge(const BridgeOptions& options, const std::atomic<bool>& stop,
-                               const std::function<void(const BridgeReport&)>& progress = {});
 
 }  // namespace quiver::flight
