@@ -51,9 +51,10 @@ Result<Channel> CreateArrowChannel(std::string_view name,
 /// kInvalidArgument for a channel without an Arrow schema.
 Result<std::shared_ptr<arrow::Schema>> ChannelSchema(const Channel& channel, uint32_t version = 0);
 
-/// Checks that batches of `schema` may be published into `channel`: that `schema` may
-/// follow every one of its schema versions (the rules of CheckEvolution, see
-/// docs/ARCHITECTURE.md). kSchemaMismatch naming the field and both types.
+/// Checks that batches of `schema` may be published into `channel`: that `schema`, conformed
+/// to the newest version as ArrowPublisher::Publish conforms a batch, may follow every one
+/// of its schema versions (the rules of CheckEvolution, see docs/ARCHITECTURE.md).
+/// kSchemaMismatch naming the field and both types.
 Status CheckSchemaFollows(const Channel& channel, const arrow::Schema& schema);
 
 /// A loan whose memory backs Arrow buffers: build arrays with `pool()` (any Arrow builder

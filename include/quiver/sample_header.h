@@ -31,16 +31,16 @@ enum class PayloadKind : uint16_t {
 std::string_view PayloadKindName(PayloadKind kind);
 
 struct SampleHeader {
-  uint32_t magic;          // kSampleMagic
-  uint16_t version;        // kSampleHeaderVersion
-  uint16_t kind;           // PayloadKind
-  uint32_t type_version;   // Arrow: the channel type (schema) version; 0 for other kinds
+  uint32_t magic;         // kSampleMagic
+  uint16_t version;       // kSampleHeaderVersion
+  uint16_t kind;          // PayloadKind
+  uint32_t type_version;  // Arrow: the channel type (schema) version; 0 for other kinds
   uint32_t reserved0;
-  uint64_t meta_offset;    // kind-specific metadata, from the sample start
+  uint64_t meta_offset;  // kind-specific metadata, from the sample start
   uint64_t meta_length;
-  uint64_t body_offset;    // from the sample start; a multiple of kBodyAlignment
+  uint64_t body_offset;  // from the sample start; a multiple of kBodyAlignment
   uint64_t body_length;
-  uint64_t count;          // rows (Arrow), elements (tensor), frames (audio), 1 (image)
+  uint64_t count;  // rows (Arrow), elements (tensor), frames (audio), 1 (image)
   uint64_t reserved1;
 };
 static_assert(std::is_trivially_copyable_v<SampleHeader> &&

@@ -11,7 +11,6 @@
 #include <vector>
 
 #include "discovery/discovery.h"
-#include "payload/conform.h"
 
 namespace quiver::flight {
 
@@ -133,10 +132,7 @@ Result<RemotePublisher> RemotePublisher::Open(std::string_view name,
     return Status::InvalidArgument("channel '" + std::string(name) +
                                    "' carries no Arrow schema (raw samples)");
   }
-  // The stream's schema as its batches will be published (ArrowPublisher conforms each:
-  // other layouts of the same values, nullable fields holding no null), checked up front.
-  QUIVER_ASSIGN_OR_RETURN(std::shared_ptr<arrow::Schema> newest, ChannelSchema(*channel));
-  QUIVER_RETURN_IF_ERROR(CheckSchemaFollows(*channel, *payload::ConformSchema(schema, *newest)));
+  QUIVER_RETURN_IF_ERROR(CheckSchemaFollows(*channel, *schema));
   Result<ArrowPublisher> publisher = ArrowPublisher::Make(*channel, {.loan_timeout = loan_timeout});
   if (!publisher.ok() && publisher.status().code() == ErrorCode::kBusy) {
     return Status::Busy("channel '" + std::string(name) + "' already has a live publisher");

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "payload/conform.h"
 #include "payload/schema_evolution.h"
 #include "quiver/arrow.h"
 
@@ -50,7 +51,10 @@ Status CheckSchemaFollows(const Channel& channel, const arrow::Schema& schema) {
     QUIVER_ASSIGN_OR_RETURN(auto version, ChannelSchema(channel, v));
     versions.push_back(std::move(version));
   }
-  return payload::CheckEvolution(versions, schema);
+  if (versions.empty()) return payload::CheckEvolution(versions, schema);
+  // As its batches will be published: conformed to the newest version first.
+  const auto given = std::make_shared<arrow::Schema>(schema.fields(), schema.metadata());
+  return payload::CheckEvolution(versions, *payload::ConformSchema(given, *versions.back()));
 }
 
 }  // namespace quiver

@@ -1,4 +1,4 @@
-#include "payload/schema_file.h"
+#include "quiver/schema_file.h"
 
 #include <arrow/type.h>
 
@@ -8,7 +8,7 @@
 #include <set>
 #include <sstream>
 
-namespace quiver::payload {
+namespace quiver {
 namespace {
 
 // The one table of schema-file types: each name with the Arrow type it stands for.
@@ -124,4 +124,4 @@ Result<std::shared_ptr<arrow::Schema>> LoadSchemaFile(const std::filesystem::pat
   return ParseSchemaJson(text.str(), path.string());
 }
 
-}  // namespace quiver::payload
+}  // namespace quiver

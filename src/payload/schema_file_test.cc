@@ -1,4 +1,4 @@
-#include "payload/schema_file.h"
+#include "quiver/schema_file.h"
 
 #include <arrow/type.h>
 #include <gtest/gtest.h>
@@ -8,7 +8,7 @@
 #include <fstream>
 #include <string>
 
-namespace quiver::payload {
+namespace quiver {
 namespace {
 
 TEST(SchemaFileTest, EveryTypeNameReadsAsItsArrowType) {
@@ -38,9 +38,9 @@ TEST(SchemaFileTest, UnknownTypesAreRefusedListingTheKnownOnes) {
 }
 
 }  // namespace
-}  // namespace quiver::payload
+}  // namespace quiver
 
-namespace quiver::payload {
+namespace quiver {
 namespace {
 
 TEST(SchemaFileLoadTest, RefusesFifosDevicesAndHugeFilesInsteadOfHanging) {
@@ -60,4 +60,4 @@ TEST(SchemaFileLoadTest, RefusesFifosDevicesAndHugeFilesInsteadOfHanging) {
 }
 
 }  // namespace
-}  // namespace quiver::payload
+}  // namespace quiver

@@ -10,7 +10,7 @@
 #include <sstream>
 
 #include "common/byte_size.h"
-#include "payload/schema_file.h"
+#include "quiver/schema_file.h"
 
 namespace quiver::supervisor {
 namespace {
@@ -168,7 +168,7 @@ class Checker {
         }
         spec.schema_path = std::filesystem::path(path).is_absolute() ? std::filesystem::path(path)
                                                                      : base_dir_ / path;
-        auto schema = payload::LoadSchemaFile(spec.schema_path);
+        auto schema = LoadSchemaFile(spec.schema_path);
         if (schema.ok()) {
           spec.schema = std::move(schema).value();
         } else {

@@ -26,7 +26,7 @@
 #include "quiver/sample_header.h"
 #include "quiver/tensor.h"
 #include "sample_target.h"
-#include "payload/schema_file.h"
+#include "quiver/schema_file.h"
 
 namespace fs = std::filesystem;
 using namespace quiver;  // NOLINT(google-build-using-namespace): a small tool
@@ -556,7 +556,7 @@ subscribes = ["frames"]
   Write("pipeline_fuzzer", "schema_all_types.json", [] {
     std::string s = "[";
     int i = 0;
-    for (std::string_view t : payload::SchemaTypeNames()) {
+    for (std::string_view t : SchemaTypeNames()) {
       s += (i ? "," : "") + std::string(R"({"name":"f)") + std::to_string(i) + R"(","type":")" +
            std::string(t) + R"(","nullable":)" + (i % 2 ? "true" : "false") + "}";
       ++i;

@@ -24,7 +24,7 @@
 #include "common/byte_size.h"
 #include "fuzz_support.h"
 #include "payload/schema_evolution.h"
-#include "payload/schema_file.h"
+#include "quiver/schema_file.h"
 #include "quiver/status.h"
 #include "shm/segment.h"
 #include "supervisor/pipeline.h"
@@ -133,7 +133,7 @@ inline void FuzzPipeline(const uint8_t* data, size_t size) {
             " vs " + StatusText(from_string.status()));
   }
 
-  const Result<std::shared_ptr<arrow::Schema>> schema = payload::ParseSchemaJson(text, "fuzz.json");
+  const Result<std::shared_ptr<arrow::Schema>> schema = ParseSchemaJson(text, "fuzz.json");
   if (schema.ok()) {
     QUIVER_FUZZ_CHECK(schema.value()->num_fields() > 0, "an empty schema accepted");
     QUIVER_FUZZ_CHECK(payload::CheckEvolution({}, *schema.value()).ok(), "schema not creatable");

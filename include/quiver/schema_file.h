@@ -15,7 +15,7 @@
 
 #include "quiver/status.h"
 
-namespace quiver::payload {
+namespace quiver {
 
 /// The type names a schema file may use, in Arrow's spelling: bool, int8, int16, int32,
 /// int64, uint8, uint16, uint32, uint64, float32, float64, utf8, large_utf8, binary,
@@ -31,4 +31,4 @@ Result<std::shared_ptr<arrow::Schema>> ParseSchemaJson(std::string_view text,
 /// be read.
 Result<std::shared_ptr<arrow::Schema>> LoadSchemaFile(const std::filesystem::path& path);
 
-}  // namespace quiver::payload
+}  // namespace quiver
