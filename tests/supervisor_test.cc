@@ -23,6 +23,7 @@
 
 #include "quiver/arrow.h"
 #include "quiver/channel.h"
+#include "supervisor/client.h"
 #include "supervisor/fd_passing.h"
 #include "supervisor/pipeline.h"
 #include "test_support.h"

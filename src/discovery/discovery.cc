@@ -2,7 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "supervisor/supervisor.h"
+#include "supervisor/client.h"
 
 namespace quiver::discovery {
 

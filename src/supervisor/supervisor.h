@@ -1,6 +1,7 @@
 // The pipeline supervisor: creates a pipeline's channels, runs its nodes, relays their output,
 // and stops all of them as soon as one fails. RunPipeline blocks the calling thread until every
-// node is gone; one call at a time per thread. Also the client side of its late-joiner socket.
+// node is gone; one call at a time per thread. The client side of its late-joiner socket is
+// supervisor/client.h.
 //
 //   auto pipeline = quiver::supervisor::LoadPipeline("pipeline.toml");
 //   auto report = quiver::supervisor::RunPipeline(*pipeline, {});
@@ -98,19 +99,5 @@ struct RunReport {
 /// Errors (returned before anything started): a command not found, a channel that cannot be
 /// made, the socket or signalfd failing. Everything after that is in the RunReport.
 Result<RunReport> RunPipeline(const Pipeline& pipeline, const RunOptions& options = {});
-
-/// Asks the supervisor at `socket_address` (a node's QUIVER_SUPERVISOR_SOCKET) for channel
-/// `channel`'s segment fd, passed with SCM_RIGHTS. kNotFound for an unknown channel or no
-/// supervisor there; kPermissionDenied if the supervisor belongs to another user.
-Result<UniqueFd> RequestChannelFd(std::string_view socket_address, std::string_view channel);
-
-/// The names of the channels a running supervisor created ("list" request).
-Result<std::vector<std::string>> ListSupervisedChannels(std::string_view socket_address);
-
-/// The late-joiner socket addresses of this user's running supervisors ("@quiver-<uid>-...").
-std::vector<std::string> FindSupervisors();
-
-/// RequestChannelFd + Channel::FromFd: attaches to a running pipeline's channel.
-Result<Channel> AttachFromSupervisor(std::string_view socket_address, std::string_view channel);
 
 }  // namespace quiver::supervisor
