@@ -109,6 +109,8 @@ class ArrowPublisher {
  private:
   ArrowPublisher(Publisher publisher, Channel channel);
   Result<uint32_t> SchemaVersionFor(const std::shared_ptr<arrow::Schema>& schema);
+  // The channel's newest schema, cached by version.
+  Result<std::shared_ptr<arrow::Schema>> NewestSchema();
   // `batch` conformed to the newest schema (payload::ConformBatch); nullptr: it fits as is.
   Result<std::shared_ptr<arrow::RecordBatch>> Conform(const arrow::RecordBatch& batch);
 

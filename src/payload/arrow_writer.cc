@@ -119,11 +119,22 @@ Result<ArrowPublisher> ArrowPublisher::Make(Channel& channel, const PublisherOpt
   return ArrowPublisher(std::move(publisher), channel);
 }
 
-Result<uint32_t> ArrowPublisher::SchemaVersionFor(const std::shared_ptr<arrow::Schema>& schema) {
-  if (schema == last_schema_ && last_version_ != 0) return last_version_;
+Result<std::shared_ptr<arrow::Schema>> ArrowPublisher::NewestSchema() {
+  // Read from shared memory again only when a version was added.
   const uint32_t newest = channel_.type_versions();
-  QUIVER_ASSIGN_OR_RETURN(auto current, ChannelSchema(channel_, newest));
-  uint32_t version = newest;
+  if (newest_ == nullptr || newest_version_ != newest) {
+    QUIVER_ASSIGN_OR_RETURN(newest_, ChannelSchema(channel_, newest));
+    newest_version_ = newest;
+  }
+  return newest_;
+}
+
+Result<uint32_t> ArrowPublisher::SchemaVersionFor(const std::shared_ptr<arrow::Schema>& schema) {
+  // The same schema object as last time: a C++ producer's batches. A batch imported from
+  // Python has a new one each time, compared field by field with the cached newest version.
+  if (schema == last_schema_ && last_version_ != 0) return last_version_;
+  QUIVER_ASSIGN_OR_RETURN(std::shared_ptr<arrow::Schema> current, NewestSchema());
+  uint32_t version = newest_version_;
   if (!schema->Equals(*current, /*check_metadata=*/false)) {
     QUIVER_RETURN_IF_ERROR(CheckSchemaFollows(channel_, *schema));
     auto serialized = arrow::ipc::SerializeSchema(*schema);
@@ -140,16 +151,14 @@ Result<uint32_t> ArrowPublisher::SchemaVersionFor(const std::shared_ptr<arrow::S
 Result<std::shared_ptr<arrow::RecordBatch>> ArrowPublisher::Conform(
     const arrow::RecordBatch& batch) {
   // The common case, the same schema object as last time and fitting as it is, costs one
-  // comparison; the channel's newest schema is read again only when its version changed.
+  // comparison.
   const uint32_t newest = channel_.type_versions();
-  if (batch.schema() == fits_schema_ && fits_version_ == newest)
+  if (batch.schema() == fits_schema_ && fits_version_ == newest) {
     return std::shared_ptr<arrow::RecordBatch>();
-  if (newest_ == nullptr || newest_version_ != newest) {
-    QUIVER_ASSIGN_OR_RETURN(newest_, ChannelSchema(channel_, newest));
-    newest_version_ = newest;
   }
+  QUIVER_ASSIGN_OR_RETURN(std::shared_ptr<arrow::Schema> target, NewestSchema());
   QUIVER_ASSIGN_OR_RETURN(std::shared_ptr<arrow::RecordBatch> conformed,
-                          payload::ConformBatch(batch, *newest_));
+                          payload::ConformBatch(batch, *target));
   if (conformed == nullptr) {
     fits_schema_ = batch.schema();
     fits_version_ = newest;
