@@ -305,5 +305,29 @@ TEST(EnvelopeTest, SerializeReplacesInvalidUtf8InMessages) {
   ASSERT_TRUE(parsed.ok()) << parsed.error.message;
 }
 
+TEST(EnvelopeTest, ParseShmHandleAppliesTheRulesOfParseEnvelope) {
+  // As json::parse makes them: a non-negative integer is unsigned.
+  ShmHandle h;
+  EXPECT_FALSE(ParseShmHandle(json::parse(Line(Valid()))["payload"]["shm_handle"], &h));
+  EXPECT_EQ(h, (ShmHandle{"frames", 128, 4096, ShmFormat::kRaw}));
+  const json bad = WithHandleField("offset", -1);
+  const std::optional<EnvelopeError> e =
+      ParseShmHandle(json::parse(Line(bad))["payload"]["shm_handle"], &h);
+  ASSERT_TRUE(e.has_value());
+  const ParseOutcome parsed = ParseEnvelope(Line(bad));
+  EXPECT_EQ(e->code, parsed.error.code);
+  EXPECT_EQ(e->message, parsed.error.message);
+}
+
+TEST(EnvelopeTest, NameListsMatchTheNameFunctions) {
+  const std::vector<std::string_view> types = MessageTypeNames();
+  ASSERT_EQ(types.size(), 7u);
+  for (std::string_view name : types) {
+    ASSERT_TRUE(MessageTypeFromName(name).has_value()) << name;
+    EXPECT_EQ(MessageTypeName(*MessageTypeFromName(name)), name);
+  }
+  EXPECT_EQ(ShmFormatNames(), (std::vector<std::string_view>{"arrow_stream", "tensor", "raw"}));
+}
+
 }  // namespace
 }  // namespace quiver::control
