@@ -11,5 +11,6 @@ void RegisterTensorLoan(nanobind::module_& m);  // tensor_loan.cc
 void RegisterPublisher(nanobind::module_& m);   // publisher.cc
 void RegisterSample(nanobind::module_& m);      // sample.cc
 void RegisterSubscriber(nanobind::module_& m);  // subscriber.cc
+void RegisterControl(nanobind::module_& m);     // control.cc
 
 }  // namespace quiver::python
