@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string_view>
 #include <type_traits>
@@ -50,6 +51,11 @@ static_assert(std::is_trivially_copyable_v<SampleHeader> &&
 /// that the metadata and body ranges lie inside the sample. kShmCorruption (naming the
 /// field) if not; kInvalidArgument if the sample is a valid sample of another kind.
 Result<SampleHeader> ReadSampleHeader(std::span<const std::byte> sample, PayloadKind expected);
+
+/// The kind `sample` says it carries, from its magic and kind fields only: nullopt for bytes
+/// that are no typed sample (a raw one) or of a kind this build does not know. Checks nothing
+/// else: the reader of that kind (ReadTensor, ReadImageFrame, ...) checks the whole header.
+std::optional<PayloadKind> PeekPayloadKind(std::span<const std::byte> sample);
 
 /// A header for `kind` with the magic and version filled in, the rest zero.
 SampleHeader MakeSampleHeader(PayloadKind kind);

@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string_view>
 #include <type_traits>
 #include <vector>
 
@@ -81,6 +82,10 @@ class LoanedTensor {
   std::vector<int64_t> strides_;
   int64_t size_ = 0;
 };
+
+/// The tensor element type named `name` as numpy names it: "uint8", "int8", ... "int64",
+/// "float16", "float32", "float64". kInvalidArgument for any other name.
+Result<std::shared_ptr<arrow::DataType>> TensorTypeFromName(std::string_view name);
 
 /// Loans a sample for a row-major tensor of `type` (a fixed-width integer or floating-point
 /// type) and `shape` (at most kMaxTensorDims dimensions, each >= 0; empty = a scalar) and

@@ -24,58 +24,28 @@ import numpy as np
 import pyarrow as pa
 
 from . import _quiver
-# One exception class per error code, made from the C++ error table (quiver/status.h); each
-# is also its code's built-in where one fits (NotFoundError is a LookupError). The short
-# names (NotFound, Timeout, ...) are the earlier names of the same classes.
-from ._quiver import (
-    AlreadyExists,
-    AlreadyExistsError,
-    Busy,
-    BusyError,
-    CapacityExceeded,
-    CapacityExceededError,
-    ChannelFull,
-    ChannelFullError,
-    Evicted,
-    EvictedError,
-    HandleOutOfRange,
-    HandleOutOfRangeError,
-    InvalidArgument,
-    InvalidArgumentError,
-    IoError,
-    NotFound,
-    NotFoundError,
-    PeerGone,
-    PeerGoneError,
-    PermissionDenied,
-    PermissionDeniedError,
-    QuiverError,
-    ResourceExhausted,
-    ResourceExhaustedError,
-    SchemaMismatch,
-    SchemaMismatchError,
-    ShmCorruption,
-    ShmCorruptionError,
-    Timeout,
-    Unauthenticated,
-    UnauthenticatedError,
-)
+from ._quiver import QuiverError
 
-TimeoutError = Timeout  # noqa: A001 - quiver.TimeoutError is a TimeoutError; not in __all__
+# One exception class per error code, made from the C++ error table (quiver/status.h
+# ErrorCodes()): quiver.NotFoundError, with its earlier name quiver.NotFound kept as an alias.
+# Each is also its code's built-in where one fits (NotFoundError is a LookupError).
+for _name, _alias in _quiver.error_names:
+    globals()[_name] = globals()[_alias] = getattr(_quiver, _name)
+# The ones this module raises or catches, named for readers and linters.
+InvalidArgument = _quiver.InvalidArgument
+PeerGone = _quiver.PeerGone
+Timeout = _quiver.Timeout
 
 __version__ = "0.1.0"
+# quiver.TimeoutError (a TimeoutError) stays out of __all__: a star-import must not shadow
+# the built-in.
 __all__ = [
     "Channel", "release_named_channels", "Publisher", "Subscriber", "Sample", "NdarrayLoan",
     "parse_size", "QuiverError",
-    "AlreadyExistsError", "BusyError", "CapacityExceededError", "ChannelFullError",
-    "EvictedError", "HandleOutOfRangeError", "InvalidArgumentError", "IoError",
-    "NotFoundError", "PeerGoneError", "PermissionDeniedError", "ResourceExhaustedError",
-    "SchemaMismatchError", "ShmCorruptionError", "UnauthenticatedError",
-    "AlreadyExists", "Busy", "CapacityExceeded", "ChannelFull", "Evicted",
-    "HandleOutOfRange", "InvalidArgument", "NotFound", "PeerGone",
-    "PermissionDenied", "ResourceExhausted", "SchemaMismatch", "ShmCorruption", "Timeout",
-    "Unauthenticated",
+    *sorted({n for n, _ in _quiver.error_names} - {"TimeoutError"}),
+    *sorted({a for n, a in _quiver.error_names} - {n for n, _ in _quiver.error_names}),
 ]
+del _name, _alias
 
 
 def parse_size(value: Union[int, str]) -> int:

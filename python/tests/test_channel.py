@@ -144,6 +144,35 @@ def test_numpy_tensor_is_written_in_place_and_read_without_copy(name):
         pass
 
 
+def test_every_tensor_dtype_of_the_cpp_table_loans_and_others_are_refused(name):
+    """loan_ndarray names its dtype; C++ (TensorTypeFromName) says which names a tensor may
+    have, and each reads back with its numpy dtype."""
+    channel = quiver.Channel.create(name, "1MiB")
+    sub, pub = channel.subscriber(), channel.publisher()
+    for dtype in (np.uint8, np.int8, np.uint16, np.int16, np.uint32, np.int32, np.uint64,
+                  np.int64, np.float16, np.float32, np.float64):
+        with pub.loan_ndarray((2, 3), dtype) as array:
+            array[:] = 1
+        got = sub.receive(timeout=1).to_numpy()
+        assert got.dtype == np.dtype(dtype) and got.shape == (2, 3) and got.sum() == 6
+    for dtype in (np.bool_, np.complex64, "U4"):
+        with pytest.raises(quiver.InvalidArgumentError, match=r"unsupported dtype .* float64\)"):
+            with pub.loan_ndarray(4, dtype):
+                pass
+    assert sub.try_receive() is None
+
+
+def test_raw_bytes_are_raw_whatever_they_start_with(name):
+    """Sample.kind comes from the sample header (PeekPayloadKind): bytes too short for one,
+    or naming no kind, are raw, even when they start with its magic ("QVS1")."""
+    channel = quiver.Channel.create(name, "1MiB")
+    sub, pub = channel.subscriber(), channel.publisher()
+    for data in (b"QVS1", b"QVS1" + bytes(59), b"QVS1" + bytes(60), b"x" * 64):
+        pub.publish_bytes(data)
+        sample = sub.receive(timeout=1)
+        assert sample.kind == "raw" and sample.to_numpy().tobytes() == data
+
+
 def test_a_failed_loan_block_publishes_nothing(name):
     channel = quiver.Channel.create(name, "1MiB")
     sub, pub = channel.subscriber(), channel.publisher()

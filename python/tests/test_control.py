@@ -153,6 +153,33 @@ def test_error_answer_maps_to_quiver_exception_with_its_chain():
     assert type(protocol) is ControlError and protocol.code == "UNKNOWN_TYPE"
 
 
+def test_serialize_writes_what_the_cpp_side_writes():
+    """serialize is C++ Serialize: keys sorted, a valid shm_handle in its canonical form (its
+    unknown fields dropped, as a C++ relay would), and no envelope of an unknown type."""
+    env = Envelope(type="CMD_PROCESS", msg_id=ID, payload={
+        "z": 1, "shm_handle": {**ShmHandle("f", 0, 8).to_json(), "checksum": 5}})
+    assert control.serialize(env) == (
+        '{"msg_id":"%s","payload":{"shm_handle":{"format":"raw","offset":0,"segment_id":"f",'
+        '"size":8},"z":1},"protocol_v":"2.0.0","type":"CMD_PROCESS"}' % ID)
+    with pytest.raises(ProtocolError) as info:
+        control.serialize(Envelope(type="CMD_FLY"))
+    assert info.value.code == "UNKNOWN_TYPE"
+    with pytest.raises(ValueError):
+        control.serialize(Envelope(type="RES_OK", payload={"x": float("nan")}))
+    assert control.serialize(control.make_error("X", "m")).startswith('{"msg_id":null,')
+
+
+def test_a_handle_in_a_payload_is_read_by_the_parser_rules():
+    env = Envelope(type="RES_OK", payload={"shm_handle": {**ShmHandle("f", 0, 8).to_json(),
+                                                          "offset": -1}})
+    with pytest.raises(ProtocolError) as info:
+        env.shm_handle
+    assert (info.value.code, info.value.message) == ("HANDLE_OUT_OF_RANGE",
+                                                      "shm_handle.offset is negative (-1)")
+    assert Envelope(type="RES_OK").shm_handle is None
+    assert control.new_msg_id() != control.new_msg_id()
+
+
 # --- against the C++ peer -----------------------------------------------------------------
 
 @pytest.fixture(scope="session")

@@ -30,9 +30,6 @@ constexpr std::array<std::pair<ShmFormat, std::string_view>, 3> kFormatNames = {
     {ShmFormat::kRaw, "raw"},
 }};
 
-// A RES_ERROR_V2 cause chain deeper than this is refused: a peer cannot make us recurse
-// without bound.
-constexpr int kMaxCauseDepth = 32;
 // JSON nested deeper than this is refused before it is parsed. The parser is iterative, but
 // copying (the payload into the Envelope) and printing (Serialize) recurse once per level, so
 // a 64 KiB line of '[' would overflow the stack.
@@ -123,39 +120,6 @@ std::optional<EnvelopeError> ReadUint(const json& handle, const char* field, uin
   }
   return EnvelopeError{std::string(kInvalidEnvelope),
                        where + " must be an integer, got " + std::string(JsonTypeName(*it))};
-}
-
-std::optional<EnvelopeError> ParseHandle(const json& value, ShmHandle* handle) {
-  const std::string invalid(kInvalidEnvelope);
-  if (!value.is_object()) {
-    return EnvelopeError{invalid,
-                         "shm_handle must be an object, got " + std::string(JsonTypeName(value))};
-  }
-  auto id = value.find("segment_id");
-  if (id == value.end() || !id->is_string() || id->get_ref<const std::string&>().empty()) {
-    return EnvelopeError{invalid, "shm_handle.segment_id must be a non-empty string"};
-  }
-  handle->segment_id = id->get<std::string>();
-  if (auto e = ReadUint(value, "offset", &handle->offset)) return e;
-  if (auto e = ReadUint(value, "size", &handle->size)) return e;
-  if (handle->size == 0) return EnvelopeError{invalid, "shm_handle.size must be at least 1"};
-  if (handle->offset > std::numeric_limits<uint64_t>::max() - handle->size) {
-    return EnvelopeError{std::string(ErrorCodeName(ErrorCode::kHandleOutOfRange)),
-                         "shm_handle offset " + std::to_string(handle->offset) + " + size " +
-                             std::to_string(handle->size) + " overflows 64 bits"};
-  }
-  auto format = value.find("format");
-  if (format == value.end() || !format->is_string()) {
-    return EnvelopeError{invalid, "shm_handle.format must be a string"};
-  }
-  for (const auto& [f, name] : kFormatNames) {
-    if (format->get_ref<const std::string&>() == name) {
-      handle->format = f;
-      return std::nullopt;
-    }
-  }
-  return EnvelopeError{
-      invalid, "shm_handle.format " + Quote(*format) + " is not arrow_stream, tensor or raw"};
 }
 
 // Checks the shape of a RES_ERROR_V2 payload: {"code":str,"message":str,"cause":same|null}.
@@ -258,7 +222,7 @@ ParseOutcome ParseJson(const json& doc) {
   auto handle = payload->find("shm_handle");
   if (handle != payload->end()) {
     ShmHandle parsed;
-    if (auto e = ParseHandle(*handle, &parsed)) return Fail(e->code, e->message, msg_id);
+    if (auto e = ParseShmHandle(*handle, &parsed)) return Fail(e->code, e->message, msg_id);
     envelope.shm_handle = std::move(parsed);
   } else if (*t == MessageType::kCmdProcess || *t == MessageType::kResDataReady) {
     return Fail(kInvalidEnvelope, std::string(MessageTypeName(*t)) + " needs payload.shm_handle",
@@ -291,11 +255,56 @@ std::optional<MessageType> MessageTypeFromName(std::string_view name) {
 
 bool IsResponse(MessageType type) { return MessageTypeName(type).starts_with("RES_"); }
 
+std::vector<std::string_view> MessageTypeNames() {
+  std::vector<std::string_view> names;
+  for (const auto& [t, name] : kTypeNames) names.push_back(name);
+  return names;
+}
+
 std::string_view ShmFormatName(ShmFormat format) {
   for (const auto& [f, name] : kFormatNames) {
     if (f == format) return name;
   }
   return "raw";
+}
+
+std::vector<std::string_view> ShmFormatNames() {
+  std::vector<std::string_view> names;
+  for (const auto& [f, name] : kFormatNames) names.push_back(name);
+  return names;
+}
+
+std::optional<EnvelopeError> ParseShmHandle(const nlohmann::json& value, ShmHandle* handle) {
+  const std::string invalid(kInvalidEnvelope);
+  if (!value.is_object()) {
+    return EnvelopeError{invalid,
+                         "shm_handle must be an object, got " + std::string(JsonTypeName(value))};
+  }
+  auto id = value.find("segment_id");
+  if (id == value.end() || !id->is_string() || id->get_ref<const std::string&>().empty()) {
+    return EnvelopeError{invalid, "shm_handle.segment_id must be a non-empty string"};
+  }
+  handle->segment_id = id->get<std::string>();
+  if (auto e = ReadUint(value, "offset", &handle->offset)) return e;
+  if (auto e = ReadUint(value, "size", &handle->size)) return e;
+  if (handle->size == 0) return EnvelopeError{invalid, "shm_handle.size must be at least 1"};
+  if (handle->offset > std::numeric_limits<uint64_t>::max() - handle->size) {
+    return EnvelopeError{std::string(ErrorCodeName(ErrorCode::kHandleOutOfRange)),
+                         "shm_handle offset " + std::to_string(handle->offset) + " + size " +
+                             std::to_string(handle->size) + " overflows 64 bits"};
+  }
+  auto format = value.find("format");
+  if (format == value.end() || !format->is_string()) {
+    return EnvelopeError{invalid, "shm_handle.format must be a string"};
+  }
+  for (const auto& [f, name] : kFormatNames) {
+    if (format->get_ref<const std::string&>() == name) {
+      handle->format = f;
+      return std::nullopt;
+    }
+  }
+  return EnvelopeError{
+      invalid, "shm_handle.format " + Quote(*format) + " is not arrow_stream, tensor or raw"};
 }
 
 ParseOutcome ParseEnvelope(std::string_view line) {

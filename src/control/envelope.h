@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "quiver/status.h"
 
@@ -49,9 +50,17 @@ std::string_view MessageTypeName(MessageType type);
 std::optional<MessageType> MessageTypeFromName(std::string_view name);
 /// True for the RES_* types.
 bool IsResponse(MessageType type);
+/// Every type's wire name, in declaration order.
+std::vector<std::string_view> MessageTypeNames();
 
 enum class ShmFormat { kArrowStream, kTensor, kRaw };
 std::string_view ShmFormatName(ShmFormat format);
+/// Every format's wire name: "arrow_stream", "tensor", "raw".
+std::vector<std::string_view> ShmFormatNames();
+
+/// A RES_ERROR_V2 cause chain deeper than this is refused: a peer cannot make us recurse
+/// without bound.
+inline constexpr int kMaxCauseDepth = 32;
 
 /// Names `size` bytes at `offset` of the data area of channel `segment_id`. Parsing checks
 /// only its shape; ResolveHandle (handle.h) checks it against the real segment.
@@ -92,6 +101,12 @@ struct ParseOutcome {
 
 /// Parses one line (without its '\n'; one trailing '\r' is tolerated). Never throws.
 ParseOutcome ParseEnvelope(std::string_view line);
+
+/// Reads `value` (a payload's "shm_handle", as json::parse makes it: non-negative integers
+/// unsigned) into `handle` by the rules ParseEnvelope applies to it. Returns the error
+/// ParseEnvelope would answer (msg_id empty), or nullopt. For callers holding a payload that
+/// did not come through ParseEnvelope (the Python package).
+std::optional<EnvelopeError> ParseShmHandle(const nlohmann::json& value, ShmHandle* handle);
 
 /// Returns the single-line JSON of `envelope` (no '\n'). Never throws: invalid UTF-8 in
 /// strings is replaced by U+FFFD.

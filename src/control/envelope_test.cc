@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <limits>
 #include <string>
 #include <vector>
@@ -303,6 +305,81 @@ TEST(EnvelopeTest, SerializeReplacesInvalidUtf8InMessages) {
   const Envelope e = MakeError(kId, Status::NotFound("channel '\xff\xfe'"));
   ParseOutcome parsed = ParseEnvelope(Serialize(e));
   ASSERT_TRUE(parsed.ok()) << parsed.error.message;
+}
+
+// envelope_cases.jsonl, beside this file: lines and what ParseEnvelope makes of each, shared
+// with python/tests/test_control_cases.py, which runs the same lines through the Python
+// package. Its own format is described at its top.
+std::vector<json> SharedCases() {
+  std::ifstream in(std::filesystem::path(__FILE__).parent_path() / "envelope_cases.jsonl");
+  std::vector<json> cases;
+  for (std::string text; std::getline(in, text);) {
+    if (text.empty() || text[0] == '#') continue;
+    cases.push_back(json::parse(text));
+  }
+  return cases;
+}
+
+// A case's line: "line" as is, "hex" bytes (for invalid UTF-8), or "parts" [[text, times], ...].
+std::string CaseLine(const json& c) {
+  if (c.contains("line")) return c["line"].get<std::string>();
+  std::string line;
+  if (c.contains("hex")) {
+    const std::string hex = c["hex"].get<std::string>();
+    for (size_t i = 0; i + 1 < hex.size(); i += 2) {
+      line.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+    }
+    return line;
+  }
+  for (const json& part : c["parts"]) {
+    for (int i = 0; i < part[1].get<int>(); ++i) line += part[0].get<std::string>();
+  }
+  return line;
+}
+
+TEST(EnvelopeTest, EveryLineOfTheSharedTableIsAcceptedOrRefusedAsItSays) {
+  const std::vector<json> cases = SharedCases();
+  ASSERT_GE(cases.size(), 50u) << "envelope_cases.jsonl is missing or thin";
+  for (const json& c : cases) {
+    SCOPED_TRACE(c["name"].get<std::string>());
+    const ParseOutcome parsed = ParseEnvelope(CaseLine(c));
+    const std::string msg_id = c["msg_id"].is_null() ? "" : c["msg_id"].get<std::string>();
+    if (c.contains("code")) {
+      ASSERT_FALSE(parsed.ok());
+      EXPECT_EQ(parsed.error.code, c["code"].get<std::string>());
+      EXPECT_EQ(parsed.error.message, c["message"].get<std::string>());
+      EXPECT_EQ(parsed.error.msg_id, msg_id);
+    } else {
+      ASSERT_TRUE(parsed.ok()) << parsed.error.code << ": " << parsed.error.message;
+      EXPECT_EQ(MessageTypeName(parsed.envelope->type), c["type"].get<std::string>());
+      EXPECT_EQ(parsed.envelope->msg_id, msg_id);
+      EXPECT_EQ(Serialize(*parsed.envelope), c["serialized"].get<std::string>());
+    }
+  }
+}
+
+TEST(EnvelopeTest, ParseShmHandleAppliesTheRulesOfParseEnvelope) {
+  // As json::parse makes them: a non-negative integer is unsigned.
+  ShmHandle h;
+  EXPECT_FALSE(ParseShmHandle(json::parse(Line(Valid()))["payload"]["shm_handle"], &h));
+  EXPECT_EQ(h, (ShmHandle{"frames", 128, 4096, ShmFormat::kRaw}));
+  const json bad = WithHandleField("offset", -1);
+  const std::optional<EnvelopeError> e =
+      ParseShmHandle(json::parse(Line(bad))["payload"]["shm_handle"], &h);
+  ASSERT_TRUE(e.has_value());
+  const ParseOutcome parsed = ParseEnvelope(Line(bad));
+  EXPECT_EQ(e->code, parsed.error.code);
+  EXPECT_EQ(e->message, parsed.error.message);
+}
+
+TEST(EnvelopeTest, NameListsMatchTheNameFunctions) {
+  const std::vector<std::string_view> types = MessageTypeNames();
+  ASSERT_EQ(types.size(), 7u);
+  for (std::string_view name : types) {
+    ASSERT_TRUE(MessageTypeFromName(name).has_value()) << name;
+    EXPECT_EQ(MessageTypeName(*MessageTypeFromName(name)), name);
+  }
+  EXPECT_EQ(ShmFormatNames(), (std::vector<std::string_view>{"arrow_stream", "tensor", "raw"}));
 }
 
 }  // namespace

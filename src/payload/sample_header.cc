@@ -27,6 +27,15 @@ SampleHeader MakeSampleHeader(PayloadKind kind) {
   return h;
 }
 
+std::optional<PayloadKind> PeekPayloadKind(std::span<const std::byte> sample) {
+  if (sample.size() < sizeof(SampleHeader)) return std::nullopt;
+  SampleHeader h;
+  std::memcpy(&h, sample.data(), sizeof(h));
+  const auto kind = static_cast<PayloadKind>(h.kind);
+  if (h.magic != kSampleMagic || PayloadKindName(kind) == "unknown") return std::nullopt;
+  return kind;
+}
+
 Result<SampleHeader> ReadSampleHeader(std::span<const std::byte> sample, PayloadKind expected) {
   auto corrupt = [&](const std::string& what) {
     return Status::ShmCorruption("sample of " + std::to_string(sample.size()) + " bytes: " + what);

@@ -5,6 +5,7 @@
 
 #include <cstring>
 #include <string>
+#include <string_view>
 
 #include "payload/sample_buffer.h"
 #include "payload/typed_header.h"
@@ -21,35 +22,34 @@ static_assert(arrow::Type::UINT8 == 2 && arrow::Type::INT8 == 3 && arrow::Type::
               arrow::Type::HALF_FLOAT == 10 && arrow::Type::FLOAT == 11 &&
               arrow::Type::DOUBLE == 12);
 
+// The element types a tensor sample may hold, with the names numpy gives them (Python's
+// loan_ndarray passes np.dtype(...).name).
+struct TensorType {
+  arrow::Type::type id;
+  std::string_view name;
+  const std::shared_ptr<arrow::DataType>& (*make)();
+};
+constexpr TensorType kTensorTypes[] = {
+    {arrow::Type::UINT8, "uint8", arrow::uint8},
+    {arrow::Type::INT8, "int8", arrow::int8},
+    {arrow::Type::UINT16, "uint16", arrow::uint16},
+    {arrow::Type::INT16, "int16", arrow::int16},
+    {arrow::Type::UINT32, "uint32", arrow::uint32},
+    {arrow::Type::INT32, "int32", arrow::int32},
+    {arrow::Type::UINT64, "uint64", arrow::uint64},
+    {arrow::Type::INT64, "int64", arrow::int64},
+    {arrow::Type::HALF_FLOAT, "float16", arrow::float16},
+    {arrow::Type::FLOAT, "float32", arrow::float32},
+    {arrow::Type::DOUBLE, "float64", arrow::float64},
+};
+
 // The data type for a dtype id we accept, or nullptr. Decoded from our own table so that a
 // reader never trusts a shared id beyond this list.
 std::shared_ptr<arrow::DataType> TypeFromId(uint32_t id) {
-  switch (id) {
-    case arrow::Type::UINT8:
-      return arrow::uint8();
-    case arrow::Type::INT8:
-      return arrow::int8();
-    case arrow::Type::UINT16:
-      return arrow::uint16();
-    case arrow::Type::INT16:
-      return arrow::int16();
-    case arrow::Type::UINT32:
-      return arrow::uint32();
-    case arrow::Type::INT32:
-      return arrow::int32();
-    case arrow::Type::UINT64:
-      return arrow::uint64();
-    case arrow::Type::INT64:
-      return arrow::int64();
-    case arrow::Type::HALF_FLOAT:
-      return arrow::float16();
-    case arrow::Type::FLOAT:
-      return arrow::float32();
-    case arrow::Type::DOUBLE:
-      return arrow::float64();
-    default:
-      return nullptr;
+  for (const TensorType& t : kTensorTypes) {
+    if (static_cast<uint32_t>(t.id) == id) return t.make();
   }
+  return nullptr;
 }
 
 // The body starts at the first aligned offset after both headers.
@@ -83,6 +83,16 @@ LoanedTensor::LoanedTensor(LoanedSample sample, std::span<std::byte> data,
       shape_(std::move(shape)),
       strides_(std::move(strides)),
       size_(size) {}
+
+Result<std::shared_ptr<arrow::DataType>> TensorTypeFromName(std::string_view name) {
+  std::string names;
+  for (const TensorType& t : kTensorTypes) {
+    if (t.name == name) return t.make();
+    names += (names.empty() ? "" : ", ") + std::string(t.name);
+  }
+  return Status::InvalidArgument("unsupported dtype '" + std::string(name) +
+                                 "' (use a fixed-width integer or float dtype: " + names + ")");
+}
 
 Result<LoanedTensor> LoanTensor(Publisher& publisher, std::shared_ptr<arrow::DataType> type,
                                 std::vector<int64_t> shape) {

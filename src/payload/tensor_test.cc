@@ -271,6 +271,45 @@ TEST(TensorTest, OtherKindsAreInvalidArgumentNotCorruption) {
       << "an untyped sample has no magic";
 }
 
+TEST(TensorTest, DtypeNamesAreNumpysAndNameEveryTypeALoanTakes) {
+  Pipe pipe("names");
+  for (const char* name : {"uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64",
+                           "float16", "float32", "float64"}) {
+    SCOPED_TRACE(name);
+    auto type = TensorTypeFromName(name);
+    ASSERT_TRUE(type.ok()) << type.status().ToString();
+    EXPECT_TRUE(LoanTensor(pipe.publisher, *type, {2}).ok());
+  }
+  EXPECT_TRUE((*TensorTypeFromName("float32"))->Equals(*arrow::float32()));
+  for (const char* name : {"bool", "float", "complex64", "Float32", ""}) {
+    const Status st = TensorTypeFromName(name).status();
+    EXPECT_EQ(st.code(), ErrorCode::kInvalidArgument) << name;
+    EXPECT_NE(st.message().find("uint8, int8"), std::string::npos) << st.message();
+  }
+}
+
+TEST(TensorTest, PeekPayloadKindNamesTypedSamplesOnly) {
+  Pipe pipe("peek");
+  ASSERT_TRUE(PublishTensor(pipe.publisher, *LoanTensor(pipe.publisher, arrow::uint8(), {4})).ok());
+  EXPECT_EQ(PeekPayloadKind(pipe.Receive()->data()), PayloadKind::kTensor);
+  std::vector<std::byte> pixels(size_t{4} * 2 * 2);
+  ASSERT_TRUE(PublishImageFrame(pipe.publisher, {.width = 2, .height = 2}, pixels).ok());
+  EXPECT_EQ(PeekPayloadKind(pipe.Receive()->data()), PayloadKind::kImageFrame);
+
+  SampleHeader header = MakeSampleHeader(PayloadKind::kAudioFrame);
+  std::vector<std::byte> bytes(sizeof(header));
+  std::memcpy(bytes.data(), &header, sizeof(header));
+  EXPECT_EQ(PeekPayloadKind(bytes), PayloadKind::kAudioFrame);
+  EXPECT_EQ(PeekPayloadKind(std::span(bytes).first(sizeof(header) - 1)), std::nullopt);
+  header.kind = 99;  // no kind this build knows
+  std::memcpy(bytes.data(), &header, sizeof(header));
+  EXPECT_EQ(PeekPayloadKind(bytes), std::nullopt);
+  header = MakeSampleHeader(PayloadKind::kTensor);
+  header.magic ^= 1;
+  std::memcpy(bytes.data(), &header, sizeof(header));
+  EXPECT_EQ(PeekPayloadKind(bytes), std::nullopt);
+}
+
 // Offsets of the fields in a tensor sample: SampleHeader at 0, TensorHeader at 64.
 constexpr size_t kMagic = 0, kKind = 6, kMetaLength = 24, kBodyLength = 40, kCount = 48;
 constexpr size_t kVersion = 64, kDtype = 68, kNdim = 72;

@@ -1,0 +1,66 @@
+// Waiting without the GIL and without deafness to Ctrl-C: blocking calls release the GIL
+// and wake every kSignalSlice to run Python's signal handlers, then go on waiting until the
+// caller's timeout. Used by the publisher and subscriber bindings.
+#pragma once
+
+#include <nanobind/nanobind.h>
+
+#include <algorithm>
+#include <chrono>
+#include <optional>
+#include <string>
+#include <type_traits>
+
+#include "common/duration.h"
+#include "errors.h"
+#include "quiver/status.h"
+
+namespace quiver::python {
+
+using Clock = std::chrono::steady_clock;
+inline constexpr auto kSignalSlice = std::chrono::milliseconds(100);
+
+/// `start` plus `timeout` seconds (negative counts as 0); never, for no timeout.
+inline Clock::time_point DeadlineAfter(Clock::time_point start, std::optional<double> timeout) {
+  if (!timeout) return Clock::time_point::max();
+  return start + std::chrono::duration_cast<Clock::duration>(
+                     std::chrono::duration<double>(std::max(*timeout, 0.0)));
+}
+
+/// Runs Python's signal handlers; raises what one raised (KeyboardInterrupt for Ctrl-C).
+inline void RunSignalHandlers() {
+  if (PyErr_CheckSignals() != 0) throw nanobind::python_error();
+}
+
+/// Runs `op` (a call that may wait for room, its loans bounded by kSignalSlice) without the
+/// GIL, again and again while it times out, running Python's signal handlers in between, so
+/// Ctrl-C interrupts a blocked publish within a slice; gives up at `timeout` (none: never)
+/// with a TimeoutError naming `channel`. Returns op's Status or Result.
+template <typename Op>
+auto Interruptibly(const std::string& channel, std::optional<double> timeout, Op op) {
+  const auto start = Clock::now();
+  const auto deadline = DeadlineAfter(start, timeout);
+  for (;;) {
+    auto result = [&] {
+      nanobind::gil_scoped_release release;
+      return op();
+    }();
+    const Status& st = [&]() -> const Status& {
+      if constexpr (std::is_same_v<decltype(result), Status>) {
+        return result;
+      } else {
+        return result.status();
+      }
+    }();
+    if (st.code() != ErrorCode::kTimeout) return result;
+    RunSignalHandlers();
+    if (Clock::now() >= deadline) {
+      Throw(Status::Timeout(
+          "no room in channel '" + channel + "' within " +
+          FormatDuration(std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - start)) +
+          " (loan_timeout): its subscribers hold it full"));
+    }
+  }
+}
+
+}  // namespace quiver::python

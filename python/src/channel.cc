@@ -1,0 +1,73 @@
+// quiver._quiver.Channel: create, open and attach channels, their schemas and counters.
+#include "quiver/channel.h"
+
+#include <nanobind/nanobind.h>
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/string.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <optional>
+#include <string>
+
+#include "capsules.h"
+#include "errors.h"
+#include "module.h"
+#include "quiver/arrow.h"
+
+namespace nb = nanobind;
+using namespace nb::literals;
+
+namespace quiver::python {
+namespace {
+
+Channel CreateChannel(const std::string& name, size_t capacity, uint32_t max_samples,
+                      uint32_t max_subscribers, const std::string& overflow, bool memfd,
+                      nb::object schema_capsule, std::optional<double> stall_timeout) {
+  ChannelOptions options{.capacity = capacity,
+                         .max_samples = max_samples,
+                         .max_subscribers = max_subscribers,
+                         .overflow = Unwrap(ParseOverflowPolicy(overflow)),
+                         .backing = memfd ? Backing::kMemfd : Backing::kNamed};
+  if (stall_timeout) {
+    options.stall_timeout = std::chrono::milliseconds(
+        std::max<int64_t>(1, static_cast<int64_t>(std::llround(*stall_timeout * 1e3))));
+  }
+  if (!schema_capsule.is_none()) {
+    return Unwrap(CreateArrowChannel(name, ImportSchemaCapsule(schema_capsule), options));
+  }
+  return Unwrap(Channel::Create(name, options));
+}
+
+// The one JSON shape of a channel's counters (ChannelStats::ToJson), for json.loads.
+std::string StatsJson(const Channel& channel) {
+  return channel.Stats().ToJson();
+}
+
+}  // namespace
+
+void RegisterChannel(nb::module_& m) {
+  nb::class_<Channel>(m, "Channel")
+      .def_static("create", &CreateChannel, "name"_a, "capacity"_a, "max_samples"_a,
+                  "max_subscribers"_a, "overflow"_a, "memfd"_a, "schema"_a.none(),
+                  "stall_timeout"_a.none())
+      .def_static("open", [](const std::string& name) { return Unwrap(Channel::Open(name)); })
+      .def_static("from_fd", [](int fd) { return Unwrap(Channel::FromFd(fd)); })
+      .def_static("attach", [](const std::string& name) { return Unwrap(Channel::Attach(name)); })
+      .def_prop_ro("name", &Channel::name)
+      .def_prop_ro("capacity", &Channel::capacity)
+      .def_prop_ro("fd", &Channel::fd)
+      .def_prop_ro("named", &Channel::named)
+      .def_prop_ro("type_versions", &Channel::type_versions)
+      .def("stats_json", &StatsJson)
+      .def(
+          "schema_capsule",
+          [](const Channel& c, uint32_t version) -> nb::object {
+            if (c.type_versions() == 0) return nb::none();
+            return SchemaCapsule(*Unwrap(ChannelSchema(c, version)));
+          },
+          "version"_a = 0);
+}
+
+}  // namespace quiver::python
