@@ -81,9 +81,17 @@ struct ChannelOptions {
   /// sample are evicted: they leave the channel, what they had not received yet is dropped
   /// (counted in their `missed`), and their next receive fails with kEvicted. Samples they
   /// hold stay valid until they release them. A subscriber that is stopped (SIGSTOP, a
-  /// debugger, a hung interpreter) then stalls the channel for at most this long.
+  /// debugger, a hung interpreter) then stalls the channel for at most this long. More
+  /// than 0, at most kMaxStallTimeout.
   std::optional<std::chrono::milliseconds> stall_timeout;
 };
+
+/// The longest stall policy a channel takes: a day.
+inline constexpr std::chrono::milliseconds kMaxStallTimeout{86'400'000};
+
+/// A stall timeout given in seconds (pipeline files, Python), rounded to milliseconds (at
+/// least 1). kInvalidArgument unless 0 < seconds <= kMaxStallTimeout.
+Result<std::chrono::milliseconds> StallTimeoutFromSeconds(double seconds);
 
 struct PublisherOptions {
   /// How long Loan() waits for space under kBlock; nullopt waits as long as it takes.

@@ -40,8 +40,8 @@ __version__ = "0.1.0"
 # quiver.TimeoutError (a TimeoutError) stays out of __all__: a star-import must not shadow
 # the built-in.
 __all__ = [
-    "Channel", "release_named_channels", "Publisher", "Subscriber", "Sample", "NdarrayLoan",
-    "parse_size", "QuiverError",
+    "Channel", "release_named_channels", "list_channels", "Publisher", "Subscriber", "Sample",
+    "NdarrayLoan", "parse_size", "QuiverError",
     *sorted({n for n, _ in _quiver.error_names} - {"TimeoutError"}),
     *sorted({a for n, a in _quiver.error_names} - {n for n, _ in _quiver.error_names}),
 ]
@@ -349,6 +349,20 @@ def _on_sigterm_release_names() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+def list_channels() -> list:
+    """Every channel of this user, as ``quiver ls`` lists them: its named channels, sorted by
+    name, then those of its running pipelines (reached through their supervisors). Each is a
+    dict in the shape of ``quiver ls --json``: ``name``; ``state``, one of ``"live"``,
+    ``"stale"`` (every process that had it open died; ``quiver clean`` removes it) or
+    ``"unreadable"`` (with ``error``); ``pipeline``, the supervisor socket, for a running
+    pipeline's channel; and for a live one the counters of ``Channel.stats()``. A channel
+    directory that cannot be looked at at all raises ``QuiverError`` saying why."""
+    channels, problems = _quiver.list_channels_json()
+    if problems and not channels:
+        raise QuiverError("; ".join(problems))
+    return [json.loads(text) for text in channels]
+
+
 def release_named_channels() -> None:
     """Removes the names of the named channels this process holds and is the last to hold,
     as closing them would (they stay usable until it exits). For a SIGTERM handler of the
@@ -376,8 +390,6 @@ class Channel:
         through its ``fd``. ``stall_timeout`` (seconds; ``block`` only) evicts a subscriber
         that keeps the channel full that long: a stopped or hung reader then costs the
         publisher at most that long, and its next receive raises ``Evicted``."""
-        if stall_timeout is not None and stall_timeout <= 0:
-            raise InvalidArgument(f"stall_timeout must be positive, got {stall_timeout}")
         return cls(_quiver.Channel.create(name, parse_size(capacity), max_samples,
                                           max_subscribers, overflow, memfd,
                                           _schema_capsule(schema), stall_timeout))

@@ -31,8 +31,7 @@ Channel CreateChannel(const std::string& name, size_t capacity, uint32_t max_sam
                          .overflow = Unwrap(ParseOverflowPolicy(overflow)),
                          .backing = memfd ? Backing::kMemfd : Backing::kNamed};
   if (stall_timeout) {
-    options.stall_timeout = std::chrono::milliseconds(
-        std::max<int64_t>(1, static_cast<int64_t>(std::llround(*stall_timeout * 1e3))));
+    options.stall_timeout = Unwrap(StallTimeoutFromSeconds(*stall_timeout));
   }
   if (!schema_capsule.is_none()) {
     return Unwrap(CreateArrowChannel(name, ImportSchemaCapsule(schema_capsule), options));
@@ -41,9 +40,7 @@ Channel CreateChannel(const std::string& name, size_t capacity, uint32_t max_sam
 }
 
 // The one JSON shape of a channel's counters (ChannelStats::ToJson), for json.loads.
-std::string StatsJson(const Channel& channel) {
-  return channel.Stats().ToJson();
-}
+std::string StatsJson(const Channel& channel) { return channel.Stats().ToJson(); }
 
 }  // namespace
 

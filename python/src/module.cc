@@ -28,4 +28,5 @@ NB_MODULE(_quiver, m) {
   RegisterSample(m);
   RegisterSubscriber(m);
   RegisterControl(m);
+  RegisterDiscovery(m);
 }

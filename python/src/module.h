@@ -12,5 +12,6 @@ void RegisterPublisher(nanobind::module_& m);   // publisher.cc
 void RegisterSample(nanobind::module_& m);      // sample.cc
 void RegisterSubscriber(nanobind::module_& m);  // subscriber.cc
 void RegisterControl(nanobind::module_& m);     // control.cc
+void RegisterDiscovery(nanobind::module_& m);   // discovery.cc
 
 }  // namespace quiver::python

@@ -2,6 +2,7 @@
 
 import asyncio
 import gc
+import json
 import os
 import signal
 import subprocess
@@ -12,6 +13,7 @@ import weakref
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 import pytest
 
 import quiver
@@ -403,3 +405,35 @@ def test_quiver_and_pyarrow_share_one_libarrow():
         libarrow = {line.split()[-1] for line in maps
                     if "/libarrow.so" in line and line.split()[-1].startswith("/")}
     assert len(libarrow) == 1, f"two copies of libarrow loaded: {libarrow}"
+
+
+def test_list_channels_is_the_list_of_quiver_ls(name, build_dir, tmp_path):
+    """Named channels and a running pipeline's channels, in the shape of `quiver ls --json`."""
+    ch = quiver.Channel.create(name, "1MiB", schema=pa.schema([("id", pa.int64())]))
+    pipeline = tmp_path / "p.toml"
+    pipeline.write_text(f'[[channel]]\nname = "{name}-p"\ncapacity = "2MiB"\n'
+                        f'[[node]]\nname = "idle"\ncommand = "sleep"\nargs = ["30"]\n'
+                        f'publishes = ["{name}-p"]\n')
+    run = subprocess.Popen([str(build_dir / "quiver"), "run", str(pipeline)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            found = {c["name"]: c for c in quiver.list_channels()}
+            if f"{name}-p" in found or time.monotonic() > deadline or run.poll() is not None:
+                break
+            time.sleep(0.02)
+        assert f"{name}-p" in found, run.stderr.read() if run.poll() is not None else found
+        named, piped = found[name], found[f"{name}-p"]
+        assert named["state"] == "live" and named["capacity"] == 1 << 20
+        assert "pipeline" not in named
+        assert piped["state"] == "live" and piped["capacity"] == 2 << 20
+        assert piped["pipeline"].startswith(f"@quiver-{os.geteuid()}-")
+        ls = json.loads(subprocess.run([str(build_dir / "quiver"), "ls", "--json"],
+                                       capture_output=True, text=True, check=True).stdout)
+        assert {c["name"]: c["state"] for c in ls if name in c["name"]} == \
+            {name: "live", f"{name}-p": "live"}
+    finally:
+        run.terminate()
+        run.wait(timeout=10)
+    del ch

@@ -87,6 +87,14 @@ STOPPED_READER = textwrap.dedent("""
 """)
 
 
+def test_stall_timeouts_follow_the_channels_rule(name):
+    for bad in (0, -1, 86400.5):
+        with pytest.raises(quiver.InvalidArgumentError, match="more than 0 and at most 86400 s"):
+            quiver.Channel.create(name, "64KiB", stall_timeout=bad)
+    ch = quiver.Channel.create(name, "64KiB", stall_timeout=0.0001)
+    assert ch.stats()["stall_timeout_s"] == 0.001  # at least 1 ms
+
+
 def test_the_stall_policy_evicts_a_stopped_reader(name):
     ch = quiver.Channel.create(name, "64KiB", max_samples=16, stall_timeout=0.2)
     live = ch.subscriber()

@@ -1,6 +1,8 @@
 #include <sys/random.h>
 
+#include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 
@@ -118,8 +120,9 @@ Status InitializeHeader(shm::Segment& segment, std::string_view name, const Chan
   }
   h->nonce = nonce;
   if (o.stall_timeout) {
-    if (o.stall_timeout->count() <= 0) {
-      return Status::InvalidArgument("stall_timeout must be positive");
+    if (o.stall_timeout->count() <= 0 || *o.stall_timeout > kMaxStallTimeout) {
+      return Status::InvalidArgument("stall_timeout must be more than 0 and at most 86400 s, got " +
+                                     std::to_string(o.stall_timeout->count()) + " ms");
     }
     h->stall_timeout_ns = static_cast<uint64_t>(
         std::chrono::duration_cast<std::chrono::nanoseconds>(*o.stall_timeout).count());
@@ -211,6 +214,14 @@ Result<std::span<const std::byte>> Channel::DataRange(uint64_t offset, uint64_t 
 
 std::string_view OverflowPolicyName(OverflowPolicy policy) {
   return policy == OverflowPolicy::kBlock ? "block" : "drop-oldest";
+}
+
+Result<std::chrono::milliseconds> StallTimeoutFromSeconds(double seconds) {
+  if (!(seconds > 0) || seconds > 86400) {  // !(> 0): NaN too
+    return Status::InvalidArgument("stall_timeout must be more than 0 and at most 86400 s, got " +
+                                   std::to_string(seconds) + " s");
+  }
+  return std::chrono::milliseconds(std::max<int64_t>(1, std::llround(seconds * 1000)));
 }
 
 Result<OverflowPolicy> ParseOverflowPolicy(std::string_view name) {

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <random>
@@ -109,6 +110,21 @@ TEST(ChannelTest, BadNamesAndOptionsAreRefused) {
             ErrorCode::kInvalidArgument);
   EXPECT_EQ(Channel::Create(UniqueName("opts"), {.capacity = 0}).status().code(),
             ErrorCode::kInvalidArgument);
+  EXPECT_EQ(
+      Channel::Create(UniqueName("opts"), {.stall_timeout = kMaxStallTimeout * 2}).status().code(),
+      ErrorCode::kInvalidArgument);
+}
+
+TEST(ChannelTest, StallTimeoutsInSecondsAreOneRule) {
+  EXPECT_EQ(*StallTimeoutFromSeconds(1.5), std::chrono::milliseconds(1500));
+  EXPECT_EQ(*StallTimeoutFromSeconds(0.0001), std::chrono::milliseconds(1)) << "at least 1 ms";
+  EXPECT_EQ(*StallTimeoutFromSeconds(86400), kMaxStallTimeout);
+  for (double bad : {0.0, -1.0, 86400.5, std::nan("")}) {
+    const auto refused = StallTimeoutFromSeconds(bad);
+    EXPECT_EQ(refused.status().code(), ErrorCode::kInvalidArgument) << bad;
+    EXPECT_NE(refused.status().message().find("more than 0 and at most 86400 s"),
+              std::string::npos);
+  }
 }
 
 TEST(ChannelTest, SecondPublisherIsRefused) {

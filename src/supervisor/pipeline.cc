@@ -153,11 +153,11 @@ class Checker {
         if (!seconds || !value.is_number()) {
           Error(LineOf(value),
                 what + ": expected seconds (a number), got " + std::string(TypeName(value)));
-        } else if (!(*seconds > 0) || *seconds > 86400) {
-          Error(LineOf(value), what + ": must be more than 0 and at most 86400 seconds");
+        } else if (Result<std::chrono::milliseconds> timeout = StallTimeoutFromSeconds(*seconds);
+                   !timeout.ok()) {
+          Error(LineOf(value), where + ": " + timeout.status().message());
         } else {
-          spec.stall_timeout = std::chrono::milliseconds(
-              std::max<int64_t>(1, static_cast<int64_t>(*seconds * 1000 + 0.5)));
+          spec.stall_timeout = *timeout;
         }
       } else if (k == "schema") {
         std::string path;

@@ -163,7 +163,7 @@ INSTANTIATE_TEST_SUITE_P(
                   "[[channel]]\nname = \"c\"\nstall_timeout = \"2s\"\n",
                   "bad.toml:3: channel 'c': stall_timeout: expected seconds (a number)"},
         Malformed{"stall timeout zero", "[[channel]]\nname = \"c\"\nstall_timeout = 0\n",
-                  "bad.toml:3: channel 'c': stall_timeout: must be more than 0"},
+                  "bad.toml:3: channel 'c': stall_timeout must be more than 0 and at most 86400 s"},
         Malformed{"too many subscribers allowed",
                   "[[channel]]\nname = \"c\"\nmax_subscribers = 65\n",
                   "bad.toml:3: channel 'c': max_subscribers: must be 1 to 64, got 65"},
