@@ -18,7 +18,6 @@ on each call.
 
 from __future__ import annotations
 
-import pathlib
 from typing import Any, Optional
 
 import pyarrow.flight as _flight
@@ -61,10 +60,7 @@ def connect(location: Optional[str] = None, *, token: Optional[str] = None,
     if token is not None and token_file is not None:
         raise ValueError("give token or token_file, not both")
     if token_file is not None:
-        lines = pathlib.Path(token_file).read_text().splitlines()
-        token = lines[0].strip() if lines else ""
-        if not token:
-            raise ValueError(f"token file {token_file} is empty")
+        token = _quiver.read_token_file(str(token_file))  # the rule of quiver serve/bridge
     if token is not None:
         kwargs["middleware"] = [*kwargs.get("middleware", []), BearerToken(token)]
     return _flight.connect(location or default_location(), **kwargs)

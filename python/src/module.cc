@@ -9,6 +9,7 @@
 
 #include "common/byte_size.h"
 #include "common/private_dir.h"
+#include "common/token.h"
 #include "errors.h"
 #include "quiver/channel.h"
 
@@ -21,6 +22,7 @@ NB_MODULE(_quiver, m) {
   m.def("parse_byte_size", [](const std::string& text) { return Unwrap(ParseByteSize(text)); });
   m.def("release_named_segments", &Channel::ReleaseNamesHeldOnlyByThisProcess);
   m.def("default_flight_location", [] { return Unwrap(DefaultFlightLocation()); });
+  m.def("read_token_file", [](const std::string& path) { return Unwrap(ReadTokenFile(path)); });
   m.def("named_path", [](const std::string& name) { return Channel::NamedPath(name); });
   RegisterChannel(m);
   RegisterTensorLoan(m);

@@ -108,6 +108,14 @@ def test_a_tcp_listener_makes_a_token_and_refuses_calls_without_it(build_dir, na
         assert channel.stats()["published"] == 0
         with_token = quiver.flight.connect(server.location, token_file=token_file)
         assert name in [f.descriptor.path[0].decode() for f in with_token.list_flights()]
+        padded = pathlib.Path(token_file).with_suffix(".padded")
+        padded.write_text(f"  {server.token}\t\nanother line\n")  # read as serve reads it
+        again = quiver.flight.connect(server.location, token_file=padded)
+        assert name in [f.descriptor.path[0].decode() for f in again.list_flights()]
+        padded.write_text(" \n")
+        with pytest.raises(quiver.InvalidArgumentError, match="is empty"):
+            quiver.flight.connect(server.location, token_file=padded)
+        padded.unlink()
         del channel
     finally:
         server.stop()

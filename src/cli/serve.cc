@@ -17,6 +17,7 @@
 
 #include "cli/commands.h"
 #include "common/private_dir.h"
+#include "common/token.h"
 #include "common/unique_fd.h"
 #include "flight/bridge.h"
 #include "flight/server.h"
@@ -38,23 +39,11 @@ void StopOnSignals() {
 // The token: from --token-file (first line, surrounding whitespace trimmed), else from
 // QUIVER_FLIGHT_TOKEN, else none. Never from the command line, where `ps` would show it.
 Result<std::string> LoadToken(const std::string& file) {
-  std::string token;
-  if (!file.empty()) {
-    std::ifstream in(file);
-    if (!in) return Status::NotFound("token file '" + file + "' cannot be read");
-    std::getline(in, token);
-  } else if (const char* env = std::getenv("QUIVER_FLIGHT_TOKEN")) {
-    token = env;
-  } else {
-    return std::string();
-  }
-  const auto first = token.find_first_not_of(" \t\r\n");
-  const auto last = token.find_last_not_of(" \t\r\n");
-  token = first == std::string::npos ? "" : token.substr(first, last - first + 1);
-  if (token.empty()) {
-    return Status::InvalidArgument(file.empty() ? "QUIVER_FLIGHT_TOKEN is empty"
-                                                : "token file '" + file + "' is empty");
-  }
+  if (!file.empty()) return ReadTokenFile(file);
+  const char* env = std::getenv("QUIVER_FLIGHT_TOKEN");
+  if (env == nullptr) return std::string();
+  std::string token = TrimToken(env);
+  if (token.empty()) return Status::InvalidArgument("QUIVER_FLIGHT_TOKEN is empty");
   return token;
 }
 
