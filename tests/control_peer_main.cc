@@ -1,10 +1,10 @@
 // A control-protocol peer for tests: serves protocol 2.0.0 on stdio (default), on a Unix
 // socket (--unix PATH; prints "ready" once listening) or on 127.0.0.1 (--tcp; prints
 // "port N"; clients authenticate with the token in $QUIVER_CONTROL_TOKEN). It exposes the
-// channels named by --expose NAME (repeatable) and no others. CMD_STREAM_START
-// {"segment_id"} attaches the channel and answers RES_OK with its capacity; CMD_PROCESS
-// resolves the shm_handle and answers RES_DATA_READY with the CRC-32 of the bytes it
-// names. CMD_SHUTDOWN ends it.
+// channels named by --expose NAME (repeatable, each watched from the start) and no others.
+// CMD_STREAM_START makes a stream (Streams); CMD_PROCESS resolves the safe shm_handle and
+// answers RES_DATA_READY with the CRC-32 of the sample it names; CMD_CUSTOM_ECHO (an
+// application's own type) answers RES_CUSTOM_ECHO with its payload. CMD_SHUTDOWN ends it.
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
@@ -15,10 +15,10 @@
 #include <string>
 
 #include "control/connection.h"
-#include "control/envelope.h"
-#include "control/handle.h"
 #include "control/server.h"
 #include "quiver/channel.h"
+#include "quiver/control.h"
+#include "quiver/envelope.h"
 
 namespace {
 
@@ -38,36 +38,22 @@ uint32_t Crc32(std::span<const std::byte> bytes) {
 }
 
 std::set<std::string, std::less<>> g_exposed;
+HandleResolver g_resolver;  // watches every exposed channel
 
 bool Exposes(std::string_view channel) { return g_exposed.count(channel) != 0; }
 
-Result<Envelope> Handle(const Envelope& request) {
-  switch (request.type) {
-    case MessageType::kCmdStreamStart: {
-      auto id = request.payload.find("segment_id");
-      if (id == request.payload.end() || !id->is_string()) {
-        return Status::InvalidArgument("CMD_STREAM_START needs payload.segment_id");
-      }
-      if (!Exposes(id->get<std::string>())) {
-        return Status::PermissionDenied("channel not exposed by this peer");
-      }
-      QUIVER_ASSIGN_OR_RETURN(quiver::Channel channel,
-                              quiver::Channel::Attach(id->get<std::string>()));
-      return MakeEnvelope(MessageType::kResOk,
-                          {{"segment_id", channel.name()}, {"capacity", channel.capacity()}});
-    }
-    case MessageType::kCmdProcess: {
-      QUIVER_ASSIGN_OR_RETURN(HandleView view, ResolveHandle(*request.shm_handle));
-      Envelope response =
-          MakeEnvelope(MessageType::kResDataReady,
-                       {{"crc32", Crc32(view.bytes())}, {"bytes", view.bytes().size()}});
-      response.shm_handle = view.handle();
-      return response;
-    }
-    default:
-      return Status::InvalidArgument("this peer does not handle " +
-                                     std::string(MessageTypeName(request.type)));
-  }
+Result<Envelope> Process(const Envelope& request) {
+  if (!request.shm_handle) return Status::InvalidArgument("CMD_PROCESS needs an shm_handle");
+  QUIVER_ASSIGN_OR_RETURN(quiver::Sample sample,
+                          g_resolver.Resolve(*request.shm_handle, std::chrono::seconds(5)));
+  Envelope response = MakeEnvelope(
+      kResDataReady, {{"crc32", Crc32(sample.data())}, {"bytes", sample.data().size()}});
+  response.shm_handle = request.shm_handle;
+  return response;
+}
+
+Result<Envelope> CustomEcho(const Envelope& request) {
+  return MakeEnvelope("RES_CUSTOM_ECHO", request.payload);
 }
 
 int Fail(const Status& st) {
@@ -95,17 +81,29 @@ int main(int argc, char** argv) {
                                   "[--expose NAME]..."));
     }
   }
+  for (const std::string& name : g_exposed) {
+    Result<quiver::Channel> channel = quiver::Channel::Open(name);
+    if (!channel.ok()) return Fail(channel.status());
+    if (Status st = g_resolver.Watch(std::move(channel).value()); !st.ok()) return Fail(st);
+  }
+  Streams streams;
+  Handlers handlers;
+  for (auto [type, handler] : {std::pair<std::string_view, Handler>{kCmdProcess, Process},
+                               {"CMD_CUSTOM_ECHO", CustomEcho},
+                               {kCmdStreamStart, streams.handler()}}) {
+    if (Status st = handlers.Add(type, handler); !st.ok()) return Fail(st);
+  }
   ServeOptions options;
   options.exposes = Exposes;
   if (const char* token = std::getenv("QUIVER_CONTROL_TOKEN")) options.token = token;
   if (mode == "--stdio") {
     Connection stdio = Connection::FromBorrowedFds(0, 1);
-    Result<ConnectionEnd> end = ServeConnection(stdio, Handle, options);
+    Result<ConnectionEnd> end = ServeConnection(stdio, handlers, options);
     return end.ok() ? 0 : Fail(end.status());
   }
   Result<std::unique_ptr<Server>> server = mode == "--unix"
-                                               ? Server::ListenUnix(path, Handle, options)
-                                               : Server::ListenTcp(0, Handle, options);
+                                               ? Server::ListenUnix(path, handlers, options)
+                                               : Server::ListenTcp(0, handlers, options);
   if (!server.ok()) return Fail(server.status());
   (*server)->set_stop_on_shutdown(true);
   if (mode == "--tcp") {

@@ -20,7 +20,7 @@
 #include <utility>
 #include <vector>
 
-#include "control/envelope.h"
+#include "quiver/envelope.h"
 #include "fuzz/envelope_target.h"
 #include "fuzz/msgpack_records_target.h"
 #include "fuzz/pipeline_target.h"

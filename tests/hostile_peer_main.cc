@@ -27,7 +27,7 @@
 #include <thread>
 
 #include "control/connection.h"
-#include "control/envelope.h"
+#include "quiver/envelope.h"
 
 namespace {
 
@@ -99,14 +99,14 @@ int ControlProcess(quiver::Result<quiver::control::Connection> connection,
                    const std::string& channel) {
   using namespace quiver::control;
   if (!connection.ok()) return Report(false, connection.status().ToString());
-  Envelope request = MakeEnvelope(MessageType::kCmdProcess);
+  Envelope request = MakeEnvelope(kCmdProcess);
   request.shm_handle = ShmHandle{channel, 0, 1, ShmFormat::kRaw};
   // A server that refuses says so at once and closes: the write may fail, the answer is there.
   (void)connection->WriteLine(Serialize(request));
   auto line = connection->ReadLine(std::chrono::seconds(10));
   if (!line.ok() || !line->has_value()) return Report(false, "no answer (connection closed)");
   ParseOutcome answer = ParseEnvelope(**line);
-  const bool served = answer.ok() && answer.envelope->type != MessageType::kResErrorV2;
+  const bool served = answer.ok() && answer.envelope->type != kResErrorV2;
   return Report(served, **line);
 }
 

@@ -35,10 +35,10 @@ constexpr int kRefused = 10;
 const std::string kPeer = std::string(QUIVER_TEST_PEER_DIR) + "/hostile_peer_main";
 const std::string kQuiver = std::string(QUIVER_TEST_PEER_DIR) + "/quiver";
 
-#define SKIP_WITHOUT_OTHER_USER()                                    \
-  do {                                                               \
-    const std::string why = testing::WhyNoOtherUser();               \
-    if (!why.empty()) GTEST_SKIP() << why;                           \
+#define SKIP_WITHOUT_OTHER_USER()                      \
+  do {                                                 \
+    const std::string why = testing::WhyNoOtherUser(); \
+    if (!why.empty()) GTEST_SKIP() << why;             \
   } while (false)
 
 // A command run in the background through the shell (as whoever the command says), its
@@ -190,8 +190,7 @@ TEST(HostileUserTest, CannotListTheChannelDirectoryNorPlantANameInIt) {
   const std::string dir = Channel::NamedDirectory();
   std::string out;
   EXPECT_EQ(other.ExitCode(kPeer + " list-dir " + dir, &out), kRefused) << out;
-  EXPECT_EQ(other.ExitCode(kPeer + " plant-fifo " + dir + " " + name + "-planted", &out),
-            kRefused)
+  EXPECT_EQ(other.ExitCode(kPeer + " plant-fifo " + dir + " " + name + "-planted", &out), kRefused)
       << out;
   // A FIFO where the old layout looked (/dev/shm/quiver-UID-NAME) is planted, and ignored:
   // ls and clean neither open it (which would hang) nor show it.
@@ -216,8 +215,7 @@ TEST(HostileUserTest, ASquattedChannelDirectoryIsRefusedAndSaidPlainly) {
   TempDir base(01777);  // a /dev/shm of its own, so no other test's channels are touched
   ScopedEnv shm_dir("QUIVER_SHM_DIR", base.path());
   std::string out;
-  ASSERT_EQ(other.ExitCode(kPeer + " make-dir " + Channel::NamedDirectory(), &out), kGotIn)
-      << out;
+  ASSERT_EQ(other.ExitCode(kPeer + " make-dir " + Channel::NamedDirectory(), &out), kGotIn) << out;
   auto created = Channel::Create("victim", {.capacity = 1 << 20});
   ASSERT_EQ(created.status().code(), ErrorCode::kPermissionDenied) << created.status().ToString();
   EXPECT_NE(created.status().message().find("belongs to uid " + std::to_string(other.uid())),
@@ -226,8 +224,8 @@ TEST(HostileUserTest, ASquattedChannelDirectoryIsRefusedAndSaidPlainly) {
   EXPECT_NE(created.status().message().find("QUIVER_SHM_DIR"), std::string::npos);
   EXPECT_EQ(Channel::Open("victim").status().code(), ErrorCode::kPermissionDenied);
   int status = 0;
-  const std::string ls = testing::Shell("QUIVER_SHM_DIR=" + base.path() + " " + kQuiver + " ls",
-                                        &status);
+  const std::string ls =
+      testing::Shell("QUIVER_SHM_DIR=" + base.path() + " " + kQuiver + " ls", &status);
   EXPECT_NE(ls.find("belongs to uid"), std::string::npos) << "ls says so: " << ls;
 }
 
@@ -253,10 +251,15 @@ TEST(HostileUserTest, AFakeSupervisorIsNeitherWaitedForNorBelieved) {
   }
 }
 
-control::Handler Echo() {
-  return [](const control::Envelope&) -> Result<control::Envelope> {
-    return control::MakeEnvelope(control::MessageType::kResOk);
-  };
+control::Handlers Echo() {
+  control::Handlers handlers;
+  EXPECT_TRUE(handlers
+                  .Add(control::kCmdProcess,
+                       [](const control::Envelope&) -> Result<control::Envelope> {
+                         return control::MakeEnvelope(control::kResOk);
+                       })
+                  .ok());
+  return handlers;
 }
 
 TEST(HostileUserTest, TheControlServerServesOnlyItsUser) {
@@ -281,8 +284,7 @@ TEST(HostileUserTest, TheControlServerServesOnlyItsUser) {
   auto tcp_server = control::Server::ListenTcp(0, Echo(), options);
   ASSERT_TRUE(tcp_server.ok()) << tcp_server.status().ToString();
   (*tcp_server)->Start();
-  EXPECT_EQ(other.ExitCode(kPeer + " control-tcp " + std::to_string((*tcp_server)->port()) +
-                               " any",
+  EXPECT_EQ(other.ExitCode(kPeer + " control-tcp " + std::to_string((*tcp_server)->port()) + " any",
                            &out),
             kRefused)
       << out;

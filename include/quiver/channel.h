@@ -161,6 +161,15 @@ class Channel;
 class Publisher;
 class Subscriber;
 
+/// Where a published sample is in its channel: its sequence number and its bytes
+/// [offset, offset + size) of the data area.
+struct PublishedSample {
+  uint64_t sequence = 0;
+  uint64_t offset = 0;
+  uint64_t size = 0;
+  bool operator==(const PublishedSample&) const = default;
+};
+
 /// A writable sample loaned from the channel. Publish it, or drop it to give the space back.
 /// Move-only. Its bytes are 64-byte aligned and not zeroed.
 class LoanedSample {
@@ -246,6 +255,9 @@ class Publisher {
 
   /// The channel this publisher writes to.
   Channel channel() const;
+  /// The sample this publisher published last (what a safe shm_handle names). kNotFound
+  /// before its first publish.
+  Result<PublishedSample> last_published() const;
 
  private:
   friend class Channel;
@@ -360,6 +372,9 @@ class Channel {
   /// True if the channel's publisher died (it attached, and its process is gone without
   /// closing it): the channel takes no successor, Create makes a new one under its name.
   bool publisher_died() const;
+  /// A random number drawn when the channel was created: a channel made anew under the same
+  /// name (a restarted publisher's) has another. Safe handles carry it.
+  uint64_t generation() const;
 
   /// Number of type descriptors registered (0 for an untyped channel); the newest is
   /// version type_versions().

@@ -30,6 +30,7 @@ enum class ErrorCode : int {
   kResourceExhausted,  // a limit that protects the process was reached (size, count, bytes)
   kUnauthenticated,    // the caller did not prove who it is (no or a wrong token)
   kEvicted,            // the stall policy detached this subscriber (it kept the channel full)
+  kStaleHandle,        // a handle whose sample is gone (released, replaced, never published)
 };
 
 /// Returns the stable upper-case name of `code`, e.g. "SHM_CORRUPTION".
@@ -76,6 +77,7 @@ class [[nodiscard]] Status {
   static Status ResourceExhausted(std::string message);
   static Status Unauthenticated(std::string message);
   static Status Evicted(std::string message);
+  static Status StaleHandle(std::string message);
 
   bool ok() const { return code_ == ErrorCode::kOk; }
   ErrorCode code() const { return code_; }

@@ -275,7 +275,10 @@ def test_ctrl_c_interrupts_a_blocking_receive(name):
         assert process.stdout.readline().strip() == "ready"
         time.sleep(0.2)
         process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=5) == 42
+        # A bound, not a measurement: the interrupt lands within a 100 ms slice, but a
+        # sanitized interpreter's exit (the leak check of its whole heap) takes seconds on a
+        # loaded machine.
+        assert process.wait(timeout=60) == 42
     finally:
         process.kill()
         process.wait()

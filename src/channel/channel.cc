@@ -294,6 +294,8 @@ OverflowPolicy Channel::overflow() const { return state_->overflow; }
 int Channel::fd() const { return state_->segment.fd(); }
 bool Channel::named() const { return state_->segment.named(); }
 
+uint64_t Channel::generation() const { return state_->nonce; }
+
 bool Channel::publisher_died() const {
   {
     std::lock_guard lock(state_->mu);

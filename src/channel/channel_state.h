@@ -115,6 +115,8 @@ struct PublisherState {
   // Registered for shm::HeavyBarrier(): Publish needs no fence of its own (see
   // ChannelHeader::publish_barrier).
   bool asymmetric_barrier = false;
+  // The sample published last (Publisher::last_published).
+  std::optional<PublishedSample> last_published;
 
  private:
   // What the publisher itself wrote into each descriptor. Any attached process can write the

@@ -418,6 +418,7 @@ Status Publisher::Publish(LoanedSample&& sample) {
   channel::ChannelHeader& h = *ch.header;
   const uint32_t index = sample.desc_;
   const size_t size = sample.size_;
+  const uint64_t offset = static_cast<uint64_t>(sample.data_ - p.data);
   sample.owner_.reset();  // the sample is the channel's now
 
   channel::SampleDesc& d = ch.descs[index];
@@ -439,6 +440,7 @@ Status Publisher::Publish(LoanedSample&& sample) {
     slot.write_index.store(w + 1, std::memory_order_release);
   });
   internal::EndPublish(h, sequence);
+  p.last_published = PublishedSample{sequence, offset, size};
   internal::Bump(h.published, 1);
   internal::Bump(h.published_bytes, size);
   if (mask == 0) p.Reclaim(false);
@@ -479,6 +481,14 @@ Result<uint32_t> Publisher::RegisterType(std::string_view descriptor) {
 }
 
 Channel Publisher::channel() const { return Channel(state_->channel); }
+
+Result<PublishedSample> Publisher::last_published() const {
+  if (!state_->last_published) {
+    return Status::NotFound("this publisher of channel '" + state_->channel->name +
+                            "' has published nothing yet");
+  }
+  return *state_->last_published;
+}
 
 uint32_t Publisher::subscriber_count() const {
   return static_cast<uint32_t>(

@@ -42,8 +42,10 @@ constexpr ErrorCodeInfo kErrorCodes[] = {
      "PermissionError", "The caller did not prove who it is (no token, or a wrong one)."},
     {ErrorCode::kEvicted, "EVICTED", "EvictedError", "Evicted", "",
      "The channel's stall policy detached this subscriber: it kept the channel full."},
+    {ErrorCode::kStaleHandle, "STALE_HANDLE", "StaleHandleError", "StaleHandle", "",
+     "A handle whose sample is gone: released, replaced, or never published."},
 };
-static_assert(std::size(kErrorCodes) == static_cast<size_t>(ErrorCode::kEvicted));
+static_assert(std::size(kErrorCodes) == static_cast<size_t>(ErrorCode::kStaleHandle));
 
 }  // namespace
 
@@ -95,6 +97,7 @@ Status Status::Unauthenticated(std::string m) {
   return Status(ErrorCode::kUnauthenticated, std::move(m));
 }
 Status Status::Evicted(std::string m) { return Status(ErrorCode::kEvicted, std::move(m)); }
+Status Status::StaleHandle(std::string m) { return Status(ErrorCode::kStaleHandle, std::move(m)); }
 
 Status Status::Wrap(ErrorCode code, std::string message) const {
   Status outer(code, std::move(message));

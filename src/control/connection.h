@@ -12,9 +12,9 @@
 #include <string_view>
 #include <utility>
 
-#include "control/envelope.h"
-#include "quiver/status.h"
 #include "common/unique_fd.h"
+#include "quiver/envelope.h"
+#include "quiver/status.h"
 
 namespace quiver::control {
 

@@ -25,19 +25,29 @@ using nlohmann::json;
 
 // Echoes CMD_PROCESS's handle back as RES_DATA_READY; fails CMD_STREAM_START with a chain.
 Result<Envelope> EchoHandler(const Envelope& request) {
-  if (request.type == MessageType::kCmdStreamStart) {
+  if (request.type == kCmdStreamStart) {
     return Status::ShmCorruption("bad magic")
         .Wrap(ErrorCode::kSchemaMismatch, "cannot start the stream");
   }
-  Envelope response = MakeEnvelope(MessageType::kResDataReady);
+  Envelope response = MakeEnvelope(kResDataReady);
   response.shm_handle = request.shm_handle;
   return response;
 }
 
-std::string Request(MessageType type, const std::string& id, json payload = json::object()) {
+// EchoHandler for CMD_PROCESS and CMD_STREAM_START (Handlers::Add refuses nothing here).
+Handlers HandlersOf(Handler handler) {
+  Handlers handlers;
+  EXPECT_TRUE(handlers.Add(kCmdProcess, handler).ok());
+  EXPECT_TRUE(handlers.Add(kCmdStreamStart, handler).ok());
+  return handlers;
+}
+
+Handlers EchoHandlers() { return HandlersOf(EchoHandler); }
+
+std::string Request(std::string_view type, const std::string& id, json payload = json::object()) {
   Envelope e = MakeEnvelope(type, std::move(payload));
   e.msg_id = id;
-  if (type == MessageType::kCmdProcess) e.shm_handle = ShmHandle{"x", 0, 8, ShmFormat::kRaw};
+  if (type == kCmdProcess) e.shm_handle = ShmHandle{"x", 0, 8, ShmFormat::kRaw};
   return Serialize(e);
 }
 
@@ -51,15 +61,15 @@ struct Expected {
 void MixedConversation(std::vector<std::string>* lines, std::vector<Expected>* expected) {
   const std::string a = NewMsgId(), b = NewMsgId(), c = NewMsgId(), d = NewMsgId(), e = NewMsgId();
   *lines = {
-      Request(MessageType::kCmdProcess, a),
+      Request(kCmdProcess, a),
       "{not json",
       std::string(200 << 10, 'x'),  // far beyond the line limit
-      Request(MessageType::kCmdStreamStart, b),
+      Request(kCmdStreamStart, b),
       "",
       R"({"protocol_v":"3.0.0","msg_id":")" + c + R"(","type":"CMD_PROCESS","payload":{}})",
       R"({"protocol_v":"2.0.0","msg_id":")" + d + R"(","type":"CMD_FLY","payload":{}})",
-      Request(MessageType::kResOk, e),
-      Request(MessageType::kCmdProcess, e),
+      Request(kResOk, e),
+      Request(kCmdProcess, e),
   };
   *expected = {
       {"RES_DATA_READY", "", a},
@@ -89,7 +99,7 @@ void Converse(Connection& client) {
     ASSERT_TRUE(line->has_value());
     ParseOutcome answer = ParseEnvelope(**line);
     ASSERT_TRUE(answer.ok()) << **line;
-    EXPECT_EQ(MessageTypeName(answer.envelope->type), want.type) << **line;
+    EXPECT_EQ(answer.envelope->type, want.type) << **line;
     EXPECT_EQ(answer.envelope->msg_id, want.msg_id) << **line;
     if (!want.code.empty()) {
       EXPECT_EQ(answer.envelope->payload["code"], want.code) << **line;
@@ -97,12 +107,12 @@ void Converse(Connection& client) {
   }
   writer.join();
   const std::string id = NewMsgId();
-  ASSERT_TRUE(client.WriteLine(Request(MessageType::kCmdShutdown, id)).ok());
+  ASSERT_TRUE(client.WriteLine(Request(kCmdShutdown, id)).ok());
   auto ack = client.ReadLine();
   ASSERT_TRUE(ack.ok() && ack->has_value());
   ParseOutcome parsed = ParseEnvelope(**ack);
   ASSERT_TRUE(parsed.ok());
-  EXPECT_EQ(parsed.envelope->type, MessageType::kResOk);
+  EXPECT_EQ(parsed.envelope->type, kResOk);
   EXPECT_EQ(parsed.envelope->msg_id, id);
   // The server ends the connection after the acknowledgement.
   auto eof = client.ReadLine();
@@ -129,16 +139,16 @@ struct Logs {
 
 // Authenticates a TCP connection (CMD_AUTH with `token`); returns the answer's type name.
 std::string Authenticate(Connection& client, const std::string& token) {
-  Envelope auth = MakeEnvelope(MessageType::kCmdAuth, {{"token", token}});
+  Envelope auth = MakeEnvelope(kCmdAuth, {{"token", token}});
   EXPECT_TRUE(client.WriteLine(Serialize(auth)).ok());
   auto line = client.ReadLine();
   if (!line.ok() || !line->has_value()) return "(none)";
   ParseOutcome answer = ParseEnvelope(**line);
   if (!answer.ok()) return "(bad)";
-  if (answer.envelope->type == MessageType::kResErrorV2) {
+  if (answer.envelope->type == kResErrorV2) {
     return answer.envelope->payload["code"].get<std::string>();
   }
-  return std::string(MessageTypeName(answer.envelope->type));
+  return answer.envelope->type;
 }
 
 TEST(ControlServerTest, SocketpairAnswersEveryLineInOrderAndLogsTheBadOnes) {
@@ -146,7 +156,7 @@ TEST(ControlServerTest, SocketpairAnswersEveryLineInOrderAndLogsTheBadOnes) {
   ASSERT_TRUE(pair.ok());
   Logs logs;
   Result<ConnectionEnd> end = Status::IoError("not run");
-  std::thread server([&] { end = ServeConnection(pair->second, EchoHandler, logs.options()); });
+  std::thread server([&] { end = ServeConnection(pair->second, EchoHandlers(), logs.options()); });
   Converse(pair->first);
   server.join();
   ASSERT_TRUE(end.ok()) << end.status().ToString();
@@ -157,10 +167,10 @@ TEST(ControlServerTest, SocketpairAnswersEveryLineInOrderAndLogsTheBadOnes) {
 TEST(ControlServerTest, UnixSocketServerAnswersInOrder) {
   const std::string path = "/tmp/quiver-ctl-test-" + NewMsgId().substr(0, 8) + ".sock";
   Logs logs;
-  auto server = Server::ListenUnix(path, EchoHandler, logs.options());
+  auto server = Server::ListenUnix(path, EchoHandlers(), logs.options());
   ASSERT_TRUE(server.ok()) << server.status().ToString();
   (*server)->Start();
-  auto again = Server::ListenUnix(path, EchoHandler);
+  auto again = Server::ListenUnix(path, EchoHandlers());
   EXPECT_FALSE(again.ok());
   auto client = Connection::ConnectUnix(path);
   ASSERT_TRUE(client.ok()) << client.status().ToString();
@@ -171,7 +181,7 @@ TEST(ControlServerTest, UnixSocketServerAnswersInOrder) {
 
 TEST(ControlServerTest, TcpLoopbackServerOnEphemeralPortServesTwoClientsAtOnce) {
   Logs logs;
-  auto server = Server::ListenTcp(0, EchoHandler, logs.options());
+  auto server = Server::ListenTcp(0, EchoHandlers(), logs.options());
   ASSERT_TRUE(server.ok()) << server.status().ToString();
   ASSERT_NE((*server)->port(), 0);
   (*server)->Start();
@@ -194,7 +204,7 @@ TEST(ControlServerTest, PartialLineAtEndOfStreamIsAnsweredThenTheConnectionEnds)
   ASSERT_EQ(::write(pair->first.write_fd(), "{\"protocol_v\":", 14), 14);
   ::shutdown(pair->first.write_fd(), SHUT_WR);
   Logs logs;
-  auto end = ServeConnection(pair->second, EchoHandler, logs.options());
+  auto end = ServeConnection(pair->second, EchoHandlers(), logs.options());
   ASSERT_TRUE(end.ok());
   EXPECT_EQ(*end, ConnectionEnd::kEndOfStream);
   auto answer = pair->first.ReadLine();
@@ -208,12 +218,13 @@ TEST(ControlServerTest, ThrowingHandlerIsAnsweredInternal) {
   ASSERT_TRUE(pair.ok());
   Logs logs;
   std::thread server([&] {
-    (void)ServeConnection(
-        pair->second, [](const Envelope&) -> Result<Envelope> { throw std::runtime_error("boom"); },
-        logs.options());
+    (void)ServeConnection(pair->second, HandlersOf([](const Envelope&) -> Result<Envelope> {
+                            throw std::runtime_error("boom");
+                          }),
+                          logs.options());
   });
   const std::string id = NewMsgId();
-  ASSERT_TRUE(pair->first.WriteLine(Request(MessageType::kCmdProcess, id)).ok());
+  ASSERT_TRUE(pair->first.WriteLine(Request(kCmdProcess, id)).ok());
   auto answer = pair->first.ReadLine();
   ASSERT_TRUE(answer.ok() && answer->has_value());
   ParseOutcome parsed = ParseEnvelope(**answer);
@@ -229,16 +240,15 @@ TEST(ControlServerTest, HandleToAChannelTheServerDoesNotExposeIsRefusedBeforeThe
   std::atomic<int> handled{0};
   Logs logs;
   std::thread server([&] {
-    (void)ServeConnection(
-        pair->second,
-        [&](const Envelope& request) -> Result<Envelope> {
-          ++handled;
-          return EchoHandler(request);
-        },
-        logs.options());
+    (void)ServeConnection(pair->second,
+                          HandlersOf([&](const Envelope& request) -> Result<Envelope> {
+                            ++handled;
+                            return EchoHandler(request);
+                          }),
+                          logs.options());
   });
   for (const std::string channel : {"secrets", "x-other", ""}) {
-    Envelope request = MakeEnvelope(MessageType::kCmdProcess);
+    Envelope request = MakeEnvelope(kCmdProcess);
     request.shm_handle = ShmHandle{channel, 0, 8, ShmFormat::kRaw};
     ASSERT_TRUE(pair->first.WriteLine(Serialize(request)).ok());
     auto answer = pair->first.ReadLine();
@@ -252,10 +262,10 @@ TEST(ControlServerTest, HandleToAChannelTheServerDoesNotExposeIsRefusedBeforeThe
     EXPECT_EQ(parsed.envelope->payload["code"], "PERMISSION_DENIED") << **answer;
     EXPECT_EQ(parsed.envelope->msg_id, request.msg_id);
   }
-  ASSERT_TRUE(pair->first.WriteLine(Request(MessageType::kCmdProcess, NewMsgId())).ok());
+  ASSERT_TRUE(pair->first.WriteLine(Request(kCmdProcess, NewMsgId())).ok());
   auto exposed = pair->first.ReadLine();
   ASSERT_TRUE(exposed.ok() && exposed->has_value());
-  EXPECT_EQ(ParseEnvelope(**exposed).envelope->type, MessageType::kResDataReady);
+  EXPECT_EQ(ParseEnvelope(**exposed).envelope->type, kResDataReady);
   EXPECT_EQ(handled.load(), 1) << "refused requests never reach the handler";
   pair->first.Shutdown();
   server.join();
@@ -263,8 +273,8 @@ TEST(ControlServerTest, HandleToAChannelTheServerDoesNotExposeIsRefusedBeforeThe
   // With no exposes at all, no handle is accepted.
   auto bare = Connection::Pair();
   ASSERT_TRUE(bare.ok());
-  std::thread bare_server([&] { (void)ServeConnection(bare->second, EchoHandler); });
-  ASSERT_TRUE(bare->first.WriteLine(Request(MessageType::kCmdProcess, NewMsgId())).ok());
+  std::thread bare_server([&] { (void)ServeConnection(bare->second, EchoHandlers()); });
+  ASSERT_TRUE(bare->first.WriteLine(Request(kCmdProcess, NewMsgId())).ok());
   auto refused = bare->first.ReadLine();
   ASSERT_TRUE(refused.ok() && refused->has_value());
   EXPECT_EQ(ParseEnvelope(**refused).envelope->payload["code"], "PERMISSION_DENIED");
@@ -273,9 +283,9 @@ TEST(ControlServerTest, HandleToAChannelTheServerDoesNotExposeIsRefusedBeforeThe
 }
 
 TEST(ControlServerTest, TcpNeedsATokenAndEveryConnectionMustAuthenticateFirst) {
-  EXPECT_EQ(Server::ListenTcp(0, EchoHandler).status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(Server::ListenTcp(0, EchoHandlers()).status().code(), ErrorCode::kInvalidArgument);
   Logs logs;
-  auto server = Server::ListenTcp(0, EchoHandler, logs.options());
+  auto server = Server::ListenTcp(0, EchoHandlers(), logs.options());
   ASSERT_TRUE(server.ok()) << server.status().ToString();
   (*server)->Start();
   auto connect = [&] { return std::move(*Connection::ConnectTcp((*server)->port())); };
@@ -288,17 +298,17 @@ TEST(ControlServerTest, TcpNeedsATokenAndEveryConnectionMustAuthenticateFirst) {
   }
   {
     Connection eager = connect();  // a request before CMD_AUTH
-    ASSERT_TRUE(eager.WriteLine(Request(MessageType::kCmdProcess, NewMsgId())).ok());
+    ASSERT_TRUE(eager.WriteLine(Request(kCmdProcess, NewMsgId())).ok());
     auto answer = eager.ReadLine();
     ASSERT_TRUE(answer.ok() && answer->has_value());
     EXPECT_EQ(ParseEnvelope(**answer).envelope->payload["code"], "UNAUTHENTICATED");
   }
   Connection right = connect();
   ASSERT_EQ(Authenticate(right, kToken), "RES_OK");
-  ASSERT_TRUE(right.WriteLine(Request(MessageType::kCmdProcess, NewMsgId())).ok());
+  ASSERT_TRUE(right.WriteLine(Request(kCmdProcess, NewMsgId())).ok());
   auto answer = right.ReadLine();
   ASSERT_TRUE(answer.ok() && answer->has_value());
-  EXPECT_EQ(ParseEnvelope(**answer).envelope->type, MessageType::kResDataReady);
+  EXPECT_EQ(ParseEnvelope(**answer).envelope->type, kResDataReady);
 }
 
 TEST(ControlServerTest, SilentConnectionsAreClosed) {
@@ -306,7 +316,7 @@ TEST(ControlServerTest, SilentConnectionsAreClosed) {
   ServeOptions options = logs.options();
   options.auth_timeout = std::chrono::milliseconds(200);
   options.idle_timeout = std::chrono::milliseconds(300);
-  auto server = Server::ListenTcp(0, EchoHandler, options);
+  auto server = Server::ListenTcp(0, EchoHandlers(), options);
   ASSERT_TRUE(server.ok()) << server.status().ToString();
   (*server)->Start();
   auto mute = Connection::ConnectTcp((*server)->port());  // never authenticates
@@ -326,13 +336,13 @@ TEST(ControlServerTest, ConnectionsPastTheLimitAreRefusedAndTheServerGoesOn) {
   Logs logs;
   ServeOptions options = logs.options();
   options.max_connections = 2;
-  auto server = Server::ListenUnix(path, EchoHandler, options);
+  auto server = Server::ListenUnix(path, EchoHandlers(), options);
   ASSERT_TRUE(server.ok()) << server.status().ToString();
   (*server)->Start();
   std::vector<Connection> held;
   for (int i = 0; i < 2; ++i) {
     held.push_back(std::move(*Connection::ConnectUnix(path)));
-    ASSERT_TRUE(held.back().WriteLine(Request(MessageType::kCmdProcess, NewMsgId())).ok());
+    ASSERT_TRUE(held.back().WriteLine(Request(kCmdProcess, NewMsgId())).ok());
     ASSERT_TRUE(held.back().ReadLine().ok());  // served: it holds a slot now
   }
   auto third = Connection::ConnectUnix(path);
@@ -346,10 +356,10 @@ TEST(ControlServerTest, ConnectionsPastTheLimitAreRefusedAndTheServerGoesOn) {
     ASSERT_TRUE(next.ok());
     // While a slot is still taken, the server refuses and closes, maybe before our request
     // is written (EPIPE) or read (a reset): then try again.
-    if (next->WriteLine(Request(MessageType::kCmdProcess, NewMsgId())).ok()) {
+    if (next->WriteLine(Request(kCmdProcess, NewMsgId())).ok()) {
       auto answer = next->ReadLine(std::chrono::seconds(10));
       if (answer.ok() && answer->has_value() &&
-          ParseEnvelope(**answer).envelope->type == MessageType::kResDataReady) {
+          ParseEnvelope(**answer).envelope->type == kResDataReady) {
         break;
       }
     }
@@ -378,7 +388,7 @@ void FloodSurvives(const std::function<bool()>& squeeze) {
     ServeOptions options = Logs().options();
     options.max_connections = 10000;
     options.log = {};  // stderr: what it refused shows in the test's output
-    auto listening = Server::ListenUnix(path, EchoHandler, options);
+    auto listening = Server::ListenUnix(path, EchoHandlers(), options);
     if (!listening.ok() || !squeeze()) return 2;
     ready.Notify();
     return (*listening)->Run().ok() ? 0 : 1;  // Run returns only on an unexpected error
@@ -405,10 +415,10 @@ void FloodSurvives(const std::function<bool()>& squeeze) {
   bool served = false;
   for (int attempt = 0; attempt < 200 && !served; ++attempt) {
     auto c = Connection::ConnectUnix(path);
-    if (c.ok() && c->WriteLine(Request(MessageType::kCmdProcess, NewMsgId())).ok()) {
+    if (c.ok() && c->WriteLine(Request(kCmdProcess, NewMsgId())).ok()) {
       auto answer = c->ReadLine(std::chrono::seconds(5));
       served = answer.ok() && answer->has_value() &&
-               ParseEnvelope(**answer).envelope->type == MessageType::kResDataReady;
+               ParseEnvelope(**answer).envelope->type == kResDataReady;
     }
     if (!served) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }

@@ -1,4 +1,4 @@
-#include "control/envelope.h"
+#include "quiver/envelope.h"
 
 #include <sys/random.h>
 
@@ -14,15 +14,8 @@ namespace {
 
 using nlohmann::json;
 
-constexpr std::array<std::pair<MessageType, std::string_view>, 7> kTypeNames = {{
-    {MessageType::kCmdStreamStart, "CMD_STREAM_START"},
-    {MessageType::kCmdProcess, "CMD_PROCESS"},
-    {MessageType::kCmdShutdown, "CMD_SHUTDOWN"},
-    {MessageType::kCmdAuth, "CMD_AUTH"},
-    {MessageType::kResOk, "RES_OK"},
-    {MessageType::kResDataReady, "RES_DATA_READY"},
-    {MessageType::kResErrorV2, "RES_ERROR_V2"},
-}};
+constexpr std::array<std::string_view, 7> kBuiltinTypes = {
+    kCmdStreamStart, kCmdProcess, kCmdShutdown, kCmdAuth, kResOk, kResDataReady, kResErrorV2};
 
 constexpr std::array<std::pair<ShmFormat, std::string_view>, 3> kFormatNames = {{
     {ShmFormat::kArrowStream, "arrow_stream"},
@@ -140,10 +133,15 @@ std::optional<std::string> CheckErrorPayload(const json& payload, int depth) {
 }
 
 json HandleToJson(const ShmHandle& h) {
-  return {{"segment_id", h.segment_id},
-          {"offset", h.offset},
-          {"size", h.size},
-          {"format", ShmFormatName(h.format)}};
+  json j = {{"segment_id", h.segment_id},
+            {"offset", h.offset},
+            {"size", h.size},
+            {"format", ShmFormatName(h.format)}};
+  if (h.generation && h.sequence) {
+    j["generation"] = *h.generation;
+    j["sequence"] = *h.sequence;
+  }
+  return j;
 }
 
 json StatusToJson(const Status& status) {
@@ -203,9 +201,13 @@ ParseOutcome ParseJson(const json& doc) {
     return Fail(kInvalidEnvelope, "type must be a string, got " + std::string(JsonTypeName(*type)),
                 msg_id);
   }
-  const std::optional<MessageType> t = MessageTypeFromName(type->get_ref<const std::string&>());
-  if (!t) {
-    return Fail(kUnknownType, "type " + Quote(*type) + " is not a known type", msg_id);
+  const std::string& t = type->get_ref<const std::string&>();
+  if (!ValidateTypeName(t).ok()) {
+    return Fail(
+        kUnknownType,
+        "type " + Quote(*type) +
+            " is not a type name (CMD_ or RES_, then A-Z, 0-9 and _, at most 64 characters)",
+        msg_id);
   }
 
   auto payload = doc.find("payload");
@@ -218,17 +220,16 @@ ParseOutcome ParseJson(const json& doc) {
   Envelope envelope;
   envelope.protocol_v = v;
   envelope.msg_id = msg_id;
-  envelope.type = *t;
+  envelope.type = t;
   auto handle = payload->find("shm_handle");
   if (handle != payload->end()) {
     ShmHandle parsed;
     if (auto e = ParseShmHandle(*handle, &parsed)) return Fail(e->code, e->message, msg_id);
     envelope.shm_handle = std::move(parsed);
-  } else if (*t == MessageType::kCmdProcess || *t == MessageType::kResDataReady) {
-    return Fail(kInvalidEnvelope, std::string(MessageTypeName(*t)) + " needs payload.shm_handle",
-                msg_id);
+  } else if (t == kCmdProcess || t == kResDataReady) {
+    return Fail(kInvalidEnvelope, t + " needs payload.shm_handle", msg_id);
   }
-  if (*t == MessageType::kResErrorV2) {
+  if (t == kResErrorV2) {
     if (auto e = CheckErrorPayload(*payload, 0)) return Fail(kInvalidEnvelope, *e, msg_id);
   }
   envelope.payload = *payload;
@@ -239,27 +240,31 @@ ParseOutcome ParseJson(const json& doc) {
 
 }  // namespace
 
-std::string_view MessageTypeName(MessageType type) {
-  for (const auto& [t, name] : kTypeNames) {
-    if (t == type) return name;
+std::vector<std::string_view> BuiltinTypeNames() {
+  return {kBuiltinTypes.begin(), kBuiltinTypes.end()};
+}
+
+bool IsBuiltinType(std::string_view type) {
+  for (std::string_view builtin : kBuiltinTypes) {
+    if (builtin == type) return true;
   }
-  return "UNKNOWN";
+  return false;
 }
 
-std::optional<MessageType> MessageTypeFromName(std::string_view name) {
-  for (const auto& [t, n] : kTypeNames) {
-    if (n == name) return t;
+Status ValidateTypeName(std::string_view type) {
+  const bool prefixed = type.starts_with("CMD_") || type.starts_with("RES_");
+  bool charset = prefixed && type.size() > 4 && type.size() <= kMaxTypeName;
+  for (size_t i = 4; charset && i < type.size(); ++i) {
+    const char c = type[i];
+    charset = (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
   }
-  return std::nullopt;
+  if (charset) return Status::OK();
+  return Status::InvalidArgument("\"" + std::string(type.substr(0, kMaxTypeName)) +
+                                 "\" is not a message type name: CMD_ or RES_, then upper-case "
+                                 "letters, digits and _, at most 64 characters");
 }
 
-bool IsResponse(MessageType type) { return MessageTypeName(type).starts_with("RES_"); }
-
-std::vector<std::string_view> MessageTypeNames() {
-  std::vector<std::string_view> names;
-  for (const auto& [t, name] : kTypeNames) names.push_back(name);
-  return names;
-}
+bool IsResponse(std::string_view type) { return type.starts_with("RES_"); }
 
 std::string_view ShmFormatName(ShmFormat format) {
   for (const auto& [f, name] : kFormatNames) {
@@ -297,14 +302,32 @@ std::optional<EnvelopeError> ParseShmHandle(const nlohmann::json& value, ShmHand
   if (format == value.end() || !format->is_string()) {
     return EnvelopeError{invalid, "shm_handle.format must be a string"};
   }
+  bool known = false;
   for (const auto& [f, name] : kFormatNames) {
     if (format->get_ref<const std::string&>() == name) {
       handle->format = f;
-      return std::nullopt;
+      known = true;
     }
   }
-  return EnvelopeError{
-      invalid, "shm_handle.format " + Quote(*format) + " is not arrow_stream, tensor or raw"};
+  if (!known) {
+    return EnvelopeError{
+        invalid, "shm_handle.format " + Quote(*format) + " is not arrow_stream, tensor or raw"};
+  }
+  // A safe handle's sample: both or neither (a generation alone names no sample).
+  handle->generation.reset();
+  handle->sequence.reset();
+  const bool has_generation = value.contains("generation");
+  if (has_generation != value.contains("sequence")) {
+    return EnvelopeError{invalid, "shm_handle.generation and shm_handle.sequence come together"};
+  }
+  if (has_generation) {
+    uint64_t generation = 0, sequence = 0;
+    if (auto e = ReadUint(value, "generation", &generation)) return e;
+    if (auto e = ReadUint(value, "sequence", &sequence)) return e;
+    handle->generation = generation;
+    handle->sequence = sequence;
+  }
+  return std::nullopt;
 }
 
 ParseOutcome ParseEnvelope(std::string_view line) {
@@ -335,7 +358,7 @@ std::string Serialize(const Envelope& envelope) {
   if (envelope.shm_handle) payload["shm_handle"] = HandleToJson(*envelope.shm_handle);
   json doc = {{"protocol_v", envelope.protocol_v},
               {"msg_id", envelope.msg_id.empty() ? json(nullptr) : json(envelope.msg_id)},
-              {"type", MessageTypeName(envelope.type)},
+              {"type", envelope.type},
               {"payload", std::move(payload)}};
   return doc.dump(-1, ' ', /*ensure_ascii=*/false, json::error_handler_t::replace);
 }
@@ -374,10 +397,10 @@ bool IsUuid(std::string_view text) {
   return true;
 }
 
-Envelope MakeEnvelope(MessageType type, nlohmann::json payload) {
+Envelope MakeEnvelope(std::string_view type, nlohmann::json payload) {
   Envelope e;
   e.msg_id = NewMsgId();
-  e.type = type;
+  e.type = std::string(type);
   e.payload = payload.is_object() ? std::move(payload) : json::object();
   return e;
 }
@@ -385,7 +408,7 @@ Envelope MakeEnvelope(MessageType type, nlohmann::json payload) {
 Envelope MakeError(std::string_view msg_id, const Status& status) {
   Envelope e;
   e.msg_id = std::string(msg_id);
-  e.type = MessageType::kResErrorV2;
+  e.type = std::string(kResErrorV2);
   e.payload = status.ok() ? json{{"code", "OK"}, {"message", ""}, {"cause", nullptr}}
                           : StatusToJson(status);
   return e;
@@ -394,7 +417,7 @@ Envelope MakeError(std::string_view msg_id, const Status& status) {
 Envelope MakeError(const EnvelopeError& error) {
   Envelope e;
   e.msg_id = error.msg_id;
-  e.type = MessageType::kResErrorV2;
+  e.type = std::string(kResErrorV2);
   e.payload = {{"code", error.code}, {"message", error.message}, {"cause", nullptr}};
   return e;
 }
@@ -410,11 +433,8 @@ Status StatusFromError(const Envelope& error) {
   auto to_status = [](const json& node) {
     const std::string code = node.value("code", std::string(kInternal));
     const std::string message = node.value("message", std::string());
-    for (int c = static_cast<int>(ErrorCode::kInvalidArgument);
-         c <= static_cast<int>(ErrorCode::kHandleOutOfRange); ++c) {
-      if (ErrorCodeName(static_cast<ErrorCode>(c)) == code) {
-        return Status(static_cast<ErrorCode>(c), message);
-      }
+    for (const ErrorCodeInfo& info : ErrorCodes()) {
+      if (info.name == code) return Status(info.code, message);
     }
     return Status::InvalidArgument(code + ": " + message);
   };

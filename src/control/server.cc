@@ -50,7 +50,8 @@ Status Admissible(const Envelope& request, const ServeOptions& options) {
 }
 
 Envelope Answer(const Envelope& request, const Handler& handler) {
-  Result<Envelope> response = Status::InvalidArgument("no handler");
+  Result<Envelope> response =
+      Status::InvalidArgument("the handler of " + request.type + " is empty");
   try {
     if (handler) response = handler(request);
   } catch (const std::exception& e) {
@@ -68,7 +69,7 @@ Envelope Answer(const Envelope& request, const Handler& handler) {
 
 }  // namespace
 
-Result<ConnectionEnd> ServeConnection(Connection& connection, const Handler& handler,
+Result<ConnectionEnd> ServeConnection(Connection& connection, const Handlers& handlers,
                                       const ServeOptions& options, bool needs_auth) {
   bool authenticated = !needs_auth;
   for (;;) {
@@ -105,14 +106,14 @@ Result<ConnectionEnd> ServeConnection(Connection& connection, const Handler& han
       if (!authenticated) {
         // The first line decides: anything but CMD_AUTH with the token ends the connection.
         const bool ok =
-            parsed.ok() && parsed.envelope->type == MessageType::kCmdAuth &&
+            parsed.ok() && parsed.envelope->type == kCmdAuth &&
             parsed.envelope->payload.contains("token") &&
             parsed.envelope->payload["token"].is_string() &&
             SameSecret(parsed.envelope->payload["token"].get<std::string>(), options.token);
         if (ok) {
           authenticated = true;
           response.msg_id = parsed.envelope->msg_id;
-          response.type = MessageType::kResOk;
+          response.type = std::string(kResOk);
         } else {
           const std::string msg_id = parsed.ok() ? parsed.envelope->msg_id : parsed.error.msg_id;
           EnvelopeError error{
@@ -125,28 +126,40 @@ Result<ConnectionEnd> ServeConnection(Connection& connection, const Handler& han
       } else if (!parsed.ok()) {
         Log(options, parsed.error);
         response = MakeError(parsed.error);
-      } else if (parsed.envelope->type == MessageType::kCmdAuth) {
+      } else if (parsed.envelope->type == kCmdAuth) {
         response.msg_id = parsed.envelope->msg_id;
-        response.type = MessageType::kResOk;
+        response.type = std::string(kResOk);
+      } else if (IsResponse(parsed.envelope->type)) {
+        EnvelopeError error{
+            std::string(kUnexpectedType),
+            parsed.envelope->type + " is a response; a worker accepts only CMD_* commands",
+            parsed.envelope->msg_id};
+        Log(options, error);
+        response = MakeError(error);
+      } else if (parsed.envelope->type == kCmdShutdown) {
+        response.msg_id = parsed.envelope->msg_id;
+        response.type = std::string(kResOk);
+        end_after_reply = true;
+        end = ConnectionEnd::kShutdown;
+      } else if (const Handler* handler = handlers.Find(parsed.envelope->type);
+                 handler == nullptr) {
+        std::string known;
+        for (const std::string& type : handlers.types())
+          known += (known.empty() ? "" : ", ") + type;
+        EnvelopeError error{std::string(kUnknownType),
+                            "no handler for " + parsed.envelope->type + "; this worker answers " +
+                                (known.empty() ? std::string("no commands") : known) +
+                                " (and CMD_SHUTDOWN)",
+                            parsed.envelope->msg_id};
+        Log(options, error);
+        response = MakeError(error);
       } else if (Status refused = Admissible(*parsed.envelope, options); !refused.ok()) {
         EnvelopeError error{std::string(ErrorCodeName(refused.code())), refused.message(),
                             parsed.envelope->msg_id};
         Log(options, error);
         response = MakeError(error);
-      } else if (parsed.envelope->type == MessageType::kCmdShutdown) {
-        response.msg_id = parsed.envelope->msg_id;
-        response.type = MessageType::kResOk;
-        end_after_reply = true;
-        end = ConnectionEnd::kShutdown;
-      } else if (IsResponse(parsed.envelope->type)) {
-        EnvelopeError error{std::string(kUnexpectedType),
-                            std::string(MessageTypeName(parsed.envelope->type)) +
-                                " is a response; a server accepts only CMD_* requests",
-                            parsed.envelope->msg_id};
-        Log(options, error);
-        response = MakeError(error);
       } else {
-        response = Answer(*parsed.envelope, handler);
+        response = Answer(*parsed.envelope, *handler);
       }
     }
     Status written = connection.WriteLine(Serialize(response));
@@ -162,15 +175,15 @@ Result<ConnectionEnd> ServeConnection(Connection& connection, const Handler& han
   }
 }
 
-Server::Server(UniqueFd listener, std::string path, uint16_t port, Handler handler,
+Server::Server(UniqueFd listener, std::string path, uint16_t port, Handlers handlers,
                ServeOptions options)
     : listener_(std::move(listener)),
       path_(std::move(path)),
       port_(port),
-      handler_(std::move(handler)),
+      handlers_(std::move(handlers)),
       options_(std::move(options)) {}
 
-Result<std::unique_ptr<Server>> Server::ListenUnix(std::string path, Handler handler,
+Result<std::unique_ptr<Server>> Server::ListenUnix(std::string path, Handlers handlers,
                                                    ServeOptions options) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
@@ -196,7 +209,7 @@ Result<std::unique_ptr<Server>> Server::ListenUnix(std::string path, Handler han
     return Status::FromErrno("listen " + path, err);
   }
   std::unique_ptr<Server> server(
-      new Server(std::move(fd), std::move(path), 0, std::move(handler), std::move(options)));
+      new Server(std::move(fd), std::move(path), 0, std::move(handlers), std::move(options)));
   int pipe_fds[2];
   if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return Status::FromErrno("pipe2", errno);
   server->wake_read_.Reset(pipe_fds[0]);
@@ -204,7 +217,7 @@ Result<std::unique_ptr<Server>> Server::ListenUnix(std::string path, Handler han
   return server;
 }
 
-Result<std::unique_ptr<Server>> Server::ListenTcp(uint16_t port, Handler handler,
+Result<std::unique_ptr<Server>> Server::ListenTcp(uint16_t port, Handlers handlers,
                                                   ServeOptions options) {
   if (options.token.empty()) {
     return Status::InvalidArgument(
@@ -229,7 +242,7 @@ Result<std::unique_ptr<Server>> Server::ListenTcp(uint16_t port, Handler handler
     return Status::FromErrno("getsockname", errno);
   }
   std::unique_ptr<Server> server(
-      new Server(std::move(fd), "", ntohs(addr.sin_port), std::move(handler), std::move(options)));
+      new Server(std::move(fd), "", ntohs(addr.sin_port), std::move(handlers), std::move(options)));
   int pipe_fds[2];
   if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return Status::FromErrno("pipe2", errno);
   server->wake_read_.Reset(pipe_fds[0]);
@@ -294,7 +307,7 @@ void Server::Admit(UniqueFd fd) {
   try {
     session.thread = std::thread([this, &session, needs_auth] {
       Result<ConnectionEnd> end =
-          ServeConnection(session.connection, handler_, options_, needs_auth);
+          ServeConnection(session.connection, handlers_, options_, needs_auth);
       if (!end.ok()) {
         std::fprintf(stderr, "quiver control: connection failed: %s\n",
                      end.status().ToString().c_str());

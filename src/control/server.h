@@ -19,17 +19,13 @@
 #include <string_view>
 #include <thread>
 
-#include "control/connection.h"
-#include "control/envelope.h"
-#include "quiver/status.h"
 #include "common/unique_fd.h"
+#include "control/connection.h"
+#include "quiver/control.h"
+#include "quiver/envelope.h"
+#include "quiver/status.h"
 
 namespace quiver::control {
-
-/// Answers one request (a CMD_* envelope other than CMD_SHUTDOWN). Returns the response
-/// (its msg_id is overwritten with the request's), or a Status that is sent back as
-/// RES_ERROR_V2 with its cause chain. May be called from several connection threads at once.
-using Handler = std::function<Result<Envelope>(const Envelope& request)>;
 
 /// Where protocol errors are reported, one line each. Defaults to stderr.
 using LogSink = std::function<void(std::string_view line)>;
@@ -61,17 +57,20 @@ enum class ConnectionEnd {
 /// - with `needs_auth`, the first line must be CMD_AUTH with the options' token (RES_OK),
 ///   else it is answered RES_ERROR_V2 UNAUTHENTICATED and the connection ends; CMD_AUTH is
 ///   answered RES_OK on a connection that needs none;
+/// - a valid RES_* is answered RES_ERROR_V2 UNEXPECTED_TYPE;
+/// - CMD_SHUTDOWN is answered RES_OK, then the connection is shut down (a socket's peer
+///   reads end of stream) and the loop ends;
+/// - a CMD_* that `handlers` has no handler for is answered UNKNOWN_TYPE naming those it has;
 /// - a request whose shm_handle names a channel the options do not expose is answered
 ///   RES_ERROR_V2 PERMISSION_DENIED;
-/// - a valid CMD_* goes to `handler`; CMD_SHUTDOWN is answered RES_OK, then the connection
-///   is shut down (a socket's peer reads end of stream) and the loop ends;
-/// - a valid RES_* is answered RES_ERROR_V2 UNEXPECTED_TYPE;
+/// - any other goes to its handler (its msg_id is set on the answer; a handler's error or
+///   exception is answered RES_ERROR_V2 with its chain);
 /// - any line that is not a valid envelope (bad JSON, wrong version, unknown type, too
 ///   long, cut off by the end of the stream) is answered RES_ERROR_V2 with the line's
 ///   msg_id if it had a readable one (else null), and logged.
 /// - a connection silent for idle_timeout (auth_timeout before CMD_AUTH) ends.
 /// Returns how it ended; kIoError only if reading failed.
-Result<ConnectionEnd> ServeConnection(Connection& connection, const Handler& handler,
+Result<ConnectionEnd> ServeConnection(Connection& connection, const Handlers& handlers,
                                       const ServeOptions& options = {}, bool needs_auth = false);
 
 /// Accepts connections on a Unix socket or on 127.0.0.1 and serves each on its own thread.
@@ -80,11 +79,11 @@ class Server {
  public:
   /// Listens on a Unix stream socket at `path` (mode 0600, removed again when the server is
   /// destroyed) for peers of this user only. kAlreadyExists if something is at `path`.
-  static Result<std::unique_ptr<Server>> ListenUnix(std::string path, Handler handler,
+  static Result<std::unique_ptr<Server>> ListenUnix(std::string path, Handlers handlers,
                                                     ServeOptions options = {});
   /// Listens on 127.0.0.1:`port`; port 0 picks a free ephemeral port (see port()). Needs
   /// options.token (kInvalidArgument without): every connection authenticates first.
-  static Result<std::unique_ptr<Server>> ListenTcp(uint16_t port, Handler handler,
+  static Result<std::unique_ptr<Server>> ListenTcp(uint16_t port, Handlers handlers,
                                                    ServeOptions options = {});
 
   Server(const Server&) = delete;
@@ -117,7 +116,7 @@ class Server {
     std::atomic<bool> done{false};
   };
 
-  Server(UniqueFd listener, std::string path, uint16_t port, Handler handler,
+  Server(UniqueFd listener, std::string path, uint16_t port, Handlers handlers,
          ServeOptions options);
   void ReapFinished();
   // Serves a new connection on a thread of its own, or refuses it with one RES_ERROR_V2.
@@ -128,7 +127,7 @@ class Server {
   UniqueFd wake_write_;
   std::string path_;
   uint16_t port_ = 0;
-  Handler handler_;
+  Handlers handlers_;
   ServeOptions options_;
   bool stop_on_shutdown_ = false;
   std::atomic<bool> stopping_{false};

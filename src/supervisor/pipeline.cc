@@ -10,17 +10,15 @@
 #include <sstream>
 
 #include "common/byte_size.h"
+#include "quiver/control.h"
 #include "quiver/schema_file.h"
+#include "supervisor/supervisor.h"
 
 namespace quiver::supervisor {
 namespace {
 
 // More than this many problems in one file is noise: the first ones are what to fix.
 constexpr size_t kMaxReportedErrors = 20;
-
-// Variables the supervisor itself sets for every node; a pipeline file may not override them.
-constexpr std::string_view kReservedEnv[] = {"QUIVER_CHANNELS", "QUIVER_NODE",
-                                             "QUIVER_SUPERVISOR_SOCKET"};
 
 int LineOf(const toml::node& node) { return static_cast<int>(node.source().begin.line); }
 
@@ -244,10 +242,24 @@ class Checker {
       } else if (k == "subscribes") {
         spec.subscribes_line = LineOf(value);
         GetStringArray(value, what, &spec.subscribes);
+      } else if (k == "controls") {
+        spec.controls_line = LineOf(value);
+        GetStringArray(value, what, &spec.controls);
+      } else if (k == "control") {
+        spec.control_line = LineOf(value);
+        std::string mode;
+        if (!GetString(value, what, &mode)) continue;
+        if (mode == "socket") {
+          spec.control = ControlMode::kSocket;
+        } else if (mode == "stdio") {
+          spec.control = ControlMode::kStdio;
+        } else {
+          Error(LineOf(value), what + ": must be \"socket\" or \"stdio\", got \"" + mode + "\"");
+        }
       } else {
         Error(LineOf(value), where + ": unknown key '" + k +
                                  "' (expected name, command, args, env, cwd, publishes, "
-                                 "subscribes)");
+                                 "subscribes, controls, control)");
       }
     }
     if (!table.contains("name")) Error(spec.line, where + ": missing key 'name'");
@@ -268,8 +280,7 @@ class Checker {
         Error(LineOf(item), what + ": '" + k + "' is not a valid variable name");
         continue;
       }
-      if (std::find(std::begin(kReservedEnv), std::end(kReservedEnv), k) !=
-          std::end(kReservedEnv)) {
+      if (IsSupervisorVariable(k)) {
         Error(LineOf(item), what + ": " + k + " is set by the supervisor");
         continue;
       }
@@ -325,6 +336,7 @@ class Checker {
       }
       for (const std::string& ref : n.subscribes) ++subscriber_count[ref];
     }
+    CheckControls(pipeline, nodes);
     for (const ChannelSpec& c : pipeline.channels) {
       if (c.name.empty()) continue;
       if (!publisher_of.contains(c.name)) {
@@ -335,6 +347,60 @@ class Checker {
                           " nodes subscribe but max_subscribers is " +
                           std::to_string(c.max_subscribers));
       }
+    }
+  }
+
+  // Control connections: every name in `controls` is another node, a worker has at most one
+  // core, and commanding runs one way (no cycle), so each connection has one commanding end.
+  void CheckControls(const Pipeline& pipeline,
+                     const std::map<std::string, const NodeSpec*>& nodes) {
+    std::map<std::string, const NodeSpec*> core_of;
+    for (const NodeSpec& n : pipeline.nodes) {
+      const std::string where = "node '" + n.name + "'";
+      std::set<std::string> listed;
+      for (const std::string& ref : n.controls) {
+        if (ref == n.name) {
+          Error(n.controls_line, where + ": controls: a node cannot control itself");
+        } else if (!nodes.contains(ref)) {
+          Error(n.controls_line, where + ": controls: unknown node '" + ref + "'");
+        } else if (!listed.insert(ref).second) {
+          Error(n.controls_line, where + ": node '" + ref + "' is listed twice in controls");
+        } else if (auto [it, fresh] = core_of.emplace(ref, &n); !fresh) {
+          Error(n.controls_line, where + ": controls: node '" + ref +
+                                     "' is already controlled by node '" + it->second->name +
+                                     "' (line " + std::to_string(it->second->controls_line) +
+                                     "); a node has at most one core");
+        }
+      }
+    }
+    for (const NodeSpec& n : pipeline.nodes) {
+      if (n.control == ControlMode::kStdio && !core_of.contains(n.name)) {
+        Error(n.control_line, "node '" + n.name +
+                                  "': control = \"stdio\" but no node controls it (name it in "
+                                  "another node's controls)");
+      }
+    }
+    // Each node has at most one core, so following cores upwards either ends or comes back.
+    // A cycle is reported once, at the member that comes first in the file.
+    for (size_t i = 0; i < pipeline.nodes.size(); ++i) {
+      const NodeSpec& n = pipeline.nodes[i];
+      std::vector<const NodeSpec*> chain = {&n};
+      while (chain.size() <= pipeline.nodes.size()) {
+        auto up = core_of.find(chain.back()->name);
+        if (up == core_of.end() || up->second == &n) break;
+        chain.push_back(up->second);
+      }
+      auto up = core_of.find(chain.back()->name);
+      if (up == core_of.end() || up->second != &n) continue;
+      const bool first_in_file = std::all_of(chain.begin(), chain.end(), [&](const NodeSpec* m) {
+        return m - pipeline.nodes.data() >= static_cast<ptrdiff_t>(i);
+      });
+      if (!first_in_file) continue;
+      // chain runs from n up through its cores; written downwards, each controls the next.
+      std::string cycle = n.name;
+      for (auto it = chain.rbegin(); it != chain.rend(); ++it) cycle += " -> " + (*it)->name;
+      Error(n.controls_line, "node '" + n.name + "': controls: control cycle " + cycle +
+                                 " (each controls the next); commanding must run one way");
     }
   }
 
@@ -375,6 +441,28 @@ const ChannelSpec* Pipeline::FindChannel(std::string_view name) const {
     if (c.name == name) return &c;
   }
   return nullptr;
+}
+
+const NodeSpec* Pipeline::FindNode(std::string_view name) const {
+  for (const NodeSpec& n : nodes) {
+    if (n.name == name) return &n;
+  }
+  return nullptr;
+}
+
+const NodeSpec* Pipeline::CoreOf(std::string_view worker) const {
+  for (const NodeSpec& n : nodes) {
+    if (std::find(n.controls.begin(), n.controls.end(), worker) != n.controls.end()) return &n;
+  }
+  return nullptr;
+}
+
+bool IsSupervisorVariable(std::string_view name) {
+  for (std::string_view reserved :
+       {kChannelsEnv, kNodeEnv, kSocketEnv, control::kControlEnv, control::kControlWorkersEnv}) {
+    if (name == reserved) return true;
+  }
+  return false;
 }
 
 Result<Pipeline> LoadPipelineFromString(std::string_view text, std::string_view source_name,

@@ -35,6 +35,12 @@ struct ChannelSpec {
   int line = 0;  ///< where the [[channel]] table starts, for messages
 };
 
+/// How a commanded node (a worker) holds its control connection.
+enum class ControlMode {
+  kSocket,  ///< an inherited socket, its fd in QUIVER_CONTROL
+  kStdio,   ///< its stdin and stdout (QUIVER_CONTROL=stdio); its stdout is not relayed
+};
+
 /// One [[node]] table.
 struct NodeSpec {
   std::string name;
@@ -48,9 +54,16 @@ struct NodeSpec {
   std::filesystem::path cwd;
   std::vector<std::string> publishes;
   std::vector<std::string> subscribes;
+  /// The nodes this one commands (its workers), in file order: each gets a control
+  /// connection to it.
+  std::vector<std::string> controls;
+  /// How this node, if another node controls it, holds that connection.
+  ControlMode control = ControlMode::kSocket;
   int line = 0;             ///< where the [[node]] table starts, for messages
   int publishes_line = 0;   ///< where `publishes` is written (0: absent), for messages
   int subscribes_line = 0;  ///< where `subscribes` is written (0: absent), for messages
+  int controls_line = 0;    ///< where `controls` is written (0: absent), for messages
+  int control_line = 0;     ///< where `control` is written (0: absent), for messages
 };
 
 struct Pipeline {
@@ -60,7 +73,16 @@ struct Pipeline {
 
   /// Returns the channel named `name`, or nullptr.
   const ChannelSpec* FindChannel(std::string_view name) const;
+  /// Returns the node named `name`, or nullptr.
+  const NodeSpec* FindNode(std::string_view name) const;
+  /// Returns the node whose `controls` names `worker`, or nullptr.
+  const NodeSpec* CoreOf(std::string_view worker) const;
 };
+
+/// True for the variables the supervisor sets for its nodes (QUIVER_CHANNELS, QUIVER_NODE,
+/// QUIVER_SUPERVISOR_SOCKET, QUIVER_CONTROL, QUIVER_CONTROL_WORKERS): a pipeline file may not
+/// set them, and a node never inherits them from the supervisor's own environment.
+bool IsSupervisorVariable(std::string_view name);
 
 /// Reads and validates a pipeline file. kNotFound if it cannot be read; kInvalidArgument
 /// listing every problem found, one per line, each as "FILE:LINE: what is wrong".

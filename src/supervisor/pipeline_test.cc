@@ -5,8 +5,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <string>
+#include <vector>
 
 namespace quiver::supervisor {
 namespace {
@@ -175,7 +178,153 @@ INSTANTIATE_TEST_SUITE_P(
                   "bad.toml:1: channel 'c': 2 nodes subscribe but max_subscribers is 1"},
         Malformed{"missing schema file",
                   "[[channel]]\nname = \"c\"\nschema = \"/nonexistent/schema.json\"\n",
-                  "bad.toml:3: channel 'c': schema: cannot read schema file"}));
+                  "bad.toml:3: channel 'c': schema: cannot read schema file"},
+        Malformed{"env sets the control fd",
+                  "[[node]]\nname = \"a\"\ncommand = \"x\"\nenv = { QUIVER_CONTROL = \"3\" }\n",
+                  "bad.toml:4: node 'a': env: QUIVER_CONTROL is set by the supervisor"},
+        Malformed{"env sets the workers",
+                  "[[node]]\nname = \"a\"\ncommand = \"x\"\n"
+                  "env = { QUIVER_CONTROL_WORKERS = \"b=3\" }\n",
+                  "bad.toml:4: node 'a': env: QUIVER_CONTROL_WORKERS is set by the supervisor"},
+        Malformed{"controls not an array",
+                  "[[node]]\nname = \"a\"\ncommand = \"x\"\ncontrols = \"b\"\n",
+                  "bad.toml:4: node 'a': controls: expected an array of strings, got a string"},
+        Malformed{"controls element not a string",
+                  "[[node]]\nname = \"a\"\ncommand = \"x\"\ncontrols = [1]\n",
+                  "bad.toml:4: node 'a': controls element: expected a string, got an integer"},
+        Malformed{"controls an unknown node",
+                  "[[node]]\nname = \"a\"\ncommand = \"x\"\ncontrols = [\"z\"]\n",
+                  "bad.toml:4: node 'a': controls: unknown node 'z'"},
+        Malformed{"controls itself",
+                  "[[node]]\nname = \"a\"\ncommand = \"x\"\ncontrols = [\"a\"]\n",
+                  "bad.toml:4: node 'a': controls: a node cannot control itself"},
+        Malformed{"controls a node twice",
+                  "[[node]]\nname = \"a\"\ncommand = \"x\"\ncontrols = [\"b\", \"b\"]\n"
+                  "[[node]]\nname = \"b\"\ncommand = \"x\"\n",
+                  "bad.toml:4: node 'a': node 'b' is listed twice in controls"},
+        Malformed{"two cores for one worker",
+                  "[[node]]\nname = \"a\"\ncommand = \"x\"\ncontrols = [\"w\"]\n"
+                  "[[node]]\nname = \"b\"\ncommand = \"x\"\ncontrols = [\"w\"]\n"
+                  "[[node]]\nname = \"w\"\ncommand = \"x\"\n",
+                  "bad.toml:8: node 'b': controls: node 'w' is already controlled by node 'a' "
+                  "(line 4); a node has at most one core"},
+        Malformed{"control cycle",
+                  "[[node]]\nname = \"a\"\ncommand = \"x\"\ncontrols = [\"b\"]\n"
+                  "[[node]]\nname = \"b\"\ncommand = \"x\"\ncontrols = [\"a\"]\n",
+                  "bad.toml:4: node 'a': controls: control cycle a -> b -> a (each controls the "
+                  "next)"},
+        Malformed{"control of the wrong type",
+                  "[[node]]\nname = \"a\"\ncommand = \"x\"\ncontrol = true\n",
+                  "bad.toml:4: node 'a': control: expected a string, got a boolean"},
+        Malformed{"unknown control mode",
+                  "[[node]]\nname = \"a\"\ncommand = \"x\"\ncontrols = [\"b\"]\n"
+                  "[[node]]\nname = \"b\"\ncommand = \"x\"\ncontrol = \"pipe\"\n",
+                  "bad.toml:8: node 'b': control: must be \"socket\" or \"stdio\", got \"pipe\""},
+        Malformed{"stdio on a node nobody controls",
+                  "[[node]]\nname = \"a\"\ncommand = \"x\"\ncontrol = \"stdio\"\n",
+                  "bad.toml:4: node 'a': control = \"stdio\" but no node controls it"}));
+
+TEST(PipelineTest, ParsesControls) {
+  auto pipeline = LoadPipelineFromString(R"([[node]]
+name = "core"
+command = "core"
+controls = ["legacy", "extractor"]
+
+[[node]]
+name = "extractor"
+command = "extractor"
+control = "socket"
+controls = ["helper"]
+
+[[node]]
+name = "legacy"
+command = "legacy"
+control = "stdio"
+
+[[node]]
+name = "helper"
+command = "helper"
+)",
+                                         "controls.toml");
+  ASSERT_TRUE(pipeline.ok()) << pipeline.status().ToString();
+  const NodeSpec* core = pipeline->FindNode("core");
+  ASSERT_NE(core, nullptr);
+  EXPECT_EQ(core->controls, (std::vector<std::string>{"legacy", "extractor"}));
+  EXPECT_EQ(core->controls_line, 4);
+  EXPECT_EQ(core->control, ControlMode::kSocket);  // the default
+  EXPECT_EQ(core->control_line, 0);
+  const NodeSpec* legacy = pipeline->FindNode("legacy");
+  ASSERT_NE(legacy, nullptr);
+  EXPECT_EQ(legacy->control, ControlMode::kStdio);
+  EXPECT_EQ(legacy->control_line, 15);
+  // A worker may command workers of its own.
+  EXPECT_EQ(pipeline->CoreOf("legacy"), core);
+  EXPECT_EQ(pipeline->CoreOf("extractor"), core);
+  EXPECT_EQ(pipeline->CoreOf("helper"), pipeline->FindNode("extractor"));
+  EXPECT_EQ(pipeline->CoreOf("core"), nullptr);
+  EXPECT_EQ(pipeline->FindNode("nope"), nullptr);
+}
+
+TEST(PipelineTest, EveryControlProblemIsReportedAndACycleOnce) {
+  auto pipeline = LoadPipelineFromString(
+      "[[node]]\nname = \"a\"\ncommand = \"x\"\ncontrols = [\"b\", \"ghost\"]\n"
+      "[[node]]\nname = \"b\"\ncommand = \"x\"\ncontrols = [\"c\"]\n"
+      "[[node]]\nname = \"c\"\ncommand = \"x\"\ncontrols = [\"a\", \"c\"]\n"
+      "[[node]]\nname = \"d\"\ncommand = \"x\"\ncontrol = \"stdio\"\n",
+      "bad.toml");
+  ASSERT_FALSE(pipeline.ok());
+  const std::string& m = pipeline.status().message();
+  EXPECT_NE(m.find("bad.toml:4: node 'a': controls: unknown node 'ghost'"), std::string::npos) << m;
+  EXPECT_NE(m.find("bad.toml:12: node 'c': controls: a node cannot control itself"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("bad.toml:16: node 'd': control = \"stdio\" but no node controls it"),
+            std::string::npos)
+      << m;
+  const std::string cycle = "bad.toml:4: node 'a': controls: control cycle a -> b -> c -> a";
+  ASSERT_NE(m.find(cycle), std::string::npos) << m;
+  EXPECT_EQ(m.find("control cycle", m.find(cycle) + cycle.size()), std::string::npos) << m;
+}
+
+// The pipeline files in the docs (docs/*.md and the README, every ```toml block) load as
+// written, so their syntax cannot drift from the parser's. Relative schema paths in them are
+// those of examples/, where the docs' pipeline files live.
+TEST(PipelineTest, EveryPipelineSnippetInTheDocsLoads) {
+  const std::filesystem::path root =
+      std::filesystem::path(__FILE__).parent_path().parent_path().parent_path();
+  std::vector<std::filesystem::path> files = {root / "README.md"};
+  for (const auto& entry : std::filesystem::directory_iterator(root / "docs")) {
+    if (entry.path().extension() == ".md") files.push_back(entry.path());
+  }
+  int snippets = 0;
+  for (const std::filesystem::path& file : files) {
+    std::ifstream in(file);
+    ASSERT_TRUE(in) << file;
+    std::string line, snippet;
+    int number = 0, start = 0;
+    bool inside = false;
+    while (std::getline(in, line)) {
+      ++number;
+      // A snippet may sit indented in a list item; TOML does not mind the indentation.
+      const std::string trimmed = line.substr(std::min(line.find_first_not_of(' '), line.size()));
+      if (!inside && trimmed == "```toml") {
+        inside = true;
+        start = number;
+        snippet.clear();
+      } else if (inside && trimmed == "```") {
+        inside = false;
+        ++snippets;
+        const std::string name = file.filename().string() + ":" + std::to_string(start);
+        auto pipeline = LoadPipelineFromString(snippet, name, root / "examples");
+        EXPECT_TRUE(pipeline.ok()) << "the snippet at " << name << " does not load:\n"
+                                   << pipeline.status().message();
+      } else if (inside) {
+        snippet += line + "\n";
+      }
+    }
+  }
+  EXPECT_GE(snippets, 2);  // docs/ARCHITECTURE.md: every key, and control connections
+}
 
 TEST(PipelineTest, ReportsEveryProblemNotJustTheFirst) {
   auto pipeline = LoadPipelineFromString(

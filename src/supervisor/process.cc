@@ -33,8 +33,8 @@ bool IsExecutableFile(const std::filesystem::path& path) {
 
 // Runs in the forked child: only async-signal-safe calls from here to execve, because the
 // parent may have had other threads holding locks (malloc's, stdio's) at the fork.
-[[noreturn]] void ChildMain(const SpawnRequest& request, pid_t parent, int status_w, int null_fd,
-                            int out_w, int err_w, char* const* argv, char* const* envp) {
+[[noreturn]] void ChildMain(const SpawnRequest& request, pid_t parent, int status_w, int in_fd,
+                            int out_fd, int err_w, char* const* argv, char* const* envp) {
   auto fail = [status_w](int stage) {
     const ChildFailure failure{stage, errno};
     [[maybe_unused]] ssize_t n = ::write(status_w, &failure, sizeof(failure));
@@ -53,12 +53,13 @@ bool IsExecutableFile(const std::filesystem::path& path) {
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
   for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGCHLD}) ::signal(sig, SIG_DFL);
 
-  if (::dup2(null_fd, STDIN_FILENO) < 0 || ::dup2(out_w, STDOUT_FILENO) < 0 ||
+  if (::dup2(in_fd, STDIN_FILENO) < 0 || ::dup2(out_fd, STDOUT_FILENO) < 0 ||
       ::dup2(err_w, STDERR_FILENO) < 0) {
     fail(kStageSetup);
   }
   // Nothing of the supervisor's (or of whoever embeds it) leaks into a node except what it
-  // was given: mark everything above stderr close-on-exec, then unmark the node's channels.
+  // was given: mark everything above stderr close-on-exec, then unmark the node's channels
+  // and control connections (a stdio_fd lives on as fd 0 and 1 only).
   ::syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC);
   for (int fd : request.inherited_fds) {
     if (::fcntl(fd, F_SETFD, 0) != 0) fail(kStageSetup);
@@ -124,15 +125,30 @@ Result<ChildProcess> Spawn(const SpawnRequest& request) {
       return Status::InvalidArgument("cannot hand down fd " + std::to_string(fd));
     }
   }
+  // Below 3 it could be replaced by another of the child's stdio before it is dup'ed.
+  if (request.stdio_fd >= 0 && request.stdio_fd <= STDERR_FILENO) {
+    return Status::InvalidArgument("cannot hand down fd " + std::to_string(request.stdio_fd) +
+                                   " as stdio");
+  }
+  const bool own_stdio = request.stdio_fd >= 0;
   int status_pipe[2], out_pipe[2], err_pipe[2];
   if (::pipe2(status_pipe, O_CLOEXEC) != 0) return Status::FromErrno("pipe2", errno);
   UniqueFd status_r(status_pipe[0]), status_w(status_pipe[1]);
-  if (::pipe2(out_pipe, O_CLOEXEC) != 0) return Status::FromErrno("pipe2", errno);
-  UniqueFd out_r(out_pipe[0]), out_w(out_pipe[1]);
+  UniqueFd out_r, out_w;
+  if (!own_stdio) {
+    if (::pipe2(out_pipe, O_CLOEXEC) != 0) return Status::FromErrno("pipe2", errno);
+    out_r.Reset(out_pipe[0]);
+    out_w.Reset(out_pipe[1]);
+  }
   if (::pipe2(err_pipe, O_CLOEXEC) != 0) return Status::FromErrno("pipe2", errno);
   UniqueFd err_r(err_pipe[0]), err_w(err_pipe[1]);
-  UniqueFd null_fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
-  if (!null_fd.valid()) return Status::FromErrno("open /dev/null", errno);
+  UniqueFd null_fd;
+  if (!own_stdio) {
+    null_fd.Reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    if (!null_fd.valid()) return Status::FromErrno("open /dev/null", errno);
+  }
+  const int in_fd = own_stdio ? request.stdio_fd : null_fd.get();
+  const int out_fd = own_stdio ? request.stdio_fd : out_w.get();
 
   // Everything the child needs is built before fork: the child may not allocate.
   std::vector<char*> argv = CStrings(request.argv);
@@ -142,7 +158,7 @@ Result<ChildProcess> Spawn(const SpawnRequest& request) {
   const pid_t pid = ::fork();
   if (pid < 0) return Status::FromErrno("fork", errno);
   if (pid == 0) {
-    ChildMain(request, parent, status_w.get(), null_fd.get(), out_w.get(), err_w.get(), argv.data(),
+    ChildMain(request, parent, status_w.get(), in_fd, out_fd, err_w.get(), argv.data(),
               envp.data());
   }
   // Also from the parent, so the group exists before anyone signals it; EACCES once the child
@@ -179,7 +195,7 @@ Result<ChildProcess> Spawn(const SpawnRequest& request) {
     }
   }
   for (UniqueFd* fd : {&out_r, &err_r}) {
-    ::fcntl(fd->get(), F_SETFL, ::fcntl(fd->get(), F_GETFL) | O_NONBLOCK);
+    if (fd->valid()) ::fcntl(fd->get(), F_SETFL, ::fcntl(fd->get(), F_GETFL) | O_NONBLOCK);
   }
   child.stdout_r = std::move(out_r);
   child.stderr_r = std::move(err_r);

@@ -14,10 +14,12 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "common/printable.h"
 #include "quiver/arrow.h"
+#include "quiver/control.h"
 #include "supervisor/epoll.h"
 #include "supervisor/fd_passing.h"
 #include "supervisor/output_relay.h"
@@ -68,6 +70,9 @@ struct RunningNode {
   bool alive = false;  // started and not yet reaped: its pid and process group are still ours
   OutputRelay out;
   OutputRelay err;
+  // Its ends of its control connections (in request.inherited_fds or request.stdio_fd); the
+  // supervisor closes them once the node is spawned, so that only the node holds them.
+  std::vector<UniqueFd> control_ends;
 };
 
 struct LateJoiner {
@@ -76,13 +81,19 @@ struct LateJoiner {
   std::chrono::steady_clock::time_point last_active;
 };
 
+// An entry of the supervisor's own environment that names one of its fds or connections,
+// maybe those of a supervisor above it: a node gets its own values, or none.
 bool IsReserved(std::string_view entry) {
-  for (std::string_view name : {kChannelsEnv, kNodeEnv, kSocketEnv}) {
-    if (entry.size() > name.size() && entry.starts_with(name) && entry[name.size()] == '=') {
-      return true;
-    }
-  }
-  return false;
+  return IsSupervisorVariable(entry.substr(0, entry.find('=')));
+}
+
+// Above stderr, so that a supervisor started with fd 0-2 closed cannot hand a node an fd under
+// a number the node's stdio replaces. Close-on-exec either way.
+Result<UniqueFd> AboveStdio(UniqueFd fd) {
+  if (fd.get() > STDERR_FILENO) return fd;
+  UniqueFd moved(::fcntl(fd.get(), F_DUPFD_CLOEXEC, STDERR_FILENO + 1));
+  if (!moved.valid()) return Status::FromErrno("dup control socket", errno);
+  return moved;
 }
 
 std::string DefaultSocketAddress() {
@@ -139,6 +150,7 @@ class Supervisor {
       channels_.push_back({spec.name, std::move(channel).value(), std::move(fd)});
     }
     for (RunningNode& node : nodes_) AddChannelEnv(node);
+    QUIVER_RETURN_IF_ERROR(ConnectControls());
 
     QUIVER_ASSIGN_OR_RETURN(epoll_, Epoll::Create());
     if (socket_address_.front() != '@') {
@@ -204,14 +216,67 @@ class Supervisor {
     node.request.env.push_back(std::string(kChannelsEnv) + "=" + list);
   }
 
+  // One socketpair per (core, worker) pair, all made before any node starts, so that whichever
+  // of the two starts first can write at once. The worker gets one end (QUIVER_CONTROL=<fd>,
+  // or as its stdin and stdout: QUIVER_CONTROL=stdio), the core the other
+  // (QUIVER_CONTROL_WORKERS=name=fd,... in `controls` order). Nobody else inherits either, and
+  // the supervisor drops its copies after the spawn, so a worker that exits or dies closes its
+  // last end and its core reads EOF (and a core that ends does the same to its workers).
+  Status ConnectControls() {
+    std::set<const RunningNode*> controlled;
+    for (RunningNode& core : nodes_) {
+      const NodeSpec& spec = *core.spec;
+      if (spec.controls.empty()) continue;
+      std::string list;
+      for (const std::string& name : spec.controls) {
+        auto worker = std::find_if(nodes_.begin(), nodes_.end(),
+                                   [&](const RunningNode& n) { return n.spec->name == name; });
+        // LoadPipeline refuses these; a Pipeline built in code may still have them.
+        if (worker == nodes_.end() || &*worker == &core) {
+          return Status::InvalidArgument(
+              "node '" + spec.name + "' controls " +
+              (worker == nodes_.end() ? "unknown node '" + name + "'" : std::string("itself")));
+        }
+        if (!controlled.insert(&*worker).second) {
+          return Status::InvalidArgument("node '" + name + "' is controlled by two nodes");
+        }
+        int fds[2];
+        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
+          return Status::FromErrno("socketpair for node '" + name + "'", errno);
+        }
+        UniqueFd core_end_raw(fds[0]), worker_end_raw(fds[1]);
+        QUIVER_ASSIGN_OR_RETURN(UniqueFd core_end, AboveStdio(std::move(core_end_raw)));
+        QUIVER_ASSIGN_OR_RETURN(UniqueFd worker_end, AboveStdio(std::move(worker_end_raw)));
+
+        list += (list.empty() ? "" : ",") + name + "=" + std::to_string(core_end.get());
+        core.request.inherited_fds.push_back(core_end.get());
+        core.control_ends.push_back(std::move(core_end));
+
+        std::string value;
+        if (worker->spec->control == ControlMode::kStdio) {
+          worker->request.stdio_fd = worker_end.get();
+          value = "stdio";
+        } else {
+          worker->request.inherited_fds.push_back(worker_end.get());
+          value = std::to_string(worker_end.get());
+        }
+        worker->request.env.push_back(std::string(control::kControlEnv) + "=" + value);
+        worker->control_ends.push_back(std::move(worker_end));
+      }
+      core.request.env.push_back(std::string(control::kControlWorkersEnv) + "=" + list);
+    }
+    return Status::OK();
+  }
+
   void StartNodes() {
     for (size_t i = 0; i < nodes_.size() && phase_ == Phase::kRunning; ++i) {
       RunningNode& node = nodes_[i];
       auto child = Spawn(node.request);
+      node.control_ends.clear();  // the node has its own copies now (or never will)
       if (!child.ok()) {
         node.outcome.start_error = child.status().ToString();
         BeginStop(i, std::nullopt);
-        return;
+        break;
       }
       node.child = std::move(child).value();
       node.alive = true;
@@ -220,16 +285,21 @@ class Supervisor {
       // The pid is the node's until we reap it, so registering after the spawn cannot miss
       // an early exit: the pidfd is readable from then on.
       Status st = epoll_->Add(node.child.pidfd.get(), EPOLLIN, MakeTag(Kind::kPidfd, i));
-      if (st.ok()) st = epoll_->Add(node.child.stdout_r.get(), EPOLLIN, MakeTag(Kind::kStdout, i));
+      // A node whose stdout is its control connection (control = "stdio") has no stdout pipe.
+      if (st.ok() && node.child.stdout_r.valid()) {
+        st = epoll_->Add(node.child.stdout_r.get(), EPOLLIN, MakeTag(Kind::kStdout, i));
+      }
       if (st.ok()) st = epoll_->Add(node.child.stderr_r.get(), EPOLLIN, MakeTag(Kind::kStderr, i));
       if (!st.ok()) {
         // Without its pidfd in the loop we could never notice its end: stop everything.
         node.outcome.start_error = st.ToString();
         BeginStop(i, std::nullopt);
-        return;
+        break;
       }
       if (options_.on_node_started) options_.on_node_started(*node.spec, node.child.pid);
     }
+    // The ends of nodes that never started: their peers read EOF, as from a node that died.
+    for (RunningNode& node : nodes_) node.control_ends.clear();
   }
 
   Status Loop() {

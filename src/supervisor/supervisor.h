@@ -24,7 +24,9 @@
 
 namespace quiver::supervisor {
 
-/// Environment variables every node gets.
+/// Environment variables every node gets. A node with control connections also gets
+/// control::kControlEnv (a worker: "<fd>" or "stdio") and control::kControlWorkersEnv (a core:
+/// "name=fd,name=fd"), from quiver/control.h.
 inline constexpr char kChannelsEnv[] = "QUIVER_CHANNELS";  ///< "name=fd,name=fd" (its channels)
 inline constexpr char kNodeEnv[] = "QUIVER_NODE";          ///< the node's name
 inline constexpr char kSocketEnv[] = "QUIVER_SUPERVISOR_SOCKET";  ///< late-joiner socket
@@ -87,17 +89,26 @@ struct RunReport {
 /// missing); creates every channel as a memfd; listens on the late-joiner socket; blocks
 /// SIGINT, SIGTERM, SIGHUP and SIGPIPE in the calling thread (read through a signalfd); spawns
 /// the nodes in file order, each in its own process group with PR_SET_PDEATHSIG = SIGKILL and
-/// exactly its own channels' fds (QUIVER_CHANNELS); then waits on one epoll for pidfds,
-/// output pipes, signals and late joiners. A node that exits non-zero or by a signal, or
-/// cannot start, stops the pipeline: SIGTERM to every remaining node's process group, then
-/// SIGKILL after the grace period. Returns after every node has been reaped.
+/// exactly its own channels' fds (QUIVER_CHANNELS) and control connections; then waits on one
+/// epoll for pidfds, output pipes, signals and late joiners. A node that exits non-zero or by a
+/// signal, or cannot start, stops the pipeline: SIGTERM to every remaining node's process
+/// group, then SIGKILL after the grace period. Returns after every node has been reaped.
+///
+/// Control connections (NodeSpec::controls): one AF_UNIX stream socketpair per (core, worker),
+/// made before any node starts. The worker inherits its end as QUIVER_CONTROL=<fd>, or, for
+/// ControlMode::kStdio, as its stdin and stdout (QUIVER_CONTROL=stdio; its stdout is then not
+/// relayed); the core inherits the other ends as QUIVER_CONTROL_WORKERS=name=fd,... in
+/// `controls` order. No other process gets either end and the supervisor keeps no copy, so when
+/// a worker exits or dies (nodes are never restarted) its core reads EOF on that connection,
+/// and the workers of a core that ends read EOF on theirs.
 ///
 /// The nodes die with the calling *thread* (PR_SET_PDEATHSIG), so call it from a thread that
 /// outlives the run, normally the main thread. Processes a node starts in a new process
 /// group or session of its own are that node's business.
 ///
-/// Errors (returned before anything started): a command not found, a channel that cannot be
-/// made, the socket or signalfd failing. Everything after that is in the RunReport.
+/// Errors (returned before anything started): a command not found, a channel or control
+/// connection that cannot be made (or a `controls` that LoadPipeline would have refused), the
+/// socket or signalfd failing. Everything after that is in the RunReport.
 Result<RunReport> RunPipeline(const Pipeline& pipeline, const RunOptions& options = {});
 
 }  // namespace quiver::supervisor

@@ -18,7 +18,7 @@
 
 #include "common/unique_fd.h"
 #include "control/connection.h"
-#include "control/envelope.h"
+#include "quiver/envelope.h"
 #include "envelope_oracle.h"
 #include "fuzz_support.h"
 #include "quiver/status.h"

@@ -1,16 +1,20 @@
-// The shm handle target: CheckDataRange and ResolveHandle (src/control/handle.cc) against a
-// real channel, and the channel header validation (ValidateConfig) they rely on. A handle must
-// map exactly its bytes or be refused with kHandleOutOfRange; a header ValidateConfig accepts
-// must describe a layout that fits its segment. Run by shm_handle_fuzzer.cc; replayed by
-// tests/fuzz_regression_test.cc.
+// The shm handle target: CheckDataRange and HandleResolver (src/control/resolver.cc) against
+// a real channel, and the channel header validation (ValidateConfig) that attaching relies
+// on. Before each handle is resolved a fresh sample is published; a handle must resolve to
+// exactly the sample it names (its sequence, offset, size and bytes) or be refused with its
+// code; a header ValidateConfig accepts must describe a layout that fits its segment. Run by
+// shm_handle_fuzzer.cc; replayed by tests/fuzz_regression_test.cc.
 //
 // Input: byte 0 selects the mode.
 //   0  direct handle:  u8 offset_kind, u64 offset, u8 size_kind, u64 size, u8 format,
-//                      u8 name_kind, then the segment name (name_kind odd: the fuzz channel)
+//                      u8 name_kind, then the segment name (name_kind odd: the fuzz channel).
+//                      name_kind also picks the safe fields: bits 1-2 the sequence (none,
+//                      the fresh sample's, one before or after it, offset_kind's raw value),
+//                      bit 3 another generation, bit 4 the fresh sample's offset and size
 //   1  JSON handle:    the rest is the value of payload.shm_handle of a CMD_PROCESS envelope
 //   2  bad header:     u8 start, u8 length, then `length` bytes XORed into the real
 //                      ChannelConfig at `start` (in the segment itself), then u64 offset,
-//                      u64 size; resolved, then the header is restored
+//                      u64 size; the channel attached under it, then the header is restored
 //   3  ValidateConfig: u64 segment size delta, then up to 176 bytes XORed into a copy of
 //                      the real config; pure
 //
@@ -28,17 +32,19 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <map>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "channel/layout.h"
-#include "control/envelope.h"
-#include "control/handle.h"
 #include "envelope_oracle.h"
 #include "fuzz_support.h"
 #include "quiver/channel.h"
+#include "quiver/control.h"
+#include "quiver/envelope.h"
 #include "quiver/status.h"
 
 namespace quiver::fuzz {
@@ -79,6 +85,9 @@ inline constexpr std::string_view kHandleChannel = "fzhandle";
 
 struct HandleFixture {
   Channel channel;
+  std::optional<Publisher> publisher;
+  control::HandleResolver resolver;
+  std::map<uint64_t, PublishedSample> published;  // what each sequence was, for the oracle
   int fd = -1;
   uint64_t segment_bytes = 0;
   channel::ChannelConfig pristine{};
@@ -92,23 +101,20 @@ inline HandleFixture& GetHandleFixture() {
     auto made = Channel::Create(kHandleChannel, {.capacity = 10000,
                                                  .max_samples = 4,
                                                  .max_subscribers = 2,
+                                                 .overflow = OverflowPolicy::kDropOldest,
                                                  .backing = Backing::kMemfd,
                                                  .type_registry_bytes = 1024});
     QUIVER_FUZZ_SETUP(made.ok(), StatusText(made.status()));
     auto* f = new HandleFixture{std::move(made).value()};
     f->fd = f->channel.fd();
-    // ResolveHandle attaches by name; QUIVER_CHANNELS makes that name the memfd.
+    // Channel::Attach (mode 2) finds the name; QUIVER_CHANNELS makes that name the memfd.
     const std::string env = std::string(kHandleChannel) + "=" + std::to_string(f->fd);
     QUIVER_FUZZ_SETUP(setenv("QUIVER_CHANNELS", env.c_str(), 1) == 0, "setenv");
-    {  // Fill the data area with a pattern: a few samples.
-      auto publisher = f->channel.CreatePublisher();
-      QUIVER_FUZZ_SETUP(publisher.ok(), StatusText(publisher.status()));
-      std::vector<std::byte> bytes(2000);
-      for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = std::byte(i * 7 + 1);
-      for (int k = 0; k < 5; ++k) {
-        QUIVER_FUZZ_SETUP(publisher->PublishCopy(bytes).ok(), "publish");
-      }
-    }
+    auto publisher = f->channel.CreatePublisher();
+    QUIVER_FUZZ_SETUP(publisher.ok(), StatusText(publisher.status()));
+    f->publisher.emplace(std::move(publisher).value());
+    const Status watched = f->resolver.Watch(f->channel);
+    QUIVER_FUZZ_SETUP(watched.ok(), StatusText(watched));
     const off_t end = lseek(f->fd, 0, SEEK_END);
     QUIVER_FUZZ_SETUP(end > 0, "lseek");
     f->segment_bytes = static_cast<uint64_t>(end);
@@ -126,9 +132,24 @@ inline HandleFixture& GetHandleFixture() {
   return *fixture;
 }
 
-// Resolves `handle` and checks the outcome against what the fixture knows: for a handle to
-// the fuzz channel (`ours`), a view of exactly those bytes if the range lies inside its data
-// area and kHandleOutOfRange if not; for any other name, an error. Never a crash.
+// Publishes a fresh sample (bytes that differ from sample to sample) and returns its handle.
+inline control::ShmHandle PublishFresh(size_t size) {
+  HandleFixture& f = GetHandleFixture();
+  std::vector<std::byte> bytes(size);
+  const uint64_t salt = f.published.empty() ? 0 : f.published.rbegin()->first + 1;
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = std::byte(i * 7 + salt);
+  QUIVER_FUZZ_SETUP(f.publisher->PublishCopy(bytes).ok(), "publish");
+  auto handle = control::HandleForLast(*f.publisher);
+  QUIVER_FUZZ_SETUP(handle.ok(), StatusText(handle.status()));
+  f.published[*handle->sequence] = {*handle->sequence, handle->offset, handle->size};
+  return *handle;
+}
+
+// Resolves `handle` (without waiting) and checks the outcome against what the fixture knows:
+// a handle without generation and sequence is kInvalidArgument; one naming another channel
+// kNotFound; a range outside the data area kHandleOutOfRange; another generation
+// kStaleHandle; a resolved handle is exactly a published sample, its bytes those of the data
+// area. Then everything held is forgotten. Never a crash.
 inline void CheckResolve(const control::ShmHandle& handle, bool ours, const std::string& what) {
   HandleFixture& f = GetHandleFixture();
   const uint64_t capacity = f.pristine.data_capacity;
@@ -139,28 +160,38 @@ inline void CheckResolve(const control::ShmHandle& handle, bool ours, const std:
   if (!bounds.ok()) {
     QUIVER_FUZZ_CHECK(bounds.code() == ErrorCode::kHandleOutOfRange, StatusText(bounds));
   }
-  Result<control::HandleView> view = control::ResolveHandle(handle);
-  if (!ours) {
-    QUIVER_FUZZ_CHECK(!view.ok(), what + ": a handle to another segment resolved");
-    const ErrorCode code = view.status().code();
-    QUIVER_FUZZ_CHECK(code == ErrorCode::kNotFound || code == ErrorCode::kInvalidArgument,
-                      what + ": " + StatusText(view.status()));
-    return;
+  Result<Sample> sample = f.resolver.Resolve(handle, std::chrono::milliseconds(0));
+  const ErrorCode code = sample.status().code();
+  const std::string outcome =
+      what + ": " + (sample.ok() ? "resolved" : StatusText(sample.status()));
+  if (!handle.generation || !handle.sequence) {
+    QUIVER_FUZZ_CHECK(code == ErrorCode::kInvalidArgument, outcome);
+  } else if (!ours) {
+    QUIVER_FUZZ_CHECK(code == ErrorCode::kNotFound, outcome);
+  } else if (!inside) {
+    QUIVER_FUZZ_CHECK(code == ErrorCode::kHandleOutOfRange, outcome);
+  } else if (*handle.generation != f.channel.generation()) {
+    QUIVER_FUZZ_CHECK(code == ErrorCode::kStaleHandle, outcome);
+  } else if (sample.ok()) {
+    auto known = f.published.find(*handle.sequence);
+    QUIVER_FUZZ_CHECK(known != f.published.end(), outcome + " to a sample never published");
+    QUIVER_FUZZ_CHECK(known->second.offset == handle.offset && known->second.size == handle.size &&
+                          sample->sequence() == *handle.sequence &&
+                          sample->offset() == handle.offset && sample->size() == handle.size,
+                      outcome + " to another sample than the handle names");
+    QUIVER_FUZZ_CHECK(std::memcmp(sample->data().data(), f.data + handle.offset, handle.size) == 0,
+                      what + ": the sample shows other bytes than the data area at its offset");
+  } else {
+    QUIVER_FUZZ_CHECK(code == ErrorCode::kStaleHandle || code == ErrorCode::kHandleOutOfRange ||
+                          code == ErrorCode::kTimeout,
+                      outcome);
   }
-  QUIVER_FUZZ_CHECK(
-      view.ok() == inside,
-      what + ": " + (view.ok() ? std::string("resolved") : StatusText(view.status())));
-  if (!view.ok()) {
-    QUIVER_FUZZ_CHECK(view.status().code() == ErrorCode::kHandleOutOfRange,
-                      what + ": " + StatusText(view.status()));
-    return;
+  if (!f.published.empty()) {
+    control::ShmHandle last = handle;
+    last.segment_id = std::string(kHandleChannel);
+    last.sequence = f.published.rbegin()->first;
+    f.resolver.Forget(last);
   }
-  const std::span<const std::byte> bytes = view->bytes();
-  QUIVER_FUZZ_CHECK(bytes.size() == handle.size, what + ": view of the wrong size");
-  QUIVER_FUZZ_CHECK(view->handle() == handle, what + ": view names another handle");
-  // The very bytes of the data area at that offset (our own mapping is the reference).
-  QUIVER_FUZZ_CHECK(std::memcmp(bytes.data(), f.data + handle.offset, bytes.size()) == 0,
-                    what + ": the view shows other bytes than the data area at its offset");
 }
 
 inline uint64_t Around(uint8_t kind, uint64_t raw, uint64_t capacity) {
@@ -228,6 +259,27 @@ inline void FuzzShmHandle(const uint8_t* input, size_t size) {
       // stale, remove) a real channel of this user.
       h.segment_id =
           name_kind % 2 == 1 ? std::string(kHandleChannel) : "qfz" + std::string(in.Rest());
+      const control::ShmHandle fresh = PublishFresh(1 + h.size % 3000);
+      const uint64_t fresh_sequence = *fresh.sequence;
+      switch ((name_kind >> 1) % 4) {
+        case 0:
+          break;  // an unsafe handle
+        case 1:
+          h.sequence = fresh_sequence;
+          break;
+        case 2:
+          h.sequence = fresh_sequence + (offset_kind % 2 == 0 ? 1 : -1);
+          break;
+        default:
+          h.sequence = h.offset;
+      }
+      if (h.sequence) {
+        h.generation = fresh.generation.value() ^ ((name_kind >> 3) & 1);
+      }
+      if ((name_kind >> 4) & 1) {
+        h.offset = fresh.offset;
+        h.size = fresh.size;
+      }
       CheckResolve(h, h.segment_id == kHandleChannel, "direct handle");
       break;
     }
@@ -242,6 +294,7 @@ inline void FuzzShmHandle(const uint8_t* input, size_t size) {
       control::ShmHandle h = *out.envelope->shm_handle;
       const bool ours = h.segment_id == kHandleChannel;
       if (!ours) h.segment_id = "qfz" + h.segment_id;
+      (void)PublishFresh(1 + h.size % 3000);
       CheckResolve(h, ours, "handle from JSON");
       break;
     }
@@ -258,22 +311,27 @@ inline void FuzzShmHandle(const uint8_t* input, size_t size) {
       if (valid.ok()) CheckConfigAccepted(corrupt, f.segment_bytes, "corrupted header");
       std::memcpy(f.header, &corrupt, sizeof(corrupt));
       {
-        Result<control::HandleView> view = control::ResolveHandle(h);
-        if (view.ok()) {
-          // Accepted under the corrupted header: it must describe a data area inside the
-          // segment, and the view must lie inside that area.
-          QUIVER_FUZZ_CHECK(valid.ok(), "resolved under a header ValidateConfig refuses");
-          QUIVER_FUZZ_CHECK(h.size > 0 && h.offset < corrupt.data_capacity &&
-                                h.size <= corrupt.data_capacity - h.offset,
-                            "resolved a range outside the (corrupted) header's data area");
-          QUIVER_FUZZ_CHECK(view->bytes().size() == h.size, "view size");
-          Touch(view->bytes());
+        // Attached by name under the corrupted header (as a resolver's Watch would be):
+        // accepted only if the header's data area lies inside the segment, and then a range
+        // is handed out only inside that area.
+        Result<Channel> by_name = Channel::Attach(kHandleChannel);
+        if (by_name.ok()) {
+          QUIVER_FUZZ_CHECK(valid.ok(), "attached under a header ValidateConfig refuses");
+          Result<std::span<const std::byte>> range = by_name->DataRange(h.offset, h.size);
+          if (range.ok()) {
+            QUIVER_FUZZ_CHECK(h.size > 0 && h.offset < corrupt.data_capacity &&
+                                  h.size <= corrupt.data_capacity - h.offset,
+                              "a range outside the (corrupted) header's data area");
+            Touch(*range);
+          } else {
+            QUIVER_FUZZ_CHECK(range.status().code() == ErrorCode::kHandleOutOfRange,
+                              StatusText(range.status()));
+          }
         } else {
-          const ErrorCode code = view.status().code();
-          QUIVER_FUZZ_CHECK(code == ErrorCode::kShmCorruption ||
-                                code == ErrorCode::kHandleOutOfRange ||
-                                code == ErrorCode::kInvalidArgument,
-                            "corrupted header: " + StatusText(view.status()));
+          const ErrorCode code = by_name.status().code();
+          QUIVER_FUZZ_CHECK(
+              code == ErrorCode::kShmCorruption || code == ErrorCode::kInvalidArgument,
+              "corrupted header: " + StatusText(by_name.status()));
         }
         auto attached = Channel::FromFd(f.fd);
         QUIVER_FUZZ_CHECK(attached.ok() == valid.ok(),

@@ -34,24 +34,31 @@ inline constexpr std::string_view kUnexpectedType = "UNEXPECTED_TYPE";
 /// A request handler failed without a Status (it threw).
 inline constexpr std::string_view kInternal = "INTERNAL";
 
-enum class MessageType {
-  kCmdStreamStart,  ///< negotiate a channel and its segment size
-  kCmdProcess,      ///< work on the input the payload's shm_handle names
-  kCmdShutdown,     ///< acknowledge with RES_OK, then end the connection
-  kCmdAuth,         ///< payload {"token"}: the first line on a TCP connection (see server.h)
-  kResOk,           ///< a command succeeded and has no data to point at
-  kResDataReady,    ///< data is published; the payload's shm_handle names it
-  kResErrorV2,      ///< payload {"code","message","cause"}; cause is the same shape or null
-};
+/// The built-in message types. Their names are reserved; an application adds its own
+/// commands and results under any other CMD_* / RES_* name (ValidateTypeName), e.g.
+/// CMD_EXTRACT_EVIDENCE, and a worker answers a command it has no handler for with
+/// RES_ERROR_V2 UNKNOWN_TYPE.
+inline constexpr std::string_view kCmdStreamStart = "CMD_STREAM_START";  ///< negotiate a channel
+inline constexpr std::string_view kCmdProcess = "CMD_PROCESS";    ///< work on the payload's handle
+inline constexpr std::string_view kCmdShutdown = "CMD_SHUTDOWN";  ///< RES_OK, then end
+inline constexpr std::string_view kCmdAuth = "CMD_AUTH";  ///< {"token"}: first line over TCP
+inline constexpr std::string_view kResOk = "RES_OK";      ///< done, no data to point at
+inline constexpr std::string_view kResDataReady = "RES_DATA_READY";  ///< shm_handle names data
+/// payload {"code","message","cause"}; cause is the same shape or null.
+inline constexpr std::string_view kResErrorV2 = "RES_ERROR_V2";
 
-/// Returns the wire name, e.g. "CMD_PROCESS".
-std::string_view MessageTypeName(MessageType type);
-/// Returns the type of a wire name, or nullopt for an unknown one.
-std::optional<MessageType> MessageTypeFromName(std::string_view name);
-/// True for the RES_* types.
-bool IsResponse(MessageType type);
-/// Every type's wire name, in declaration order.
-std::vector<std::string_view> MessageTypeNames();
+/// The longest type name.
+inline constexpr size_t kMaxTypeName = 64;
+
+/// The built-in types' names, in the order above.
+std::vector<std::string_view> BuiltinTypeNames();
+/// True for a built-in type's name.
+bool IsBuiltinType(std::string_view type);
+/// OK for a type name: CMD_ or RES_, then upper-case letters, digits and '_', at most
+/// kMaxTypeName characters in all. kInvalidArgument saying so otherwise.
+Status ValidateTypeName(std::string_view type);
+/// True for a RES_* name.
+bool IsResponse(std::string_view type);
 
 enum class ShmFormat { kArrowStream, kTensor, kRaw };
 std::string_view ShmFormatName(ShmFormat format);
@@ -62,13 +69,17 @@ std::vector<std::string_view> ShmFormatNames();
 /// without bound.
 inline constexpr int kMaxCauseDepth = 32;
 
-/// Names `size` bytes at `offset` of the data area of channel `segment_id`. Parsing checks
-/// only its shape; ResolveHandle (handle.h) checks it against the real segment.
+/// Names `size` bytes at `offset` of the data area of channel `segment_id`. A safe handle
+/// also names the channel's generation and the sample's sequence: resolving it
+/// (HandleResolver, quiver/control.h) holds that very sample or fails STALE_HANDLE. Parsing
+/// checks only its shape.
 struct ShmHandle {
   std::string segment_id;
   uint64_t offset = 0;
   uint64_t size = 0;
   ShmFormat format = ShmFormat::kRaw;
+  std::optional<uint64_t> generation;  ///< Channel::generation() of the channel meant
+  std::optional<uint64_t> sequence;    ///< the sample's publish sequence
 
   bool operator==(const ShmHandle&) const = default;
 };
@@ -78,7 +89,7 @@ struct ShmHandle {
 struct Envelope {
   std::string protocol_v = std::string(kProtocolVersion);
   std::string msg_id;
-  MessageType type = MessageType::kResOk;
+  std::string type = std::string(kResOk);  ///< a valid type name (ValidateTypeName)
   /// Always an object. Unknown fields are kept and passed on.
   nlohmann::json payload = nlohmann::json::object();
   /// The parsed payload["shm_handle"], if present. Authoritative: Serialize writes it back.
@@ -118,7 +129,7 @@ std::string NewMsgId();
 bool IsUuid(std::string_view text);
 
 /// Returns an envelope of `type` with a fresh msg_id.
-Envelope MakeEnvelope(MessageType type, nlohmann::json payload = nlohmann::json::object());
+Envelope MakeEnvelope(std::string_view type, nlohmann::json payload = nlohmann::json::object());
 
 /// Returns RES_ERROR_V2 for `status` (must not be OK): code ErrorCodeName, its message, and
 /// status.cause() as the nested cause chain. `msg_id` may be empty (null on the wire).

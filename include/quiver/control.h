@@ -1,0 +1,279 @@
+// The command/result workflow: a core sends commands (small JSON envelopes, protocol 2.0.0)
+// to workers and gets results back, large data as safe handles to samples in shared memory.
+//
+//   Worker side:                                  Core side:
+//     Streams streams;                              auto pool = WorkerPool::FromEnvironment();
+//     Handlers handlers;                            auto result = (*pool)->Call(
+//     handlers.Add(kCmdStreamStart,                     MakeEnvelope("CMD_EXTRACT_EVIDENCE",
+//                  streams.handler());                               {{"page", 3}}));
+//     handlers.Add("CMD_EXTRACT_EVIDENCE", f);      Result<Sample> sample =
+//     Worker(handlers).ServeFromEnvironment();          resolver.Resolve(*result->shm_handle);
+//
+// A Client is safe to use from several threads at once (calls are matched to results by
+// msg_id); a Worker serves one connection from the calling thread, one command at a time, in
+// order; HandleResolver, Streams and WorkerPool are thread-safe.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "quiver/channel.h"
+#include "quiver/envelope.h"
+#include "quiver/sample_header.h"
+#include "quiver/status.h"
+
+namespace quiver::control {
+
+/// Answers one command. Returns the result (any RES_* envelope; its msg_id is set to the
+/// command's), or a Status, sent back as RES_ERROR_V2 with its cause chain.
+using Handler = std::function<Result<Envelope>(const Envelope& command)>;
+
+/// The commands a worker answers, by type. Copyable; not safe to change while serving.
+/// CMD_AUTH and CMD_SHUTDOWN are the connection's own (answered RES_OK); a RES_* sent to a
+/// worker is answered UNEXPECTED_TYPE; any other type without a handler UNKNOWN_TYPE, naming
+/// the types it has.
+class Handlers {
+ public:
+  /// Registers `handler` for commands of `type`: a CMD_* name (ValidateTypeName), either the
+  /// application's own (CMD_EXTRACT_EVIDENCE) or CMD_PROCESS / CMD_STREAM_START, whose
+  /// envelope shape the protocol fixes. kInvalidArgument for a malformed name, a RES_*
+  /// name, CMD_AUTH or CMD_SHUTDOWN (the connection's own), or a type registered twice.
+  Status Add(std::string_view type, Handler handler);
+  /// The handler of `type`, or nullptr.
+  const Handler* Find(std::string_view type) const;
+  /// The registered types, sorted.
+  std::vector<std::string> types() const;
+
+ private:
+  std::map<std::string, Handler, std::less<>> handlers_;
+};
+
+/// A command sent and not yet answered. A handle: copies share the call. Thread-safe.
+class PendingCall {
+ public:
+  /// Waits up to `timeout` for the result: the RES_* envelope, or its RES_ERROR_V2 as the
+  /// Status chain. kTimeout if it has not come (the call stays pending: wait again);
+  /// kPeerGone, naming the worker, if the connection ended first.
+  Result<Envelope> Wait(std::chrono::milliseconds timeout) const;
+  /// True once the result (or the end of the connection) is in.
+  bool done() const;
+  const std::string& msg_id() const;
+  /// The name of the worker it went to.
+  const std::string& worker() const;
+
+  struct State;  // control/client.cc
+  explicit PendingCall(std::shared_ptr<State> state) : state_(std::move(state)) {}
+
+ private:
+  std::shared_ptr<State> state_;
+};
+
+/// The commanding end of one control connection. Sends commands, several at a time, and
+/// matches each result to its command by msg_id (a reader thread of its own).
+class Client {
+ public:
+  /// Over a connected stream socket (a socketpair end, an accepted connection), which the
+  /// client owns from now on. `worker` names the peer in errors.
+  static Result<std::unique_ptr<Client>> FromFd(int fd, std::string worker = "worker");
+  /// Connects to a worker's Unix socket at `path`.
+  static Result<std::unique_ptr<Client>> ConnectUnix(std::string_view path);
+  /// Connects to 127.0.0.1:`port` and authenticates with `token` (CMD_AUTH) first.
+  static Result<std::unique_ptr<Client>> ConnectTcp(uint16_t port, std::string_view token);
+  /// The connection `quiver run` made to worker `name` of this node (the pipeline file's
+  /// `controls = [...]`): the fd in QUIVER_CONTROL_WORKERS. kNotFound naming the workers
+  /// this node has if `name` is not one of them.
+  static Result<std::unique_ptr<Client>> ForWorker(std::string_view name);
+
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+  /// Closes the connection; calls still pending fail with kPeerGone.
+  ~Client();
+
+  /// Sends `command` (a CMD_* envelope; a fresh msg_id if it has none). kPeerGone once the
+  /// connection ended.
+  Result<PendingCall> Send(Envelope command);
+  /// Send, then Wait(timeout).
+  Result<Envelope> Call(Envelope command,
+                        std::chrono::milliseconds timeout = std::chrono::seconds(30));
+  /// Commands sent and not answered yet.
+  size_t in_flight() const;
+  /// False once the connection ended (the worker exited, say).
+  bool connected() const;
+  const std::string& worker() const;
+
+ private:
+  struct Impl;
+  explicit Client(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+struct WorkerOptions {
+  /// Where protocol errors are reported, one line each; empty: stderr.
+  std::function<void(std::string_view line)> log;
+  /// The channels a command's shm_handle may name (others are answered PERMISSION_DENIED
+  /// before a handler sees them). Empty: any channel of this user, as the connection comes
+  /// from a process of this user (a socketpair `quiver run` made, or a Unix socket).
+  std::function<bool(std::string_view channel)> exposes;
+};
+
+/// The commanded end: answers the commands of one connection with its handlers, in order,
+/// until the client sends CMD_SHUTDOWN or closes the connection. A command with no handler
+/// is answered RES_ERROR_V2 UNKNOWN_TYPE naming the types it has; a malformed line is
+/// answered with its error, and the connection goes on.
+class Worker {
+ public:
+  explicit Worker(Handlers handlers, WorkerOptions options = {});
+
+  /// Serves the connected socket `fd` (owned from now on) on the calling thread.
+  Status ServeFd(int fd);
+  /// Serves stdin/stdout (the protocol's stdio mode): lines in on fd 0, out on fd 1.
+  Status ServeStdio();
+  /// Serves the connection `quiver run` gave this node: QUIVER_CONTROL=<fd>, or
+  /// QUIVER_CONTROL=stdio for a node of `control = "stdio"`. kNotFound if it has none.
+  Status ServeFromEnvironment();
+
+ private:
+  Handlers handlers_;
+  WorkerOptions options_;
+};
+
+/// The environment variables `quiver run` sets for control connections.
+inline constexpr char kControlEnv[] = "QUIVER_CONTROL";  ///< a worker's: fd or "stdio"
+inline constexpr char kControlWorkersEnv[] = "QUIVER_CONTROL_WORKERS";  ///< "name=fd,name=fd"
+
+/// One worker connection of a core: the worker's node name and the core's fd.
+struct WorkerFd {
+  std::string name;
+  int fd = -1;
+  bool operator==(const WorkerFd&) const = default;
+};
+/// The value of QUIVER_CONTROL_WORKERS for `workers`: "name=fd,name=fd".
+std::string FormatControlWorkers(const std::vector<WorkerFd>& workers);
+/// Reads a QUIVER_CONTROL_WORKERS value. kInvalidArgument naming the entry for anything but
+/// "name=fd" entries (node names as pipeline files spell them, fds >= 0) separated by ",".
+Result<std::vector<WorkerFd>> ParseControlWorkers(std::string_view text);
+
+/// The channels a worker publishes results on, one publisher each, made by CMD_STREAM_START:
+///   {"stream": "evidence-1",        the channel's name (Channel::Create rules)
+///    "capacity": 67108864,          bytes of sample data (default 64 MiB)
+///    "max_samples": 256,            samples in flight (default 256)
+///    "overflow": "block",           or "drop-oldest" (default block)
+///    "schema": [{"name": "id", "type": "int64"}, ...]}   optional: an Arrow channel of this
+///                                   schema (the schema-file format, schema_file.h)
+/// answered RES_OK {"stream", "segment_id", "generation", "capacity", "overflow"}: the core
+/// opens segment_id and Watches it (HandleResolver) before it sends work; the handles of the
+/// results carry that generation. Starting a stream that exists is kAlreadyExists. The
+/// channels go away when the last process closes them.
+class Streams {
+ public:
+  Streams();
+  ~Streams();
+  Streams(const Streams&) = delete;
+  Streams& operator=(const Streams&) = delete;
+
+  /// Answers one CMD_STREAM_START.
+  Result<Envelope> Start(const Envelope& command);
+  /// Start, as a Handler (the Streams must outlive it).
+  Handler handler();
+  /// The publisher of stream `name`, or kNotFound naming the streams there are. The pointer
+  /// stays valid while this Streams lives; publish from one thread at a time.
+  Result<Publisher*> Find(std::string_view name);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+/// Publishes `bytes` on `publisher` and returns a RES_DATA_READY envelope with its safe handle
+/// (format raw), e.g. a handler's result. `payload` goes into the envelope as is.
+Result<Envelope> PublishResult(Publisher& publisher, std::span<const std::byte> bytes,
+                               nlohmann::json payload = nlohmann::json::object());
+
+/// How a WorkerPool picks the worker for the next command.
+enum class Dispatch {
+  kRoundRobin,   ///< each live worker in turn
+  kLeastLoaded,  ///< the live worker with the fewest commands in flight (ties: in turn)
+};
+
+struct PoolCallOptions {
+  std::chrono::milliseconds timeout = std::chrono::seconds(30);
+  /// How many times a command whose worker died before answering is sent again to another
+  /// live worker. 0: its call fails with kPeerGone naming the worker.
+  int retries = 2;
+};
+
+/// One core commanding several workers. Thread-safe.
+class WorkerPool {
+ public:
+  explicit WorkerPool(Dispatch dispatch = Dispatch::kLeastLoaded);
+  /// The workers `quiver run` connected this node to (QUIVER_CONTROL_WORKERS).
+  static Result<std::unique_ptr<WorkerPool>> FromEnvironment(
+      Dispatch dispatch = Dispatch::kLeastLoaded);
+
+  void Add(std::unique_ptr<Client> worker);
+  /// Sends `command` to a live worker and waits for its result. A worker that dies with the
+  /// command in flight costs a retry on another one (options.retries); when none is left
+  /// the call fails with kPeerGone, its cause chain naming every worker tried.
+  Result<Envelope> Call(const Envelope& command, PoolCallOptions options = {});
+  /// Workers whose connection is still up.
+  size_t live_workers() const;
+  /// Commands in flight per live worker, by name.
+  std::map<std::string, size_t> load() const;
+
+ private:
+  // The live worker for the next command, or nullptr when none is.
+  Client* Pick();
+
+  const Dispatch dispatch_;
+  mutable std::mutex mu_;
+  std::vector<std::unique_ptr<Client>> workers_;
+  size_t next_ = 0;
+};
+
+/// The safe shm_handle of the sample `publisher` published last (Publisher::last_published):
+/// the channel's name and generation, the sample's sequence, offset and size. kNotFound
+/// before its first publish.
+Result<ShmHandle> HandleForLast(const Publisher& publisher, ShmFormat format = ShmFormat::kRaw);
+
+/// Turns safe handles into the samples they name, held until dropped. It subscribes to each
+/// channel it is told to Watch, so every sample published there afterwards is delivered to
+/// it and stays held until resolved (or dropped by drop-oldest): results nobody resolves hold
+/// their channel's memory, and under `block` its publisher waits.
+class HandleResolver {
+ public:
+  HandleResolver();
+  ~HandleResolver();
+  HandleResolver(const HandleResolver&) = delete;
+  HandleResolver& operator=(const HandleResolver&) = delete;
+
+  /// Subscribes to `channel`: handles to samples published there from now on resolve.
+  /// Watching a channel again is a no-op.
+  Status Watch(Channel channel);
+  /// The sample `handle` names, held by the returned Sample. Errors:
+  /// - kStaleHandle: another generation of the channel, a sample published before Watch, one
+  ///   already resolved, dropped (drop-oldest) or never published;
+  /// - kHandleOutOfRange: the handle's offset or size are not the sample's;
+  /// - kNotFound: a channel this resolver does not watch;
+  /// - kTimeout: the sample has not arrived within `wait` (its publish is still under way).
+  Result<Sample> Resolve(const ShmHandle& handle,
+                         std::chrono::milliseconds wait = std::chrono::seconds(1));
+  /// Drops every sample of `handle`'s channel up to the handle's sequence, held or still
+  /// queued (results a caller gave up on), so the channel can recycle them; later ones
+  /// still resolve.
+  void Forget(const ShmHandle& handle);
+
+ private:
+  struct Watched;
+  std::mutex mu_;
+  std::map<std::string, std::shared_ptr<Watched>, std::less<>> watched_;
+};
+
+}  // namespace quiver::control

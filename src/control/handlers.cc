@@ -1,0 +1,86 @@
+// Handlers (which command goes where) and the QUIVER_CONTROL_WORKERS format.
+#include <charconv>
+#include <string>
+
+#include "quiver/control.h"
+
+namespace quiver::control {
+
+Status Handlers::Add(std::string_view type, Handler handler) {
+  QUIVER_RETURN_IF_ERROR(ValidateTypeName(type));
+  if (IsResponse(type)) {
+    return Status::InvalidArgument(std::string(type) +
+                                   " is a response type; handlers answer CMD_* commands");
+  }
+  if (type == kCmdAuth || type == kCmdShutdown) {
+    return Status::InvalidArgument(std::string(type) +
+                                   " belongs to the connection itself and cannot be handled");
+  }
+  if (!handler)
+    return Status::InvalidArgument("the handler for " + std::string(type) + " is empty");
+  if (handlers_.count(type) != 0) {
+    return Status::InvalidArgument(std::string(type) + " already has a handler");
+  }
+  handlers_.emplace(std::string(type), std::move(handler));
+  return Status::OK();
+}
+
+const Handler* Handlers::Find(std::string_view type) const {
+  auto it = handlers_.find(type);
+  return it == handlers_.end() ? nullptr : &it->second;
+}
+
+std::vector<std::string> Handlers::types() const {
+  std::vector<std::string> out;
+  out.reserve(handlers_.size());
+  for (const auto& [type, handler] : handlers_) out.push_back(type);
+  return out;
+}
+
+std::string FormatControlWorkers(const std::vector<WorkerFd>& workers) {
+  std::string out;
+  for (const WorkerFd& w : workers) {
+    if (!out.empty()) out += ',';
+    out += w.name + '=' + std::to_string(w.fd);
+  }
+  return out;
+}
+
+Result<std::vector<WorkerFd>> ParseControlWorkers(std::string_view text) {
+  std::vector<WorkerFd> out;
+  if (text.empty()) return out;
+  size_t start = 0;
+  for (;;) {
+    const size_t comma = text.find(',', start);
+    const std::string_view entry = text.substr(
+        start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+    const size_t eq = entry.find('=');
+    const auto bad = [&](std::string_view why) {
+      return Status::InvalidArgument(std::string(kControlWorkersEnv) + " entry '" +
+                                     std::string(entry.substr(0, 80)) + "' " + std::string(why) +
+                                     " (expected name=fd,name=fd)");
+    };
+    if (eq == std::string_view::npos || eq == 0) return bad("has no name=");
+    const std::string_view name = entry.substr(0, eq);
+    for (char c : name) {
+      if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.')) {
+        return bad("has a character a node name cannot have");
+      }
+    }
+    const std::string_view number = entry.substr(eq + 1);
+    int fd = -1;
+    auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), fd);
+    if (ec != std::errc() || end != number.data() + number.size() || fd < 0 || number.empty()) {
+      return bad("has no file descriptor number after '='");
+    }
+    for (const WorkerFd& seen : out) {
+      if (seen.name == name) return bad("names a worker twice");
+    }
+    out.push_back({std::string(name), fd});
+    if (comma == std::string_view::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
+}  // namespace quiver::control
