@@ -35,13 +35,17 @@ for _name, _alias in _quiver.error_names:
 InvalidArgument = _quiver.InvalidArgument
 PeerGone = _quiver.PeerGone
 Timeout = _quiver.Timeout
+# The headers of image and audio frames (quiver/frame.h ImageFrameInfo, AudioFrameInfo), as
+# Sample.image_info / audio_info return them: formats by their C++ names ("RGBA8", "F32").
+ImageFrameInfo = _quiver.ImageFrameInfo
+AudioFrameInfo = _quiver.AudioFrameInfo
 
 __version__ = "0.1.0"
 # quiver.TimeoutError (a TimeoutError) stays out of __all__: a star-import must not shadow
 # the built-in.
 __all__ = [
     "Channel", "release_named_channels", "list_channels", "Publisher", "Subscriber", "Sample",
-    "NdarrayLoan", "parse_size", "QuiverError",
+    "NdarrayLoan", "FrameLoan", "ImageFrameInfo", "AudioFrameInfo", "parse_size", "QuiverError",
     *sorted({n for n, _ in _quiver.error_names} - {"TimeoutError"}),
     *sorted({a for n, a in _quiver.error_names} - {n for n, _ in _quiver.error_names}),
 ]
@@ -115,9 +119,24 @@ class Sample:
         return pa.RecordBatch._import_from_c_capsule(*self._s.arrow_capsules())
 
     def to_numpy(self) -> np.ndarray:
-        """A read-only numpy view: a tensor with its shape, an image as (height, width,
-        channels), audio as (frames, channels), raw bytes as uint8. No copy."""
+        """A read-only numpy view: a tensor with its shape, an image as uint8 (height, width,
+        channels) or (height, width) for GRAY8 (uint8) and GRAY16 (uint16), audio as
+        (frames, channels) of its sample format's dtype, raw bytes as uint8. No copy."""
         return self._s.to_numpy()
+
+    @property
+    def image_info(self) -> ImageFrameInfo:
+        """An image frame's header: ``width``, ``height``, ``pixel_format`` (``"RGBA8"``, ...),
+        ``stride`` (bytes per row), ``bytes_per_pixel``. ``InvalidArgumentError`` for a
+        sample of another kind."""
+        return self._s.image_info
+
+    @property
+    def audio_info(self) -> AudioFrameInfo:
+        """An audio frame's header: ``sample_rate`` (Hz), ``channels``, ``sample_format``
+        (``"F32"``, ...), ``frame_count``, ``bytes_per_sample``. ``InvalidArgumentError`` for
+        a sample of another kind."""
+        return self._s.audio_info
 
     def __arrow_c_array__(self, requested_schema: Any = None) -> tuple:
         if requested_schema is not None:
@@ -178,6 +197,35 @@ class NdarrayLoan:
         return False
 
 
+class FrameLoan:
+    """The context manager of Publisher.loan_image and Publisher.loan_audio: loans a frame on
+    entry and yields its pixels or PCM as a writable numpy array in shared memory; publishes
+    it on a normal exit, gives the space back on an exception."""
+
+    __slots__ = ("_loan_frame", "_args", "_loan", "_array")
+
+    def __init__(self, loan_frame: Any, args: tuple) -> None:
+        self._loan_frame, self._args = loan_frame, args
+        self._loan = self._array = None
+
+    def __enter__(self) -> np.ndarray:
+        if self._loan is not None:
+            raise InvalidArgument("this frame loan was entered already")
+        self._loan = self._loan_frame(*self._args)
+        self._array = self._loan.array
+        return self._array
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        loan, self._loan = self._loan, None
+        # Published, it belongs to the subscribers; discarded, to the next loan.
+        self._array.flags.writeable = False
+        if exc_type is not None:
+            loan.discard()
+        else:
+            loan.publish()
+        return False
+
+
 class Publisher:
     """The one writer of a channel. Thread-compatible: use it from one thread at a time."""
 
@@ -217,6 +265,46 @@ class Publisher:
         """
         shape = (shape,) if isinstance(shape, int) else tuple(shape)
         return NdarrayLoan(self._p, shape, _dtype_name(dtype))
+
+    def loan_image(self, width: int, height: int, pixel_format: str,
+                   stride: Optional[int] = None) -> FrameLoan:
+        """Loans an image frame and yields its pixels as a writable numpy array in shared
+        memory: uint8 (height, width, channels), or (height, width) for GRAY8 (uint8) and
+        GRAY16 (uint16). Published when the block exits normally, discarded on an exception.
+        ``pixel_format`` is a C++ name, any case: GRAY8, GRAY16, RGB8, BGR8, RGBA8, BGRA8.
+        ``stride`` (bytes per row) defaults to tight rows; padding bytes are not zeroed.
+        Frames go on a channel created without a schema (else ``InvalidArgumentError``).
+
+        >>> with pub.loan_image(1920, 1080, "RGBA8") as pixels:
+        ...     pixels[:] = render()       # written in place, no further copy
+        """
+        return FrameLoan(self._p.loan_image, (width, height, pixel_format, stride))
+
+    def publish_image(self, pixels: Any, pixel_format: str, stride: Optional[int] = None) -> None:
+        """Publishes a copy of ``pixels`` (one copy, any strides) as an image frame. Its dtype
+        and shape must be the ones ``loan_image`` yields for ``pixel_format`` (a one-channel
+        image may also be (height, width, 1)); else ``InvalidArgumentError``."""
+        self._p.publish_image(np.asarray(pixels), pixel_format, stride)
+
+    def loan_audio(self, frame_count: int, sample_rate: int, channels: int,
+                   sample_format: str) -> FrameLoan:
+        """Loans an audio frame and yields its PCM as a writable numpy array (frame_count,
+        channels), interleaved, of the sample format's dtype: U8 uint8, S16 int16, S32 int32,
+        F32 float32, F64 float64 (names in any case). Published when the block exits
+        normally, discarded on an exception.
+
+        >>> with pub.loan_audio(480, 48000, 2, "F32") as pcm:   # 10 ms of stereo
+        ...     pcm[:] = capture()
+        """
+        return FrameLoan(self._p.loan_audio, (frame_count, sample_rate, channels, sample_format))
+
+    def publish_audio(self, pcm: Any, sample_rate: int,
+                      sample_format: Optional[str] = None) -> None:
+        """Publishes a copy of ``pcm``, (frames, channels) or (frames,) for mono, as an audio
+        frame (one copy, any strides). ``sample_format`` defaults to the one of ``pcm``'s
+        dtype (float32: F32, int16: S16, ...); given, it must match that dtype, else
+        ``InvalidArgumentError``."""
+        self._p.publish_audio(np.asarray(pcm), sample_rate, sample_format)
 
     def publish_msgspec(self, records: Any) -> None:
         """Publishes records of a schema still in flux: ``records`` (a list of msgspec

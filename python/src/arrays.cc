@@ -3,6 +3,9 @@
 #include <arrow/type.h>
 #include <arrow/type_traits.h>
 
+#include <cstring>
+#include <string>
+
 #include "errors.h"
 
 namespace nb = nanobind;
@@ -30,6 +33,129 @@ std::vector<int64_t> StridesInElements(const std::vector<int64_t>& byte_strides,
   strides.reserve(byte_strides.size());
   for (int64_t s : byte_strides) strides.push_back(s / element_bytes);
   return strides;
+}
+
+std::string DtypeName(nb::dlpack::dtype dtype) {
+  using nb::dlpack::dtype_code;
+  std::string kind;
+  switch (static_cast<dtype_code>(dtype.code)) {
+    case dtype_code::Int:
+      kind = "int";
+      break;
+    case dtype_code::UInt:
+      kind = "uint";
+      break;
+    case dtype_code::Float:
+      kind = "float";
+      break;
+    case dtype_code::Bool:
+      return "bool";
+    case dtype_code::Complex:
+      kind = "complex";
+      break;
+    default:
+      return "a " + std::to_string(dtype.bits) + "-bit dtype of DLPack code " +
+             std::to_string(dtype.code);
+  }
+  return kind + std::to_string(dtype.bits);
+}
+
+ArrayLayout ImageLayout(const ImageFrameInfo& info) {
+  // One byte per channel, except GRAY16's one 16-bit channel (quiver/frame.h).
+  const bool wide = info.format == PixelFormat::kGray16;
+  const size_t element = wide ? 2 : 1;
+  const size_t channels = BytesPerPixel(info.format) / element;
+  if (info.stride % element != 0) {
+    throw Error{ErrorCode::kInvalidArgument,
+                std::string(PixelFormatName(info.format)) + " frame with a stride of " +
+                    std::to_string(info.stride) + " bytes, not a whole number of " +
+                    std::to_string(element) + "-byte elements: it has no numpy view"};
+  }
+  const auto row = static_cast<int64_t>(info.stride / element);
+  const auto h = static_cast<size_t>(info.height), w = static_cast<size_t>(info.width);
+  const nb::dlpack::dtype dtype = wide ? nb::dtype<uint16_t>() : nb::dtype<uint8_t>();
+  if (channels == 1) return ArrayLayout{.shape = {h, w}, .strides = {row, 1}, .dtype = dtype};
+  return ArrayLayout{.shape = {h, w, channels},
+                     .strides = {row, static_cast<int64_t>(channels), 1},
+                     .dtype = dtype};
+}
+
+nb::dlpack::dtype AudioDtype(SampleFormat format) {
+  switch (format) {
+    case SampleFormat::kU8:
+      return nb::dtype<uint8_t>();
+    case SampleFormat::kS16:
+      return nb::dtype<int16_t>();
+    case SampleFormat::kS32:
+      return nb::dtype<int32_t>();
+    case SampleFormat::kF32:
+      return nb::dtype<float>();
+    case SampleFormat::kF64:
+      return nb::dtype<double>();
+  }
+  throw Error{ErrorCode::kInvalidArgument, "no numpy dtype for this audio format"};
+}
+
+ArrayLayout AudioLayout(const AudioFrameInfo& info) {
+  const auto channels = static_cast<size_t>(info.channels);
+  return ArrayLayout{.shape = {static_cast<size_t>(info.frame_count), channels},
+                     .strides = {static_cast<int64_t>(channels), 1},
+                     .dtype = AudioDtype(info.format)};
+}
+
+namespace {
+
+// Copies dimension `d` onwards; the last dimension is one memcpy when contiguous in both.
+void CopyDimension(const std::byte* src, const int64_t* src_strides, std::byte* dst,
+                   const int64_t* dst_strides, const size_t* shape, size_t ndim, size_t itemsize) {
+  const auto src_step = src_strides[0] * static_cast<int64_t>(itemsize);
+  const auto dst_step = dst_strides[0] * static_cast<int64_t>(itemsize);
+  if (ndim == 1 && src_strides[0] == 1 && dst_strides[0] == 1) {
+    std::memcpy(dst, src, shape[0] * itemsize);
+    return;
+  }
+  for (size_t i = 0; i < shape[0]; ++i, src += src_step, dst += dst_step) {
+    if (ndim == 1) {
+      std::memcpy(dst, src, itemsize);
+    } else {
+      CopyDimension(src, src_strides + 1, dst, dst_strides + 1, shape + 1, ndim - 1, itemsize);
+    }
+  }
+}
+
+}  // namespace
+
+void CopyElements(const std::byte* src, std::span<const int64_t> src_strides, std::byte* dst,
+                  std::span<const int64_t> dst_strides, std::span<const size_t> shape,
+                  size_t itemsize) {
+  std::vector<size_t> n(shape.begin(), shape.end());
+  std::vector<int64_t> s(src_strides.begin(), src_strides.end());
+  std::vector<int64_t> d(dst_strides.begin(), dst_strides.end());
+  for (size_t extent : n) {
+    if (extent == 0) return;
+  }
+  if (n.empty()) {  // a scalar
+    std::memcpy(dst, src, itemsize);
+    return;
+  }
+  while (n.size() > 1) {
+    const size_t k = n.size() - 1;
+    const auto extent = static_cast<int64_t>(n[k]);
+    if (s[k - 1] != s[k] * extent || d[k - 1] != d[k] * extent) break;
+    n[k - 1] *= n[k];
+    s[k - 1] = s[k];
+    d[k - 1] = d[k];
+    n.pop_back();
+    s.pop_back();
+    d.pop_back();
+  }
+  CopyDimension(src, s.data(), dst, d.data(), n.data(), n.size(), itemsize);
+}
+
+nb::object WritableArray(void* data, const ArrayLayout& layout, nb::handle owner) {
+  nb::ndarray<nb::numpy> array(data, layout.shape.size(), layout.shape.data(), owner,
+                               layout.strides.data(), layout.dtype);
+  return array.cast();
 }
 
 }  // namespace quiver::python

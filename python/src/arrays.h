@@ -1,16 +1,22 @@
 // numpy arrays over shared memory (nanobind ndarrays, no copy): read-only views of received
-// tensors and frames, and the numpy dtype of an Arrow element type. Used by the sample and
-// tensor loan bindings.
+// tensors and frames, writable views of loans, the numpy dtype of an Arrow element type and
+// the numpy layout of a frame (one home for both directions), and the one copy a publish from
+// a numpy array makes. Used by the sample, tensor loan and frame loan bindings.
 #pragma once
 
 #include <arrow/type_fwd.h>
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
+#include <string>
 #include <utility>
 #include <vector>
+
+#include "quiver/frame.h"
 
 namespace quiver::python {
 
@@ -21,6 +27,42 @@ nanobind::dlpack::dtype DlpackType(const arrow::DataType& type);
 /// Strides in bytes as numpy counts them here: in elements of `element_bytes`.
 std::vector<int64_t> StridesInElements(const std::vector<int64_t>& byte_strides,
                                        int64_t element_bytes);
+
+/// Any CPU array argument (numpy, or anything with DLPack or the buffer protocol) of any
+/// dtype, shape and strides: with no constraint to meet, nanobind never converts it (no copy,
+/// no cast).
+using AnyCpuArray = nanobind::ndarray<nanobind::ro, nanobind::device::cpu>;
+
+/// numpy's name of `dtype` ("uint8", "float32"), for error messages.
+std::string DtypeName(nanobind::dlpack::dtype dtype);
+
+/// How a frame's data looks to numpy: shape, strides in elements, element type.
+struct ArrayLayout {
+  std::vector<size_t> shape;
+  std::vector<int64_t> strides;
+  nanobind::dlpack::dtype dtype;
+};
+
+/// An image frame as numpy sees it: uint8 (height, width, channels) with BytesPerPixel
+/// channels, or (height, width) for a one-channel format (GRAY8 uint8, GRAY16 uint16), rows
+/// `info.stride` bytes apart. InvalidArgumentError when the stride is not a whole number of
+/// elements (a GRAY16 frame with an odd stride has no uint16 view).
+ArrayLayout ImageLayout(const ImageFrameInfo& info);
+
+/// The numpy dtype of PCM samples of `format`: U8 uint8, S16 int16, S32 int32, F32 float32,
+/// F64 float64.
+nanobind::dlpack::dtype AudioDtype(SampleFormat format);
+
+/// An audio frame as numpy sees it: (frame_count, channels), interleaved, of AudioDtype.
+ArrayLayout AudioLayout(const AudioFrameInfo& info);
+
+/// Copies the elements of `src` (any strides, in elements, negative too) to `dst` laid out as
+/// `dst_strides`; both have `shape` and elements of `itemsize` bytes. Trailing dimensions
+/// contiguous in both are merged, so a tight image is one memcpy and a padded one a memcpy per
+/// row. Needs no GIL.
+void CopyElements(const std::byte* src, std::span<const int64_t> src_strides, std::byte* dst,
+                  std::span<const int64_t> dst_strides, std::span<const size_t> shape,
+                  size_t itemsize);
 
 /// A read-only numpy array over `data`. `keep` (any shared_ptr) lives as long as the array:
 /// it holds the sample.
@@ -35,5 +77,15 @@ nanobind::object ReadOnlyArray(const void* data, std::vector<size_t> shape,
                                                          strides_in_elements.data(), dtype);
   return array.cast();
 }
+
+/// A read-only numpy array of `layout` over `data`; `keep` holds the sample.
+template <typename Keep>
+nanobind::object ReadOnlyArray(const void* data, ArrayLayout layout, std::shared_ptr<Keep> keep) {
+  return ReadOnlyArray(data, std::move(layout.shape), std::move(layout.strides), layout.dtype,
+                       std::move(keep));
+}
+
+/// A writable numpy array of `layout` over `data`, whose base is `owner` (a loan object).
+nanobind::object WritableArray(void* data, const ArrayLayout& layout, nanobind::handle owner);
 
 }  // namespace quiver::python

@@ -26,6 +26,7 @@ NB_MODULE(_quiver, m) {
   m.def("named_path", [](const std::string& name) { return Channel::NamedPath(name); });
   RegisterChannel(m);
   RegisterTensorLoan(m);
+  RegisterFrames(m);
   RegisterPublisher(m);
   RegisterSample(m);
   RegisterSubscriber(m);

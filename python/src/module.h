@@ -8,6 +8,7 @@ namespace quiver::python {
 
 void RegisterChannel(nanobind::module_& m);     // channel.cc
 void RegisterTensorLoan(nanobind::module_& m);  // tensor_loan.cc
+void RegisterFrames(nanobind::module_& m);      // frame_loan.cc: frame headers and loans
 void RegisterPublisher(nanobind::module_& m);   // publisher.cc
 void RegisterSample(nanobind::module_& m);      // sample.cc
 void RegisterSubscriber(nanobind::module_& m);  // subscriber.cc

@@ -3,6 +3,7 @@
 #include <arrow/c/abi.h>
 #include <arrow/c/bridge.h>
 #include <arrow/record_batch.h>
+#include <nanobind/ndarray.h>
 #include <nanobind/stl/optional.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
@@ -91,6 +92,15 @@ void RegisterPublisher(nb::module_& m) {
       .def("publish_bytes", &PyPublisher::PublishBytes)
       .def("publish_msgpack", &PyPublisher::PublishMsgpack)
       .def("loan_tensor", &PyPublisher::LoanTensor)
+      // A loan keeps its publisher (and so the mapping its array points into) alive.
+      .def("loan_image", &PyPublisher::LoanImage, "width"_a, "height"_a, "pixel_format"_a,
+           "stride"_a.none(), nb::keep_alive<0, 1>())
+      .def("publish_image", &PyPublisher::PublishImage, "pixels"_a, "pixel_format"_a,
+           "stride"_a.none())
+      .def("loan_audio", &PyPublisher::LoanAudio, "frame_count"_a, "sample_rate"_a, "channels"_a,
+           "sample_format"_a, nb::keep_alive<0, 1>())
+      .def("publish_audio", &PyPublisher::PublishAudio, "pcm"_a, "sample_rate"_a,
+           "sample_format"_a.none())
       .def_prop_ro("subscriber_count", &PyPublisher::subscriber_count)
       .def_prop_ro("channel", &PyPublisher::channel, nb::rv_policy::reference_internal);
 }

@@ -4,6 +4,7 @@
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/tuple.h>
 
+#include <string>
 #include <vector>
 
 #include "arrays.h"
@@ -27,43 +28,13 @@ nb::object TensorArray(const std::shared_ptr<const Sample>& raw) {
 }
 
 nb::object ImageArray(const std::shared_ptr<const Sample>& raw) {
-  ImageFrameView v = Unwrap(ReadImageFrame(raw));
-  const size_t bpp = BytesPerPixel(v.info.format);
-  const auto h = static_cast<size_t>(v.info.height), w = static_cast<size_t>(v.info.width);
-  auto keep = std::make_shared<ImageFrameView>(v);
-  if (v.info.format == PixelFormat::kGray16) {
-    return ReadOnlyArray(v.data.data(), {h, w}, {static_cast<int64_t>(v.info.stride / 2), 1},
-                         nb::dtype<uint16_t>(), keep);
-  }
-  return ReadOnlyArray(v.data.data(), {h, w, bpp},
-                       {static_cast<int64_t>(v.info.stride), static_cast<int64_t>(bpp), 1},
-                       nb::dtype<uint8_t>(), keep);
-}
-
-// The numpy dtype of each PCM encoding.
-nb::dlpack::dtype AudioDtype(SampleFormat format) {
-  switch (format) {
-    case SampleFormat::kU8:
-      return nb::dtype<uint8_t>();
-    case SampleFormat::kS16:
-      return nb::dtype<int16_t>();
-    case SampleFormat::kS32:
-      return nb::dtype<int32_t>();
-    case SampleFormat::kF32:
-      return nb::dtype<float>();
-    case SampleFormat::kF64:
-      return nb::dtype<double>();
-  }
-  throw Error{ErrorCode::kInvalidArgument, "no numpy dtype for this audio format"};
+  auto view = std::make_shared<ImageFrameView>(Unwrap(ReadImageFrame(raw)));
+  return ReadOnlyArray(view->data.data(), ImageLayout(view->info), view);
 }
 
 nb::object AudioArray(const std::shared_ptr<const Sample>& raw) {
-  AudioFrameView v = Unwrap(ReadAudioFrame(raw));
-  const auto channels = static_cast<int64_t>(v.info.channels);
-  auto keep = std::make_shared<AudioFrameView>(v);
-  return ReadOnlyArray(v.data.data(),
-                       {static_cast<size_t>(v.info.frame_count), static_cast<size_t>(channels)},
-                       {channels, 1}, AudioDtype(v.info.format), keep);
+  auto view = std::make_shared<AudioFrameView>(Unwrap(ReadAudioFrame(raw)));
+  return ReadOnlyArray(view->data.data(), AudioLayout(view->info), view);
 }
 
 }  // namespace
@@ -96,6 +67,28 @@ const arrow::RecordBatch& PySample::batch() const {
   return *arrow.batch;
 }
 
+namespace {
+
+// Throws InvalidArgumentError naming the sample's kind unless it is `expected` (`what`).
+void ExpectKind(const PySample& s, PayloadKind expected, const char* what) {
+  if (s.payload_kind() != expected) {
+    throw Error{ErrorCode::kInvalidArgument,
+                "this sample's kind is '" + s.kind() + "', not " + what};
+  }
+}
+
+}  // namespace
+
+ImageFrameInfo PySample::image_info() const {
+  ExpectKind(*this, PayloadKind::kImageFrame, "an image frame");
+  return Unwrap(ReadImageFrame(raw)).info;
+}
+
+AudioFrameInfo PySample::audio_info() const {
+  ExpectKind(*this, PayloadKind::kAudioFrame, "an audio frame");
+  return Unwrap(ReadAudioFrame(raw)).info;
+}
+
 nb::object PySample::ToNumpy() const {
   const std::optional<PayloadKind> k = payload_kind();
   if (!k) return ReadOnlyArray(raw->data().data(), {raw->size()}, {1}, nb::dtype<uint8_t>(), raw);
@@ -121,6 +114,8 @@ void RegisterSample(nb::module_& m) {
       .def_ro("size", &PySample::size)
       .def_prop_ro("schema_version", [](const PySample& s) { return s.arrow.schema_version; })
       .def("arrow_capsules", [](const PySample& s) { return BatchCapsules(s.batch()); })
+      .def_prop_ro("image_info", &PySample::image_info)
+      .def_prop_ro("audio_info", &PySample::audio_info)
       .def("to_numpy", &PySample::ToNumpy);
 }
 

@@ -12,6 +12,7 @@
 
 #include "quiver/arrow.h"
 #include "quiver/channel.h"
+#include "quiver/frame.h"
 #include "quiver/sample_header.h"
 
 namespace quiver::python {
@@ -32,6 +33,10 @@ struct PySample {
   const arrow::RecordBatch& batch() const;
   /// A read-only numpy view of a tensor, frame or raw sample.
   nanobind::object ToNumpy() const;
+  /// The header of an image frame (ReadImageFrame); InvalidArgumentError for another kind.
+  ImageFrameInfo image_info() const;
+  /// The header of an audio frame (ReadAudioFrame); InvalidArgumentError for another kind.
+  AudioFrameInfo audio_info() const;
 };
 
 }  // namespace quiver::python
