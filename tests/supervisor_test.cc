@@ -1,7 +1,8 @@
 // The supervisor's promises with real processes: a pipeline completes; one failing node stops
 // all the others within the grace period and is named in the report; Ctrl-C stops everything;
 // kill -9 of the supervisor leaves no node and no segment behind; late joiners get a working
-// channel through the socket; output is prefixed; malformed files never start anything.
+// channel through the socket; output is prefixed; malformed files never start anything; a
+// core and its workers talk over control connections that no other process holds.
 //
 // This binary is also a pipeline node: with QUIVER_SUPERVISOR_TEST_ROLE set, main() plays a
 // publisher or a subscriber on a channel it attaches with Channel::Attach (see RunRole).
@@ -16,6 +17,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -23,6 +25,7 @@
 
 #include "quiver/arrow.h"
 #include "quiver/channel.h"
+#include "quiver/control.h"
 #include "supervisor/client.h"
 #include "supervisor/fd_passing.h"
 #include "supervisor/pipeline.h"
@@ -473,6 +476,153 @@ TEST(SupervisorTest, ChannelWithSchemaIsMadeAsAnArrowChannel) {
   ASSERT_TRUE(report.ok()) << report.status().ToString();
   EXPECT_EQ(report->exit_code, 0);
   EXPECT_EQ(schema_seen, "id: int64 not null\ncode: string");
+}
+
+// ---- Control connections (tests/control_pair_peer_main.cc plays the nodes) -----------------
+
+const std::string kControlPeer = std::string(QUIVER_TEST_PEER_DIR) + "/control_pair_peer_main";
+
+NodeSpec Peer(const std::string& name, std::vector<std::string> args) {
+  return NodeSpec{.name = name, .command = kControlPeer, .args = std::move(args)};
+}
+
+// Sets an environment variable of this process for one scope.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    ::setenv(name, value, 1);
+  }
+  ~ScopedEnv() {
+    if (old_) {
+      ::setenv(name_, old_->c_str(), 1);
+    } else {
+      ::unsetenv(name_);
+    }
+  }
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
+// The supervisor's stdout and stderr relays, captured.
+struct CapturedOutput {
+  CapturedOutput() {
+    int out[2], err[2];
+    EXPECT_EQ(::pipe2(out, O_CLOEXEC), 0);
+    EXPECT_EQ(::pipe2(err, O_CLOEXEC), 0);
+    out_r.Reset(out[0]);
+    out_w.Reset(out[1]);
+    err_r.Reset(err[0]);
+    err_w.Reset(err[1]);
+  }
+  RunOptions Options() const {
+    RunOptions options;
+    options.stdout_fd = out_w.get();
+    options.stderr_fd = err_w.get();
+    return options;
+  }
+  // Call after the run: returns {stdout, stderr}.
+  std::pair<std::string, std::string> Read() {
+    out_w.Reset();
+    err_w.Reset();
+    return {ReadAll(out_r.get()), ReadAll(err_r.get())};
+  }
+  UniqueFd out_r, out_w, err_r, err_w;
+};
+
+// Each node checks that it holds exactly 0-2 and the fds its environment names (exit 10
+// otherwise): a worker its one end, the core one end per worker, the bystander its channel
+// only. The order of QUIVER_CONTROL_WORKERS is that of `controls`, not of the file. After the
+// exchange, w2 exits on "bye" and the core must read EOF (the supervisor kept no copy of w2's
+// end); then the core exits and w1 must read EOF, or it would wait and fail.
+TEST(SupervisorTest, CoreExchangesALineWithEachWorkerAndNoOtherNodeHoldsAConnection) {
+  // A supervisor that is itself somebody's worker does not hand its own connection down.
+  ScopedEnv outer_control(control::kControlEnv, "0");
+  ScopedEnv outer_workers(control::kControlWorkersEnv, "x=1");
+  const std::string channel = "ctl-" + std::to_string(::getpid());
+  Pipeline p;
+  p.source = "test";
+  p.channels.push_back({.name = channel, .capacity = 1 << 20});
+  NodeSpec core = Peer("core", {"core", "w2", "w1", "--bye-first"});
+  core.controls = {"w2", "w1"};
+  core.publishes = {channel};
+  NodeSpec bystander = Peer("bystander", {"bystander"});
+  bystander.subscribes = {channel};
+  p.nodes = {Peer("w1", {"worker"}), core, bystander, Peer("w2", {"worker"})};
+
+  CapturedOutput output;
+  auto report = RunPipeline(p, output.Options());
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->exit_code, 0) << report->ToString();
+  for (const NodeOutcome& node : report->nodes) {
+    EXPECT_EQ(node.Describe(), "exit code 0")
+        << node.name << ": " << ::testing::PrintToString(node.last_stderr);
+  }
+  const auto [out, err] = output.Read();
+  // A socket worker's stdout is its own, relayed as usual.
+  EXPECT_NE(out.find("[w1] w1 ready\n"), std::string::npos) << out;
+  EXPECT_NE(err.find("[w2] w2 ready on "), std::string::npos) << err;
+}
+
+// control = "stdio": the worker's stdin and stdout are one socket, the core's other end; what
+// it writes to stdout goes to the core, not to the relay, and its stderr is relayed.
+TEST(SupervisorTest, StdioWorkerTalksOnStdinAndStdoutAndOnlyItsStderrIsRelayed) {
+  NodeSpec core = Peer("core", {"core", "legacy", "--bye-first"});
+  core.controls = {"legacy"};
+  NodeSpec legacy = Peer("legacy", {"worker"});
+  legacy.control = ControlMode::kStdio;
+  Pipeline p;
+  p.nodes = {core, legacy, Peer("bystander", {"bystander"})};
+
+  CapturedOutput output;
+  auto report = RunPipeline(p, output.Options());
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->exit_code, 0) << report->ToString();
+  for (const NodeOutcome& node : report->nodes) {
+    EXPECT_EQ(node.Describe(), "exit code 0")
+        << node.name << ": " << ::testing::PrintToString(node.last_stderr);
+  }
+  const auto [out, err] = output.Read();
+  EXPECT_EQ(out.find("[legacy]"), std::string::npos) << out;
+  EXPECT_NE(err.find("[legacy] legacy ready on stdio\n"), std::string::npos) << err;
+}
+
+// A worker killed by a signal closes its end with everything else: its core reads EOF at
+// once. (The worker's failure also stops the pipeline; the core ignores SIGTERM so that it can
+// say what it saw.)
+TEST(SupervisorTest, WorkerThatDiesIsSeenByItsCoreAsEndOfFile) {
+  TempDir dir;
+  NodeSpec core = Peer("core", {"core", "w", "--await-eof", dir / "eof"});
+  core.controls = {"w"};
+  Pipeline p;
+  p.nodes = {core, Peer("w", {"worker", "--die-after-reply"})};
+  RunOptions options = Quiet();
+  options.grace_period = seconds(20);  // the core ends by itself, well before
+  auto report = RunPipeline(p, options);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->failed_node, "w");
+  EXPECT_EQ(report->nodes[1].Describe(), "killed by signal 9 (SIGKILL)");
+  EXPECT_EQ(report->nodes[0].Describe(), "exit code 0")
+      << ::testing::PrintToString(report->nodes[0].last_stderr);
+  std::ifstream marker(dir / "eof");
+  std::string seen;
+  EXPECT_TRUE(std::getline(marker, seen));
+  EXPECT_EQ(seen, "eof");
+}
+
+TEST(SupervisorTest, ControlsNamingNoNodeStartsNothing) {
+  Pipeline p;
+  NodeSpec core = Sh("core", "exit 0");
+  core.controls = {"ghost"};
+  p.nodes = {core};
+  auto report = RunPipeline(p, Quiet());
+  ASSERT_FALSE(report.ok());
+  EXPECT_EQ(report.status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(report.status().ToString().find("node 'core' controls unknown node 'ghost'"),
+            std::string::npos)
+      << report.status().ToString();
 }
 
 // Every tests/pipelines/bad_*.toml says on its first line "# expect: <part of the error>".

@@ -179,7 +179,7 @@ class Streams {
   Streams(const Streams&) = delete;
   Streams& operator=(const Streams&) = delete;
 
-  /// Answers one CMD_STREAM_START.
+  /// Answers one CMD_STREAM_START (StartStream, keeping the publisher).
   Result<Envelope> Start(const Envelope& command);
   /// Start, as a Handler (the Streams must outlive it).
   Handler handler();
@@ -191,6 +191,11 @@ class Streams {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+/// What Streams::Start does but keeping nothing: makes the channel a CMD_STREAM_START asks for
+/// and returns it with the RES_OK to answer (for a worker that publishes by other means, e.g.
+/// Python's). kInvalidArgument naming the field for a malformed payload.
+Result<std::pair<Channel, Envelope>> StartStream(const Envelope& command);
 
 /// Publishes `bytes` on `publisher` and returns a RES_DATA_READY envelope with its safe handle
 /// (format raw), e.g. a handler's result. `payload` goes into the envelope as is.

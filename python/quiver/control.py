@@ -27,7 +27,8 @@ from ._quiver import envelope as _codec
 __all__ = [
     "PROTOCOL_VERSION", "MAX_LINE_BYTES", "TYPES", "FORMATS", "ShmHandle", "Envelope",
     "ControlError", "ProtocolError", "parse_envelope", "serialize", "new_msg_id", "make_error",
-    "Client",
+    "Client", "CommandClient", "PendingCall", "WorkerPool", "Worker", "Streams",
+    "HandleResolver", "handle_for_last", "data_ready", "CONTROL_ENV", "CONTROL_WORKERS_ENV",
 ]
 
 PROTOCOL_VERSION: str = _codec.PROTOCOL_VERSION
@@ -95,16 +96,25 @@ def _error_class(code: str) -> Type[ControlError]:
 
 @dataclass(frozen=True)
 class ShmHandle:
-    """``size`` bytes at ``offset`` of the data area of channel ``segment_id``."""
+    """``size`` bytes at ``offset`` of the data area of channel ``segment_id``. A safe handle
+    (:func:`handle_for_last`) also names the channel's ``generation`` and the sample's
+    ``sequence``: :class:`HandleResolver` resolves it to that very sample, held, or raises
+    ``StaleHandleError``."""
 
     segment_id: str
     offset: int
     size: int
     format: str = "raw"
+    generation: Optional[int] = None
+    sequence: Optional[int] = None
 
     def to_json(self) -> Dict[str, Any]:
-        return {"segment_id": self.segment_id, "offset": self.offset, "size": self.size,
-                "format": self.format}
+        out = {"segment_id": self.segment_id, "offset": self.offset, "size": self.size,
+               "format": self.format}
+        if self.generation is not None or self.sequence is not None:
+            out["generation"] = self.generation
+            out["sequence"] = self.sequence
+        return out
 
 
 @dataclass
@@ -303,3 +313,306 @@ class Client:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+# ---- the command/result workflow (quiver/control.h, bound by python/src/workflow.cc) ------
+
+from ._quiver import workflow as _wf  # noqa: E402
+
+#: The environment variables ``quiver run`` sets: a worker's connection (an fd, or "stdio"),
+#: and a core's workers ("name=fd,name=fd").
+CONTROL_ENV: str = _wf.CONTROL_ENV
+CONTROL_WORKERS_ENV: str = _wf.CONTROL_WORKERS_ENV
+
+
+def _command(type: str, payload: Optional[Dict[str, Any]],
+             shm_handle: Optional[ShmHandle]) -> bytes:
+    body = dict(payload or {})
+    if shm_handle is not None:
+        body["shm_handle"] = shm_handle.to_json()
+    return serialize(Envelope(type=type, payload=body)).encode()
+
+
+def _envelope(line: bytes) -> Envelope:
+    return parse_envelope(line)
+
+
+class PendingCall:
+    """A command sent and not answered yet. ``wait`` returns the result envelope or raises
+    its error: the ``RES_ERROR_V2`` chain as the matching ``quiver`` exception, ``PeerGone``
+    naming the worker if it died first, ``Timeout`` if it has not come (wait again)."""
+
+    __slots__ = ("_call",)
+
+    def __init__(self, call: Any) -> None:
+        self._call = call
+
+    def wait(self, timeout: Optional[float] = None) -> Envelope:
+        return _envelope(self._call.wait(timeout))
+
+    async def wait_async(self, timeout: Optional[float] = None) -> Envelope:
+        """``wait`` without blocking the event loop (on the loop's default executor)."""
+        import asyncio
+        return await asyncio.get_running_loop().run_in_executor(None, self.wait, timeout)
+
+    def __await__(self):  # type: ignore[no-untyped-def]
+        return self.wait_async().__await__()
+
+    @property
+    def done(self) -> bool:
+        return self._call.done
+
+    @property
+    def msg_id(self) -> str:
+        return self._call.msg_id
+
+    @property
+    def worker(self) -> str:
+        return self._call.worker
+
+
+class CommandClient:
+    """The commanding end of one control connection to a worker: several commands in flight
+    at once, each result matched to its command by ``msg_id``. Thread-safe.
+
+    >>> client = CommandClient.for_worker("extractor")          # under quiver run
+    >>> result = client.call("CMD_EXTRACT_EVIDENCE", {"file_path": "a.pdf", "page": 3})
+    """
+
+    __slots__ = ("_c",)
+
+    def __init__(self, native: Any) -> None:
+        self._c = native
+
+    @classmethod
+    def from_fd(cls, fd: int, worker: str = "worker") -> "CommandClient":
+        """Over a connected stream socket (owned from now on); ``worker`` names it in errors."""
+        return cls(_wf.Client.from_fd(fd, worker))
+
+    @classmethod
+    def connect_unix(cls, path: str) -> "CommandClient":
+        return cls(_wf.Client.connect_unix(path))
+
+    @classmethod
+    def connect_tcp(cls, port: int, *, token: str) -> "CommandClient":
+        """127.0.0.1:``port``, authenticated with ``token`` (CMD_AUTH) first."""
+        return cls(_wf.Client.connect_tcp(port, token))
+
+    @classmethod
+    def for_worker(cls, name: str) -> "CommandClient":
+        """The connection ``quiver run`` made to worker ``name`` of this node (the pipeline
+        file's ``controls = [...]``); ``NotFound`` naming the workers there are otherwise."""
+        return cls(_wf.Client.for_worker(name))
+
+    def send(self, type: str, payload: Optional[Dict[str, Any]] = None, *,
+             shm_handle: Optional[ShmHandle] = None) -> PendingCall:
+        """Sends a command (any ``CMD_*`` type) and returns at once."""
+        return PendingCall(self._native().send(_command(type, payload, shm_handle)))
+
+    def call(self, type: str, payload: Optional[Dict[str, Any]] = None, *,
+             shm_handle: Optional[ShmHandle] = None, timeout: Optional[float] = 30.0) -> Envelope:
+        """Sends a command and waits for its result."""
+        return self.send(type, payload, shm_handle=shm_handle).wait(timeout)
+
+    async def call_async(self, type: str, payload: Optional[Dict[str, Any]] = None, *,
+                         shm_handle: Optional[ShmHandle] = None,
+                         timeout: Optional[float] = 30.0) -> Envelope:
+        """``call`` for asyncio: many commands may be awaited at once (``asyncio.gather``)."""
+        return await self.send(type, payload, shm_handle=shm_handle).wait_async(timeout)
+
+    @property
+    def in_flight(self) -> int:
+        return self._native().in_flight
+
+    @property
+    def connected(self) -> bool:
+        return self._native().connected
+
+    @property
+    def worker(self) -> str:
+        return self._native().worker
+
+    def close(self) -> None:
+        """Closes the connection; calls still pending fail with ``PeerGone``."""
+        self._c = None
+
+    def _native(self) -> Any:
+        if self._c is None:
+            raise ControlError("INVALID_ARGUMENT", "this client is closed (or given to a pool)")
+        return self._c
+
+    def __enter__(self) -> "CommandClient":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class WorkerPool:
+    """One core commanding several workers. ``dispatch`` is ``"least-loaded"`` (the live
+    worker with the fewest commands in flight) or ``"round-robin"``. A worker that dies with a
+    command in flight costs a retry on another (``retries``); when none is left the call raises
+    ``PeerGone`` naming every worker tried. Thread-safe."""
+
+    def __init__(self, dispatch: str = "least-loaded", *, _native: Any = None) -> None:
+        self._p = _native if _native is not None else _wf.WorkerPool.make(dispatch)
+
+    @classmethod
+    def from_environment(cls, dispatch: str = "least-loaded") -> "WorkerPool":
+        """The workers ``quiver run`` connected this node to (``controls = [...]``)."""
+        return cls(_native=_wf.WorkerPool.from_environment(dispatch))
+
+    def add(self, client: CommandClient) -> None:
+        """Takes ``client`` over (it is closed for its former owner)."""
+        native, client._c = client._native(), None
+        self._p.add(native)
+
+    def call(self, type: str, payload: Optional[Dict[str, Any]] = None, *,
+             shm_handle: Optional[ShmHandle] = None, timeout: float = 30.0,
+             retries: int = 2) -> Envelope:
+        return _envelope(self._p.call(_command(type, payload, shm_handle), timeout, retries))
+
+    async def call_async(self, type: str, payload: Optional[Dict[str, Any]] = None, *,
+                         shm_handle: Optional[ShmHandle] = None, timeout: float = 30.0,
+                         retries: int = 2) -> Envelope:
+        import asyncio
+        import functools
+        return await asyncio.get_running_loop().run_in_executor(None, functools.partial(
+            self.call, type, payload, shm_handle=shm_handle, timeout=timeout, retries=retries))
+
+    @property
+    def live_workers(self) -> int:
+        return self._p.live_workers
+
+    def load(self) -> Dict[str, int]:
+        """Commands in flight per live worker."""
+        return dict(self._p.load())
+
+
+def _error_answer(command: Envelope, exc: BaseException) -> Envelope:
+    if isinstance(exc, ControlError):
+        return make_error(exc.code, exc.message, command.msg_id)
+    code = next((c for c, cls in _remote_error_classes().items() if type(exc) is cls), None)
+    if code is None:
+        code = "INVALID_ARGUMENT" if isinstance(exc, (ValueError, TypeError, KeyError)) \
+            else _codec.INTERNAL
+    return make_error(code, f"{type(exc).__name__}: {exc}", command.msg_id)
+
+
+def _remote_error_classes() -> Dict[str, type]:
+    from . import _quiver
+    return dict(_quiver.error_classes)
+
+
+class Streams:
+    """The result channels a worker publishes on, made by ``CMD_STREAM_START`` (payload
+    ``stream``, ``capacity``, ``max_samples``, ``overflow``, ``schema``: the C++ rules of
+    ``StartStream``); :meth:`publisher` gives the one for a stream."""
+
+    def __init__(self) -> None:
+        self._publishers: Dict[str, Any] = {}
+
+    def start(self, command: Envelope) -> Envelope:
+        from . import Channel
+        name = command.payload.get("stream")
+        if isinstance(name, str) and name in self._publishers:
+            raise ControlError("ALREADY_EXISTS", f"stream '{name}' is started already")
+        native, answer = _wf.start_stream(serialize(command).encode())
+        channel = Channel(native)
+        self._publishers[channel.name] = channel.publisher()
+        return _envelope(answer)
+
+    def publisher(self, name: str) -> Any:
+        try:
+            return self._publishers[name]
+        except KeyError:
+            raise ControlError("NOT_FOUND", f"no stream '{name}' was started (there are: "
+                               f"{', '.join(sorted(self._publishers)) or 'none'})") from None
+
+
+class Worker:
+    """The commanded end: answers each command of its connection with the handler registered
+    for its type, in order. ``handlers`` maps ``CMD_*`` types (the application's own, or
+    ``CMD_PROCESS``) to functions taking the command :class:`Envelope` and returning the
+    result (an :class:`Envelope` of a ``RES_*`` type, or a dict: the payload of a ``RES_OK``).
+    An exception is answered ``RES_ERROR_V2`` (a ``ControlError`` or ``quiver`` error with its
+    code, anything else ``INTERNAL`` or ``INVALID_ARGUMENT``). With ``streams``, the worker
+    answers ``CMD_STREAM_START`` too. A type with no handler is answered ``UNKNOWN_TYPE``
+    naming the types it has; ``CMD_SHUTDOWN`` ends :meth:`serve`.
+
+    >>> Worker({"CMD_EXTRACT_EVIDENCE": extract}, streams=streams).serve()  # under quiver run
+    """
+
+    def __init__(self, handlers: Dict[str, Callable[[Envelope], Any]], *,
+                 streams: Optional[Streams] = None) -> None:
+        wrapped = {t: self._wrap(fn) for t, fn in handlers.items()}
+        if streams is not None:
+            wrapped["CMD_STREAM_START"] = self._wrap(streams.start)
+        self._w = _wf.Worker(wrapped)
+
+    @staticmethod
+    def _wrap(fn: Callable[[Envelope], Any]) -> Callable[[bytes], str]:
+        def handle(line: bytes) -> str:
+            command = _envelope(line)
+            try:
+                answer = fn(command)
+                if answer is None:
+                    answer = {}
+                if isinstance(answer, dict):
+                    answer = Envelope(type="RES_OK", payload=answer)
+            except Exception as exc:  # every failure is an answer; the loop goes on
+                answer = _error_answer(command, exc)
+            answer.msg_id = command.msg_id
+            return serialize(answer)
+        return handle
+
+    @property
+    def types(self) -> List[str]:
+        return list(self._w.types)
+
+    def serve(self) -> None:
+        """Serves the connection ``quiver run`` gave this node (``QUIVER_CONTROL``: an fd, or
+        ``stdio``) until ``CMD_SHUTDOWN`` or the end of the connection."""
+        self._w.serve_from_environment()
+
+    def serve_fd(self, fd: int) -> None:
+        self._w.serve_fd(fd)
+
+    def serve_stdio(self) -> None:
+        self._w.serve_stdio()
+
+
+class HandleResolver:
+    """Turns safe handles into the samples they name (``quiver.Sample``, held while it lives:
+    ``to_arrow()`` / ``to_numpy()`` read it zero-copy). It subscribes to each channel it
+    watches, so watch a stream before asking for the work that publishes on it. Raises
+    ``StaleHandleError`` for a sample that is gone (resolved already, released, dropped, of
+    another generation), ``HandleOutOfRangeError`` for a range that is not the sample's,
+    ``NotFoundError`` for a channel it does not watch, ``Timeout`` if it has not arrived."""
+
+    def __init__(self) -> None:
+        self._r = _wf.HandleResolver()
+
+    def watch(self, channel: Any) -> None:
+        self._r.watch(channel._c)
+
+    def resolve(self, handle: ShmHandle, wait: float = 1.0) -> Any:
+        from . import Sample
+        return Sample(self._r.resolve(_to_json(handle.to_json()), wait))
+
+    def forget(self, handle: ShmHandle) -> None:
+        """Drops every sample of the handle's channel up to its sequence."""
+        self._r.forget(_to_json(handle.to_json()))
+
+
+def handle_for_last(publisher: Any, format: str = "raw") -> ShmHandle:
+    """The safe handle of the sample ``publisher`` published last."""
+    raw = json.loads(_wf.handle_for_last(publisher._p, format))
+    return ShmHandle(**raw)
+
+
+def data_ready(publisher: Any, format: str = "raw", **payload: Any) -> Envelope:
+    """A ``RES_DATA_READY`` answer naming the sample ``publisher`` published last."""
+    body = dict(payload)
+    body["shm_handle"] = handle_for_last(publisher, format).to_json()
+    return Envelope(type="RES_DATA_READY", payload=body)

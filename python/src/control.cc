@@ -13,8 +13,8 @@
 #include <string_view>
 #include <utility>
 
-#include "control/envelope.h"
 #include "module.h"
+#include "quiver/envelope.h"
 
 namespace nb = nanobind;
 
@@ -73,11 +73,11 @@ nb::tuple Parse(nb::bytes line) {
       control::ParseEnvelope(std::string_view(line.c_str(), line.size()));
   if (!out.ok()) return Refusal(out.error);
   const control::Envelope& e = *out.envelope;
-  return nb::make_tuple(true, control::MessageTypeName(e.type), ToPython(e.payload),
-                        OptionalId(e.msg_id), e.protocol_v);
+  return nb::make_tuple(true, e.type, ToPython(e.payload), OptionalId(e.msg_id), e.protocol_v);
 }
 
-// ParseShmHandle of a handle given as JSON text: (True, segment_id, offset, size, format), or
+// ParseShmHandle of a handle given as JSON text: (True, segment_id, offset, size, format,
+// generation or None, sequence or None), or
 // (False, code, message, None).
 nb::tuple ParseHandle(const std::string& handle_json) {
   const json value = json::parse(handle_json, nullptr, /*allow_exceptions=*/false);
@@ -86,7 +86,10 @@ nb::tuple ParseHandle(const std::string& handle_json) {
   }
   control::ShmHandle h;
   if (auto e = control::ParseShmHandle(value, &h)) return Refusal(*e);
-  return nb::make_tuple(true, h.segment_id, h.offset, h.size, control::ShmFormatName(h.format));
+  nb::object generation = h.generation ? nb::object(nb::int_(*h.generation)) : nb::none();
+  nb::object sequence = h.sequence ? nb::object(nb::int_(*h.sequence)) : nb::none();
+  return nb::make_tuple(true, h.segment_id, h.offset, h.size, control::ShmFormatName(h.format),
+                        generation, sequence);
 }
 
 // Serialize of the envelope (type, payload as JSON text, msg_id, protocol_v): (True, line),
@@ -94,13 +97,11 @@ nb::tuple ParseHandle(const std::string& handle_json) {
 // JSON.
 nb::tuple Serialize(const std::string& type, const std::string& payload_json,
                     std::optional<std::string> msg_id, const std::string& protocol_v) {
-  const std::optional<control::MessageType> t = control::MessageTypeFromName(type);
-  if (!t) {
-    return Refusal({std::string(control::kUnknownType),
-                    "type " + json(type).dump() + " is not a known type", ""});
+  if (Status valid = control::ValidateTypeName(type); !valid.ok()) {
+    return Refusal({std::string(control::kUnknownType), valid.message(), ""});
   }
   control::Envelope e;
-  e.type = *t;
+  e.type = type;
   e.protocol_v = protocol_v;
   e.msg_id = msg_id.value_or("");
   e.payload = json::parse(payload_json, nullptr, /*allow_exceptions=*/false);
@@ -124,7 +125,11 @@ void RegisterControl(nb::module_& m) {
   c.attr("PROTOCOL_MAJOR") = control::kProtocolMajor;
   c.attr("MAX_LINE_BYTES") = control::kMaxLineBytes;
   c.attr("MAX_CAUSE_DEPTH") = control::kMaxCauseDepth;
-  c.attr("TYPES") = control::MessageTypeNames();
+  c.attr("TYPES") = control::BuiltinTypeNames();
+  c.def("validate_type_name", [](const std::string& type) {
+    const Status valid = control::ValidateTypeName(type);
+    return valid.ok() ? std::string() : valid.message();
+  });
   c.attr("FORMATS") = control::ShmFormatNames();
   c.attr("INVALID_ENVELOPE") = std::string(control::kInvalidEnvelope);
   c.attr("UNSUPPORTED_VERSION") = std::string(control::kUnsupportedVersion);

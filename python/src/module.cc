@@ -32,4 +32,5 @@ NB_MODULE(_quiver, m) {
   RegisterSubscriber(m);
   RegisterControl(m);
   RegisterDiscovery(m);
+  RegisterWorkflow(m);
 }

@@ -14,5 +14,6 @@ void RegisterSample(nanobind::module_& m);      // sample.cc
 void RegisterSubscriber(nanobind::module_& m);  // subscriber.cc
 void RegisterControl(nanobind::module_& m);     // control.cc
 void RegisterDiscovery(nanobind::module_& m);   // discovery.cc
+void RegisterWorkflow(nanobind::module_& m);    // workflow.cc: clients, workers, handles
 
 }  // namespace quiver::python

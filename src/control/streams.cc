@@ -30,7 +30,7 @@ struct Streams::Impl {
 Streams::Streams() : impl_(std::make_unique<Impl>()) {}
 Streams::~Streams() = default;
 
-Result<Envelope> Streams::Start(const Envelope& command) {
+Result<std::pair<Channel, Envelope>> StartStream(const Envelope& command) {
   const nlohmann::json& p = command.payload;
   auto stream = p.find("stream");
   if (stream == p.end() || !stream->is_string()) {
@@ -54,10 +54,6 @@ Result<Envelope> Streams::Start(const Envelope& command) {
     }
     QUIVER_ASSIGN_OR_RETURN(options.overflow, ParseOverflowPolicy(overflow->get<std::string>()));
   }
-  std::lock_guard lock(impl_->mu);
-  if (impl_->publishers.count(name) != 0) {
-    return Status::AlreadyExists("stream '" + name + "' is started already");
-  }
   Result<Channel> channel = Status::OK();
   if (auto schema = p.find("schema"); schema != p.end()) {
     QUIVER_ASSIGN_OR_RETURN(std::shared_ptr<arrow::Schema> parsed,
@@ -67,15 +63,28 @@ Result<Envelope> Streams::Start(const Envelope& command) {
     channel = Channel::Create(name, options);
   }
   if (!channel.ok()) return channel.status();
-  QUIVER_ASSIGN_OR_RETURN(Publisher publisher, channel->CreatePublisher());
-  Envelope answer =
-      MakeEnvelope(kResOk, {{"stream", name},
-                            {"segment_id", channel->name()},
-                            {"generation", channel->generation()},
-                            {"capacity", channel->capacity()},
-                            {"overflow", std::string(OverflowPolicyName(channel->overflow()))}});
-  impl_->publishers.emplace(name, std::make_unique<Publisher>(std::move(publisher)));
-  return answer;
+  Envelope answer = MakeEnvelope(
+      kResOk, {{"stream", name},
+               {"segment_id", channel->name()},
+               {"generation", channel->generation()},
+               {"capacity", channel->capacity()},
+               {"overflow", std::string(OverflowPolicyName(channel->overflow()))}});
+  return std::pair<Channel, Envelope>(std::move(channel).value(), std::move(answer));
+}
+
+Result<Envelope> Streams::Start(const Envelope& command) {
+  std::lock_guard lock(impl_->mu);
+  if (auto stream = command.payload.find("stream");
+      stream != command.payload.end() && stream->is_string() &&
+      impl_->publishers.count(stream->get<std::string>()) != 0) {
+    return Status::AlreadyExists("stream '" + stream->get<std::string>() +
+                                 "' is started already");
+  }
+  QUIVER_ASSIGN_OR_RETURN(auto started, StartStream(command));
+  QUIVER_ASSIGN_OR_RETURN(Publisher publisher, started.first.CreatePublisher());
+  impl_->publishers.emplace(started.first.name(),
+                            std::make_unique<Publisher>(std::move(publisher)));
+  return std::move(started.second);
 }
 
 Handler Streams::handler() {

@@ -1,0 +1,292 @@
+// quiver._quiver.workflow: the command/result workflow of quiver/control.h (Client, Worker,
+// WorkerPool, HandleResolver, StartStream, HandleForLast) for python/quiver/control.py.
+// Envelopes cross as lines (the one codec parses and writes them on both sides); waits
+// release the GIL and run Python's signal handlers every slice (blocking.h); Python handlers
+// run with the GIL taken again.
+#include <nanobind/nanobind.h>
+#include <nanobind/stl/map.h>
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/pair.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/string_view.h>
+#include <nanobind/stl/unique_ptr.h>
+#include <nanobind/stl/vector.h>
+
+#include <memory>
+#include <string>
+
+#include "blocking.h"
+#include "errors.h"
+#include "module.h"
+#include "publisher.h"
+#include "quiver/arrow.h"
+#include "quiver/control.h"
+#include "sample.h"
+
+namespace nb = nanobind;
+using namespace nb::literals;
+
+namespace quiver::python {
+namespace {
+
+using control::Envelope;
+
+control::Envelope ParseLine(nb::bytes line) {
+  control::ParseOutcome out = control::ParseEnvelope(std::string_view(line.c_str(), line.size()));
+  if (!out.ok()) {
+    Throw(Status::InvalidArgument("not an envelope: " + out.error.code + ": " + out.error.message));
+  }
+  return std::move(*out.envelope);
+}
+
+nb::bytes ToLine(const Envelope& e) {
+  const std::string line = control::Serialize(e);
+  return nb::bytes(line.data(), line.size());
+}
+
+control::ShmHandle ParseHandleJson(const std::string& text) {
+  const nlohmann::json value = nlohmann::json::parse(text, nullptr, false);
+  control::ShmHandle handle;
+  if (value.is_discarded()) Throw(Status::InvalidArgument("shm_handle is not valid JSON"));
+  if (auto e = control::ParseShmHandle(value, &handle)) {
+    Throw(Status::InvalidArgument(e->code + ": " + e->message));
+  }
+  return handle;
+}
+
+std::string HandleJson(const control::ShmHandle& handle) {
+  Envelope e = control::MakeEnvelope(control::kResDataReady);
+  e.shm_handle = handle;
+  return nlohmann::json::parse(control::Serialize(e))["payload"]["shm_handle"].dump();
+}
+
+// Waits for `call` in signal slices, up to `timeout` seconds (none: as long as it takes).
+nb::bytes WaitFor(const control::PendingCall& call, std::optional<double> timeout) {
+  const auto deadline = DeadlineAfter(Clock::now(), timeout);
+  for (;;) {
+    const auto left = deadline - std::min(Clock::now(), deadline);
+    const auto slice = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::min<Clock::duration>(kSignalSlice, left));
+    Result<Envelope> r = [&] {
+      nb::gil_scoped_release release;
+      return call.Wait(slice);
+    }();
+    if (r.ok()) return ToLine(*r);
+    if (r.status().code() != ErrorCode::kTimeout || call.done() || Clock::now() >= deadline) {
+      Throw(r.status());
+    }
+    RunSignalHandlers();
+  }
+}
+
+// A Python handler: takes the command's line, returns the answer's line (a RES_ERROR_V2 line
+// for an error: control.py turns exceptions into one, with their code and chain).
+control::Handler PythonHandler(nb::callable fn) {
+  auto held = std::make_shared<nb::callable>(std::move(fn));
+  return [held](const Envelope& command) -> Result<Envelope> {
+    nb::gil_scoped_acquire gil;
+    try {
+      nb::object answer = (*held)(ToLine(command));
+      control::ParseOutcome out = control::ParseEnvelope(nb::cast<std::string>(answer));
+      if (!out.ok()) {
+        return Status::InvalidArgument(
+            "the handler of " + command.type +
+            " answered a line that is not an envelope: " + out.error.message);
+      }
+      if (out.envelope->type == control::kResErrorV2)
+        return control::StatusFromError(*out.envelope);
+      return std::move(*out.envelope);
+    } catch (nb::python_error& e) {
+      return Status::InvalidArgument("the handler of " + command.type + " raised " + e.what());
+    } catch (const std::exception& e) {
+      return Status::InvalidArgument("the handler of " + command.type + " failed: " + e.what());
+    }
+  };
+}
+
+class PyWorker {
+ public:
+  explicit PyWorker(nb::dict handlers) {
+    for (auto [type, fn] : handlers) {
+      Check(handlers_.Add(nb::cast<std::string>(type), PythonHandler(nb::cast<nb::callable>(fn))));
+    }
+  }
+  void AddStreams() {
+    streams_ = std::make_shared<control::Streams>();
+    Check(handlers_.Add(control::kCmdStreamStart, streams_->handler()));
+  }
+  std::vector<std::string> types() const { return handlers_.types(); }
+  template <typename Serve>
+  void Run(Serve serve) {
+    control::Worker worker(handlers_);
+    Status st;
+    {
+      nb::gil_scoped_release release;
+      st = serve(worker);
+    }
+    Check(st);
+  }
+
+ private:
+  control::Handlers handlers_;
+  std::shared_ptr<control::Streams> streams_;
+};
+
+class PyResolver {
+ public:
+  void Watch(const Channel& channel) {
+    Check(resolver_.Watch(channel));
+    channels_.emplace(channel.name(), channel);
+  }
+  PySample Resolve(const std::string& handle_json, std::optional<double> wait) {
+    const control::ShmHandle handle = ParseHandleJson(handle_json);
+    const auto deadline = DeadlineAfter(Clock::now(), wait.value_or(1.0));
+    for (;;) {
+      const auto left = deadline - std::min(Clock::now(), deadline);
+      const auto slice = std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::min<Clock::duration>(kSignalSlice, left));
+      Result<Sample> sample = [&] {
+        nb::gil_scoped_release release;
+        return resolver_.Resolve(handle, slice);
+      }();
+      if (sample.ok()) return Wrap(channels_.at(handle.segment_id), std::move(sample).value());
+      if (sample.status().code() != ErrorCode::kTimeout || Clock::now() >= deadline) {
+        Throw(sample.status());
+      }
+      RunSignalHandlers();
+    }
+  }
+  void Forget(const std::string& handle_json) { resolver_.Forget(ParseHandleJson(handle_json)); }
+
+ private:
+  static PySample Wrap(const Channel& channel, Sample sample) {
+    PySample out;
+    out.sequence = sample.sequence();
+    out.address = reinterpret_cast<uintptr_t>(sample.data().data());
+    out.offset = sample.offset();
+    out.size = sample.size();
+    if (channel.type_versions() > 0) {
+      nb::gil_scoped_release release;
+      out.arrow = Unwrap(DecodeArrowSample(channel, std::move(sample)));
+    } else {
+      out.raw = std::make_shared<const Sample>(std::move(sample));
+    }
+    return out;
+  }
+
+  control::HandleResolver resolver_;
+  std::map<std::string, Channel, std::less<>> channels_;
+};
+
+control::Dispatch DispatchOf(const std::string& name) {
+  if (name == "round-robin") return control::Dispatch::kRoundRobin;
+  if (name == "least-loaded") return control::Dispatch::kLeastLoaded;
+  Throw(Status::InvalidArgument("dispatch '" + name +
+                                "' is neither \"round-robin\" nor \"least-loaded\""));
+}
+
+}  // namespace
+
+void RegisterWorkflow(nb::module_& m) {
+  nb::module_ w = m.def_submodule("workflow", "The command/result workflow (quiver/control.h).");
+  w.attr("CONTROL_ENV") = control::kControlEnv;
+  w.attr("CONTROL_WORKERS_ENV") = control::kControlWorkersEnv;
+
+  nb::class_<control::PendingCall>(w, "PendingCall")
+      .def("wait", &WaitFor, "timeout"_a.none())
+      .def_prop_ro("done", &control::PendingCall::done)
+      .def_prop_ro("msg_id", &control::PendingCall::msg_id)
+      .def_prop_ro("worker", &control::PendingCall::worker);
+
+  nb::class_<control::Client>(w, "Client")
+      .def_static("from_fd",
+                  [](int fd, const std::string& worker) {
+                    return Unwrap(control::Client::FromFd(fd, worker));
+                  })
+      .def_static(
+          "connect_unix",
+          [](const std::string& path) { return Unwrap(control::Client::ConnectUnix(path)); })
+      .def_static("connect_tcp",
+                  [](uint16_t port, const std::string& token) {
+                    return Unwrap(control::Client::ConnectTcp(port, token));
+                  })
+      .def_static("for_worker",
+                  [](const std::string& name) { return Unwrap(control::Client::ForWorker(name)); })
+      .def("send",
+           [](control::Client& c, nb::bytes line) { return Unwrap(c.Send(ParseLine(line))); })
+      .def_prop_ro("in_flight", &control::Client::in_flight)
+      .def_prop_ro("connected", &control::Client::connected)
+      .def_prop_ro("worker", &control::Client::worker);
+
+  nb::class_<control::WorkerPool>(w, "WorkerPool")
+      .def_static("from_environment",
+                  [](const std::string& dispatch) {
+                    return Unwrap(control::WorkerPool::FromEnvironment(DispatchOf(dispatch)));
+                  })
+      .def_static("make",
+                  [](const std::string& dispatch) {
+                    return std::make_unique<control::WorkerPool>(DispatchOf(dispatch));
+                  })
+      // Takes the client over: the Python object is unusable afterwards (control.py drops it).
+      .def(
+          "add",
+          [](control::WorkerPool& pool, std::unique_ptr<control::Client> client) {
+            pool.Add(std::move(client));
+          },
+          "client"_a)
+      .def("call",
+           [](control::WorkerPool& pool, nb::bytes line, double timeout, int retries) {
+             Envelope command = ParseLine(line);
+             control::PoolCallOptions options;
+             options.timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout * 1000));
+             options.retries = retries;
+             Result<Envelope> r = [&] {
+               nb::gil_scoped_release release;
+               return pool.Call(command, options);
+             }();
+             return ToLine(Unwrap(std::move(r)));
+           })
+      .def_prop_ro("live_workers", &control::WorkerPool::live_workers)
+      .def("load", &control::WorkerPool::load);
+
+  nb::enum_<control::Dispatch>(w, "Dispatch")
+      .value("round_robin", control::Dispatch::kRoundRobin)
+      .value("least_loaded", control::Dispatch::kLeastLoaded);
+
+  nb::class_<PyWorker>(w, "Worker")
+      .def(nb::init<nb::dict>())
+      .def("add_streams", &PyWorker::AddStreams)
+      .def_prop_ro("types", &PyWorker::types)
+      .def("serve_fd",
+           [](PyWorker& w, int fd) { w.Run([fd](control::Worker& x) { return x.ServeFd(fd); }); })
+      .def("serve_stdio",
+           [](PyWorker& w) { w.Run([](control::Worker& x) { return x.ServeStdio(); }); })
+      .def("serve_from_environment",
+           [](PyWorker& w) { w.Run([](control::Worker& x) { return x.ServeFromEnvironment(); }); });
+
+  nb::class_<PyResolver>(w, "HandleResolver")
+      .def(nb::init<>())
+      .def("watch", &PyResolver::Watch)
+      .def("resolve", &PyResolver::Resolve, "handle_json"_a, "wait"_a.none())
+      .def("forget", &PyResolver::Forget);
+
+  w.def("start_stream", [](nb::bytes line) {
+    auto started = Unwrap(control::StartStream(ParseLine(line)));
+    return std::make_pair(std::move(started.first), ToLine(started.second));
+  });
+  w.def("handle_for_last", [](PyPublisher& publisher, const std::string& format) {
+    control::ShmFormat f = control::ShmFormat::kRaw;
+    bool known = false;
+    for (control::ShmFormat candidate : {control::ShmFormat::kRaw, control::ShmFormat::kTensor,
+                                         control::ShmFormat::kArrowStream}) {
+      if (control::ShmFormatName(candidate) == format) {
+        f = candidate;
+        known = true;
+      }
+    }
+    if (!known) Throw(Status::InvalidArgument("unknown shm_handle format '" + format + "'"));
+    return HandleJson(Unwrap(control::HandleForLast(publisher.publisher(), f)));
+  });
+}
+
+}  // namespace quiver::python
