@@ -227,7 +227,7 @@ class Supervisor {
     for (RunningNode& core : nodes_) {
       const NodeSpec& spec = *core.spec;
       if (spec.controls.empty()) continue;
-      std::string list;
+      std::vector<control::WorkerFd> workers;
       for (const std::string& name : spec.controls) {
         auto worker = std::find_if(nodes_.begin(), nodes_.end(),
                                    [&](const RunningNode& n) { return n.spec->name == name; });
@@ -248,7 +248,7 @@ class Supervisor {
         QUIVER_ASSIGN_OR_RETURN(UniqueFd core_end, AboveStdio(std::move(core_end_raw)));
         QUIVER_ASSIGN_OR_RETURN(UniqueFd worker_end, AboveStdio(std::move(worker_end_raw)));
 
-        list += (list.empty() ? "" : ",") + name + "=" + std::to_string(core_end.get());
+        workers.push_back({name, core_end.get()});
         core.request.inherited_fds.push_back(core_end.get());
         core.control_ends.push_back(std::move(core_end));
 
@@ -263,7 +263,8 @@ class Supervisor {
         worker->request.env.push_back(std::string(control::kControlEnv) + "=" + value);
         worker->control_ends.push_back(std::move(worker_end));
       }
-      core.request.env.push_back(std::string(control::kControlWorkersEnv) + "=" + list);
+      core.request.env.push_back(std::string(control::kControlWorkersEnv) + "=" +
+                                 control::FormatControlWorkers(workers));
     }
     return Status::OK();
   }
