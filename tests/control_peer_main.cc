@@ -1,10 +1,11 @@
 // A control-protocol peer for tests: serves protocol 2.0.0 on stdio (default), on a Unix
 // socket (--unix PATH; prints "ready" once listening) or on 127.0.0.1 (--tcp; prints
 // "port N"; clients authenticate with the token in $QUIVER_CONTROL_TOKEN). It exposes the
-// channels named by --expose NAME (repeatable, each watched from the start) and no others.
-// CMD_STREAM_START makes a stream (Streams); CMD_PROCESS resolves the safe shm_handle and
-// answers RES_DATA_READY with the CRC-32 of the sample it names; CMD_CUSTOM_ECHO (an
-// application's own type) answers RES_CUSTOM_ECHO with its payload. CMD_SHUTDOWN ends it.
+// channels named by --expose NAME (repeatable) and no others. CMD_WATCH {"segment_id"} (an
+// application's own type) watches an exposed channel, answering RES_OK with its capacity;
+// CMD_PROCESS resolves the safe shm_handle of a sample published there since, answering
+// RES_DATA_READY with its CRC-32; CMD_STREAM_START makes a stream (Streams); CMD_SHUTDOWN
+// ends it.
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
@@ -52,8 +53,18 @@ Result<Envelope> Process(const Envelope& request) {
   return response;
 }
 
-Result<Envelope> CustomEcho(const Envelope& request) {
-  return MakeEnvelope("RES_CUSTOM_ECHO", request.payload);
+Result<Envelope> WatchChannel(const Envelope& request) {
+  auto id = request.payload.find("segment_id");
+  if (id == request.payload.end() || !id->is_string()) {
+    return Status::InvalidArgument("CMD_WATCH needs payload.segment_id");
+  }
+  if (!Exposes(id->get<std::string>())) {
+    return Status::PermissionDenied("channel not exposed by this peer");
+  }
+  QUIVER_ASSIGN_OR_RETURN(quiver::Channel channel, quiver::Channel::Open(id->get<std::string>()));
+  const size_t capacity = channel.capacity();
+  QUIVER_RETURN_IF_ERROR(g_resolver.Watch(std::move(channel)));
+  return MakeEnvelope(kResOk, {{"segment_id", id->get<std::string>()}, {"capacity", capacity}});
 }
 
 int Fail(const Status& st) {
@@ -81,15 +92,10 @@ int main(int argc, char** argv) {
                                   "[--expose NAME]..."));
     }
   }
-  for (const std::string& name : g_exposed) {
-    Result<quiver::Channel> channel = quiver::Channel::Open(name);
-    if (!channel.ok()) return Fail(channel.status());
-    if (Status st = g_resolver.Watch(std::move(channel).value()); !st.ok()) return Fail(st);
-  }
   Streams streams;
   Handlers handlers;
   for (auto [type, handler] : {std::pair<std::string_view, Handler>{kCmdProcess, Process},
-                               {"CMD_CUSTOM_ECHO", CustomEcho},
+                               {"CMD_WATCH", WatchChannel},
                                {kCmdStreamStart, streams.handler()}}) {
     if (Status st = handlers.Add(type, handler); !st.ok()) return Fail(st);
   }

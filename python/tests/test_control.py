@@ -3,6 +3,7 @@ shm handles against the C++ peer (tests/control_peer_main.cc) over stdio, a Unix
 and loopback TCP."""
 
 import ctypes
+import dataclasses
 import json
 import os
 import pathlib
@@ -94,7 +95,7 @@ BAD_LINES = [
     ("id_not_uuid", line(valid(msg_id="abc")), "INVALID_ENVELOPE", False),
     ("type_missing", line(without("type")), "INVALID_ENVELOPE", True),
     ("type_number", line(valid(type=3)), "INVALID_ENVELOPE", True),
-    ("type_unknown", line(valid(type="CMD_EXTRACT_EVIDENCE")), "UNKNOWN_TYPE", True),
+    ("type_not_a_name", line(valid(type="CMD_extract-evidence")), "UNKNOWN_TYPE", True),
     ("payload_missing", line(without("payload")), "INVALID_ENVELOPE", True),
     ("payload_array", line(valid(payload=[])), "INVALID_ENVELOPE", True),
     ("process_without_handle", line(valid(payload={})), "INVALID_ENVELOPE", True),
@@ -162,8 +163,9 @@ def test_serialize_writes_what_the_cpp_side_writes():
         '{"msg_id":"%s","payload":{"shm_handle":{"format":"raw","offset":0,"segment_id":"f",'
         '"size":8},"z":1},"protocol_v":"2.0.0","type":"CMD_PROCESS"}' % ID)
     with pytest.raises(ProtocolError) as info:
-        control.serialize(Envelope(type="CMD_FLY"))
+        control.serialize(Envelope(type="CMD_fly"))
     assert info.value.code == "UNKNOWN_TYPE"
+    assert control.serialize(Envelope(type="CMD_FLY", msg_id=ID)).endswith('"CMD_FLY"}')
     with pytest.raises(ValueError):
         control.serialize(Envelope(type="RES_OK", payload={"x": float("nan")}))
     assert control.serialize(control.make_error("X", "m")).startswith('{"msg_id":null,')
@@ -230,48 +232,59 @@ def client(request, control_peer, name):
 
 
 @pytest.fixture
-def published(name):
-    """A channel holding two received samples: (channel name, [(offset, bytes), ...])."""
+def published(client, name):
+    """A channel the peer watches, then two samples published on it: (channel name, capacity,
+    [(safe handle, bytes), ...])."""
     channel = quiver.Channel.create(name, capacity="1MiB", max_samples=8)
-    subscriber = channel.subscriber()
+    assert client.request("CMD_WATCH", {"segment_id": name}).payload == {
+        "segment_id": name, "capacity": channel.capacity}
     publisher = channel.publisher()
-    publisher.publish_bytes(b"first sample " * 10)
-    publisher.publish_bytes(bytes(range(256)) * 3)
-    first = subscriber.receive(timeout=1.0)
-    second = subscriber.receive(timeout=1.0)
-    assert first.offset == 0, "the first loan starts the data area"
-    samples = [(s.offset, ctypes.string_at(s.address, s.size)) for s in (first, second)]
+    samples = []
+    for data in (b"first sample " * 10, bytes(range(256)) * 3):
+        publisher.publish_bytes(data)
+        samples.append((control.handle_for_last(publisher), data))
     yield name, channel.capacity, samples
-    del first, second, subscriber, publisher, channel
+    del publisher, channel
 
 
-def test_process_checksums_the_bytes_a_handle_names(client, published):
-    segment, capacity, samples = published
-    assert client.request("CMD_STREAM_START", {"segment_id": segment}).payload == {
-        "segment_id": segment, "capacity": capacity}
-    for offset, data in samples:
-        handle = ShmHandle(segment, offset, len(data), "raw")
+def test_process_checksums_the_sample_a_handle_names(client, published):
+    _, _, samples = published
+    for handle, data in reversed(samples):  # in any order
         answer = client.request("CMD_PROCESS", shm_handle=handle)
         assert answer.type == "RES_DATA_READY"
         assert answer.shm_handle == handle
         assert answer.payload["crc32"] == zlib.crc32(data)
+    with pytest.raises(quiver.StaleHandleError):  # resolved already: never another's bytes
+        client.request("CMD_PROCESS", shm_handle=samples[0][0])
 
 
 def test_handle_past_the_segment_end_is_handle_out_of_range(client, published):
-    segment, capacity, _ = published
-    for offset, size in [(capacity - 10, 11), (capacity, 1), (0, capacity + 1), (2**64 - 2, 1)]:
+    segment, capacity, samples = published
+    handle = samples[0][0]
+    for offset, size in [(capacity - 10, 11), (capacity, 1), (0, capacity + 1), (2**64 - 2, 1),
+                         (handle.offset, handle.size + 1)]:
         with pytest.raises(quiver.HandleOutOfRange) as info:
-            client.request("CMD_PROCESS", shm_handle=ShmHandle(segment, offset, size))
+            client.request("CMD_PROCESS", shm_handle=dataclasses.replace(
+                handle, offset=offset, size=size))
         assert info.value.code == "HANDLE_OUT_OF_RANGE"
-        assert info.value.cause is not None  # the bounds check it wraps
-    ok = client.request("CMD_PROCESS", shm_handle=ShmHandle(segment, capacity - 1, 1))
+    ok = client.request("CMD_PROCESS", shm_handle=handle)  # the refusals took nothing
     assert ok.type == "RES_DATA_READY"
+
+
+def test_a_handle_without_generation_and_sequence_is_refused(client, published):
+    segment, _, samples = published
+    unsafe = ShmHandle(segment, samples[0][0].offset, samples[0][0].size)
+    with pytest.raises(quiver.InvalidArgumentError, match="no generation and sequence"):
+        client.request("CMD_PROCESS", shm_handle=unsafe)
 
 
 def test_unknown_segment_is_not_found(client, name):
     with pytest.raises(quiver.NotFound) as info:
-        client.request("CMD_PROCESS", shm_handle=ShmHandle(f"{name}-absent", 0, 1))
+        client.request("CMD_PROCESS", shm_handle=ShmHandle(f"{name}-absent", 0, 1,
+                                                           generation=1, sequence=0))
     assert info.value.chain[0][0] == "NOT_FOUND"
+    with pytest.raises(quiver.NotFound):
+        client.request("CMD_WATCH", {"segment_id": f"{name}-absent"})
 
 
 def test_bad_lines_are_answered_in_order_and_the_connection_survives(client, name):
@@ -292,7 +305,8 @@ def test_bad_lines_are_answered_in_order_and_the_connection_survives(client, nam
         assert answer.payload["code"] == code
         assert answer.msg_id == (ID if echoes else None)
     with pytest.raises(quiver.NotFound):
-        client.request("CMD_PROCESS", shm_handle=ShmHandle(f"{name}-absent", 0, 1))
+        client.request("CMD_PROCESS", shm_handle=ShmHandle(f"{name}-absent", 0, 1,
+                                                           generation=1, sequence=0))
 
 
 def test_peer_on_stdio_answers_a_truncated_last_line_then_exits(control_peer):
@@ -313,9 +327,9 @@ def test_a_handle_to_a_channel_the_peer_does_not_expose_is_refused(client, publi
         with pytest.raises(quiver.PermissionDenied, match="does not expose channel"):
             client.request("CMD_PROCESS", shm_handle=ShmHandle(channel, 0, 1))
     with pytest.raises(quiver.PermissionDenied):
-        client.request("CMD_STREAM_START", {"segment_id": f"{segment}-private"})
-    offset, data = samples[0]
-    ok = client.request("CMD_PROCESS", shm_handle=ShmHandle(segment, offset, len(data)))
+        client.request("CMD_WATCH", {"segment_id": f"{segment}-private"})
+    handle, data = samples[0]
+    ok = client.request("CMD_PROCESS", shm_handle=handle)
     assert ok.payload["crc32"] == zlib.crc32(data)
     del other
 
