@@ -590,8 +590,8 @@ TEST(SupervisorTest, StdioWorkerTalksOnStdinAndStdoutAndOnlyItsStderrIsRelayed) 
 }
 
 // A worker killed by a signal closes its end with everything else: its core reads EOF at
-// once. (The worker's failure also stops the pipeline; the core ignores SIGTERM so that it can
-// say what it saw.)
+// once. The worker's failure is its core's to handle: the pipeline goes on while the core runs
+// and completes when it does, its report naming the worker.
 TEST(SupervisorTest, WorkerThatDiesIsSeenByItsCoreAsEndOfFile) {
   TempDir dir;
   NodeSpec core = Peer("core", {"core", "w", "--await-eof", dir / "eof"});
@@ -602,7 +602,12 @@ TEST(SupervisorTest, WorkerThatDiesIsSeenByItsCoreAsEndOfFile) {
   options.grace_period = seconds(20);  // the core ends by itself, well before
   auto report = RunPipeline(p, options);
   ASSERT_TRUE(report.ok()) << report.status().ToString();
-  EXPECT_EQ(report->failed_node, "w");
+  EXPECT_EQ(report->failed_node, "");
+  EXPECT_EQ(report->exit_code, 0);
+  EXPECT_EQ(report->summary,
+            "pipeline completed; worker 'w' killed by signal 9 (SIGKILL), left to its core 'core'");
+  EXPECT_EQ(report->nodes[1].left_to_core, "core");
+  EXPECT_FALSE(report->nodes[0].stopped);
   EXPECT_EQ(report->nodes[1].Describe(), "killed by signal 9 (SIGKILL)");
   EXPECT_EQ(report->nodes[0].Describe(), "exit code 0")
       << ::testing::PrintToString(report->nodes[0].last_stderr);

@@ -392,6 +392,17 @@ class Supervisor {
     node.alive = false;
     node.child.pidfd.Reset();
     const bool failed = !status.ok() || !status->success();
+    // A worker's death is its core's to handle (it reads the end of their connection and
+    // can retry elsewhere, WorkerPool does): while the core runs, the pipeline goes on.
+    const NodeSpec* core = pipeline_.CoreOf(node.spec->name);
+    const bool core_alive =
+        core != nullptr && std::any_of(nodes_.begin(), nodes_.end(), [&](const RunningNode& n) {
+          return n.spec == core && n.alive;
+        });
+    if (failed && core_alive) {
+      node.outcome.left_to_core = core->name;
+      return;
+    }
     if (failed && phase_ == Phase::kRunning) BeginStop(i, std::nullopt);
   }
 
@@ -533,6 +544,12 @@ class Supervisor {
       report.summary = "stopped by " + SignalName(*stop_signal_);
     } else {
       report.summary = "pipeline completed";
+    }
+    for (const NodeOutcome& n : report.nodes) {
+      if (!n.left_to_core.empty()) {
+        report.summary += "; worker '" + n.name + "' " + n.Describe() + ", left to its core '" +
+                          n.left_to_core + "'";
+      }
     }
     return report;
   }

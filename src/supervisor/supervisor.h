@@ -66,6 +66,9 @@ struct NodeOutcome {
   int code = 0;             ///< exit code or signal number
   bool stopped = false;     ///< it was still running when the supervisor stopped the pipeline
   std::string start_error;  ///< why it could not start, if it could not
+  /// A worker that failed while its core ran: the core's to handle (it reads the end of
+  /// their control connection), so the pipeline went on. The core's name.
+  std::string left_to_core;
   std::vector<std::string> last_stderr;
   /// "exit code 0", "killed by signal 15 (SIGTERM)", "failed to start: ...".
   std::string Describe() const;
