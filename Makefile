@@ -3,7 +3,8 @@
 #   make build   configure + build (build/, or build-asan/ when sanitizing)
 #   make test    deps + build + ctest + pytest   (ASan+UBSan when CI=true or QUIVER_SANITIZE=1)
 #   make test-tsan  deps + ThreadSanitizer build (build-tsan/) + ctest (C++ tests only)
-#   make demo    the Ledger pipeline (examples/ledger.toml) with a report, vs JSON over stdio
+#   make demo    the Ledger pipeline (examples/ledger.toml) with a report, vs JSON over stdio,
+#                then the Evidence command/result pipeline (examples/evidence.toml)
 #   make python  build and install the Python package into .venv (pip install .)
 #   make bench   deps + Release build (build-release/) + the benchmark suite (bench/suite.py)
 #   make bench-quick  the same workloads at small counts (under 2 minutes)
@@ -103,6 +104,7 @@ demo: deps
 	@$(MAKE) --no-print-directory build CI= QUIVER_SANITIZE=0
 	@$(MAKE) --no-print-directory python
 	$(PYTHON) examples/ledger/demo.py --build $(CURDIR)/build
+	PATH=$(CURDIR)/build:$(dir $(PYTHON)):$$PATH build/quiver run examples/evidence.toml
 
 # The Python package, installed into .venv the way a user would (`pip install .`), built
 # against the venv's own pyarrow (no build isolation), incrementally in build-py/.
