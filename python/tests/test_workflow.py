@@ -217,3 +217,31 @@ def test_an_arrow_stream_resolves_to_a_record_batch(served, name):
     got = sample.to_arrow()
     assert got.equals(batch)
     del got, sample
+
+
+def test_the_readme_workflow_example_runs(name):
+    """The README's command/result example, run as written (on this test's channel name), and
+    what its comment claims."""
+    import pathlib
+    import re
+    readme = (pathlib.Path(__file__).resolve().parents[2] / "README.md").read_text()
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S)
+              if "CommandClient" in b]
+    assert len(blocks) == 1, "the README has one workflow example"
+    code = blocks[0]
+    assert '"pages"' in code
+    namespace = {}
+    before = set(threading.enumerate())
+    exec(compile(code.replace('"pages"', repr(name)), "README.md", "exec"), namespace)
+    claims = re.findall(r"^(\S.*?)\s+# (ImageFrameInfo\(.*\))$", code, re.M)
+    assert len(claims) == 1
+    for expression, claimed in claims:
+        assert repr(eval(expression, namespace)) == claimed
+    assert namespace["result"].type == "RES_DATA_READY"
+    assert namespace["result"].payload["page"] == 3
+    for t in set(threading.enumerate()) - before:  # the example's worker: ended by CMD_SHUTDOWN
+        t.join(timeout=10)
+        assert not t.is_alive()
+    namespace.clear()
+    import gc
+    gc.collect()
