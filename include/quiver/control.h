@@ -25,6 +25,7 @@
 #include <string_view>
 #include <vector>
 
+#include "quiver/arrow.h"
 #include "quiver/channel.h"
 #include "quiver/envelope.h"
 #include "quiver/sample_header.h"
@@ -186,6 +187,9 @@ class Streams {
   /// The publisher of stream `name`, or kNotFound naming the streams there are. The pointer
   /// stays valid while this Streams lives; publish from one thread at a time.
   Result<Publisher*> Find(std::string_view name);
+  /// The Arrow publisher of stream `name`, started with a schema; kInvalidArgument for a
+  /// stream without one, kNotFound as Find.
+  Result<ArrowPublisher*> FindArrow(std::string_view name);
 
  private:
   struct Impl;

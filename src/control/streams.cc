@@ -1,6 +1,7 @@
 // Streams: the result channels a worker publishes on (CMD_STREAM_START), and the safe handles
 // of what it publishes.
 #include <map>
+#include <optional>
 
 #include "quiver/arrow.h"
 #include "quiver/control.h"
@@ -23,8 +24,22 @@ Result<uint64_t> OptionalCount(const nlohmann::json& payload, const char* key, u
 }  // namespace
 
 struct Streams::Impl {
+  struct Stream {
+    std::optional<ArrowPublisher> arrow;  // a stream with a schema
+    std::optional<Publisher> raw;         // one without
+    Publisher& publisher() { return arrow ? arrow->publisher() : *raw; }
+  };
+  Result<Stream*> Find(std::string_view name) {
+    auto it = publishers.find(name);
+    if (it != publishers.end()) return it->second.get();
+    std::string names;
+    for (const auto& [n, pub] : publishers) names += (names.empty() ? "" : ", ") + n;
+    return Status::NotFound("no stream '" + std::string(name) + "' was started (" +
+                            (names.empty() ? std::string("none is") : "there are: " + names) +
+                            ")");
+  }
   std::mutex mu;
-  std::map<std::string, std::unique_ptr<Publisher>, std::less<>> publishers;
+  std::map<std::string, std::unique_ptr<Stream>, std::less<>> publishers;
 };
 
 Streams::Streams() : impl_(std::make_unique<Impl>()) {}
@@ -81,9 +96,15 @@ Result<Envelope> Streams::Start(const Envelope& command) {
                                  "' is started already");
   }
   QUIVER_ASSIGN_OR_RETURN(auto started, StartStream(command));
-  QUIVER_ASSIGN_OR_RETURN(Publisher publisher, started.first.CreatePublisher());
-  impl_->publishers.emplace(started.first.name(),
-                            std::make_unique<Publisher>(std::move(publisher)));
+  auto stream = std::make_unique<Impl::Stream>();
+  if (started.first.type_versions() > 0) {
+    QUIVER_ASSIGN_OR_RETURN(ArrowPublisher publisher, ArrowPublisher::Make(started.first));
+    stream->arrow.emplace(std::move(publisher));
+  } else {
+    QUIVER_ASSIGN_OR_RETURN(Publisher publisher, started.first.CreatePublisher());
+    stream->raw.emplace(std::move(publisher));
+  }
+  impl_->publishers.emplace(started.first.name(), std::move(stream));
   return std::move(started.second);
 }
 
@@ -93,12 +114,18 @@ Handler Streams::handler() {
 
 Result<Publisher*> Streams::Find(std::string_view name) {
   std::lock_guard lock(impl_->mu);
-  auto it = impl_->publishers.find(name);
-  if (it != impl_->publishers.end()) return it->second.get();
-  std::string names;
-  for (const auto& [n, pub] : impl_->publishers) names += (names.empty() ? "" : ", ") + n;
-  return Status::NotFound("no stream '" + std::string(name) + "' was started (" +
-                          (names.empty() ? std::string("none is") : "there are: " + names) + ")");
+  QUIVER_ASSIGN_OR_RETURN(Impl::Stream * stream, impl_->Find(name));
+  return &stream->publisher();
+}
+
+Result<ArrowPublisher*> Streams::FindArrow(std::string_view name) {
+  std::lock_guard lock(impl_->mu);
+  QUIVER_ASSIGN_OR_RETURN(Impl::Stream * stream, impl_->Find(name));
+  if (!stream->arrow) {
+    return Status::InvalidArgument("stream '" + std::string(name) +
+                                   "' has no schema: publish bytes, tensors or frames on it");
+  }
+  return &*stream->arrow;
 }
 
 Result<ShmHandle> HandleForLast(const Publisher& publisher, ShmFormat format) {

@@ -361,6 +361,25 @@ TEST(StreamsTest, StreamStartNegotiatesAChannelAndHandlesResolveToTheSample) {
   }
 }
 
+TEST(StreamsTest, AStreamWithASchemaHasAnArrowPublisher) {
+  Streams streams;
+  const std::string typed = UniqueName("typed"), raw = UniqueName("raw");
+  auto started = streams.Start(MakeEnvelope(
+      kCmdStreamStart, {{"stream", typed},
+                        {"capacity", 1 << 20},
+                        {"schema", nlohmann::json::parse(R"([{"name":"id","type":"int64"}])")}}));
+  ASSERT_TRUE(started.ok()) << started.status().ToString();
+  ASSERT_TRUE(streams.Start(MakeEnvelope(kCmdStreamStart, {{"stream", raw}, {"capacity", 4096}}))
+                  .ok());
+  auto arrow = streams.FindArrow(typed);
+  ASSERT_TRUE(arrow.ok()) << arrow.status().ToString();
+  EXPECT_EQ(streams.FindArrow(raw).status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_TRUE(streams.Find(typed).ok());
+  auto missing = streams.Find("wf-none");
+  EXPECT_EQ(missing.status().code(), ErrorCode::kNotFound);
+  EXPECT_NE(missing.status().message().find(typed), std::string::npos);
+}
+
 class ResolverTest : public ::testing::Test {
  protected:
   void SetUp() override {
