@@ -14,7 +14,7 @@ namespace {
 Result<uint64_t> OptionalCount(const nlohmann::json& payload, const char* key, uint64_t fallback) {
   auto it = payload.find(key);
   if (it == payload.end()) return fallback;
-  if (!it->is_number_unsigned()) {
+  if (!it->is_number_integer() || (!it->is_number_unsigned() && it->get<int64_t>() < 0)) {
     return Status::InvalidArgument(std::string("CMD_STREAM_START payload.") + key +
                                    " must be a whole number of at least 0");
   }

@@ -64,19 +64,24 @@ Result<Envelope> WorkerPool::Call(const Envelope& command, PoolCallOptions optio
     if (worker == nullptr) break;
     tried += (tried.empty() ? "" : ", ") + worker->worker();
     Result<Envelope> result = Status::OK();
+    bool died = false;
     Result<PendingCall> call = worker->Send(sent);
     if (call.ok()) {
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
           deadline - std::chrono::steady_clock::now());
       result = call->Wait(std::max(left, std::chrono::milliseconds(0)));
+      // Its connection ended with the command unanswered (an answer of code PEER_DIED from a
+      // live worker is an answer).
+      died = !result.ok() && result.status().code() == ErrorCode::kPeerGone &&
+             !worker->connected();
     } else {
+      // Not even sent: the connection broke (its reader may not have seen the end yet).
       result = call.status();
+      died = call.status().code() == ErrorCode::kPeerGone;
     }
     // Only the death of the worker is retried: an answer (an error too) or a timeout means
     // the command may have run, and it must not run twice.
-    if (result.ok() || result.status().code() != ErrorCode::kPeerGone || worker->connected()) {
-      return result;
-    }
+    if (!died) return result;
     lost = lost ? result.status().Wrap(ErrorCode::kPeerGone, lost->ToString()) : result.status();
   }
   std::string what = sent.type + " (msg_id " + sent.msg_id + ")";
