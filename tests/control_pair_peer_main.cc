@@ -9,7 +9,7 @@
 //       --await-eof FILE: ignores SIGTERM, waits for EOF from the first worker (which dies)
 //       and writes "eof" to FILE. Either way it then exits, so the other workers read EOF.
 //   control_pair_peer_main worker [--die-after-reply]
-//       Serves QUIVER_CONTROL (an fd, or "stdio": fd 0 and 1, which must be one socket):
+//       Serves QUIVER_CONTROL ("R:W", two pipes, or "stdio": fd 0 and 1, which must be pipes):
 //       answers each line as above, exits 0 on {"bye":true} or EOF; --die-after-reply:
 //       SIGKILLs itself after its first answer. Says "ready" on stderr and on stdout.
 //   control_pair_peer_main bystander
@@ -37,7 +37,7 @@ namespace {
 
 constexpr int kTimeoutMs = 10000;
 
-// "name=fd,name=fd" as (name, fd) pairs; an empty or absent list is empty.
+// QUIVER_CHANNELS, "name=fd,name=fd", as (name, fd) pairs; an empty or absent list is empty.
 std::vector<std::pair<std::string, int>> ParseFdList(const char* text) {
   std::vector<std::pair<std::string, int>> out;
   std::string_view rest = text == nullptr ? "" : text;
@@ -64,12 +64,16 @@ std::string Join(const std::set<int>& fds) {
 bool HoldsExactlyItsFds() {
   std::set<int> expected = {0, 1, 2};
   for (const auto& [name, fd] : ParseFdList(std::getenv("QUIVER_CHANNELS"))) expected.insert(fd);
-  for (const auto& [name, fd] : ParseFdList(std::getenv(quiver::control::kControlWorkersEnv))) {
-    expected.insert(fd);
+  if (const char* list = std::getenv(quiver::control::kControlWorkersEnv)) {
+    auto workers = quiver::control::ParseControlWorkers(list);
+    if (!workers.ok()) return false;
+    for (const auto& w : *workers) expected.insert({w.fds.read_fd, w.fds.write_fd});
   }
   if (const char* control = std::getenv(quiver::control::kControlEnv);
       control != nullptr && std::string_view(control) != "stdio") {
-    expected.insert(std::atoi(control));
+    auto fds = quiver::control::ParseControlFds(control);
+    if (!fds.ok()) return false;
+    expected.insert({fds->read_fd, fds->write_fd});
   }
   std::set<int> open;
   DIR* dir = ::opendir("/proc/self/fd");
@@ -156,17 +160,20 @@ int Core(const std::vector<std::string>& args) {
   if (mode == "--await-eof") ::signal(SIGTERM, SIG_IGN);
   if (std::getenv(quiver::control::kControlEnv) != nullptr)
     return Fail(11, "core has QUIVER_CONTROL");
-  const auto workers = ParseFdList(std::getenv(quiver::control::kControlWorkersEnv));
+  const char* list_env = std::getenv(quiver::control::kControlWorkersEnv);
+  auto parsed = quiver::control::ParseControlWorkers(list_env ? list_env : "");
+  if (!parsed.ok()) return Fail(12, parsed.status().ToString());
+  const std::vector<quiver::control::WorkerFd>& workers = *parsed;
   std::vector<std::string> got_names;
-  for (const auto& [name, fd] : workers) got_names.push_back(name);
+  for (const auto& w : workers) got_names.push_back(w.name);
   if (got_names != names) {
     const char* list = std::getenv(quiver::control::kControlWorkersEnv);
     return Fail(12, std::string("QUIVER_CONTROL_WORKERS=") + (list ? list : "(unset)"));
   }
   std::vector<LineReader> readers;
-  for (const auto& [name, fd] : workers) {
-    readers.emplace_back(fd);
-    if (!WriteLine(fd, Request(name))) return Fail(13, "write to " + name);
+  for (const auto& [name, fds] : workers) {
+    readers.emplace_back(fds.read_fd);
+    if (!WriteLine(fds.write_fd, Request(name))) return Fail(13, "write to " + name);
     std::string line;
     if (readers.back().Next(&line) != LineReader::Got::kLine)
       return Fail(14, "no reply from " + name);
@@ -175,7 +182,7 @@ int Core(const std::vector<std::string>& args) {
   if (workers.empty()) return 0;
   std::string line;
   if (mode == "--bye-first") {
-    if (!WriteLine(workers[0].second, kBye)) return Fail(16, "write bye");
+    if (!WriteLine(workers[0].fds.write_fd, kBye)) return Fail(16, "write bye");
     if (readers[0].Next(&line) != LineReader::Got::kEof) return Fail(17, "no EOF after bye");
   } else if (mode == "--await-eof") {
     if (readers[0].Next(&line) != LineReader::Got::kEof)
@@ -194,18 +201,23 @@ int Worker(const std::vector<std::string>& args) {
   if (std::string_view(control) == "stdio") {
     struct stat st0 {
     }, st1{};
-    if (::fstat(0, &st0) != 0 || ::fstat(1, &st1) != 0 || !S_ISSOCK(st0.st_mode) ||
-        st0.st_ino != st1.st_ino || st0.st_dev != st1.st_dev) {
-      return Fail(21, "stdin and stdout are not one socket");
+    if (::fstat(0, &st0) != 0 || ::fstat(1, &st1) != 0 || !S_ISFIFO(st0.st_mode) ||
+        !S_ISFIFO(st1.st_mode) || st0.st_ino == st1.st_ino) {
+      return Fail(21, "stdin and stdout are not two pipes");
     }
     in = 0;
     out = 1;
   } else {
-    in = out = std::atoi(control);
-    struct stat st {};
-    if (in <= 2 || ::fstat(in, &st) != 0 || !S_ISSOCK(st.st_mode)) {
-      return Fail(22, std::string("QUIVER_CONTROL=") + control + " is not a socket");
+    auto fds = quiver::control::ParseControlFds(control);
+    struct stat st_in {
+    }, st_out{};
+    if (!fds.ok() || fds->read_fd <= 2 || fds->write_fd <= 2 ||
+        ::fstat(fds->read_fd, &st_in) != 0 || ::fstat(fds->write_fd, &st_out) != 0 ||
+        !S_ISFIFO(st_in.st_mode) || !S_ISFIFO(st_out.st_mode)) {
+      return Fail(22, std::string("QUIVER_CONTROL=") + control + " is not two pipes");
     }
+    in = fds->read_fd;
+    out = fds->write_fd;
     std::printf("%s ready\n", name);  // relayed: a socket worker's stdout is its own
     std::fflush(stdout);
   }

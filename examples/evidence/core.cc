@@ -106,7 +106,7 @@ int main(int argc, char** argv) {
       R"([{"name":"page","type":"int64"},{"name":"row","type":"int64"},
           {"name":"amount","type":"float64"},{"name":"code","type":"utf8"}])");
   for (const WorkerFd& w : *workers) {
-    auto client = Client::FromFd(w.fd, w.name);
+    auto client = Client::FromFds(w.fds, w.name);
     if (!client.ok()) return Fail(client.status().ToString());
     const std::string tag = w.name + "-" + std::to_string(::getpid());
     for (auto [kind, payload] :

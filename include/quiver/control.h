@@ -57,12 +57,44 @@ class Handlers {
   std::map<std::string, Handler, std::less<>> handlers_;
 };
 
-/// A command sent and not yet answered. A handle: copies share the call. Thread-safe.
+/// The environment variables `quiver run` sets for control connections. A connection is a
+/// pair of pipes, written "R:W" (the fd read from, the fd written to), or a connected socket,
+/// written as its one fd "N".
+inline constexpr char kControlEnv[] = "QUIVER_CONTROL";  ///< a worker's: "R:W", "N" or "stdio"
+inline constexpr char kControlWorkersEnv[] = "QUIVER_CONTROL_WORKERS";  ///< "name=R:W,..."
+
+/// The fds of one end of a control connection: two pipes, or one socket (read == write).
+struct ControlFds {
+  int read_fd = -1;
+  int write_fd = -1;
+  bool operator==(const ControlFds&) const = default;
+};
+/// "R:W", or "N" for a socket.
+std::string FormatControlFds(ControlFds fds);
+/// Reads "R:W" or "N" (fds >= 0). kInvalidArgument otherwise.
+Result<ControlFds> ParseControlFds(std::string_view text);
+
+/// One worker connection of a core: the worker's node name and the core's end.
+struct WorkerFd {
+  std::string name;
+  ControlFds fds;
+  bool operator==(const WorkerFd&) const = default;
+};
+/// The value of QUIVER_CONTROL_WORKERS for `workers`: "name=R:W,name=R:W".
+std::string FormatControlWorkers(const std::vector<WorkerFd>& workers);
+/// Reads a QUIVER_CONTROL_WORKERS value. kInvalidArgument naming the entry for anything but
+/// "name=R:W" (or "name=N") entries, node names as pipeline files spell them, separated by ",".
+Result<std::vector<WorkerFd>> ParseControlWorkers(std::string_view text);
+
+/// A command sent and not yet answered. A handle: copies share the call. Thread-safe; it
+/// outlives its Client (its calls then fail kPeerGone).
 class PendingCall {
  public:
   /// Waits up to `timeout` for the result: the RES_* envelope, or its RES_ERROR_V2 as the
   /// Status chain. kTimeout if it has not come (the call stays pending: wait again);
-  /// kPeerGone, naming the worker, if the connection ended first.
+  /// kPeerGone, naming the worker, if the connection ended first. The waiting caller reads
+  /// the connection itself while no other caller does (results of other calls are handed
+  /// to them), so a result reaches it with a single wake-up.
   Result<Envelope> Wait(std::chrono::milliseconds timeout) const;
   /// True once the result (or the end of the connection) is in.
   bool done() const;
@@ -84,12 +116,15 @@ class Client {
   /// Over a connected stream socket (a socketpair end, an accepted connection), which the
   /// client owns from now on. `worker` names the peer in errors.
   static Result<std::unique_ptr<Client>> FromFd(int fd, std::string worker = "worker");
+  /// Over a pair of pipes (read from `fds.read_fd`, write to `fds.write_fd`), or a socket
+  /// (both the same), owned from now on.
+  static Result<std::unique_ptr<Client>> FromFds(ControlFds fds, std::string worker = "worker");
   /// Connects to a worker's Unix socket at `path`.
   static Result<std::unique_ptr<Client>> ConnectUnix(std::string_view path);
   /// Connects to 127.0.0.1:`port` and authenticates with `token` (CMD_AUTH) first.
   static Result<std::unique_ptr<Client>> ConnectTcp(uint16_t port, std::string_view token);
   /// The connection `quiver run` made to worker `name` of this node (the pipeline file's
-  /// `controls = [...]`): the fd in QUIVER_CONTROL_WORKERS. kNotFound naming the workers
+  /// `controls = [...]`): its fds in QUIVER_CONTROL_WORKERS. kNotFound naming the workers
   /// this node has if `name` is not one of them.
   static Result<std::unique_ptr<Client>> ForWorker(std::string_view name);
 
@@ -110,10 +145,11 @@ class Client {
   bool connected() const;
   const std::string& worker() const;
 
+  struct Impl;  // control/client.cc
+
  private:
-  struct Impl;
-  explicit Client(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
+  explicit Client(std::shared_ptr<Impl> impl);
+  std::shared_ptr<Impl> impl_;
 };
 
 struct WorkerOptions {
@@ -123,7 +159,14 @@ struct WorkerOptions {
   /// before a handler sees them). Empty: any channel of this user, as the connection comes
   /// from a process of this user (a socketpair `quiver run` made, or a Unix socket).
   std::function<bool(std::string_view channel)> exposes;
+  /// How long the worker polls for the next command without sleeping after it answered one
+  /// (as a subscriber spins before its futex sleep): a command that comes within it skips a
+  /// wake-up. 0: it sleeps at once (an idle worker then uses no CPU between commands).
+  std::chrono::nanoseconds spin = std::chrono::microseconds(50);
 };
+
+/// How long a Client polls for a result without sleeping before it blocks.
+inline constexpr std::chrono::microseconds kClientSpin{50};
 
 /// The commanded end: answers the commands of one connection with its handlers, in order,
 /// until the client sends CMD_SHUTDOWN or closes the connection. A command with no handler
@@ -135,32 +178,19 @@ class Worker {
 
   /// Serves the connected socket `fd` (owned from now on) on the calling thread.
   Status ServeFd(int fd);
+  /// Serves a pair of pipes (or a socket: both the same), owned from now on.
+  Status ServeFds(ControlFds fds);
   /// Serves stdin/stdout (the protocol's stdio mode): lines in on fd 0, out on fd 1.
   Status ServeStdio();
-  /// Serves the connection `quiver run` gave this node: QUIVER_CONTROL=<fd>, or
-  /// QUIVER_CONTROL=stdio for a node of `control = "stdio"`. kNotFound if it has none.
+  /// Serves the connection `quiver run` gave this node: QUIVER_CONTROL=R:W (its pipes), or
+  /// QUIVER_CONTROL=stdio for a node of `control = "stdio"` (stdin and stdout are the
+  /// pipes). kNotFound if it has none.
   Status ServeFromEnvironment();
 
  private:
   Handlers handlers_;
   WorkerOptions options_;
 };
-
-/// The environment variables `quiver run` sets for control connections.
-inline constexpr char kControlEnv[] = "QUIVER_CONTROL";  ///< a worker's: fd or "stdio"
-inline constexpr char kControlWorkersEnv[] = "QUIVER_CONTROL_WORKERS";  ///< "name=fd,name=fd"
-
-/// One worker connection of a core: the worker's node name and the core's fd.
-struct WorkerFd {
-  std::string name;
-  int fd = -1;
-  bool operator==(const WorkerFd&) const = default;
-};
-/// The value of QUIVER_CONTROL_WORKERS for `workers`: "name=fd,name=fd".
-std::string FormatControlWorkers(const std::vector<WorkerFd>& workers);
-/// Reads a QUIVER_CONTROL_WORKERS value. kInvalidArgument naming the entry for anything but
-/// "name=fd" entries (node names as pipeline files spell them, fds >= 0) separated by ",".
-Result<std::vector<WorkerFd>> ParseControlWorkers(std::string_view text);
 
 /// The channels a worker publishes results on, one publisher each, made by CMD_STREAM_START:
 ///   {"stream": "evidence-1",        the channel's name (Channel::Create rules)

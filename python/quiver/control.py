@@ -390,6 +390,12 @@ class CommandClient:
         return cls(_wf.Client.from_fd(fd, worker))
 
     @classmethod
+    def from_fds(cls, read_fd: int, write_fd: int, worker: str = "worker") -> "CommandClient":
+        """Over two pipes: results read from ``read_fd``, commands written to ``write_fd``
+        (owned from now on), as ``quiver run`` connects a core and its worker."""
+        return cls(_wf.Client.from_fds(read_fd, write_fd, worker))
+
+    @classmethod
     def connect_unix(cls, path: str) -> "CommandClient":
         return cls(_wf.Client.connect_unix(path))
 
@@ -571,12 +577,17 @@ class Worker:
         return list(self._w.types)
 
     def serve(self) -> None:
-        """Serves the connection ``quiver run`` gave this node (``QUIVER_CONTROL``: an fd, or
-        ``stdio``) until ``CMD_SHUTDOWN`` or the end of the connection."""
+        """Serves the connection ``quiver run`` gave this node (``QUIVER_CONTROL``: two pipes
+        ``R:W``, or ``stdio``) until ``CMD_SHUTDOWN`` or the end of the connection."""
         self._w.serve_from_environment()
 
     def serve_fd(self, fd: int) -> None:
+        """Serves a connected socket (owned from now on)."""
         self._w.serve_fd(fd)
+
+    def serve_fds(self, read_fd: int, write_fd: int) -> None:
+        """Serves two pipes: commands read from ``read_fd``, results written to ``write_fd``."""
+        self._w.serve_fds(read_fd, write_fd)
 
     def serve_stdio(self) -> None:
         self._w.serve_stdio()

@@ -203,6 +203,10 @@ void RegisterWorkflow(nb::module_& m) {
                   [](int fd, const std::string& worker) {
                     return Unwrap(control::Client::FromFd(fd, worker));
                   })
+      .def_static("from_fds",
+                  [](int read_fd, int write_fd, const std::string& worker) {
+                    return Unwrap(control::Client::FromFds({read_fd, write_fd}, worker));
+                  })
       .def_static(
           "connect_unix",
           [](const std::string& path) { return Unwrap(control::Client::ConnectUnix(path)); })
@@ -259,6 +263,10 @@ void RegisterWorkflow(nb::module_& m) {
       .def_prop_ro("types", &PyWorker::types)
       .def("serve_fd",
            [](PyWorker& w, int fd) { w.Run([fd](control::Worker& x) { return x.ServeFd(fd); }); })
+      .def("serve_fds",
+           [](PyWorker& w, int read_fd, int write_fd) {
+             w.Run([&](control::Worker& x) { return x.ServeFds({read_fd, write_fd}); });
+           })
       .def("serve_stdio",
            [](PyWorker& w) { w.Run([](control::Worker& x) { return x.ServeStdio(); }); })
       .def("serve_from_environment",

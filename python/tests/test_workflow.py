@@ -70,6 +70,19 @@ def test_application_commands_are_answered_and_matched_by_msg_id(served):
     assert s.client.in_flight == 0
 
 
+def test_two_pipes_carry_the_workflow_as_quiver_run_connects_it():
+    to_worker, to_core = os.pipe(), os.pipe()
+    worker = Worker({"CMD_ECHO": lambda c: c.payload})
+    thread = threading.Thread(target=worker.serve_fds, args=(to_worker[0], to_core[1]))
+    thread.start()
+    client = CommandClient.from_fds(to_core[0], to_worker[1], "piped")
+    calls = [client.send("CMD_ECHO", {"i": i}) for i in range(30)]
+    assert [c.wait(10).payload["i"] for c in calls] == list(range(30))
+    client.close()  # the worker reads the end of its commands and returns
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+
+
 def test_asyncio_awaits_many_commands_at_once(served):
     s = served({"CMD_SQUARE": lambda c: {"y": c.payload["x"] ** 2}})
 

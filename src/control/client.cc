@@ -1,6 +1,7 @@
-// Client: the commanding end of one control connection. A reader thread matches results to
-// the calls waiting for them by msg_id.
+// Client: the commanding end of one control connection. Callers that wait read the
+// connection themselves, one at a time, and match results to calls by msg_id.
 #include <fcntl.h>
+#include <poll.h>
 
 #include <condition_variable>
 #include <cstdlib>
@@ -16,23 +17,101 @@ struct PendingCall::State {
   std::string msg_id;
   std::string type;
   std::string worker;
-  std::mutex mu;
-  std::condition_variable cv;
-  std::optional<Result<Envelope>> result;  // guarded by mu
+  std::shared_ptr<Client::Impl> client;    // the connection it waits on
+  std::optional<Result<Envelope>> result;  // guarded by the client's mu
+};
 
-  void Complete(Result<Envelope> r) {
-    {
-      std::lock_guard lock(mu);
-      if (result) return;
-      result.emplace(std::move(r));
+// No thread of its own: a caller that waits reads the connection itself (one at a time; the
+// others wait for their result or for the reading to be free), so a result reaches its
+// caller with one wake-up, as a plain pipe would. Results that arrive for other calls are
+// handed to them on the way.
+struct Client::Impl {
+  Impl(Connection c, std::string w) : connection(std::move(c)), worker(std::move(w)) {
+    connection.set_spin(kClientSpin);
+  }
+
+  // Waits until `call` has its result, reading the connection while nobody else does, up to
+  // `deadline`. Returns with the lock held.
+  void WaitFor(PendingCall::State& call, std::unique_lock<std::mutex>& lock,
+               std::chrono::steady_clock::time_point deadline) {
+    while (!call.result) {
+      const auto now = std::chrono::steady_clock::now();
+      if (now >= deadline) return;
+      if (reading) {
+        cv.wait_until(lock, deadline);
+        continue;
+      }
+      reading = true;
+      lock.unlock();
+      ReadOne(std::chrono::ceil<std::chrono::milliseconds>(deadline - now));
+      lock.lock();
+      reading = false;
+      cv.notify_all();  // results came in, or another caller may read now
     }
+  }
+
+  // Reads and dispatches one line, waiting at most `idle` for it (0: only what is there).
+  // The caller holds the reading role, not the lock.
+  void ReadOne(std::chrono::milliseconds idle) {
+    Result<std::optional<std::string>> line =
+        connection.ReadLine(std::max(idle, std::chrono::milliseconds(1)));
+    if (!line.ok()) {
+      const ErrorCode code = line.status().code();
+      // A line too long was skipped (reported once); nothing came yet: both go on.
+      if (code == ErrorCode::kCapacityExceeded || code == ErrorCode::kTimeout) return;
+      Close(line.status().Wrap(ErrorCode::kPeerGone,
+                               "the control connection to worker '" + worker + "' broke"));
+      return;
+    }
+    if (!line->has_value()) {
+      Close(Status::PeerGone("worker '" + worker + "' closed its control connection"));
+      return;
+    }
+    ParseOutcome parsed = ParseEnvelope(**line);
+    const std::string& id = parsed.ok() ? parsed.envelope->msg_id : parsed.error.msg_id;
+    std::lock_guard lock(mu);
+    auto it = pending.find(id);
+    if (it == pending.end()) return;  // no call waits for it (unreadable, or answered already)
+    std::shared_ptr<PendingCall::State> call = std::move(it->second);
+    pending.erase(it);
+    if (parsed.ok()) {
+      call->result.emplace(std::move(*parsed.envelope));
+    } else {
+      call->result.emplace(
+          Status::InvalidArgument("worker '" + worker + "' answered " + call->type +
+                                  " with a line that is not an envelope: " + parsed.error.code +
+                                  ": " + parsed.error.message));
+    }
+  }
+
+  // The connection ended: every pending call fails naming the worker and its command.
+  void Close(const Status& why) {
+    std::lock_guard lock(mu);
+    closed = true;
+    for (auto& [id, call] : pending) {
+      call->result.emplace(why.Wrap(ErrorCode::kPeerGone, "worker '" + worker + "' is gone with " +
+                                                              call->type + " (msg_id " + id +
+                                                              ") unanswered"));
+    }
+    pending.clear();
     cv.notify_all();
   }
+
+  Connection connection;
+  const std::string worker;
+  std::mutex write_mu;  // one writer at a time
+  std::mutex mu;        // guards all below
+  std::condition_variable cv;
+  bool reading = false;  // a caller is reading the connection
+  std::unordered_map<std::string, std::shared_ptr<PendingCall::State>> pending;  // by msg_id
+  bool closed = false;
 };
 
 Result<Envelope> PendingCall::Wait(std::chrono::milliseconds timeout) const {
-  std::unique_lock lock(state_->mu);
-  if (!state_->cv.wait_for(lock, timeout, [&] { return state_->result.has_value(); })) {
+  Client::Impl* client = state_->client.get();
+  std::unique_lock lock(client->mu);
+  client->WaitFor(*state_, lock, std::chrono::steady_clock::now() + timeout);
+  if (!state_->result) {
     return Status::Timeout("worker '" + state_->worker + "' has not answered " + state_->type +
                            " (msg_id " + state_->msg_id + ") within " +
                            std::to_string(timeout.count()) + " ms");
@@ -44,77 +123,19 @@ Result<Envelope> PendingCall::Wait(std::chrono::milliseconds timeout) const {
 }
 
 bool PendingCall::done() const {
-  std::lock_guard lock(state_->mu);
+  std::lock_guard lock(state_->client->mu);
   return state_->result.has_value();
 }
 
 const std::string& PendingCall::msg_id() const { return state_->msg_id; }
 const std::string& PendingCall::worker() const { return state_->worker; }
 
-struct Client::Impl {
-  Impl(Connection c, std::string w) : connection(std::move(c)), worker(std::move(w)) {}
-
-  void ReadLoop() {
-    Status why = Status::PeerGone("worker '" + worker + "' closed its control connection");
-    for (;;) {
-      Result<std::optional<std::string>> line = connection.ReadLine();
-      if (!line.ok()) {
-        // A line too long is skipped and reported once; the connection goes on.
-        if (line.status().code() == ErrorCode::kCapacityExceeded) continue;
-        why = line.status().Wrap(ErrorCode::kPeerGone,
-                                 "the control connection to worker '" + worker + "' broke");
-        break;
-      }
-      if (!line->has_value()) break;
-      ParseOutcome parsed = ParseEnvelope(**line);
-      const std::string& id = parsed.ok() ? parsed.envelope->msg_id : parsed.error.msg_id;
-      std::shared_ptr<PendingCall::State> call;
-      {
-        std::lock_guard lock(mu);
-        auto it = pending.find(id);
-        if (it != pending.end()) {
-          call = std::move(it->second);
-          pending.erase(it);
-        }
-      }
-      if (!call) continue;  // no call waits for it (unreadable, or answered already)
-      if (parsed.ok()) {
-        call->Complete(std::move(*parsed.envelope));
-      } else {
-        call->Complete(Status::InvalidArgument("worker '" + worker + "' answered " + call->type +
-                                               " with a line that is not an envelope: " +
-                                               parsed.error.code + ": " + parsed.error.message));
-      }
-    }
-    std::unordered_map<std::string, std::shared_ptr<PendingCall::State>> orphans;
-    {
-      std::lock_guard lock(mu);
-      closed = true;
-      orphans.swap(pending);
-    }
-    for (auto& [id, call] : orphans) {
-      call->Complete(why.Wrap(ErrorCode::kPeerGone, "worker '" + worker + "' is gone with " +
-                                                        call->type + " (msg_id " + id +
-                                                        ") unanswered"));
-    }
-  }
-
-  Connection connection;
-  const std::string worker;
-  std::thread reader;
-  std::mutex write_mu;  // one writer at a time
-  mutable std::mutex mu;
-  std::unordered_map<std::string, std::shared_ptr<PendingCall::State>> pending;  // by msg_id
-  bool closed = false;
-};
-
-Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {
-  impl_->reader = std::thread([impl = impl_.get()] { impl->ReadLoop(); });
-}
+Client::Client(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Client::~Client() {
   impl_->connection.Shutdown();
-  if (impl_->reader.joinable()) impl_->reader.join();
+  // A caller still waiting on another thread is the caller's bug; pending calls fail.
+  impl_->Close(Status::PeerGone("the client of worker '" + impl_->worker + "' was closed"));
 }
 
 Result<std::unique_ptr<Client>> Client::FromFd(int fd, std::string worker) {
@@ -124,13 +145,26 @@ Result<std::unique_ptr<Client>> Client::FromFd(int fd, std::string worker) {
   }
   (void)fcntl(fd, F_SETFD, FD_CLOEXEC);  // not inherited by what this process starts
   return std::unique_ptr<Client>(
-      new Client(std::make_unique<Impl>(Connection::FromSocket(UniqueFd(fd)), std::move(worker))));
+      new Client(std::make_shared<Impl>(Connection::FromSocket(UniqueFd(fd)), std::move(worker))));
+}
+
+Result<std::unique_ptr<Client>> Client::FromFds(ControlFds fds, std::string worker) {
+  if (fds.read_fd == fds.write_fd) return FromFd(fds.read_fd, std::move(worker));
+  for (int fd : {fds.read_fd, fds.write_fd}) {
+    if (fd < 0 || fcntl(fd, F_GETFD) < 0) {
+      return Status::InvalidArgument("fd " + std::to_string(fd) + " for worker '" + worker +
+                                     "' is not an open file descriptor");
+    }
+    (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+  }
+  return std::unique_ptr<Client>(new Client(std::make_shared<Impl>(
+      Connection::FromFds(UniqueFd(fds.read_fd), UniqueFd(fds.write_fd)), std::move(worker))));
 }
 
 Result<std::unique_ptr<Client>> Client::ConnectUnix(std::string_view path) {
   QUIVER_ASSIGN_OR_RETURN(Connection connection, Connection::ConnectUnix(path));
   return std::unique_ptr<Client>(
-      new Client(std::make_unique<Impl>(std::move(connection), std::string(path))));
+      new Client(std::make_shared<Impl>(std::move(connection), std::string(path))));
 }
 
 Result<std::unique_ptr<Client>> Client::ConnectTcp(uint16_t port, std::string_view token) {
@@ -151,7 +185,7 @@ Result<std::unique_ptr<Client>> Client::ConnectTcp(uint16_t port, std::string_vi
   if (answer.envelope->type != kResOk) {
     return Status::InvalidArgument(name + " answered CMD_AUTH with " + answer.envelope->type);
   }
-  return std::unique_ptr<Client>(new Client(std::make_unique<Impl>(std::move(connection), name)));
+  return std::unique_ptr<Client>(new Client(std::make_shared<Impl>(std::move(connection), name)));
 }
 
 Result<std::unique_ptr<Client>> Client::ForWorker(std::string_view name) {
@@ -165,7 +199,7 @@ Result<std::unique_ptr<Client>> Client::ForWorker(std::string_view name) {
   QUIVER_ASSIGN_OR_RETURN(std::vector<WorkerFd> workers, ParseControlWorkers(env));
   std::string names;
   for (const WorkerFd& w : workers) {
-    if (w.name == name) return FromFd(w.fd, w.name);
+    if (w.name == name) return FromFds(w.fds, w.name);
     names += (names.empty() ? "" : ", ") + w.name;
   }
   return Status::NotFound("this node does not command a worker '" + std::string(name) +
@@ -182,6 +216,7 @@ Result<PendingCall> Client::Send(Envelope command) {
   state->msg_id = command.msg_id;
   state->type = command.type;
   state->worker = impl_->worker;
+  state->client = impl_;
   {
     std::lock_guard lock(impl_->mu);
     if (impl_->closed) {
@@ -196,6 +231,22 @@ Result<PendingCall> Client::Send(Envelope command) {
   {
     std::lock_guard lock(impl_->write_mu);
     written = impl_->connection.WriteLine(Serialize(command));
+  }
+  // Take in answers already there while nobody waits, so that a caller sending many commands
+  // before waiting never lets them fill the connection.
+  {
+    std::unique_lock lock(impl_->mu);
+    if (!impl_->reading && !impl_->closed) {
+      pollfd readable{impl_->connection.read_fd(), POLLIN, 0};
+      if (::poll(&readable, 1, 0) > 0) {
+        impl_->reading = true;
+        lock.unlock();
+        impl_->ReadOne(std::chrono::milliseconds(1));
+        lock.lock();
+        impl_->reading = false;
+        impl_->cv.notify_all();
+      }
+    }
   }
   if (!written.ok()) {
     std::lock_guard lock(impl_->mu);
@@ -218,7 +269,10 @@ size_t Client::in_flight() const {
 
 bool Client::connected() const {
   std::lock_guard lock(impl_->mu);
-  return !impl_->closed;
+  if (impl_->closed) return false;
+  // Nobody may be reading: ask the socket whether the worker hung up.
+  pollfd fd{impl_->connection.read_fd(), POLLRDHUP, 0};
+  return !(::poll(&fd, 1, 0) > 0 && (fd.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0);
 }
 
 const std::string& Client::worker() const { return impl_->worker; }

@@ -4,7 +4,9 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -20,7 +22,17 @@ constexpr size_t kReadChunk = 16 << 10;
 }  // namespace
 
 Connection::Connection(UniqueFd owned, int read_fd, int write_fd, size_t max_line)
-    : owned_(std::move(owned)), read_fd_(read_fd), write_fd_(write_fd), max_line_(max_line) {}
+    : owned_(std::move(owned)), read_fd_(read_fd), write_fd_(write_fd), max_line_(max_line) {
+  struct stat st {};
+  write_socket_ = ::fstat(write_fd_, &st) != 0 || S_ISSOCK(st.st_mode);
+}
+
+Connection Connection::FromFds(UniqueFd read_fd, UniqueFd write_fd, size_t max_line) {
+  const int r = read_fd.get(), w = write_fd.get();
+  Connection c(std::move(read_fd), r, w, max_line);
+  c.owned_write_ = std::move(write_fd);
+  return c;
+}
 
 Connection Connection::FromSocket(UniqueFd fd, size_t max_line) {
   const int raw = fd.get();
@@ -116,6 +128,13 @@ Result<std::optional<std::string>> Connection::ReadLine(std::chrono::millisecond
     }
     const size_t room =
         skipping_ ? sizeof(chunk) : std::min(sizeof(chunk), max_line_ + 1 - buffer_.size());
+    if (spin_.count() > 0) {
+      // Poll without sleeping for a while: most replies come within it.
+      const auto until = std::chrono::steady_clock::now() + spin_;
+      pollfd readable{read_fd_, POLLIN, 0};
+      while (::poll(&readable, 1, 0) == 0 && std::chrono::steady_clock::now() < until) {
+      }
+    }
     if (idle.count() > 0) {
       pollfd readable{read_fd_, POLLIN, 0};
       const int ready = ::poll(&readable, 1, static_cast<int>(idle.count()));
@@ -151,31 +170,53 @@ Status Connection::WriteLine(std::string_view line) {
   out.append(line);
   out.push_back('\n');
   size_t done = 0;
-  bool socket = true;
+  // A pipe has no MSG_NOSIGNAL: SIGPIPE is blocked for this thread during the write, and one
+  // it raised is consumed before it is unblocked (the process's disposition is left alone).
+  sigset_t pipe_signal, previous;
+  sigemptyset(&pipe_signal);
+  sigaddset(&pipe_signal, SIGPIPE);
+  if (!write_socket_) pthread_sigmask(SIG_BLOCK, &pipe_signal, &previous);
+  bool broken = false;
   while (done < out.size()) {
-    ssize_t n = socket ? ::send(write_fd_, out.data() + done, out.size() - done, MSG_NOSIGNAL)
-                       : ::write(write_fd_, out.data() + done, out.size() - done);
-    if (n < 0 && errno == ENOTSOCK && socket) {
-      socket = false;  // a pipe (stdio): the caller decides what SIGPIPE does
+    ssize_t n = write_socket_
+                    ? ::send(write_fd_, out.data() + done, out.size() - done, MSG_NOSIGNAL)
+                    : ::write(write_fd_, out.data() + done, out.size() - done);
+    if (n < 0 && errno == ENOTSOCK && write_socket_) {
+      write_socket_ = false;  // fstat could not tell: a pipe after all
+      pthread_sigmask(SIG_BLOCK, &pipe_signal, &previous);
       continue;
     }
+    if (n < 0 && errno == EPIPE) broken = true;
     if (n < 0) {
       if (errno == EINTR) continue;
       const int err = errno;
+      Status failed = Status::FromErrno("write control line", err);
       if (err == EPIPE || err == ECONNRESET) {
-        return Status::FromErrno("write control line", err)
-            .Wrap(ErrorCode::kPeerGone, "control peer closed the connection");
+        failed = failed.Wrap(ErrorCode::kPeerGone, "control peer closed the connection");
       }
-      return Status::FromErrno("write control line", err);
+      if (!write_socket_) {
+        if (broken) {
+          const timespec zero{};
+          (void)sigtimedwait(&pipe_signal, nullptr, &zero);  // the SIGPIPE the write raised
+        }
+        pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+      }
+      return failed;
     }
     done += static_cast<size_t>(n);
   }
+  if (!write_socket_) pthread_sigmask(SIG_SETMASK, &previous, nullptr);
   return Status::OK();
 }
 
 void Connection::Shutdown() {
   ::shutdown(read_fd_, SHUT_RDWR);
   if (write_fd_ != read_fd_) ::shutdown(write_fd_, SHUT_RDWR);
+  // Pipes cannot be shut down: closing the write end we own tells the peer it is over.
+  if (owned_write_.valid()) {
+    owned_write_.Reset();
+    write_fd_ = -1;
+  }
 }
 
 }  // namespace quiver::control

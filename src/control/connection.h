@@ -27,6 +27,10 @@ class Connection {
   static Connection FromSocket(UniqueFd fd, size_t max_line = kMaxLineBytes);
   /// Uses fds this object does not own, e.g. STDIN_FILENO and STDOUT_FILENO.
   static Connection FromBorrowedFds(int read_fd, int write_fd, size_t max_line = kMaxLineBytes);
+  /// Takes ownership of two fds, one read and one written: a pair of pipes (what `quiver run`
+  /// connects a core and its worker with: a round trip over pipes costs a fraction of one over
+  /// a Unix socket).
+  static Connection FromFds(UniqueFd read_fd, UniqueFd write_fd, size_t max_line = kMaxLineBytes);
   /// Connects to a Unix stream socket at `path`.
   static Result<Connection> ConnectUnix(std::string_view path);
   /// Connects to 127.0.0.1:`port`.
@@ -44,9 +48,15 @@ class Connection {
   /// `idle` (0: wait as long as it takes); kIoError for a failed read.
   Result<std::optional<std::string>> ReadLine(
       std::chrono::milliseconds idle = std::chrono::milliseconds(0));
-  /// Writes `line` and a '\n', all of it (retrying short writes). Never raises SIGPIPE on
-  /// a socket; a closed peer is kPeerGone.
+  /// Writes `line` and a '\n', all of it (retrying short writes). Never raises SIGPIPE (on a
+  /// pipe it is blocked for the write and a pending one consumed); a closed peer is
+  /// kPeerGone.
   Status WriteLine(std::string_view line);
+  /// How long ReadLine polls for bytes without sleeping before it blocks (0, the default: it
+  /// blocks at once). A reply that comes within it skips the wake-up of a sleeping process,
+  /// which on a virtual machine can cost tens of microseconds.
+  void set_spin(std::chrono::nanoseconds spin) { spin_ = spin; }
+
   /// Shuts the socket down in both directions, waking a thread blocked in ReadLine.
   /// Harmless on pipes.
   void Shutdown();
@@ -58,11 +68,14 @@ class Connection {
   Connection(UniqueFd owned, int read_fd, int write_fd, size_t max_line);
 
   UniqueFd owned_;
+  UniqueFd owned_write_;  // FromFds: the write end
   int read_fd_ = -1;
   int write_fd_ = -1;
   size_t max_line_ = kMaxLineBytes;
-  std::string buffer_;     // bytes read but not yet returned; never longer than max_line_ + 1
-  bool skipping_ = false;  // inside an oversized line: drop bytes up to the next '\n'
+  std::string buffer_;        // bytes read but not yet returned; never longer than max_line_ + 1
+  bool skipping_ = false;     // inside an oversized line: drop bytes up to the next '\n'
+  bool write_socket_ = true;  // write_fd_ is a socket (send with MSG_NOSIGNAL); else a pipe
+  std::chrono::nanoseconds spin_{0};
 };
 
 }  // namespace quiver::control

@@ -37,11 +37,35 @@ std::vector<std::string> Handlers::types() const {
   return out;
 }
 
+std::string FormatControlFds(ControlFds fds) {
+  if (fds.read_fd == fds.write_fd) return std::to_string(fds.read_fd);
+  return std::to_string(fds.read_fd) + ':' + std::to_string(fds.write_fd);
+}
+
+Result<ControlFds> ParseControlFds(std::string_view text) {
+  const auto number = [](std::string_view digits, int* fd) {
+    auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), *fd);
+    return !digits.empty() && ec == std::errc() && end == digits.data() + digits.size() && *fd >= 0;
+  };
+  const size_t colon = text.find(':');
+  ControlFds fds;
+  const bool ok = colon == std::string_view::npos
+                      ? number(text, &fds.read_fd) && number(text, &fds.write_fd)
+                      : number(text.substr(0, colon), &fds.read_fd) &&
+                            number(text.substr(colon + 1), &fds.write_fd);
+  if (!ok) {
+    return Status::InvalidArgument("'" + std::string(text.substr(0, 40)) +
+                                   "' is not a control connection: expected R:W (the fds of two "
+                                   "pipes) or N (a socket's fd)");
+  }
+  return fds;
+}
+
 std::string FormatControlWorkers(const std::vector<WorkerFd>& workers) {
   std::string out;
   for (const WorkerFd& w : workers) {
     if (!out.empty()) out += ',';
-    out += w.name + '=' + std::to_string(w.fd);
+    out += w.name + '=' + FormatControlFds(w.fds);
   }
   return out;
 }
@@ -58,7 +82,7 @@ Result<std::vector<WorkerFd>> ParseControlWorkers(std::string_view text) {
     const auto bad = [&](std::string_view why) {
       return Status::InvalidArgument(std::string(kControlWorkersEnv) + " entry '" +
                                      std::string(entry.substr(0, 80)) + "' " + std::string(why) +
-                                     " (expected name=fd,name=fd)");
+                                     " (expected name=R:W,name=R:W)");
     };
     if (eq == std::string_view::npos || eq == 0) return bad("has no name=");
     const std::string_view name = entry.substr(0, eq);
@@ -67,16 +91,12 @@ Result<std::vector<WorkerFd>> ParseControlWorkers(std::string_view text) {
         return bad("has a character a node name cannot have");
       }
     }
-    const std::string_view number = entry.substr(eq + 1);
-    int fd = -1;
-    auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), fd);
-    if (ec != std::errc() || end != number.data() + number.size() || fd < 0 || number.empty()) {
-      return bad("has no file descriptor number after '='");
-    }
+    Result<ControlFds> fds = ParseControlFds(entry.substr(eq + 1));
+    if (!fds.ok()) return bad("has no file descriptors after '='");
     for (const WorkerFd& seen : out) {
       if (seen.name == name) return bad("names a worker twice");
     }
-    out.push_back({std::string(name), fd});
+    out.push_back({std::string(name), *fds});
     if (comma == std::string_view::npos) break;
     start = comma + 1;
   }

@@ -35,8 +35,7 @@ struct Streams::Impl {
     std::string names;
     for (const auto& [n, pub] : publishers) names += (names.empty() ? "" : ", ") + n;
     return Status::NotFound("no stream '" + std::string(name) + "' was started (" +
-                            (names.empty() ? std::string("none is") : "there are: " + names) +
-                            ")");
+                            (names.empty() ? std::string("none is") : "there are: " + names) + ")");
   }
   std::mutex mu;
   std::map<std::string, std::unique_ptr<Stream>, std::less<>> publishers;
@@ -78,12 +77,12 @@ Result<std::pair<Channel, Envelope>> StartStream(const Envelope& command) {
     channel = Channel::Create(name, options);
   }
   if (!channel.ok()) return channel.status();
-  Envelope answer = MakeEnvelope(
-      kResOk, {{"stream", name},
-               {"segment_id", channel->name()},
-               {"generation", channel->generation()},
-               {"capacity", channel->capacity()},
-               {"overflow", std::string(OverflowPolicyName(channel->overflow()))}});
+  Envelope answer =
+      MakeEnvelope(kResOk, {{"stream", name},
+                            {"segment_id", channel->name()},
+                            {"generation", channel->generation()},
+                            {"capacity", channel->capacity()},
+                            {"overflow", std::string(OverflowPolicyName(channel->overflow()))}});
   return std::pair<Channel, Envelope>(std::move(channel).value(), std::move(answer));
 }
 
@@ -92,8 +91,7 @@ Result<Envelope> Streams::Start(const Envelope& command) {
   if (auto stream = command.payload.find("stream");
       stream != command.payload.end() && stream->is_string() &&
       impl_->publishers.count(stream->get<std::string>()) != 0) {
-    return Status::AlreadyExists("stream '" + stream->get<std::string>() +
-                                 "' is started already");
+    return Status::AlreadyExists("stream '" + stream->get<std::string>() + "' is started already");
   }
   QUIVER_ASSIGN_OR_RETURN(auto started, StartStream(command));
   auto stream = std::make_unique<Impl::Stream>();

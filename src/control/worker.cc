@@ -39,11 +39,27 @@ Status Worker::ServeFd(int fd) {
   }
   (void)fcntl(fd, F_SETFD, FD_CLOEXEC);  // not inherited by what the worker starts
   Connection connection = Connection::FromSocket(UniqueFd(fd));
+  connection.set_spin(options_.spin);
+  return Served(ServeConnection(connection, handlers_, OptionsFor(options_)));
+}
+
+Status Worker::ServeFds(ControlFds fds) {
+  if (fds.read_fd == fds.write_fd) return ServeFd(fds.read_fd);
+  for (int fd : {fds.read_fd, fds.write_fd}) {
+    if (fd < 0 || fcntl(fd, F_GETFD) < 0) {
+      return Status::InvalidArgument("fd " + std::to_string(fd) +
+                                     " is not an open file descriptor; a worker serves two pipes");
+    }
+    (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+  }
+  Connection connection = Connection::FromFds(UniqueFd(fds.read_fd), UniqueFd(fds.write_fd));
+  connection.set_spin(options_.spin);
   return Served(ServeConnection(connection, handlers_, OptionsFor(options_)));
 }
 
 Status Worker::ServeStdio() {
   Connection connection = Connection::FromBorrowedFds(0, 1);
+  connection.set_spin(options_.spin);
   return Served(ServeConnection(connection, handlers_, OptionsFor(options_)));
 }
 
@@ -56,14 +72,12 @@ Status Worker::ServeFromEnvironment() {
   }
   const std::string_view value = env;
   if (value == "stdio") return ServeStdio();
-  int fd = -1;
-  auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), fd);
-  if (ec != std::errc() || end != value.data() + value.size() || fd < 0) {
-    return Status::InvalidArgument(std::string(kControlEnv) + "='" +
-                                   std::string(value.substr(0, 40)) +
-                                   "' is neither a file descriptor number nor \"stdio\"");
+  Result<ControlFds> fds = ParseControlFds(value);
+  if (!fds.ok()) {
+    return fds.status().Wrap(ErrorCode::kInvalidArgument,
+                             std::string(kControlEnv) + " is neither R:W, N nor \"stdio\"");
   }
-  return ServeFd(fd);
+  return ServeFds(*fds);
 }
 
 }  // namespace quiver::control

@@ -17,7 +17,7 @@ Result<std::unique_ptr<WorkerPool>> WorkerPool::FromEnvironment(Dispatch dispatc
   QUIVER_ASSIGN_OR_RETURN(std::vector<WorkerFd> workers, ParseControlWorkers(env));
   auto pool = std::make_unique<WorkerPool>(dispatch);
   for (const WorkerFd& w : workers) {
-    QUIVER_ASSIGN_OR_RETURN(std::unique_ptr<Client> client, Client::FromFd(w.fd, w.name));
+    QUIVER_ASSIGN_OR_RETURN(std::unique_ptr<Client> client, Client::FromFds(w.fds, w.name));
     pool->Add(std::move(client));
   }
   return pool;
@@ -72,8 +72,7 @@ Result<Envelope> WorkerPool::Call(const Envelope& command, PoolCallOptions optio
       result = call->Wait(std::max(left, std::chrono::milliseconds(0)));
       // Its connection ended with the command unanswered (an answer of code PEER_DIED from a
       // live worker is an answer).
-      died = !result.ok() && result.status().code() == ErrorCode::kPeerGone &&
-             !worker->connected();
+      died = !result.ok() && result.status().code() == ErrorCode::kPeerGone && !worker->connected();
     } else {
       // Not even sent: the connection broke (its reader may not have seen the end yet).
       result = call.status();

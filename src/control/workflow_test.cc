@@ -1,5 +1,6 @@
 // The command/result workflow in one process: Handlers, Client, Worker, WorkerPool, Streams
 // and HandleResolver over socketpairs and real channels.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -76,17 +77,21 @@ TEST(HandlersTest, ApplicationsRegisterTheirOwnCommandsAndTheBuiltinsStayReserve
 }
 
 TEST(ControlWorkersEnvTest, FormatAndParseAgreeAndBadValuesAreNamed) {
-  const std::vector<WorkerFd> workers = {{"ocr-1", 5}, {"ocr_2", 17}};
+  const std::vector<WorkerFd> workers = {{"ocr-1", {5, 6}}, {"ocr_2", {17, 17}}};
   const std::string text = FormatControlWorkers(workers);
-  EXPECT_EQ(text, "ocr-1=5,ocr_2=17");
+  EXPECT_EQ(text, "ocr-1=5:6,ocr_2=17");
   auto parsed = ParseControlWorkers(text);
   ASSERT_TRUE(parsed.ok());
   EXPECT_EQ(*parsed, workers);
   EXPECT_TRUE(ParseControlWorkers("")->empty());
-  for (std::string_view bad : {"a", "=3", "a=", "a=-1", "a=3x", "a=3,a=4", "a b=3", "a=3,,b=4"}) {
+  for (std::string_view bad : {"a", "=3", "a=", "a=-1", "a=3x", "a=3,a=4", "a b=3", "a=3,,b=4",
+                               "a=3:", "a=:4", "a=3:4:5", "a=3:-4"}) {
     auto r = ParseControlWorkers(bad);
     EXPECT_EQ(r.status().code(), ErrorCode::kInvalidArgument) << bad;
   }
+  EXPECT_EQ(*ParseControlFds("7:9"), (ControlFds{7, 9}));
+  EXPECT_EQ(FormatControlFds({4, 4}), "4");
+  EXPECT_EQ(ParseControlFds("stdio").status().code(), ErrorCode::kInvalidArgument);
 }
 
 TEST(WorkflowTest, ApplicationCommandsAreAnsweredAndMatchedByMsgId) {
@@ -180,6 +185,45 @@ TEST(WorkflowTest, ATimeoutLeavesTheCallPendingAndADeadWorkerFailsItNamingTheWor
   EXPECT_EQ((*client)->Send(MakeEnvelope("CMD_SLOW")).status().code(), ErrorCode::kPeerGone);
   release = true;
   worker.join();
+}
+
+// What `quiver run` connects a core and a worker with: two pipes.
+TEST(WorkflowTest, APairOfPipesCarriesTheWorkflowAndItsEnd) {
+  int to_worker[2], to_core[2];
+  ASSERT_EQ(pipe2(to_worker, O_CLOEXEC), 0);
+  ASSERT_EQ(pipe2(to_core, O_CLOEXEC), 0);
+  Handlers handlers;
+  ASSERT_TRUE(handlers.Add("CMD_EXTRACT_EVIDENCE", Echo).ok());
+  Status served = Status::Timeout("not yet");
+  std::thread worker([&] { served = Worker(handlers).ServeFds({to_worker[0], to_core[1]}); });
+  auto client = Client::FromFds({to_core[0], to_worker[1]}, "piped");
+  ASSERT_TRUE(client.ok()) << client.status().ToString();
+  std::vector<PendingCall> calls;
+  for (int page = 0; page < 50; ++page) {
+    calls.push_back(*(*client)->Send(MakeEnvelope("CMD_EXTRACT_EVIDENCE", {{"page", page}})));
+  }
+  for (int page = 49; page >= 0; --page) {
+    auto r = calls[page].Wait(5s);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->payload["page"], page);
+  }
+  client->reset();  // closes the core's ends: the worker reads the end and returns
+  worker.join();
+  EXPECT_TRUE(served.ok()) << served.ToString();
+}
+
+TEST(WorkflowTest, AWorkerGoneOnPipesFailsTheCallAndWritesRaiseNoSigpipe) {
+  int to_worker[2], to_core[2];
+  ASSERT_EQ(pipe2(to_worker, O_CLOEXEC), 0);
+  ASSERT_EQ(pipe2(to_core, O_CLOEXEC), 0);
+  auto client = Client::FromFds({to_core[0], to_worker[1]}, "gone");
+  ASSERT_TRUE(client.ok());
+  close(to_worker[0]);  // the worker's ends go away
+  close(to_core[1]);
+  // SIGPIPE's default action would kill this test process.
+  auto sent = (*client)->Send(MakeEnvelope("CMD_ANY"));
+  EXPECT_EQ(sent.status().code(), ErrorCode::kPeerGone) << sent.status().ToString();
+  EXPECT_FALSE((*client)->connected());
 }
 
 TEST(WorkflowTest, ShutdownEndsTheWorkerLoop) {
@@ -369,8 +413,8 @@ TEST(StreamsTest, AStreamWithASchemaHasAnArrowPublisher) {
                         {"capacity", 1 << 20},
                         {"schema", nlohmann::json::parse(R"([{"name":"id","type":"int64"}])")}}));
   ASSERT_TRUE(started.ok()) << started.status().ToString();
-  ASSERT_TRUE(streams.Start(MakeEnvelope(kCmdStreamStart, {{"stream", raw}, {"capacity", 4096}}))
-                  .ok());
+  ASSERT_TRUE(
+      streams.Start(MakeEnvelope(kCmdStreamStart, {{"stream", raw}, {"capacity", 4096}})).ok());
   auto arrow = streams.FindArrow(typed);
   ASSERT_TRUE(arrow.ok()) << arrow.status().ToString();
   EXPECT_EQ(streams.FindArrow(raw).status().code(), ErrorCode::kInvalidArgument);

@@ -249,12 +249,12 @@ class Checker {
         spec.control_line = LineOf(value);
         std::string mode;
         if (!GetString(value, what, &mode)) continue;
-        if (mode == "socket") {
-          spec.control = ControlMode::kSocket;
+        if (mode == "pipes") {
+          spec.control = ControlMode::kPipes;
         } else if (mode == "stdio") {
           spec.control = ControlMode::kStdio;
         } else {
-          Error(LineOf(value), what + ": must be \"socket\" or \"stdio\", got \"" + mode + "\"");
+          Error(LineOf(value), what + ": must be \"pipes\" or \"stdio\", got \"" + mode + "\"");
         }
       } else {
         Error(LineOf(value), where + ": unknown key '" + k +

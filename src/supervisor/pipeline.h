@@ -37,8 +37,8 @@ struct ChannelSpec {
 
 /// How a commanded node (a worker) holds its control connection.
 enum class ControlMode {
-  kSocket,  ///< an inherited socket, its fd in QUIVER_CONTROL
-  kStdio,   ///< its stdin and stdout (QUIVER_CONTROL=stdio); its stdout is not relayed
+  kPipes,  ///< two inherited pipes, their fds in QUIVER_CONTROL ("R:W")
+  kStdio,  ///< its stdin and stdout (QUIVER_CONTROL=stdio); its stdout is not relayed
 };
 
 /// One [[node]] table.
@@ -58,7 +58,7 @@ struct NodeSpec {
   /// connection to it.
   std::vector<std::string> controls;
   /// How this node, if another node controls it, holds that connection.
-  ControlMode control = ControlMode::kSocket;
+  ControlMode control = ControlMode::kPipes;
   int line = 0;             ///< where the [[node]] table starts, for messages
   int publishes_line = 0;   ///< where `publishes` is written (0: absent), for messages
   int subscribes_line = 0;  ///< where `subscribes` is written (0: absent), for messages

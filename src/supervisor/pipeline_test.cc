@@ -219,7 +219,7 @@ INSTANTIATE_TEST_SUITE_P(
         Malformed{"unknown control mode",
                   "[[node]]\nname = \"a\"\ncommand = \"x\"\ncontrols = [\"b\"]\n"
                   "[[node]]\nname = \"b\"\ncommand = \"x\"\ncontrol = \"pipe\"\n",
-                  "bad.toml:8: node 'b': control: must be \"socket\" or \"stdio\", got \"pipe\""},
+                  "bad.toml:8: node 'b': control: must be \"pipes\" or \"stdio\", got \"pipe\""},
         Malformed{"stdio on a node nobody controls",
                   "[[node]]\nname = \"a\"\ncommand = \"x\"\ncontrol = \"stdio\"\n",
                   "bad.toml:4: node 'a': control = \"stdio\" but no node controls it"}));
@@ -233,7 +233,7 @@ controls = ["legacy", "extractor"]
 [[node]]
 name = "extractor"
 command = "extractor"
-control = "socket"
+control = "pipes"
 controls = ["helper"]
 
 [[node]]
@@ -251,7 +251,7 @@ command = "helper"
   ASSERT_NE(core, nullptr);
   EXPECT_EQ(core->controls, (std::vector<std::string>{"legacy", "extractor"}));
   EXPECT_EQ(core->controls_line, 4);
-  EXPECT_EQ(core->control, ControlMode::kSocket);  // the default
+  EXPECT_EQ(core->control, ControlMode::kPipes);  // the default
   EXPECT_EQ(core->control_line, 0);
   const NodeSpec* legacy = pipeline->FindNode("legacy");
   ASSERT_NE(legacy, nullptr);

@@ -59,7 +59,7 @@ bool IsExecutableFile(const std::filesystem::path& path) {
   }
   // Nothing of the supervisor's (or of whoever embeds it) leaks into a node except what it
   // was given: mark everything above stderr close-on-exec, then unmark the node's channels
-  // and control connections (a stdio_fd lives on as fd 0 and 1 only).
+  // and control connections (a stdin_fd/stdout_fd lives on as fd 0 and 1 only).
   ::syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC);
   for (int fd : request.inherited_fds) {
     if (::fcntl(fd, F_SETFD, 0) != 0) fail(kStageSetup);
@@ -125,12 +125,16 @@ Result<ChildProcess> Spawn(const SpawnRequest& request) {
       return Status::InvalidArgument("cannot hand down fd " + std::to_string(fd));
     }
   }
-  // Below 3 it could be replaced by another of the child's stdio before it is dup'ed.
-  if (request.stdio_fd >= 0 && request.stdio_fd <= STDERR_FILENO) {
-    return Status::InvalidArgument("cannot hand down fd " + std::to_string(request.stdio_fd) +
-                                   " as stdio");
+  // Below 3 one could be replaced by another of the child's stdio before it is dup'ed.
+  for (int fd : {request.stdin_fd, request.stdout_fd}) {
+    if (fd >= 0 && fd <= STDERR_FILENO) {
+      return Status::InvalidArgument("cannot hand down fd " + std::to_string(fd) + " as stdio");
+    }
   }
-  const bool own_stdio = request.stdio_fd >= 0;
+  if ((request.stdin_fd >= 0) != (request.stdout_fd >= 0)) {
+    return Status::InvalidArgument("a child's stdin and stdout are handed down together");
+  }
+  const bool own_stdio = request.stdin_fd >= 0;
   int status_pipe[2], out_pipe[2], err_pipe[2];
   if (::pipe2(status_pipe, O_CLOEXEC) != 0) return Status::FromErrno("pipe2", errno);
   UniqueFd status_r(status_pipe[0]), status_w(status_pipe[1]);
@@ -147,8 +151,8 @@ Result<ChildProcess> Spawn(const SpawnRequest& request) {
     null_fd.Reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
     if (!null_fd.valid()) return Status::FromErrno("open /dev/null", errno);
   }
-  const int in_fd = own_stdio ? request.stdio_fd : null_fd.get();
-  const int out_fd = own_stdio ? request.stdio_fd : out_w.get();
+  const int in_fd = own_stdio ? request.stdin_fd : null_fd.get();
+  const int out_fd = own_stdio ? request.stdout_fd : out_w.get();
 
   // Everything the child needs is built before fork: the child may not allocate.
   std::vector<char*> argv = CStrings(request.argv);

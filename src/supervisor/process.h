@@ -21,9 +21,10 @@ struct SpawnRequest {
   std::vector<std::string> env;    ///< the complete environment, "NAME=value" each
   std::filesystem::path cwd;       ///< empty: the caller's
   std::vector<int> inherited_fds;  ///< stay open in the child under the same numbers (>= 3)
-  /// If >= 3: becomes the child's stdin *and* stdout (a control connection in stdio mode),
-  /// instead of /dev/null and a pipe; the fd itself is not inherited under its own number.
-  int stdio_fd = -1;
+  /// If >= 3 (both): become the child's stdin and stdout (a control connection in stdio mode,
+  /// two pipes), instead of /dev/null and a pipe; not inherited under their own numbers.
+  int stdin_fd = -1;
+  int stdout_fd = -1;
 };
 
 /// A running (or exited but not yet reaped) child. Its pid cannot be reused before Reap().
@@ -31,7 +32,7 @@ struct ChildProcess {
   pid_t pid = -1;     ///< also its process group id
   UniqueFd pidfd;     ///< readable once the child has exited
   UniqueFd stdout_r;  ///< read ends of its stdout and stderr pipes, non-blocking; no
-  UniqueFd stderr_r;  ///< stdout pipe when the request had a stdio_fd
+  UniqueFd stderr_r;  ///< stdout pipe when the request had a stdout_fd
 };
 
 /// How a child ended.
@@ -50,7 +51,7 @@ Result<std::string> FindProgram(std::string_view command, std::string_view path_
                                 const std::filesystem::path& cwd);
 
 /// Starts `request`. The child gets /dev/null as stdin and pipes as stdout and stderr (or
-/// `stdio_fd` as stdin and stdout, and a pipe as stderr), its own
+/// `stdin_fd` and `stdout_fd`, and a pipe as stderr), its own
 /// process group (so a terminal's Ctrl-C reaches only the supervisor, which then stops the
 /// nodes in order), an empty signal mask, and PR_SET_PDEATHSIG = SIGKILL: it dies with the
 /// *thread* that calls Spawn, however that thread ends. Every other fd of the caller is

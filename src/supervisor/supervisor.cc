@@ -70,7 +70,7 @@ struct RunningNode {
   bool alive = false;  // started and not yet reaped: its pid and process group are still ours
   OutputRelay out;
   OutputRelay err;
-  // Its ends of its control connections (in request.inherited_fds or request.stdio_fd); the
+  // Its ends of its control connections (in request.inherited_fds or stdin_fd/stdout_fd); the
   // supervisor closes them once the node is spawned, so that only the node holds them.
   std::vector<UniqueFd> control_ends;
 };
@@ -92,7 +92,7 @@ bool IsReserved(std::string_view entry) {
 Result<UniqueFd> AboveStdio(UniqueFd fd) {
   if (fd.get() > STDERR_FILENO) return fd;
   UniqueFd moved(::fcntl(fd.get(), F_DUPFD_CLOEXEC, STDERR_FILENO + 1));
-  if (!moved.valid()) return Status::FromErrno("dup control socket", errno);
+  if (!moved.valid()) return Status::FromErrno("dup control pipe", errno);
   return moved;
 }
 
@@ -216,12 +216,14 @@ class Supervisor {
     node.request.env.push_back(std::string(kChannelsEnv) + "=" + list);
   }
 
-  // One socketpair per (core, worker) pair, all made before any node starts, so that whichever
-  // of the two starts first can write at once. The worker gets one end (QUIVER_CONTROL=<fd>,
-  // or as its stdin and stdout: QUIVER_CONTROL=stdio), the core the other
-  // (QUIVER_CONTROL_WORKERS=name=fd,... in `controls` order). Nobody else inherits either, and
-  // the supervisor drops its copies after the spawn, so a worker that exits or dies closes its
-  // last end and its core reads EOF (and a core that ends does the same to its workers).
+  // Two pipes per (core, worker) pair, one each way (a round trip over pipes costs a fraction
+  // of one over a Unix socket), all made before any node starts, so that whichever of the two
+  // starts first can write at once. The worker gets the end it reads and the end it writes
+  // (QUIVER_CONTROL=R:W, or as its stdin and stdout: QUIVER_CONTROL=stdio), the core the
+  // other two (QUIVER_CONTROL_WORKERS=name=R:W,... in `controls` order). Nobody else inherits
+  // any, and the supervisor drops its copies after the spawn, so a worker that exits or dies
+  // closes its write end and its core reads EOF (and a core that ends does the same to its
+  // workers).
   Status ConnectControls() {
     std::set<const RunningNode*> controlled;
     for (RunningNode& core : nodes_) {
@@ -240,28 +242,39 @@ class Supervisor {
         if (!controlled.insert(&*worker).second) {
           return Status::InvalidArgument("node '" + name + "' is controlled by two nodes");
         }
-        int fds[2];
-        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
-          return Status::FromErrno("socketpair for node '" + name + "'", errno);
+        int to_worker[2], to_core[2];
+        if (::pipe2(to_worker, O_CLOEXEC) != 0) {
+          return Status::FromErrno("pipe for node '" + name + "'", errno);
         }
-        UniqueFd core_end_raw(fds[0]), worker_end_raw(fds[1]);
-        QUIVER_ASSIGN_OR_RETURN(UniqueFd core_end, AboveStdio(std::move(core_end_raw)));
-        QUIVER_ASSIGN_OR_RETURN(UniqueFd worker_end, AboveStdio(std::move(worker_end_raw)));
+        UniqueFd worker_in_raw(to_worker[0]), core_out_raw(to_worker[1]);
+        if (::pipe2(to_core, O_CLOEXEC) != 0) {
+          return Status::FromErrno("pipe for node '" + name + "'", errno);
+        }
+        UniqueFd core_in_raw(to_core[0]), worker_out_raw(to_core[1]);
+        QUIVER_ASSIGN_OR_RETURN(UniqueFd core_in, AboveStdio(std::move(core_in_raw)));
+        QUIVER_ASSIGN_OR_RETURN(UniqueFd core_out, AboveStdio(std::move(core_out_raw)));
+        QUIVER_ASSIGN_OR_RETURN(UniqueFd worker_in, AboveStdio(std::move(worker_in_raw)));
+        QUIVER_ASSIGN_OR_RETURN(UniqueFd worker_out, AboveStdio(std::move(worker_out_raw)));
 
-        workers.push_back({name, core_end.get()});
-        core.request.inherited_fds.push_back(core_end.get());
-        core.control_ends.push_back(std::move(core_end));
+        workers.push_back({name, {core_in.get(), core_out.get()}});
+        core.request.inherited_fds.push_back(core_in.get());
+        core.request.inherited_fds.push_back(core_out.get());
+        core.control_ends.push_back(std::move(core_in));
+        core.control_ends.push_back(std::move(core_out));
 
         std::string value;
         if (worker->spec->control == ControlMode::kStdio) {
-          worker->request.stdio_fd = worker_end.get();
+          worker->request.stdin_fd = worker_in.get();
+          worker->request.stdout_fd = worker_out.get();
           value = "stdio";
         } else {
-          worker->request.inherited_fds.push_back(worker_end.get());
-          value = std::to_string(worker_end.get());
+          worker->request.inherited_fds.push_back(worker_in.get());
+          worker->request.inherited_fds.push_back(worker_out.get());
+          value = control::FormatControlFds({worker_in.get(), worker_out.get()});
         }
         worker->request.env.push_back(std::string(control::kControlEnv) + "=" + value);
-        worker->control_ends.push_back(std::move(worker_end));
+        worker->control_ends.push_back(std::move(worker_in));
+        worker->control_ends.push_back(std::move(worker_out));
       }
       core.request.env.push_back(std::string(control::kControlWorkersEnv) + "=" +
                                  control::FormatControlWorkers(workers));
@@ -393,13 +406,16 @@ class Supervisor {
     node.child.pidfd.Reset();
     const bool failed = !status.ok() || !status->success();
     // A worker's death is its core's to handle (it reads the end of their connection and
-    // can retry elsewhere, WorkerPool does): while the core runs, the pipeline goes on.
+    // can retry elsewhere, WorkerPool does): while the core runs, or if it already ended
+    // well (it saw the end first), the pipeline goes on.
     const NodeSpec* core = pipeline_.CoreOf(node.spec->name);
-    const bool core_alive =
+    const bool core_handles =
         core != nullptr && std::any_of(nodes_.begin(), nodes_.end(), [&](const RunningNode& n) {
-          return n.spec == core && n.alive;
+          const NodeOutcome& o = n.outcome;
+          return n.spec == core &&
+                 (n.alive || (o.started && !o.signaled && o.code == 0 && o.start_error.empty()));
         });
-    if (failed && core_alive) {
+    if (failed && core_handles) {
       node.outcome.left_to_core = core->name;
       return;
     }

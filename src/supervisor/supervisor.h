@@ -97,13 +97,15 @@ struct RunReport {
 /// signal, or cannot start, stops the pipeline: SIGTERM to every remaining node's process
 /// group, then SIGKILL after the grace period. Returns after every node has been reaped.
 ///
-/// Control connections (NodeSpec::controls): one AF_UNIX stream socketpair per (core, worker),
-/// made before any node starts. The worker inherits its end as QUIVER_CONTROL=<fd>, or, for
-/// ControlMode::kStdio, as its stdin and stdout (QUIVER_CONTROL=stdio; its stdout is then not
-/// relayed); the core inherits the other ends as QUIVER_CONTROL_WORKERS=name=fd,... in
-/// `controls` order. No other process gets either end and the supervisor keeps no copy, so when
-/// a worker exits or dies (nodes are never restarted) its core reads EOF on that connection,
-/// and the workers of a core that ends read EOF on theirs.
+/// Control connections (NodeSpec::controls): two pipes per (core, worker), one each way, made
+/// before any node starts. The worker inherits the end it reads and the end it writes as
+/// QUIVER_CONTROL=R:W, or, for ControlMode::kStdio, as its stdin and stdout
+/// (QUIVER_CONTROL=stdio; its stdout is then not relayed); the core inherits the other two as
+/// QUIVER_CONTROL_WORKERS=name=R:W,... in `controls` order (control::FormatControlWorkers). No
+/// other process gets any end and the supervisor keeps no copy, so when a worker exits or dies
+/// (nodes are never restarted) its core reads EOF on that connection, and the workers of a
+/// core that ends read EOF on theirs. A worker that fails while its core runs is the core's
+/// to handle: the pipeline goes on (RunReport names it, NodeOutcome::left_to_core).
 ///
 /// The nodes die with the calling *thread* (PR_SET_PDEATHSIG), so call it from a thread that
 /// outlives the run, normally the main thread. Processes a node starts in a new process
