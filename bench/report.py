@@ -180,8 +180,23 @@ def w5(result: dict) -> str:
     return "\n".join(out) + "\n"
 
 
+def w6(result: dict) -> str:
+    transports = ["quiver", "json-stdio", "grpc"]
+    out = [header(result), "| payload | bytes | " + " | ".join(transports)
+           + " | json ÷ quiver | grpc ÷ quiver |", "|---|---:|" + "---:|" * 5]
+    for payload in ("none", "frame", "batch"):
+        es = [common.entry(result["results"], transport=t, payload=payload) for t in transports]
+        cells = [f"{us(e['median_us'])} (p99 {us(e['p99_us'])})"
+                 if e and e.get("available", True) else "n/a" for e in es]
+        size = next((e["bytes"] for e in es if e and "bytes" in e), 0)
+        out.append(f"| {payload} | {size:,} | " + " | ".join(cells)
+                   + f" | {common.fmt_ratio(common.ratio(es[1], es[0]))}"
+                   + f" | {common.fmt_ratio(common.ratio(es[2], es[0]))} |")
+    return "\n".join(out) + "\n"
+
+
 SECTIONS = {"w1_ledger": w1, "w2_image": w2, "w3_frames": w3, "w4_ingest": w4,
-            "w5_flight": w5}
+            "w5_flight": w5, "w6_command": w6}
 
 
 def main() -> None:

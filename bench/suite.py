@@ -32,6 +32,7 @@ WORKLOADS = {
     "w3": "w3_frames",
     "w4": "w4_ingest",
     "w5": "w5_flight",
+    "w6": "w6_command",
 }
 
 

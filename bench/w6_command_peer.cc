@@ -314,7 +314,7 @@ int JsonWorker() {
 struct JsonCore {
   JsonCore() {
     int in[2], out[2];
-    if (pipe(in) != 0 || pipe(out) != 0) Fail("pipe");
+    if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0) Fail("pipe");
     pid = StartWorker("json-stdio", in[0], out[1], "");
     close(in[0]);
     close(out[1]);
@@ -417,7 +417,7 @@ int GrpcWorker() {
 struct GrpcCore {
   GrpcCore() {
     int in[2], out[2];
-    if (pipe(in) != 0 || pipe(out) != 0) Fail("pipe");
+    if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0) Fail("pipe");
     pid = StartWorker("grpc", in[0], out[1], "");
     close(in[0]);
     close(out[1]);

@@ -24,14 +24,14 @@ def run_suite(build_dir, results, *args, timeout=600):
 
 
 def shm_names():
-    """The suite's channels (its names start with w1-..w5- or pingpong-)."""
-    prefixes = ("w1-", "w2-", "w3-", "w4-", "w5-", "pingpong-")
+    """The suite's channels (its names start with w1-..w6- or pingpong-)."""
+    prefixes = ("w1-", "w2-", "w3-", "w4-", "w5-", "w6-", "pingpong-")
     return {n for n in named_channels() if n.startswith(prefixes)}
 
 
 @pytest.mark.parametrize("workload,module", [("w1", "w1_ledger"), ("w2", "w2_image"),
                                              ("w3", "w3_frames"), ("w4", "w4_ingest"),
-                                             ("w5", "w5_flight")])
+                                             ("w5", "w5_flight"), ("w6", "w6_command")])
 def test_workload_runs_checks_answers_and_writes_results(build_dir, tmp_path, workload, module):
     before = shm_names()
     proc = run_suite(build_dir, tmp_path, "--workload", workload, "--json")
