@@ -104,7 +104,7 @@ demo: deps
 	@$(MAKE) --no-print-directory build CI= QUIVER_SANITIZE=0
 	@$(MAKE) --no-print-directory python
 	$(PYTHON) examples/ledger/demo.py --build $(CURDIR)/build
-	PATH=$(CURDIR)/build:$(dir $(PYTHON)):$$PATH build/quiver run examples/evidence.toml
+	$(PYTHON) examples/evidence/demo.py --build $(CURDIR)/build
 
 # The Python package, installed into .venv the way a user would (`pip install .`), built
 # against the venv's own pyarrow (no build isolation), incrementally in build-py/.

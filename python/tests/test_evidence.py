@@ -33,3 +33,15 @@ def test_evidence_pipeline_survives_a_killed_worker_and_delivers_every_page_once
     # The streams (named after the core's pid) went away with the last process holding them,
     # the SIGKILLed worker's included.
     assert not [f for f in set(named_channels()) - before if f.startswith("evidence-")]
+
+
+def test_evidence_demo_reports_per_command_latency_against_json(build_dir):
+    env = {**os.environ, "PATH": f"{pathlib.Path(sys.executable).parent}:{os.environ['PATH']}",
+           "ARROW_DEFAULT_MEMORY_POOL": "system"}
+    run = subprocess.run([sys.executable, str(REPO / "examples/evidence/demo.py"), "--build",
+                          str(build_dir), "--json-commands", "1"], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "every page exactly once on 2 of 3 workers" in run.stdout
+    assert "per command, JSON + base64 over stdio" in run.stdout
+    assert "faster than JSON over stdio per command" in run.stdout
