@@ -1,6 +1,8 @@
-// The envelope target: ParseEnvelope (src/control/envelope.cc) on the input as one line, and
-// the line reader of src/control/connection.cc on the same bytes as a stream, each checked
-// against what it promises (envelope_oracle.h; a model of Connection::ReadLine).
+// The envelope target: ParseEnvelope (src/control/envelope.cc) on the input as one line, the
+// line reader of src/control/connection.cc on the same bytes as a stream, each checked
+// against what it promises (envelope_oracle.h; a model of Connection::ReadLine), and the
+// control-connection variables (ParseControlFds, ParseControlWorkers: what a node reads from
+// QUIVER_CONTROL / QUIVER_CONTROL_WORKERS), which must round-trip through their Format.
 // Run by envelope_fuzzer.cc; replayed by tests/fuzz_regression_test.cc.
 #pragma once
 
@@ -18,6 +20,7 @@
 
 #include "common/unique_fd.h"
 #include "control/connection.h"
+#include "quiver/control.h"
 #include "quiver/envelope.h"
 #include "envelope_oracle.h"
 #include "fuzz_support.h"
@@ -89,9 +92,40 @@ inline void FuzzLineReader(std::string_view bytes, size_t max_line) {
   }
 }
 
+// What a node reads from its environment: parsed values are sane and survive a round trip.
+inline void FuzzControlVariables(std::string_view text) {
+  if (text.size() > 4096) return;
+  Result<control::ControlFds> fds = control::ParseControlFds(text);
+  if (fds.ok()) {
+    QUIVER_FUZZ_CHECK(fds->read_fd >= 0 && fds->write_fd >= 0, "negative fd accepted");
+    auto again = control::ParseControlFds(control::FormatControlFds(*fds));
+    QUIVER_FUZZ_CHECK(again.ok() && *again == *fds, "ControlFds does not round-trip");
+  } else {
+    QUIVER_FUZZ_CHECK(fds.status().code() == ErrorCode::kInvalidArgument,
+                      StatusText(fds.status()));
+  }
+  Result<std::vector<control::WorkerFd>> workers = control::ParseControlWorkers(text);
+  if (workers.ok()) {
+    for (size_t i = 0; i < workers->size(); ++i) {
+      const control::WorkerFd& w = (*workers)[i];
+      QUIVER_FUZZ_CHECK(!w.name.empty() && w.fds.read_fd >= 0 && w.fds.write_fd >= 0,
+                        "a worker entry without name or fds accepted");
+      for (size_t j = 0; j < i; ++j) {
+        QUIVER_FUZZ_CHECK((*workers)[j].name != w.name, "a worker named twice accepted");
+      }
+    }
+    auto again = control::ParseControlWorkers(control::FormatControlWorkers(*workers));
+    QUIVER_FUZZ_CHECK(again.ok() && *again == *workers, "worker list does not round-trip");
+  } else {
+    QUIVER_FUZZ_CHECK(workers.status().code() == ErrorCode::kInvalidArgument,
+                      StatusText(workers.status()));
+  }
+}
+
 inline void FuzzEnvelope(const uint8_t* data, size_t size) {
   const std::string_view line(reinterpret_cast<const char*>(data), size);
   CheckEnvelopeOutcome(control::ParseEnvelope(line));
+  FuzzControlVariables(line);
   // The same bytes as a stream of lines, with a small limit so long lines are common.
   if (size <= 8192) FuzzLineReader(line, 256);
 }

@@ -69,6 +69,11 @@ void EnvelopeSeeds() {
   const std::string id = "6f1c1f9e-3a52-4c59-9d0e-5b8f1f3e2a10";
   const std::string v = R"({"protocol_v":"2.0.0","msg_id":")" + id + R"(",)";
   const std::pair<const char*, std::string> seeds[] = {
+      // What a node reads from QUIVER_CONTROL / QUIVER_CONTROL_WORKERS (the same target).
+      {"control_fds", "5:8"},
+      {"control_socket_fd", "7"},
+      {"control_workers", "ocr-1=5:6,ocr_2=17"},
+      {"control_workers_bad", "a=3:-4,a=3:4,=1"},
       {"stream_start",
        v + R"("type":"CMD_STREAM_START","payload":{"channel":"frames","segment_size":1048576}})"},
       {"process_raw",
