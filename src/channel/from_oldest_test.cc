@@ -407,6 +407,52 @@ void JoinUnderLoad(OverflowPolicy overflow) {
   EXPECT_GT(with_backlog, 0u);
 }
 
+// Two slots: one steady reader, and joiners that leave at once, so nearly every join takes
+// over the slot the last joiner closed (ClaimGoneSlot) while the publisher, a thread of the
+// same process, reclaims closed slots. The byte lock cannot tell the two threads apart: the
+// publisher once adopted a slot a joiner was taking over and freed the joiner's samples
+// under it (torn bytes, caught by JoinersUnderLoad about once in twenty runs).
+TEST(FromOldestTest, AJoinerTakingOverAClosedSlotIsNeverReclaimedUnderIt) {
+  auto channel = Channel::Create(UniqueName("oldest-takeover"),
+                                 {.capacity = 64 << 10, .max_samples = 16, .max_subscribers = 2});
+  ASSERT_TRUE(channel.ok());
+  auto publisher = channel->CreatePublisher({.loan_timeout = seconds(20)});
+  ASSERT_TRUE(publisher.ok());
+  auto steady = channel->CreateSubscriber();
+  ASSERT_TRUE(steady.ok());
+  std::atomic<bool> stop{false};
+  std::thread steady_reader([&] {
+    for (;;) {
+      auto sample = steady->Receive(seconds(20));
+      if (!sample.ok()) return;
+    }
+  });
+  std::thread producer([&] {
+    for (uint64_t seq = 0; !stop; ++seq) {
+      if (!PublishPattern(*publisher, seq).ok()) break;
+    }
+  });
+  uint64_t joins = 0;
+  while (joins < 3000 && !::testing::Test::HasFailure()) {
+    auto late = channel->CreateSubscriber(kFromOldest);
+    if (!late.ok()) {
+      ASSERT_EQ(late.status().code(), ErrorCode::kBusy) << late.status().ToString();
+      continue;
+    }
+    ++joins;
+    for (int i = 0; i < 3; ++i) {
+      auto sample = late->Receive(seconds(5));
+      ASSERT_TRUE(sample.ok()) << sample.status().ToString();
+      ASSERT_TRUE(CheckPattern(sample->data(), sample->sequence())) << sample->sequence();
+    }
+  }
+  stop = true;
+  producer.join();
+  { Publisher closed = std::move(*publisher); }
+  steady_reader.join();
+  EXPECT_EQ(joins, 3000u);
+}
+
 TEST(FromOldestTest, JoinersUnderLoadSeeConsecutiveIntactSamples) {
   JoinUnderLoad(OverflowPolicy::kBlock);
 }

@@ -43,6 +43,12 @@ std::optional<SlotState> TryAdoptGoneSlot(ChannelState& ch, uint32_t i) {
     shm::UnlockByte(ch.segment.fd(), shm::kFirstSubscriberLockByte + i);
     return std::nullopt;
   }
+  // Ours from now on, for the other threads of this process too: the byte lock cannot tell
+  // them apart (a second TryLockByte through the same fd succeeds), so without this mark a
+  // publisher reclaiming closed slots could adopt the slot a joiner of this process is taking
+  // over (ClaimGoneSlot), clear the joiner's bits and free its samples under it. FreeSlot or
+  // the adopter drops the mark.
+  ch.own_slots |= uint64_t{1} << i;
   return now;
 }
 
@@ -83,6 +89,7 @@ Status ClearSlot(ChannelState& ch, uint32_t i, const std::vector<uint32_t>* in_f
 void FreeSlot(ChannelState& ch, uint32_t i) {
   ch.slots[i].state.store(static_cast<uint32_t>(SlotState::kFree), std::memory_order_release);
   std::lock_guard lock(ch.mu);
+  ch.own_slots &= ~(uint64_t{1} << i);  // TryAdoptGoneSlot's mark
   shm::UnlockByte(ch.segment.fd(), shm::kFirstSubscriberLockByte + i);
 }
 

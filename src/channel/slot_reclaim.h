@@ -15,6 +15,9 @@ namespace quiver::internal {
 /// If slot `i` is in use but nobody holds its lock (its subscriber died, or closed and left
 /// it for reclaim), takes the lock and returns the state it found: kActive for a death,
 /// kClosing for a clean close. nullopt if the slot is free, this process's own, or held.
+/// The slot then counts as this process's own (ChannelState::own_slots), so another thread
+/// of this process (whose lock attempts the byte lock cannot tell apart) cannot adopt it
+/// too; FreeSlot drops that mark.
 std::optional<channel::SlotState> TryAdoptGoneSlot(ChannelState& ch, uint32_t i);
 
 /// Clears every reference of slot `i`, whose lock the caller holds: it leaves active_mask,

@@ -366,6 +366,7 @@ std::optional<uint32_t> ClaimGoneSlot(internal::ChannelState& ch) {
     if (!internal::ClearSlot(ch, i, nullptr).ok()) {
       // A stopped publisher mid-publish: leave the slot to it.
       std::lock_guard lock(ch.mu);
+      ch.own_slots &= ~(uint64_t{1} << i);  // TryAdoptGoneSlot's mark
       shm::UnlockByte(ch.segment.fd(), shm::kFirstSubscriberLockByte + i);
       continue;
     }
