@@ -63,4 +63,31 @@ auto Interruptibly(const std::string& channel, std::optional<double> timeout, Op
   }
 }
 
+/// Runs `op(slice)`, a wait of at most `slice` that returns a Result, without the GIL, slice
+/// after slice, running Python's signal handlers in between, until it gives a value or an
+/// error other than kTimeout, or `timeout` seconds (none: never) have passed: then kTimeout
+/// saying that `what` did not happen within the whole time asked for.
+template <typename Op>
+auto WaitInSlices(std::optional<double> timeout, const std::string& what, Op op)
+    -> decltype(op(std::chrono::milliseconds(0))) {
+  const auto start = Clock::now();
+  const auto deadline = DeadlineAfter(start, timeout);
+  for (;;) {
+    const auto left = deadline - std::min(Clock::now(), deadline);
+    const auto slice = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::min<Clock::duration>(kSignalSlice, left));
+    auto result = [&] {
+      nanobind::gil_scoped_release release;
+      return op(slice);
+    }();
+    if (result.ok() || result.status().code() != ErrorCode::kTimeout) return result;
+    if (Clock::now() >= deadline) {
+      return Status::Timeout(
+          what + " within " +
+          FormatDuration(std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - start)));
+    }
+    RunSignalHandlers();
+  }
+}
+
 }  // namespace quiver::python

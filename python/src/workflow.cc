@@ -62,21 +62,9 @@ std::string HandleJson(const control::ShmHandle& handle) {
 
 // Waits for `call` in signal slices, up to `timeout` seconds (none: as long as it takes).
 nb::bytes WaitFor(const control::PendingCall& call, std::optional<double> timeout) {
-  const auto deadline = DeadlineAfter(Clock::now(), timeout);
-  for (;;) {
-    const auto left = deadline - std::min(Clock::now(), deadline);
-    const auto slice = std::chrono::duration_cast<std::chrono::milliseconds>(
-        std::min<Clock::duration>(kSignalSlice, left));
-    Result<Envelope> r = [&] {
-      nb::gil_scoped_release release;
-      return call.Wait(slice);
-    }();
-    if (r.ok()) return ToLine(*r);
-    if (r.status().code() != ErrorCode::kTimeout || call.done() || Clock::now() >= deadline) {
-      Throw(r.status());
-    }
-    RunSignalHandlers();
-  }
+  return ToLine(Unwrap(WaitInSlices(
+      timeout, "worker '" + call.worker() + "' has not answered (msg_id " + call.msg_id() + ")",
+      [&](std::chrono::milliseconds slice) { return call.Wait(slice); })));
 }
 
 // A Python handler: takes the command's line, returns the answer's line (a RES_ERROR_V2 line
@@ -140,21 +128,12 @@ class PyResolver {
   }
   PySample Resolve(const std::string& handle_json, std::optional<double> wait) {
     const control::ShmHandle handle = ParseHandleJson(handle_json);
-    const auto deadline = DeadlineAfter(Clock::now(), wait.value_or(1.0));
-    for (;;) {
-      const auto left = deadline - std::min(Clock::now(), deadline);
-      const auto slice = std::chrono::duration_cast<std::chrono::milliseconds>(
-          std::min<Clock::duration>(kSignalSlice, left));
-      Result<Sample> sample = [&] {
-        nb::gil_scoped_release release;
-        return resolver_.Resolve(handle, slice);
-      }();
-      if (sample.ok()) return Wrap(channels_.at(handle.segment_id), std::move(sample).value());
-      if (sample.status().code() != ErrorCode::kTimeout || Clock::now() >= deadline) {
-        Throw(sample.status());
-      }
-      RunSignalHandlers();
-    }
+    Sample sample = Unwrap(WaitInSlices(
+        wait.value_or(1.0),
+        "the sample of the handle (channel '" + handle.segment_id.substr(0, 80) +
+            "') has not arrived",
+        [&](std::chrono::milliseconds slice) { return resolver_.Resolve(handle, slice); }));
+    return Wrap(channels_.at(handle.segment_id), std::move(sample));
   }
   void Forget(const std::string& handle_json) { resolver_.Forget(ParseHandleJson(handle_json)); }
 
