@@ -173,6 +173,9 @@ def test_streams_and_safe_handles_resolve_to_the_sample_zero_copy(served, name):
         pub = streams.publisher(name)
         if c.payload["kind"] == "frame":
             pub.publish_image(np.full((1080, 1920, 4), 7, np.uint8), "RGBA8")
+        elif c.payload["kind"] == "tensor":
+            with pub.loan_ndarray((64, 3), np.float32) as t:
+                t[:] = np.arange(192, dtype=np.float32).reshape(64, 3)
         else:
             pub.publish_bytes(b"x" * 100)
         return control.data_ready(pub, page=c.payload["page"])
@@ -205,6 +208,11 @@ def test_streams_and_safe_handles_resolve_to_the_sample_zero_copy(served, name):
     with pytest.raises(quiver.StaleHandleError, match="generation"):
         resolver.resolve(other)
     assert bytes(resolver.resolve(raw.shm_handle).to_numpy()) == b"x" * 100
+    tensor = resolver.resolve(s.client.call("CMD_RENDER", {"kind": "tensor", "page": 3}).shm_handle)
+    assert tensor.kind == "tensor"
+    array = tensor.to_numpy()
+    assert array.dtype == np.float32 and array.shape == (64, 3) and array[63, 2] == 191
+    del array, tensor
     with pytest.raises(quiver.NotFoundError, match="does not watch"):
         resolver.resolve(control.ShmHandle("wf-elsewhere", 0, 1, "raw", 1, 0))
     del sample, view
