@@ -157,7 +157,7 @@ struct WorkerOptions {
   std::function<void(std::string_view line)> log;
   /// The channels a command's shm_handle may name (others are answered PERMISSION_DENIED
   /// before a handler sees them). Empty: any channel of this user, as the connection comes
-  /// from a process of this user (a socketpair `quiver run` made, or a Unix socket).
+  /// from a process of this user (the pipes `quiver run` made, or a Unix socket).
   std::function<bool(std::string_view channel)> exposes;
   /// How long the worker polls for the next command without sleeping after it answered one
   /// (as a subscriber spins before its futex sleep): a command that comes within it skips a

@@ -1,5 +1,5 @@
 """The control envelope, protocol 2.0.0: one JSON object per line over stdio, a Unix socket
-or loopback TCP. Lines are parsed and written by the C++ codec (``src/control/envelope.h``),
+or loopback TCP. Lines are parsed and written by the C++ codec (``include/quiver/envelope.h``),
 so Python accepts and refuses exactly what a C++ peer does, with the same code and message.
 
 >>> with Client.connect_unix("/run/user/1000/quiver.sock") as client:
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Callable, Dict, List, Optional, Tuple, Type
 
 from ._quiver import QuiverError
-# The codec itself: src/control/envelope.h, bound by python/src/control.cc. This module only
+# The codec itself: include/quiver/envelope.h, bound by python/src/control.cc. This module only
 # puts Python objects around it.
 from ._quiver import envelope as _codec
 

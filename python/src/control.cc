@@ -1,4 +1,4 @@
-// quiver._quiver.envelope: the control envelope codec of src/control/envelope.h (protocol
+// quiver._quiver.envelope: the control envelope codec of quiver/envelope.h (protocol
 // 2.0.0) for python/quiver/control.py, so that both languages accept and refuse the same
 // lines with the same code and message. Payloads cross as Python objects (parse) or as
 // JSON text (serialize: json.dumps keeps Python's own mapping of values to JSON).
