@@ -320,7 +320,10 @@ class Channel {
   /// Creates a channel. kAlreadyExists if a live channel of that name exists; a stale one
   /// (all its processes died) is replaced.
   static Result<Channel> Create(std::string_view name, const ChannelOptions& options = {});
-  /// Attaches to an existing named channel. kNotFound if it does not exist.
+  /// Attaches to an existing named channel. kNotFound if it does not exist. In a node of
+  /// `quiver run` (QUIVER_CHANNELS set), a name that is not a named channel but one of the
+  /// node's pipeline channels is attached as Attach does; another name's kNotFound lists the
+  /// node's channels.
   static Result<Channel> Open(std::string_view name);
   /// Attaches to a channel whose segment fd this process holds (a memfd inherited from, or
   /// passed by, its creator). The fd stays the caller's.

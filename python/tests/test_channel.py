@@ -440,3 +440,17 @@ def test_list_channels_is_the_list_of_quiver_ls(name, build_dir, tmp_path):
         run.terminate()
         run.wait(timeout=10)
     del ch
+
+
+def test_open_in_a_pipeline_node_finds_its_channels_by_name(name, monkeypatch):
+    """Under quiver run a node's channels are memfds named in QUIVER_CHANNELS: Channel.open
+    finds them (no attach needed), and a name the node does not have lists those it has."""
+    channel = quiver.Channel.create(name, "1MiB", memfd=True)
+    with pytest.raises(quiver.NotFoundError):
+        quiver.Channel.open(name)
+    monkeypatch.setenv("QUIVER_CHANNELS", f"frames=99,{name}={channel.fd}")
+    opened = quiver.Channel.open(name)
+    assert opened.capacity == channel.capacity
+    with pytest.raises(quiver.NotFoundError, match=f"frames, {name}"):
+        quiver.Channel.open(name + "-other")
+    del opened, channel

@@ -175,8 +175,30 @@ Result<Channel> Channel::Create(std::string_view name, const ChannelOptions& opt
 }
 
 Result<Channel> Channel::Open(std::string_view name) {
-  QUIVER_ASSIGN_OR_RETURN(shm::Segment segment, shm::Segment::OpenNamed(name));
-  QUIVER_ASSIGN_OR_RETURN(auto state, internal::AttachSegment(std::move(segment)));
+  Result<shm::Segment> segment = shm::Segment::OpenNamed(name);
+  if (!segment.ok() && segment.status().code() == ErrorCode::kNotFound) {
+    // Under `quiver run` a pipeline's channels are memfds named in QUIVER_CHANNELS: a node
+    // that opens one by name gets it (Attach), and one that names another is told what it has.
+    const char* env = std::getenv("QUIVER_CHANNELS");
+    if (env != nullptr && *env != '\0') {
+      const std::string list = env;
+      std::string names;
+      for (size_t start = 0; start <= list.size();) {
+        const size_t comma = std::min(list.find(',', start), list.size());
+        const std::string entry = list.substr(start, comma - start);
+        const std::string entry_name = entry.substr(0, entry.find('='));
+        if (entry_name == name) return Attach(name);
+        names += (names.empty() ? "" : ", ") + entry_name;
+        start = comma + 1;
+      }
+      return segment.status().Wrap(ErrorCode::kNotFound,
+                                   "no channel '" + std::string(name) +
+                                       "': not a named channel, nor one of this pipeline node's (" +
+                                       names + ", from QUIVER_CHANNELS)");
+    }
+  }
+  if (!segment.ok()) return segment.status();
+  QUIVER_ASSIGN_OR_RETURN(auto state, internal::AttachSegment(std::move(segment).value()));
   return Channel(std::move(state));
 }
 

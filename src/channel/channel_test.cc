@@ -473,6 +473,26 @@ TEST(ChannelTest, AttachUsesTheFdHandedDownBySupervisorThenTheName) {
   EXPECT_EQ(Channel::Attach(name).status().code(), ErrorCode::kNotFound) << "falls back to Open";
 }
 
+// A node of `quiver run` that opens its pipeline channel by name gets it (users write
+// Channel.open, not attach), and a name it does not have says which ones it has.
+TEST(ChannelTest, OpenInAPipelineNodeFindsItsChannelsAndNamesThemWhenAsked) {
+  const std::string name = UniqueName("nodeopen");
+  auto memfd = Channel::Create(name, {.capacity = 4096, .backing = Backing::kMemfd});
+  ASSERT_TRUE(memfd.ok());
+  EXPECT_EQ(Channel::Open(name).status().code(), ErrorCode::kNotFound) << "not named";
+  const std::string env = "frames=99," + name + "=" + std::to_string(memfd->fd());
+  setenv("QUIVER_CHANNELS", env.c_str(), 1);
+  auto opened = Channel::Open(name);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  auto publisher = memfd->CreatePublisher();
+  EXPECT_EQ(opened->CreatePublisher().status().code(), ErrorCode::kBusy) << "same channel";
+  auto other = Channel::Open(UniqueName("absent"));
+  EXPECT_EQ(other.status().code(), ErrorCode::kNotFound);
+  EXPECT_NE(other.status().message().find("frames, " + name), std::string::npos)
+      << other.status().ToString();
+  unsetenv("QUIVER_CHANNELS");
+}
+
 TEST(ChannelTest, NotEnoughSharedMemoryIsAClearErrorAndLeavesNothing) {
   const std::string name = UniqueName("toobig");
   // Far beyond /dev/shm: the pages are reserved at creation (posix_fallocate), so this
