@@ -260,8 +260,11 @@ def test_blocking_receive_releases_the_gil(name):
 
 
 def test_ctrl_c_interrupts_a_blocking_receive(name):
+    # A child started from a background job inherits SIGINT ignored, and Python then installs
+    # no KeyboardInterrupt handler: install it, as an interactive program has it.
     script = (
-        "import quiver, sys\n"
+        "import quiver, signal, sys\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         f"ch = quiver.Channel.create('{name}', '1MiB')\n"
         "sub = ch.subscriber()\n"
         "print('ready', flush=True)\n"

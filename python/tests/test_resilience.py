@@ -14,8 +14,10 @@ import quiver
 
 # A publisher that blocks on a channel whose only subscriber never receives: after printing
 # "blocking", it calls OP, which waits for room until Ctrl-C.
+# (A child of a background job inherits SIGINT ignored: it installs Python's handler itself.)
 BLOCKED_PUBLISHER = textwrap.dedent("""
-    import sys, numpy as np, pyarrow as pa, quiver
+    import signal, sys, numpy as np, pyarrow as pa, quiver
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     name, op = sys.argv[1], sys.argv[2]
     schema = pa.schema([("x", pa.int64())]) if op == "publish" else None
     ch = quiver.Channel.create(name, "64KiB", schema=schema, max_samples=8)
