@@ -191,12 +191,38 @@ TEST(SupervisorTest, NodesExchangeSamplesThroughTheChannelsTheyWereHanded) {
   EXPECT_FALSE(testing::SegmentFileExists(channel));
 }
 
+// A node gets the stop as a terminal's Ctrl-C: its SIGINT handler runs and it exits cleanly,
+// before any SIGTERM (a Python node: KeyboardInterrupt, `finally` blocks).
+TEST(SupervisorTest, AStopReachesNodesAsCtrlCFirst) {
+  TempDir dir;
+  Pipeline p;
+  p.source = "test";
+  p.nodes = {Sh("polite", "trap 'echo got-int > " + (dir / "int") + "; exit 0' INT; echo up > " +
+                              (dir / "up") + "; while :; do sleep 0.05; done"),
+             Sh("failing", "while [ ! -e " + (dir / "up") + " ]; do sleep 0.01; done; exit 3")};
+  RunOptions options = Quiet();
+  options.grace_period = seconds(10);
+  const auto start = Clock::now();
+  auto report = RunPipeline(p, options);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_LT(Clock::now() - start, seconds(4)) << "it waited for the SIGTERM";
+  EXPECT_EQ(report->failed_node, "failing");
+  EXPECT_EQ(report->nodes[0].Describe(), "exit code 0");
+  std::ifstream marker(dir / "int");
+  std::string seen;
+  EXPECT_TRUE(std::getline(marker, seen));
+  EXPECT_EQ(seen, "got-int");
+}
+
 TEST(SupervisorTest, OneFailingNodeStopsAllOthersWithinTheGracePeriod) {
   Pipeline p;
   p.source = "test";
   p.nodes = {Sh("sleeper", "exec sleep 60"),
-             // Ignores SIGTERM (so does its sleep: SIG_IGN survives exec): needs the SIGKILL.
-             Sh("stubborn", "trap '' TERM; sleep 60; exit 0"),
+             // Ignores SIGINT and SIGTERM (so does its sleep: SIG_IGN survives exec): needs
+             // the SIGKILL.
+             Sh("stubborn", "trap '' INT TERM; sleep 60; exit 0"),
+             // Ignores only SIGINT: the SIGTERM at half the grace period ends it.
+             Sh("deaf", "trap '' INT; exec sleep 60"),
              Sh("failing",
                 "sleep 0.3; echo 'first words' >&2; echo 'cannot open input' >&2; "
                 "exit 1")};
@@ -215,12 +241,13 @@ TEST(SupervisorTest, OneFailingNodeStopsAllOthersWithinTheGracePeriod) {
   EXPECT_NE(text.find("  | cannot open input"), std::string::npos) << text;
   const NodeOutcome& sleeper = report->nodes[0];
   EXPECT_TRUE(sleeper.stopped);
-  EXPECT_EQ(sleeper.Describe(), "killed by signal 15 (SIGTERM)");
+  EXPECT_EQ(sleeper.Describe(), "killed by signal 2 (SIGINT)");  // as Ctrl-C in a terminal
   const NodeOutcome& stubborn = report->nodes[1];
   EXPECT_TRUE(stubborn.stopped);
   EXPECT_EQ(stubborn.Describe(), "killed by signal 9 (SIGKILL)");
-  ASSERT_EQ(report->nodes[2].last_stderr.size(), 2u);
-  EXPECT_EQ(report->nodes[2].last_stderr.back(), "cannot open input");
+  EXPECT_EQ(report->nodes[2].Describe(), "killed by signal 15 (SIGTERM)");
+  ASSERT_EQ(report->nodes[3].last_stderr.size(), 2u);
+  EXPECT_EQ(report->nodes[3].last_stderr.back(), "cannot open input");
 }
 
 TEST(SupervisorTest, PipelineFileWithFailingNodeStopsWithinTwoSeconds) {
@@ -318,7 +345,7 @@ TEST(SupervisorTest, SigintStopsEveryNodeAndExits130) {
   supervisor.Kill(SIGINT);
   const auto start = Clock::now();
   EXPECT_EQ(supervisor.ExitCode(), 130);
-  EXPECT_LT(Clock::now() - start, seconds(2));  // sleep obeys SIGTERM: no grace period needed
+  EXPECT_LT(Clock::now() - start, seconds(2));  // sleep obeys SIGINT: no grace period needed
   EXPECT_TRUE(Exited(a));
   EXPECT_TRUE(Exited(b));
   std::ifstream summary(dir / "summary");

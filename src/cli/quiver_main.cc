@@ -113,7 +113,10 @@ int Main(int argc, char** argv) {
   run->add_option("file", pipeline_file, "Pipeline file (TOML)")
       ->required()
       ->check(CLI::ExistingFile);
-  run->add_option("--grace", grace, "Seconds between SIGTERM and SIGKILL when stopping")
+  run->add_option("--grace", grace,
+                  "Seconds stopped nodes get: on a stop (a node failed, Ctrl-C, SIGTERM) every "
+                  "node gets SIGINT at once, SIGTERM after half of this, SIGKILL at its end; a "
+                  "second Ctrl-C kills at once")
       ->capture_default_str();
 
   auto* ls = app.add_subcommand("ls",

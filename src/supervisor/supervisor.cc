@@ -322,9 +322,11 @@ class Supervisor {
         std::any_of(nodes_.begin(), nodes_.end(), [](const RunningNode& n) { return n.alive; })) {
       int timeout_ms = ExpireIdleClients();
       if (phase_ == Phase::kStopping && !killed_) {
-        const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline_ - Clock::now());
+        if (!termed_ && Clock::now() >= term_at_) TermAll();
+        const auto left = std::chrono::ceil<std::chrono::milliseconds>(
+            (termed_ ? deadline_ : term_at_) - Clock::now());
         if (left.count() <= 0) {
-          KillAll();
+          if (termed_) KillAll();
           continue;
         }
         timeout_ms = timeout_ms < 0 ? static_cast<int>(left.count())
@@ -436,16 +438,28 @@ class Supervisor {
   }
 
   // Stops the pipeline once, for the first reason that comes: node `failed` or signal `sig`.
+  // As a terminal's Ctrl-C would (docker compose, ROS 2 launch): SIGINT to every node's
+  // process group at once, so Python's KeyboardInterrupt handlers and `finally` blocks run;
+  // SIGTERM at half the grace period; SIGKILL at its end.
   void BeginStop(std::optional<size_t> failed, std::optional<int> sig) {
     if (phase_ != Phase::kRunning) return;
     phase_ = Phase::kStopping;
     failed_ = failed;
     stop_signal_ = sig;
-    deadline_ = Clock::now() + options_.grace_period;
+    const Clock::time_point now = Clock::now();
+    deadline_ = now + options_.grace_period;
+    term_at_ = now + options_.grace_period / 2;
     for (RunningNode& node : nodes_) {
       if (!node.alive) continue;
       node.outcome.stopped = true;
-      (void)SignalGroup(node.child.pid, SIGTERM);
+      (void)SignalGroup(node.child.pid, SIGINT);
+    }
+  }
+
+  void TermAll() {
+    termed_ = true;
+    for (RunningNode& node : nodes_) {
+      if (node.alive) (void)SignalGroup(node.child.pid, SIGTERM);
     }
   }
 
@@ -586,6 +600,8 @@ class Supervisor {
   std::optional<int> stop_signal_;
   Clock::time_point deadline_;
   bool killed_ = false;
+  bool termed_ = false;  // SIGTERM sent (half the grace period after SIGINT)
+  Clock::time_point term_at_;
   std::vector<char> buffer_ = std::vector<char>(kReadChunk);
 };
 

@@ -41,7 +41,8 @@ using ChannelFactory = std::function<Result<Channel>(const ChannelSpec&, Channel
 Result<Channel> CreateChannel(const ChannelSpec& spec, ChannelOptions options);
 
 struct RunOptions {
-  /// How long stopped nodes get between SIGTERM and SIGKILL.
+  /// How long stopped nodes get: SIGINT at once, SIGTERM after half of it, SIGKILL at its
+  /// end.
   std::chrono::milliseconds grace_period{2000};
   /// Where the nodes' prefixed stdout and stderr lines go (not owned; < 0 discards).
   int stdout_fd = 1;
@@ -94,8 +95,10 @@ struct RunReport {
 /// the nodes in file order, each in its own process group with PR_SET_PDEATHSIG = SIGKILL and
 /// exactly its own channels' fds (QUIVER_CHANNELS) and control connections; then waits on one
 /// epoll for pidfds, output pipes, signals and late joiners. A node that exits non-zero or by a
-/// signal, or cannot start, stops the pipeline: SIGTERM to every remaining node's process
-/// group, then SIGKILL after the grace period. Returns after every node has been reaped.
+/// signal, or cannot start, stops the pipeline: SIGINT to every remaining node's process
+/// group (as Ctrl-C in a terminal: Python runs its KeyboardInterrupt handlers), SIGTERM after
+/// half the grace period, SIGKILL at its end; a second SIGINT to the supervisor kills at once.
+/// Returns after every node has been reaped.
 ///
 /// Control connections (NodeSpec::controls): two pipes per (core, worker), one each way, made
 /// before any node starts. The worker inherits the end it reads and the end it writes as
