@@ -214,6 +214,45 @@ TEST(SupervisorTest, AStopReachesNodesAsCtrlCFirst) {
   EXPECT_EQ(seen, "got-int");
 }
 
+// The supervisor's stdout is a pipe nobody reads (a stuck `| less`, a full log collector): a
+// chatty node fills it, and the stop must still take the grace period, not forever; the
+// report says how many lines were dropped.
+TEST(SupervisorTest, AReaderThatNeverReadsDoesNotHoldUpTheStop) {
+  TempDir dir;
+  int out[2];
+  ASSERT_EQ(::pipe2(out, O_CLOEXEC), 0);
+  const auto start = Clock::now();
+  Child supervisor([&] {
+    Pipeline p;
+    p.source = "test";
+    p.nodes = {Sh("chatty", "yes quiver-output-line | head -n 300000; exec sleep 60"),
+               Sh("failing", "sleep 0.5; exit 1")};
+    RunOptions options = Quiet();
+    options.stdout_fd = out[1];
+    options.grace_period = milliseconds(500);
+    auto report = RunPipeline(p, options);
+    if (!report.ok()) return 99;
+    std::ofstream(dir / "summary") << report->summary;
+    return report->exit_code;
+  });
+  ::close(out[1]);
+  int status = 0;
+  while (::waitpid(supervisor.pid(), &status, WNOHANG) == 0 && Clock::now() - start < seconds(15)) {
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  const auto took = Clock::now() - start;
+  ::close(out[0]);
+  ASSERT_LT(took, seconds(15)) << "the stop waited for a reader that never reads";
+  EXPECT_LT(took, seconds(5));
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  std::ifstream summary(dir / "summary");
+  std::string text;
+  std::getline(summary, text);
+  EXPECT_NE(text.find("node 'failing' failed"), std::string::npos) << text;
+  EXPECT_NE(text.find("lines of the nodes' output were dropped"), std::string::npos) << text;
+}
+
 TEST(SupervisorTest, OneFailingNodeStopsAllOthersWithinTheGracePeriod) {
   Pipeline p;
   p.source = "test";

@@ -29,21 +29,26 @@ class OutputRelayTest : public ::testing::Test {
 };
 
 TEST_F(OutputRelayTest, PrefixesWholeLinesOnlyAndJoinsPieces) {
-  OutputRelay relay("node", fds_[1], 0);
+  OutputSink sink(fds_[1]);
+  OutputRelay relay("node", &sink, 0);
+  auto written = [&] {
+    sink.Flush();
+    return Drain(fds_[0]);
+  };
   relay.Feed("hel");
-  EXPECT_EQ(Drain(fds_[0]), "");
+  EXPECT_EQ(written(), "");
   relay.Feed("lo\nwor");
-  EXPECT_EQ(Drain(fds_[0]), "[node] hello\n");
+  EXPECT_EQ(written(), "[node] hello\n");
   relay.Feed("ld\r\n\nlast");
-  EXPECT_EQ(Drain(fds_[0]), "[node] world\n[node] \n");
+  EXPECT_EQ(written(), "[node] world\n[node] \n");
   relay.Finish();
-  EXPECT_EQ(Drain(fds_[0]), "[node] last\n");
+  EXPECT_EQ(written(), "[node] last\n");
   relay.Finish();  // idempotent
-  EXPECT_EQ(Drain(fds_[0]), "");
+  EXPECT_EQ(written(), "");
 }
 
 TEST_F(OutputRelayTest, KeepsTheLastLines) {
-  OutputRelay relay("n", -1, 3);
+  OutputRelay relay("n", nullptr, 3);
   for (int i = 0; i < 10; ++i) relay.Feed("line " + std::to_string(i) + "\n");
   ASSERT_EQ(relay.tail().size(), 3u);
   EXPECT_EQ(relay.tail().front(), "line 7");
@@ -51,7 +56,7 @@ TEST_F(OutputRelayTest, KeepsTheLastLines) {
 }
 
 TEST_F(OutputRelayTest, EndlessLineIsRelayedInBoundedPieces) {
-  OutputRelay relay("n", -1, 2);
+  OutputRelay relay("n", nullptr, 2);
   const std::string chunk(1 << 10, 'x');
   for (int i = 0; i < 200; ++i) relay.Feed(chunk);
   ASSERT_FALSE(relay.tail().empty());
@@ -66,13 +71,43 @@ TEST_F(OutputRelayTest, ClosedOutputDoesNotKillOrStopTheTail) {
   sigemptyset(&set);
   sigaddset(&set, SIGPIPE);
   ASSERT_EQ(::pthread_sigmask(SIG_BLOCK, &set, &old), 0);
-  OutputRelay relay("n", fds_[1], 2);
+  OutputSink sink(fds_[1]);
+  OutputRelay relay("n", &sink, 2);
   relay.Feed("a\nb\nc\n");
+  sink.Flush();
+  EXPECT_EQ(sink.dropped_lines(), 3u);  // the output is gone: counted, not written
   const timespec zero{};
   ::sigtimedwait(&set, nullptr, &zero);
   ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
   ASSERT_EQ(relay.tail().size(), 2u);
   EXPECT_EQ(relay.tail().back(), "c");
+}
+
+// A reader that never reads: the pipe fills, Flush returns at once instead of blocking, and
+// what does not fit in the queue is dropped and counted.
+TEST_F(OutputRelayTest, AnUnreadOutputNeverBlocksAndDropsPastItsBound) {
+  OutputSink sink(fds_[1], 256 << 10);
+  OutputRelay relay("chatty", &sink, 0);
+  const std::string line(99, 'x');
+  for (int i = 0; i < 20000; ++i) {  // 2.1 MB: beyond the pipe (64 KiB) and the queue
+    relay.Feed(line + "\n");
+    sink.Flush();
+  }
+  EXPECT_FALSE(sink.empty());
+  EXPECT_GT(sink.dropped_lines(), 10000u);
+  const size_t dropped = sink.dropped_lines();
+  // The reader wakes up: what was queued goes out as it makes room, whole lines in order.
+  std::string read;
+  for (int i = 0; i < 1000 && !sink.empty(); ++i) {
+    read += Drain(fds_[0]);
+    sink.Flush();
+  }
+  read += Drain(fds_[0]);
+  EXPECT_TRUE(sink.empty());
+  EXPECT_EQ(sink.Abandon(), dropped) << "nothing dropped that the reader took";
+  ASSERT_FALSE(read.empty());
+  EXPECT_EQ(read.size() % (9 + 99 + 1), 0u) << "whole lines only";
+  EXPECT_EQ(read.substr(0, 9), "[chatty] ");
 }
 
 }  // namespace

@@ -43,6 +43,10 @@ uint64_t IndexOf(uint64_t tag) { return tag & ((uint64_t{1} << 56) - 1); }
 // exits, its pipes are drained up to this much (a grandchild may keep writing forever).
 constexpr size_t kReadChunk = 64 << 10;
 constexpr size_t kMaxDrainAfterExit = 4 << 20;
+// While output waits for a slow reader, the loop comes back this often to write more.
+constexpr int kOutputRetryMs = 20;
+// After the last node, queued output gets this long to go out before it is dropped.
+constexpr std::chrono::seconds kFinalOutputWait{1};
 // Late joiners: how many may be connected at once, the longest request line, how long a
 // connection may stay idle (a request is answered at once, so only a stuck or hostile peer
 // idles).
@@ -57,10 +61,9 @@ struct CreatedChannel {
 };
 
 struct RunningNode {
-  RunningNode(const NodeSpec& s, const RunOptions& options)
-      : spec(&s),
-        out(s.name, options.stdout_fd, 0),
-        err(s.name, options.stderr_fd, options.stderr_tail_lines) {
+  RunningNode(const NodeSpec& s, const RunOptions& options, OutputSink* out_sink,
+              OutputSink* err_sink)
+      : spec(&s), out(s.name, out_sink, 0), err(s.name, err_sink, options.stderr_tail_lines) {
     outcome.name = s.name;
   }
   const NodeSpec* spec;
@@ -106,7 +109,10 @@ std::string DefaultSocketAddress() {
 class Supervisor {
  public:
   Supervisor(const Pipeline& pipeline, const RunOptions& options)
-      : pipeline_(pipeline), options_(options) {}
+      : pipeline_(pipeline),
+        options_(options),
+        out_sink_(options.stdout_fd),
+        err_sink_(options.stderr_fd) {}
   ~Supervisor() {
     if (!socket_path_.empty()) ::unlink(socket_path_.c_str());
   }
@@ -124,7 +130,9 @@ class Supervisor {
   // Everything that can fail before a process exists; a failure here starts nothing.
   Status Prepare() {
     nodes_.reserve(pipeline_.nodes.size());
-    for (const NodeSpec& spec : pipeline_.nodes) nodes_.emplace_back(spec, options_);
+    for (const NodeSpec& spec : pipeline_.nodes) {
+      nodes_.emplace_back(spec, options_, &out_sink_, &err_sink_);
+    }
 
     socket_address_ =
         options_.socket_address.empty() ? DefaultSocketAddress() : options_.socket_address;
@@ -321,6 +329,13 @@ class Supervisor {
     while (
         std::any_of(nodes_.begin(), nodes_.end(), [](const RunningNode& n) { return n.alive; })) {
       int timeout_ms = ExpireIdleClients();
+      // Output waiting for a slow reader goes out as the reader takes it; the stop path never
+      // waits for it.
+      out_sink_.Flush();
+      err_sink_.Flush();
+      if (!out_sink_.empty() || !err_sink_.empty()) {
+        timeout_ms = timeout_ms < 0 ? kOutputRetryMs : std::min(timeout_ms, kOutputRetryMs);
+      }
       if (phase_ == Phase::kStopping && !killed_) {
         if (!termed_ && Clock::now() >= term_at_) TermAll();
         const auto left = std::chrono::ceil<std::chrono::milliseconds>(
@@ -364,6 +379,11 @@ class Supervisor {
       node.out.Finish();
       node.err.Finish();
     }
+    // What the output has not taken by now gets one more second, then it is dropped.
+    const auto flush_until = Clock::now() + kFinalOutputWait;
+    out_sink_.Flush(std::chrono::ceil<std::chrono::milliseconds>(flush_until - Clock::now()));
+    err_sink_.Flush(std::chrono::ceil<std::chrono::milliseconds>(flush_until - Clock::now()));
+    dropped_output_lines_ = out_sink_.Abandon() + err_sink_.Abandon();
     return Status::OK();
   }
 
@@ -575,6 +595,12 @@ class Supervisor {
     } else {
       report.summary = "pipeline completed";
     }
+    report.dropped_output_lines = dropped_output_lines_;
+    if (dropped_output_lines_ > 0) {
+      report.summary += "; " + std::to_string(dropped_output_lines_) +
+                        " lines of the nodes' output were dropped: the supervisor's output was "
+                        "not read fast enough";
+    }
     for (const NodeOutcome& n : report.nodes) {
       if (!n.left_to_core.empty()) {
         report.summary += "; worker '" + n.name + "' " + n.Describe() + ", left to its core '" +
@@ -589,6 +615,9 @@ class Supervisor {
   std::string socket_address_;
   std::string socket_path_;  // a file-system socket to unlink at the end
   std::vector<CreatedChannel> channels_;
+  OutputSink out_sink_;  // the supervisor's stdout and stderr, shared by every node's relays
+  OutputSink err_sink_;
+  size_t dropped_output_lines_ = 0;
   std::vector<RunningNode> nodes_;
   std::optional<Epoll> epoll_;
   std::optional<SignalFd> signals_;

@@ -84,6 +84,9 @@ struct RunReport {
   /// The node whose failure stopped the pipeline (the first one); empty otherwise.
   std::string failed_node;
   std::vector<NodeOutcome> nodes;  ///< in pipeline order
+  /// Lines of the nodes' output dropped because the supervisor's own output was not read
+  /// fast enough (at most 4 MiB wait per output; the stop never waits for a reader).
+  size_t dropped_output_lines = 0;
 
   /// The summary, then the failed node's last stderr lines, indented.
   std::string ToString() const;
