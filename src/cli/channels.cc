@@ -27,8 +27,10 @@ std::string FormatTable(const std::vector<discovery::ChannelEntry>& rows,
   const bool rates = previous != nullptr && seconds > 0;
   std::string out;
   char line[512];
-  std::snprintf(line, sizeof(line), "%-24s %10s %6s %9s %-10s %4s %5s %12s %9s %7s %7s%s\n",
-                "CHANNEL", "CAPACITY", "FILL", "SAMPLES", "PUB", "SUBS", "LAG", "PUBLISHED",
+  // QUEUED: the most samples any subscriber has not received yet (its stats' "queued", the
+  // name Python's stats() and `ls --json` use).
+  std::snprintf(line, sizeof(line), "%-24s %10s %6s %9s %-10s %4s %6s %12s %9s %7s %7s%s\n",
+                "CHANNEL", "CAPACITY", "FILL", "SAMPLES", "PUB", "SUBS", "QUEUED", "PUBLISHED",
                 "DROPPED", "STALLS", "EVICTED", rates ? "      MSG/S       MB/S" : "");
   out += line;
   for (const discovery::ChannelEntry& r : rows) {
@@ -44,8 +46,8 @@ std::string FormatTable(const std::vector<discovery::ChannelEntry>& rows,
       continue;
     }
     const ChannelStats& s = r.stats;
-    uint64_t lag = 0;
-    for (const SubscriberStats& sub : s.subscribers) lag = std::max(lag, sub.queued);
+    uint64_t queued = 0;
+    for (const SubscriberStats& sub : s.subscribers) queued = std::max(queued, sub.queued);
     const double fill =
         s.capacity ? 100.0 * static_cast<double>(s.bytes_in_use) / static_cast<double>(s.capacity)
                    : 0;
@@ -61,9 +63,9 @@ std::string FormatTable(const std::vector<discovery::ChannelEntry>& rows,
       std::snprintf(publisher, sizeof(publisher), "alive");
     }
     std::snprintf(
-        line, sizeof(line), "%-24s %10s %5.1f%% %4u/%-4u %-10s %4zu %5llu %12llu %9llu %7llu %7llu",
+        line, sizeof(line), "%-24s %10s %5.1f%% %4u/%-4u %-10s %4zu %6llu %12llu %9llu %7llu %7llu",
         shown.c_str(), HumanBytes(static_cast<double>(s.capacity)).c_str(), fill, s.samples_in_use,
-        s.max_samples, publisher, s.subscribers.size(), static_cast<unsigned long long>(lag),
+        s.max_samples, publisher, s.subscribers.size(), static_cast<unsigned long long>(queued),
         static_cast<unsigned long long>(s.published), static_cast<unsigned long long>(s.dropped),
         static_cast<unsigned long long>(s.publisher_stalls),
         static_cast<unsigned long long>(s.evicted_subscribers));

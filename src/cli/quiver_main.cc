@@ -120,7 +120,7 @@ int Main(int argc, char** argv) {
       ->capture_default_str();
 
   auto* ls = app.add_subcommand("ls",
-                                "List channels: capacity, fill, publisher, subscribers, lag, "
+                                "List channels: capacity, fill, publisher, subscribers, queued, "
                                 "counters");
   bool ls_json = false;
   ls->add_flag("--json", ls_json, "Machine-readable output");
