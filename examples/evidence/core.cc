@@ -94,11 +94,9 @@ int main(int argc, char** argv) {
     else
       return Fail("usage: evidence_core [--files N] [--pages N]");
   }
-  const char* env = std::getenv(kControlWorkersEnv);
-  auto workers = ParseControlWorkers(env ? env : "");
-  if (!workers.ok() || workers->empty()) {
-    return Fail("no workers: run under `quiver run examples/evidence.toml` (controls = [...])");
-  }
+  auto workers = ControlWorkersFromEnvironment();
+  if (!workers.ok()) return Fail(workers.status().ToString());
+  if (workers->empty()) return Fail("no workers: the pipeline file names none in controls");
   WorkerPool pool(Dispatch::kLeastLoaded);
   HandleResolver resolver;
   std::map<std::string, Channel> streams;

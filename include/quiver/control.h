@@ -85,6 +85,9 @@ std::string FormatControlWorkers(const std::vector<WorkerFd>& workers);
 /// Reads a QUIVER_CONTROL_WORKERS value. kInvalidArgument naming the entry for anything but
 /// "name=R:W" (or "name=N") entries, node names as pipeline files spell them, separated by ",".
 Result<std::vector<WorkerFd>> ParseControlWorkers(std::string_view text);
+/// This node's workers (ParseControlWorkers of QUIVER_CONTROL_WORKERS). kNotFound, saying
+/// how to get some, if it has none.
+Result<std::vector<WorkerFd>> ControlWorkersFromEnvironment();
 
 /// A command sent and not yet answered. A handle: copies share the call. Thread-safe; it
 /// outlives its Client (its calls then fail kPeerGone).

@@ -64,6 +64,8 @@ enum class ShmFormat { kArrowStream, kTensor, kRaw };
 std::string_view ShmFormatName(ShmFormat format);
 /// Every format's wire name: "arrow_stream", "tensor", "raw".
 std::vector<std::string_view> ShmFormatNames();
+/// The format a name ShmFormatName gives, or nullopt.
+std::optional<ShmFormat> ShmFormatFromName(std::string_view name);
 
 /// A RES_ERROR_V2 cause chain deeper than this is refused: a peer cannot make us recurse
 /// without bound.

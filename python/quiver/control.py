@@ -520,9 +520,7 @@ class Streams:
 
     def start(self, command: Envelope) -> Envelope:
         from . import Channel
-        name = command.payload.get("stream")
-        if isinstance(name, str) and name in self._publishers:
-            raise ControlError("ALREADY_EXISTS", f"stream '{name}' is started already")
+        # A stream started already is a live channel: StartStream (Channel::Create) refuses it.
         native, answer = _wf.start_stream(serialize(command).encode())
         channel = Channel(native)
         self._publishers[channel.name] = channel.publisher()

@@ -262,17 +262,9 @@ void RegisterWorkflow(nb::module_& m) {
     return std::make_pair(std::move(started.first), ToLine(started.second));
   });
   w.def("handle_for_last", [](PyPublisher& publisher, const std::string& format) {
-    control::ShmFormat f = control::ShmFormat::kRaw;
-    bool known = false;
-    for (control::ShmFormat candidate : {control::ShmFormat::kRaw, control::ShmFormat::kTensor,
-                                         control::ShmFormat::kArrowStream}) {
-      if (control::ShmFormatName(candidate) == format) {
-        f = candidate;
-        known = true;
-      }
-    }
-    if (!known) Throw(Status::InvalidArgument("unknown shm_handle format '" + format + "'"));
-    return HandleJson(Unwrap(control::HandleForLast(publisher.publisher(), f)));
+    const std::optional<control::ShmFormat> f = control::ShmFormatFromName(format);
+    if (!f) Throw(Status::InvalidArgument("unknown shm_handle format '" + format + "'"));
+    return HandleJson(Unwrap(control::HandleForLast(publisher.publisher(), *f)));
   });
 }
 

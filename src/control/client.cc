@@ -189,14 +189,7 @@ Result<std::unique_ptr<Client>> Client::ConnectTcp(uint16_t port, std::string_vi
 }
 
 Result<std::unique_ptr<Client>> Client::ForWorker(std::string_view name) {
-  const char* env = std::getenv(kControlWorkersEnv);
-  if (env == nullptr || *env == '\0') {
-    return Status::NotFound(std::string("this process commands no workers: ") + kControlWorkersEnv +
-                            " is not set (run it under `quiver run` as a node whose "
-                            "pipeline entry says controls = [\"" +
-                            std::string(name) + "\"])");
-  }
-  QUIVER_ASSIGN_OR_RETURN(std::vector<WorkerFd> workers, ParseControlWorkers(env));
+  QUIVER_ASSIGN_OR_RETURN(std::vector<WorkerFd> workers, ControlWorkersFromEnvironment());
   std::string names;
   for (const WorkerFd& w : workers) {
     if (w.name == name) return FromFds(w.fds, w.name);

@@ -279,6 +279,13 @@ std::vector<std::string_view> ShmFormatNames() {
   return names;
 }
 
+std::optional<ShmFormat> ShmFormatFromName(std::string_view name) {
+  for (const auto& [f, n] : kFormatNames) {
+    if (n == name) return f;
+  }
+  return std::nullopt;
+}
+
 std::optional<EnvelopeError> ParseShmHandle(const nlohmann::json& value, ShmHandle* handle) {
   const std::string invalid(kInvalidEnvelope);
   if (!value.is_object()) {
@@ -302,13 +309,8 @@ std::optional<EnvelopeError> ParseShmHandle(const nlohmann::json& value, ShmHand
   if (format == value.end() || !format->is_string()) {
     return EnvelopeError{invalid, "shm_handle.format must be a string"};
   }
-  bool known = false;
-  for (const auto& [f, name] : kFormatNames) {
-    if (format->get_ref<const std::string&>() == name) {
-      handle->format = f;
-      known = true;
-    }
-  }
+  const std::optional<ShmFormat> known = ShmFormatFromName(format->get_ref<const std::string&>());
+  if (known) handle->format = *known;
   if (!known) {
     return EnvelopeError{
         invalid, "shm_handle.format " + Quote(*format) + " is not arrow_stream, tensor or raw"};

@@ -1,5 +1,6 @@
 // Handlers (which command goes where) and the QUIVER_CONTROL_WORKERS format.
 #include <charconv>
+#include <cstdlib>
 #include <string>
 
 #include "quiver/control.h"
@@ -86,11 +87,8 @@ Result<std::vector<WorkerFd>> ParseControlWorkers(std::string_view text) {
     };
     if (eq == std::string_view::npos || eq == 0) return bad("has no name=");
     const std::string_view name = entry.substr(0, eq);
-    for (char c : name) {
-      if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.')) {
-        return bad("has a character a node name cannot have");
-      }
-    }
+    // Node names keep to the channel names' rule (pipeline files check them with it).
+    if (!Channel::ValidateName(name).ok()) return bad("has no valid node name");
     Result<ControlFds> fds = ParseControlFds(entry.substr(eq + 1));
     if (!fds.ok()) return bad("has no file descriptors after '='");
     for (const WorkerFd& seen : out) {
@@ -101,6 +99,16 @@ Result<std::vector<WorkerFd>> ParseControlWorkers(std::string_view text) {
     start = comma + 1;
   }
   return out;
+}
+
+Result<std::vector<WorkerFd>> ControlWorkersFromEnvironment() {
+  const char* env = std::getenv(kControlWorkersEnv);
+  if (env == nullptr || *env == '\0') {
+    return Status::NotFound(std::string("this process commands no workers: ") + kControlWorkersEnv +
+                            " is not set (run it under `quiver run` as a node whose pipeline "
+                            "entry names them: controls = [\"worker\", ...])");
+  }
+  return ParseControlWorkers(env);
 }
 
 }  // namespace quiver::control

@@ -88,11 +88,8 @@ Result<std::pair<Channel, Envelope>> StartStream(const Envelope& command) {
 
 Result<Envelope> Streams::Start(const Envelope& command) {
   std::lock_guard lock(impl_->mu);
-  if (auto stream = command.payload.find("stream");
-      stream != command.payload.end() && stream->is_string() &&
-      impl_->publishers.count(stream->get<std::string>()) != 0) {
-    return Status::AlreadyExists("stream '" + stream->get<std::string>() + "' is started already");
-  }
+  // A stream started already is a live channel: Channel::Create refuses its name
+  // (kAlreadyExists), the one rule for both languages' Streams.
   QUIVER_ASSIGN_OR_RETURN(auto started, StartStream(command));
   auto stream = std::make_unique<Impl::Stream>();
   if (started.first.type_versions() > 0) {

@@ -8,13 +8,7 @@ namespace quiver::control {
 WorkerPool::WorkerPool(Dispatch dispatch) : dispatch_(dispatch) {}
 
 Result<std::unique_ptr<WorkerPool>> WorkerPool::FromEnvironment(Dispatch dispatch) {
-  const char* env = std::getenv(kControlWorkersEnv);
-  if (env == nullptr || *env == '\0') {
-    return Status::NotFound(std::string("this process commands no workers: ") + kControlWorkersEnv +
-                            " is not set (run it under `quiver run` as a node with "
-                            "controls = [\"worker\", ...] in the pipeline file)");
-  }
-  QUIVER_ASSIGN_OR_RETURN(std::vector<WorkerFd> workers, ParseControlWorkers(env));
+  QUIVER_ASSIGN_OR_RETURN(std::vector<WorkerFd> workers, ControlWorkersFromEnvironment());
   auto pool = std::make_unique<WorkerPool>(dispatch);
   for (const WorkerFd& w : workers) {
     QUIVER_ASSIGN_OR_RETURN(std::unique_ptr<Client> client, Client::FromFds(w.fds, w.name));
