@@ -433,6 +433,98 @@ TEST(SupervisorTest, SupervisorKilledWithSigkillLeavesNoNodeNoSegmentNoSocket) {
   EXPECT_EQ(ConnectUnix(socket).status().code(), ErrorCode::kNotFound);
 }
 
+// What a node starts must end with the pipeline, in the shapes people write nodes in. Each
+// shape leaves an "escapee" that writes its pid to ESCAPEE and ignores SIGINT and SIGTERM, so
+// only the supervisor's ownership of the whole tree can end it.
+struct TreeShape {
+  const char* name;
+  const char* script;  // ESCAPEE is replaced by the pid file's path
+};
+// Inside the shape's double quotes: \$\$ is the escapee's own pid, not the node's.
+constexpr char kStubborn[] = "trap '' INT TERM; echo \\$\\$ > ESCAPEE; exec sleep 60";
+const TreeShape kTreeShapes[] = {
+    // sh -c "cd x && python y.py": the program runs as the wrapper shell's child.
+    {"WrapperShell", "sh -c \"STUBBORN\"; true"},
+    // A node that starts a helper in the background and goes on.
+    {"BackgroundChild", "sh -c \"STUBBORN\" & exec sleep 60"},
+    // A daemon: forks twice and calls setsid, so it is in no group of the node's and its
+    // parent is gone at once.
+    {"DoubleForkAndSetsid", "( setsid sh -c \"STUBBORN\" & ); exec sleep 60"},
+};
+
+std::string TreeScript(const TreeShape& shape, const std::string& pid_file) {
+  std::string stubborn = kStubborn;
+  stubborn.replace(stubborn.find("ESCAPEE"), 7, pid_file);
+  std::string script = shape.script;
+  script.replace(script.find("STUBBORN"), 8, stubborn);
+  return script;
+}
+
+class NodeTreeTest : public ::testing::TestWithParam<TreeShape> {};
+
+TEST_P(NodeTreeTest, EndsWithinOneSecondOfAStop) {
+  TempDir dir;
+  Child supervisor([&] {
+    Pipeline p;
+    p.nodes = {Sh("tree", TreeScript(GetParam(), dir / "escapee.pid"))};
+    RunOptions options = Quiet();
+    options.grace_period = seconds(1);
+    auto report = RunPipeline(p, options);
+    return report.ok() ? report->exit_code : 99;
+  });
+  const pid_t escapee = AwaitPidFile(dir / "escapee.pid");
+  ASSERT_GT(escapee, 0);
+  supervisor.Kill(SIGINT);
+  EXPECT_EQ(supervisor.ExitCode(), 130);
+  EXPECT_TRUE(ExitsWithin(escapee, milliseconds(1000)));
+  if (!Exited(escapee)) ::kill(escapee, SIGKILL);
+}
+
+TEST_P(NodeTreeTest, EndsWithinOneSecondOfKill9OfTheSupervisor) {
+  TempDir dir;
+  Child supervisor([&] {
+    Pipeline p;
+    p.nodes = {Sh("tree", TreeScript(GetParam(), dir / "escapee.pid"))};
+    auto report = RunPipeline(p, Quiet());
+    return report.ok() ? report->exit_code : 99;
+  });
+  const pid_t escapee = AwaitPidFile(dir / "escapee.pid");
+  ASSERT_GT(escapee, 0);
+  supervisor.Kill(SIGKILL);
+  EXPECT_EQ(supervisor.ExitCode(), 128 + SIGKILL);
+  EXPECT_TRUE(ExitsWithin(escapee, milliseconds(1000)));
+  if (!Exited(escapee)) ::kill(escapee, SIGKILL);
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, NodeTreeTest, ::testing::ValuesIn(kTreeShapes),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+// A node that exits on its own takes what it started with it, and the pipeline reports the
+// node's own status, not its keeper's.
+TEST(SupervisorTest, ANodeThatExitsTakesItsDaemonWithIt) {
+  TempDir dir;
+  Pipeline p;
+  p.nodes = {Sh("starter", "( setsid sh -c \"trap '' INT TERM HUP; echo \\$\\$ > " +
+                               (dir / "daemon.pid") + "; exec sleep 60\" & ); while [ ! -s " +
+                               (dir / "daemon.pid") + " ]; do sleep 0.01; done; exit 4")};
+  auto report = RunPipeline(p, Quiet());
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->nodes[0].Describe(), "exit code 4");
+  const pid_t daemon = AwaitPidFile(dir / "daemon.pid");
+  ASSERT_GT(daemon, 0);
+  EXPECT_TRUE(Exited(daemon)) << "the daemon outlived its node";
+  if (!Exited(daemon)) ::kill(daemon, SIGKILL);
+}
+
+// The keeper mirrors how the node ended, signal included.
+TEST(SupervisorTest, ANodeKilledByASignalIsReportedWithThatSignal) {
+  Pipeline p;
+  p.nodes = {Sh("segv", "kill -SEGV $$")};
+  auto report = RunPipeline(p, Quiet());
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->nodes[0].Describe(), "killed by signal 11 (SIGSEGV)");
+}
+
 TEST(SupervisorTest, LateJoinerGetsAWorkingChannelThroughTheSocket) {
   const std::string channel = "late-" + std::to_string(::getpid());
   const std::string socket = "@quiver-supervisor-late-" + std::to_string(::getpid());

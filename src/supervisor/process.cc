@@ -11,18 +11,25 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <optional>
+
+#include "supervisor/keeper.h"
 
 namespace quiver::supervisor {
 namespace {
 
-// What a child that failed before its execve tells its parent through the status pipe.
-struct ChildFailure {
-  int stage;  // kStage*
-  int err;    // errno
+// What the keeper and the node tell the supervisor through the status pipe, one message per
+// write (atomic: smaller than PIPE_BUF). The pipe reaches end-of-file once the node has
+// exec'ed and the keeper has closed its end.
+struct Report {
+  int stage;  // kStage*, or kNodePid / kNoSubreaper
+  int value;  // errno, or the node's pid
 };
 constexpr int kStageSetup = 1;
 constexpr int kStageChdir = 2;
 constexpr int kStageExec = 3;
+constexpr int kNodePid = 4;      // the keeper forked the node (its process group is made)
+constexpr int kNoSubreaper = 5;  // not fatal: descendants that leave the node's group can escape
 
 int PidfdOpen(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
 
@@ -31,19 +38,24 @@ bool IsExecutableFile(const std::filesystem::path& path) {
   return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), X_OK) == 0;
 }
 
-// Runs in the forked child: only async-signal-safe calls from here to execve, because the
-// parent may have had other threads holding locks (malloc's, stdio's) at the fork.
-[[noreturn]] void ChildMain(const SpawnRequest& request, pid_t parent, int status_w, int in_fd,
-                            int out_fd, int err_w, char* const* argv, char* const* envp) {
+void Tell(int status_w, int stage, int value) {
+  const Report report{stage, value};
+  [[maybe_unused]] ssize_t n = ::write(status_w, &report, sizeof(report));
+}
+
+// The node, forked by its keeper. Runs in a forked child: only async-signal-safe calls from
+// here to execve, because the supervisor may have had other threads holding locks (malloc's,
+// stdio's) at the fork.
+[[noreturn]] void NodeMain(const SpawnRequest& request, pid_t keeper, int status_w, int in_fd,
+                           int out_fd, int err_w, char* const* argv, char* const* envp) {
   auto fail = [status_w](int stage) {
-    const ChildFailure failure{stage, errno};
-    [[maybe_unused]] ssize_t n = ::write(status_w, &failure, sizeof(failure));
+    Tell(status_w, stage, errno);
     ::_exit(127);
   };
-  // Dies with the supervisor even under kill -9. If the parent already died between fork and
-  // prctl, the signal would never come: getppid() tells us, so exit instead.
+  // Dies with its keeper, which outlives it unless killed by hand. If the keeper already died
+  // between fork and prctl, the signal would never come: getppid() tells us, so exit instead.
   if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail(kStageSetup);
-  if (::getppid() != parent) ::_exit(127);
+  if (::getppid() != keeper) ::_exit(127);
   if (::setpgid(0, 0) != 0) fail(kStageSetup);
 
   // The supervisor blocks the signals it reads through a signalfd; the mask is inherited
@@ -68,6 +80,36 @@ bool IsExecutableFile(const std::filesystem::path& path) {
   ::execve(request.program.c_str(), argv, envp);
   fail(kStageExec);
   ::_exit(127);  // unreachable: fail() exits
+}
+
+// The keeper (see keeper.h), forked by the supervisor; async-signal-safe calls only, as above.
+[[noreturn]] void KeeperMain(const SpawnRequest& request, pid_t supervisor, int status_w, int in_fd,
+                             int out_fd, int err_w, char* const* argv, char* const* envp) {
+  // Every signal waits until the keeper asks for it: a terminal's Ctrl-C, the stop signals
+  // meant for the node, and the parent-death signal. SIGHUP is catchable, unlike the node's
+  // SIGKILL: the keeper must live on long enough to end the node's tree.
+  sigset_t all;
+  sigfillset(&all);
+  ::sigprocmask(SIG_SETMASK, &all, nullptr);
+  if (::prctl(PR_SET_PDEATHSIG, SIGHUP) != 0 || ::setpgid(0, 0) != 0) {
+    Tell(status_w, kStageSetup, errno);
+    ::_exit(127);
+  }
+  if (::getppid() != supervisor) ::_exit(127);
+  ::prctl(PR_SET_NAME, "quiver-keeper");
+  if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) Tell(status_w, kNoSubreaper, errno);
+  const pid_t keeper = ::getpid();
+  const pid_t node = ::fork();
+  if (node < 0) {
+    Tell(status_w, kStageSetup, errno);
+    ::_exit(127);
+  }
+  if (node == 0) NodeMain(request, keeper, status_w, in_fd, out_fd, err_w, argv, envp);
+  ::setpgid(node, node);  // as the node does: the group exists before the report
+  Tell(status_w, kNodePid, node);
+  // The keeper holds nothing of the node's: no channel, no control connection, no stdio.
+  ::syscall(SYS_close_range, 0u, ~0u, 0u);
+  KeepNode(node, supervisor);
 }
 
 std::vector<char*> CStrings(const std::vector<std::string>& strings) {
@@ -157,45 +199,52 @@ Result<ChildProcess> Spawn(const SpawnRequest& request) {
   // Everything the child needs is built before fork: the child may not allocate.
   std::vector<char*> argv = CStrings(request.argv);
   std::vector<char*> envp = CStrings(request.env);
-  const pid_t parent = ::getpid();
+  const pid_t supervisor = ::getpid();
 
-  const pid_t pid = ::fork();
-  if (pid < 0) return Status::FromErrno("fork", errno);
-  if (pid == 0) {
-    ChildMain(request, parent, status_w.get(), in_fd, out_fd, err_w.get(), argv.data(),
-              envp.data());
+  const pid_t keeper = ::fork();
+  if (keeper < 0) return Status::FromErrno("fork", errno);
+  if (keeper == 0) {
+    KeeperMain(request, supervisor, status_w.get(), in_fd, out_fd, err_w.get(), argv.data(),
+               envp.data());
   }
-  // Also from the parent, so the group exists before anyone signals it; EACCES once the child
-  // has exec'ed is harmless (it did it itself).
-  ::setpgid(pid, pid);
   status_w.Reset();
   out_w.Reset();
   err_w.Reset();
 
   ChildProcess child;
-  child.pid = pid;
-  // Race-free: the child is ours and unreaped, so its pid cannot name another process yet.
-  child.pidfd.Reset(PidfdOpen(pid));
+  child.keeper = keeper;
+  // Race-free: the keeper is ours and unreaped, so its pid cannot name another process yet.
+  child.pidfd.Reset(PidfdOpen(keeper));
   const int pidfd_errno = errno;
 
-  ChildFailure failure{};
-  ssize_t n;
-  do {
-    n = ::read(status_r.get(), &failure, sizeof(failure));
-  } while (n < 0 && errno == EINTR);
-  if (n > 0 || !child.pidfd.valid()) {
-    if (n <= 0) ::kill(pid, SIGKILL);
-    int wstatus = 0;
-    while (::waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
+  std::optional<Report> failure;
+  while (true) {
+    Report report{};
+    const ssize_t n = ::read(status_r.get(), &report, sizeof(report));
+    if (n < 0 && errno == EINTR) continue;
+    if (n != static_cast<ssize_t>(sizeof(report))) break;  // end of file: the node exec'ed
+    if (report.stage == kNodePid) {
+      child.pid = report.value;
+    } else if (report.stage == kNoSubreaper) {
+      child.contains_descendants = false;
+    } else {
+      failure = report;
     }
-    if (n <= 0) return Status::FromErrno("pidfd_open", pidfd_errno);
-    switch (failure.stage) {
+  }
+  if (failure || child.pid <= 0 || !child.pidfd.valid()) {
+    if (!failure) ::kill(keeper, SIGKILL);
+    int wstatus = 0;
+    while (::waitpid(keeper, &wstatus, 0) < 0 && errno == EINTR) {
+    }
+    if (!child.pidfd.valid()) return Status::FromErrno("pidfd_open", pidfd_errno);
+    if (!failure) return Status::IoError("the node's keeper ended before starting the node");
+    switch (failure->stage) {
       case kStageChdir:
-        return Status::FromErrno("chdir " + request.cwd.string(), failure.err);
+        return Status::FromErrno("chdir " + request.cwd.string(), failure->value);
       case kStageExec:
-        return Status::FromErrno("execve " + request.program, failure.err);
+        return Status::FromErrno("execve " + request.program, failure->value);
       default:
-        return Status::FromErrno("setting up the child process", failure.err);
+        return Status::FromErrno("setting up the child process", failure->value);
     }
   }
   for (UniqueFd* fd : {&out_r, &err_r}) {

@@ -1,5 +1,6 @@
-// Child processes of the supervisor: fork+exec into their own process group with a parent-
-// death signal, a pidfd to watch them and pipes for their output. Linux-only; thread-compatible.
+// Child processes of the supervisor: fork+exec into their own process group, under a keeper
+// that ends their whole tree with them (keeper.h), a pidfd to watch them and pipes for their
+// output. Linux-only; thread-compatible.
 #pragma once
 
 #include <sys/types.h>
@@ -27,10 +28,16 @@ struct SpawnRequest {
   int stdout_fd = -1;
 };
 
-/// A running (or exited but not yet reaped) child. Its pid cannot be reused before Reap().
+/// A running (or exited but not yet reaped) node and its keeper (see keeper.h). Neither pid
+/// can be reused before Reap(keeper).
 struct ChildProcess {
-  pid_t pid = -1;     ///< also its process group id
-  UniqueFd pidfd;     ///< readable once the child has exited
+  pid_t pid = -1;     ///< the node's; also its process group id, the one to signal
+  pid_t keeper = -1;  ///< the process to reap: it exits as the node did, once the node and
+                      ///< everything it started are gone
+  UniqueFd pidfd;     ///< the keeper's: readable once it has exited
+  /// False if the kernel refused PR_SET_CHILD_SUBREAPER: then a descendant that leaves the
+  /// node's process group (setsid, setpgid) and whose parent exits can outlive the node.
+  bool contains_descendants = true;
   UniqueFd stdout_r;  ///< read ends of its stdout and stderr pipes, non-blocking; no
   UniqueFd stderr_r;  ///< stdout pipe when the request had a stdout_fd
 };
@@ -50,17 +57,18 @@ struct ExitStatus {
 Result<std::string> FindProgram(std::string_view command, std::string_view path_env,
                                 const std::filesystem::path& cwd);
 
-/// Starts `request`. The child gets /dev/null as stdin and pipes as stdout and stderr (or
-/// `stdin_fd` and `stdout_fd`, and a pipe as stderr), its own
+/// Starts `request` under a keeper (see keeper.h). The node gets /dev/null as stdin and pipes
+/// as stdout and stderr (or `stdin_fd` and `stdout_fd`, and a pipe as stderr), its own
 /// process group (so a terminal's Ctrl-C reaches only the supervisor, which then stops the
-/// nodes in order), an empty signal mask, and PR_SET_PDEATHSIG = SIGKILL: it dies with the
-/// *thread* that calls Spawn, however that thread ends. Every other fd of the caller is
-/// closed at exec. Returns once the child has exec'ed; a failed chdir or execve is reported
-/// here (kIoError with errno's text) and the child is reaped.
+/// nodes in order), an empty signal mask, and PR_SET_PDEATHSIG = SIGKILL against its keeper.
+/// The keeper ends the node's whole tree when the node exits or when the *thread* that calls
+/// Spawn ends, however it ends. Every other fd of the caller is closed at exec. Returns once
+/// the node has exec'ed; a failed chdir or execve is reported here (kIoError with errno's
+/// text) and the keeper is reaped.
 Result<ChildProcess> Spawn(const SpawnRequest& request);
 
-/// Collects the exit status of a child whose pidfd is readable (the child is gone after
-/// this). kIoError if it has not exited.
+/// Collects the exit status of a keeper whose pidfd is readable (`pid` is ChildProcess::
+/// keeper; the node's status, which the keeper mirrors). kIoError if it has not exited.
 Result<ExitStatus> Reap(pid_t pid);
 
 /// Sends `sig` to the process group `pgid`. A group already gone is not an error.

@@ -304,6 +304,12 @@ class Supervisor {
       node.alive = true;
       node.outcome.started = true;
       node.outcome.pid = node.child.pid;
+      if (!node.child.contains_descendants && !warned_uncontained_) {
+        warned_uncontained_ = true;
+        err_sink_.Push(
+            "quiver run: warning: this system refused PR_SET_CHILD_SUBREAPER, so a process a "
+            "node starts in a new session or process group can outlive the pipeline\n");
+      }
       // The pid is the node's until we reap it, so registering after the spawn cannot miss
       // an early exit: the pidfd is readable from then on.
       Status st = epoll_->Add(node.child.pidfd.get(), EPOLLIN, MakeTag(Kind::kPidfd, i));
@@ -415,7 +421,7 @@ class Supervisor {
     ReadOutput(node, false, kMaxDrainAfterExit);
     ReadOutput(node, true, kMaxDrainAfterExit);
     (void)epoll_->Remove(node.child.pidfd.get());
-    auto status = Reap(node.child.pid);
+    auto status = Reap(node.child.keeper);
     if (!status.ok()) {
       // waitid cannot fail for our own exited child; if it ever does, count it as a failure.
       node.outcome.start_error = status.status().ToString();
@@ -617,6 +623,7 @@ class Supervisor {
   std::vector<CreatedChannel> channels_;
   OutputSink out_sink_;  // the supervisor's stdout and stderr, shared by every node's relays
   OutputSink err_sink_;
+  bool warned_uncontained_ = false;  // said once that descendants may escape
   size_t dropped_output_lines_ = 0;
   std::vector<RunningNode> nodes_;
   std::optional<Epoll> epoll_;
