@@ -516,6 +516,27 @@ TEST(SupervisorTest, ANodeThatExitsTakesItsDaemonWithIt) {
   if (!Exited(daemon)) ::kill(daemon, SIGKILL);
 }
 
+// A relative PATH entry is relative to the node's relative cwd, as for execvp in the node;
+// it was checked there and then exec'ed from inside cwd (ENOENT).
+TEST(SupervisorTest, ARelativePathEntryUnderARelativeCwdStarts) {
+  TempDir dir;
+  std::filesystem::create_directories(dir / "node/bin");
+  {
+    std::ofstream script(dir / "node/bin/answer");
+    script << "#!/bin/sh\nexit 7\n";
+  }
+  std::filesystem::permissions(dir / "node/bin/answer", std::filesystem::perms::owner_all);
+  Pipeline p;
+  p.nodes = {NodeSpec{.name = "answer",
+                      .command = "answer",
+                      .env = {{"PATH", "bin:/usr/bin:/bin"}},
+                      .cwd = std::filesystem::relative(dir / "node")}};
+  ASSERT_TRUE(p.nodes[0].cwd.is_relative());
+  auto report = RunPipeline(p, Quiet());
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->nodes[0].Describe(), "exit code 7") << report->summary;
+}
+
 // The keeper mirrors how the node ended, signal included.
 TEST(SupervisorTest, ANodeKilledByASignalIsReportedWithThatSignal) {
   Pipeline p;

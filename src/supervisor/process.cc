@@ -151,9 +151,11 @@ Result<std::string> FindProgram(std::string_view command, std::string_view path_
     const size_t colon = rest.find(':');
     std::string_view dir = rest.substr(0, colon);
     if (dir.empty()) dir = ".";  // POSIX: an empty PATH entry is the current directory
+    // A relative entry is relative to the node's directory, as execvp in the node would see
+    // it; the result is absolute, because execve runs after the chdir to `cwd`.
     std::filesystem::path candidate = std::filesystem::path(dir) / command;
     if (candidate.is_relative() && !cwd.empty()) candidate = cwd / candidate;
-    if (IsExecutableFile(candidate)) return candidate.string();
+    if (IsExecutableFile(candidate)) return std::filesystem::absolute(candidate).string();
     if (colon == std::string_view::npos) break;
     rest.remove_prefix(colon + 1);
   }
