@@ -172,10 +172,18 @@ class Checker {
         } else {
           Error(LineOf(value), what + ": " + schema.status().message());
         }
+      } else if (k == "external") {
+        if (const std::optional<bool> external = value.value<bool>();
+            external && value.is_boolean()) {
+          spec.external = *external;
+        } else {
+          Error(LineOf(value),
+                what + ": expected true or false, got " + std::string(TypeName(value)));
+        }
       } else {
         Error(LineOf(value), where + ": unknown key '" + k +
                                  "' (expected name, capacity, overflow, max_subscribers, "
-                                 "max_samples, stall_timeout, schema)");
+                                 "max_samples, stall_timeout, schema, external)");
       }
     }
     if (!table.contains("name")) Error(spec.line, where + ": missing key 'name'");
@@ -339,8 +347,16 @@ class Checker {
     CheckControls(pipeline, nodes);
     for (const ChannelSpec& c : pipeline.channels) {
       if (c.name.empty()) continue;
-      if (!publisher_of.contains(c.name)) {
-        Error(c.line, "channel '" + c.name + "': no node publishes it");
+      const auto publisher = publisher_of.find(c.name);
+      if (publisher == publisher_of.end() && !c.external) {
+        Error(c.line, "channel '" + c.name +
+                          "': no node publishes it (one fed from outside the pipeline, by a "
+                          "Flight DoPut through quiver serve say, is marked external = true)");
+      } else if (publisher != publisher_of.end() && c.external) {
+        Error(c.line, "channel '" + c.name + "': external, yet node '" + publisher->second->name +
+                          "' publishes it (line " +
+                          std::to_string(publisher->second->publishes_line) +
+                          "); an external channel is published from outside the pipeline");
       }
       if (subscriber_count[c.name] > c.max_subscribers) {
         Error(c.line, "channel '" + c.name + "': " + std::to_string(subscriber_count[c.name]) +

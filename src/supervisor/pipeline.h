@@ -32,6 +32,9 @@ struct ChannelSpec {
   std::filesystem::path schema_path;
   /// The schema file's Arrow schema, already read and checked; null for an untyped channel.
   std::shared_ptr<arrow::Schema> schema;
+  /// Published from outside the pipeline (a Flight DoPut through `quiver serve`, a process
+  /// of this user attaching through the supervisor's socket), so no node may publish it.
+  bool external = false;
   int line = 0;  ///< where the [[channel]] table starts, for messages
 };
 

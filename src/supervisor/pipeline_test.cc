@@ -61,6 +61,22 @@ TEST(PipelineTest, ParsesEveryKey) {
   EXPECT_EQ(pipeline->FindChannel("nope"), nullptr);
 }
 
+// A channel fed from outside (a Flight DoPut through quiver serve) has no publisher node.
+TEST(PipelineTest, AnExternalChannelNeedsNoPublisherNode) {
+  auto pipeline = LoadPipelineFromString(R"([[channel]]
+name = "orders"
+external = true
+
+[[node]]
+name = "reader"
+command = "true"
+subscribes = ["orders"]
+)",
+                                         "external.toml");
+  ASSERT_TRUE(pipeline.ok()) << pipeline.status().ToString();
+  EXPECT_TRUE(pipeline->channels[0].external);
+}
+
 TEST(PipelineTest, DefaultsAreSafe) {
   auto pipeline = LoadPipelineFromString(R"([[node]]
 name = "only"
@@ -147,6 +163,12 @@ INSTANTIATE_TEST_SUITE_P(
                   "[[channel]]\nname = \"c\"\n[[node]]\nname = \"a\"\ncommand = \"x\"\n"
                   "subscribes = [\"c\"]\n",
                   "bad.toml:1: channel 'c': no node publishes it"},
+        Malformed{"external but published",
+                  "[[channel]]\nname = \"c\"\nexternal = true\n[[node]]\nname = \"a\"\n"
+                  "command = \"x\"\npublishes = [\"c\"]\n",
+                  "bad.toml:1: channel 'c': external, yet node 'a' publishes it (line 7)"},
+        Malformed{"external not a boolean", "[[channel]]\nname = \"c\"\nexternal = \"yes\"\n",
+                  "bad.toml:3: channel 'c': external: expected true or false, got a string"},
         Malformed{"publishes and subscribes the same",
                   "[[channel]]\nname = \"c\"\n[[node]]\nname = \"a\"\ncommand = \"x\"\n"
                   "publishes = [\"c\"]\nsubscribes = [\"c\"]\n",
