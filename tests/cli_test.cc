@@ -41,7 +41,7 @@ TEST(CliTest, VersionAndHelpForEverySubcommand) {
   Output version = Quiver("--version");
   EXPECT_EQ(version.exit_code, 0);
   EXPECT_NE(version.text.find("quiver 0.1.0"), std::string::npos) << version.text;
-  for (const char* sub : {"run", "ls", "top", "clean", "bench"}) {
+  for (const char* sub : {"run", "ls", "top", "echo", "info", "clean", "bench"}) {
     Output help = Quiver(std::string(sub) + " --help");
     EXPECT_EQ(help.exit_code, 0) << sub;
     EXPECT_NE(help.text.find("Usage"), std::string::npos) << sub << ": " << help.text;

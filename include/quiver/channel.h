@@ -14,9 +14,12 @@
 //   auto received = subscriber->Receive(std::chrono::seconds(1));  // read-only view
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -124,6 +127,7 @@ struct SubscriberStats {
   uint64_t received_bytes = 0;
   uint64_t missed = 0;  ///< samples dropped before this subscriber received them
   uint64_t queued = 0;  ///< published but not yet received (the lag)
+  uint64_t held = 0;    ///< received and not yet released (Samples it keeps alive)
   bool alive = false;   ///< its process still holds the slot's liveness lock
   /// Not 0 once the stall policy evicted it: how long the publisher had waited for room.
   std::chrono::milliseconds evicted_after{0};
@@ -155,6 +159,14 @@ struct ChannelStats {
   /// gateway's `stats` action and Python's Channel.stats(): {"state": "live", "name": ...,
   /// "capacity": ..., "overflow": "block", ..., "subscribers": [...]}.
   std::string ToJson() const;
+};
+
+/// The processes that hold a channel (Channel::Holders).
+struct ChannelHolders {
+  pid_t publisher = 0;  ///< the process holding the publisher's lock; 0 if none was seen
+  /// Subscriber slot -> the process holding its lock, for every slot held.
+  std::map<uint32_t, pid_t> subscribers;
+  std::vector<pid_t> processes;  ///< every process with the channel open, sorted
 };
 
 class Channel;
@@ -372,6 +384,11 @@ class Channel {
   bool named() const;
   /// Reads the shared counters (any process attached may call it).
   ChannelStats Stats() const;
+  /// Which processes of this user hold the channel, from /proc: every process with its
+  /// segment open, and which of them holds the publisher's and each subscriber slot's
+  /// liveness lock. Scans every process's fds, so it is for tools (`quiver info`), not for
+  /// hot paths; processes of other users are not looked at.
+  ChannelHolders Holders() const;
   /// True if the channel's publisher died (it attached, and its process is gone without
   /// closing it): the channel takes no successor, Create makes a new one under its name.
   bool publisher_died() const;

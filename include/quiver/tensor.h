@@ -86,6 +86,9 @@ class LoanedTensor {
 /// The tensor element type named `name` as numpy names it: "uint8", "int8", ... "int64",
 /// "float16", "float32", "float64". kInvalidArgument for any other name.
 Result<std::shared_ptr<arrow::DataType>> TensorTypeFromName(std::string_view name);
+/// The numpy name of a tensor element type ("float32"), or "" for a type a tensor sample
+/// cannot hold: the inverse of TensorTypeFromName.
+std::string_view TensorTypeName(const arrow::DataType& type);
 
 /// Loans a sample for a row-major tensor of `type` (a fixed-width integer or floating-point
 /// type) and `shape` (at most kMaxTensorDims dimensions, each >= 0; empty = a scalar) and

@@ -369,6 +369,16 @@ ChannelStats Channel::Stats() const {
     sub.received_bytes = slot.received_bytes.load(r);
     sub.missed = slot.missed.load(r);
     sub.queued = slot.write_index.load(r) - slot.read_index.load(r);
+    // Samples that name it as a holder are queued for it or held by it: the rest are held.
+    uint64_t unreleased = 0;
+    for (uint32_t d = 0; d < s.max_samples; ++d) {
+      const channel::SampleDesc& desc = s.descs[d];
+      if (desc.state.load(r) == static_cast<uint32_t>(channel::DescState::kPublished) &&
+          (desc.holders.load(r) & (uint64_t{1} << i)) != 0) {
+        ++unreleased;
+      }
+    }
+    sub.held = unreleased > sub.queued ? unreleased - sub.queued : 0;
     sub.evicted_after = std::chrono::milliseconds(slot.evicted_after_ms.load(r));
     {
       std::lock_guard lock(state_->mu);

@@ -36,6 +36,7 @@ std::string ChannelStats::ToJson() const {
          {"received_bytes", sub.received_bytes},
          {"missed", sub.missed},
          {"queued", sub.queued},
+         {"held", sub.held},
          {"evicted_after_s",
           sub.evicted_after.count() != 0
               ? nlohmann::json(static_cast<double>(sub.evicted_after.count()) / 1e3)

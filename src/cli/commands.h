@@ -1,6 +1,7 @@
 // The `quiver` subcommands that live in files of their own.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "flight/bridge.h"
@@ -20,6 +21,23 @@ struct BenchOptions {
 /// Runs the benchmark suite (bench/suite.py) in place of this process. Returns an exit code
 /// only if it could not be started.
 int Bench(const BenchOptions& options, const char* argv0);
+
+/// `quiver top`: the channel table every `interval` seconds until `q`, Ctrl-C or
+/// `iterations` refreshes (0: no limit).
+int Top(double interval, int iterations);
+
+struct EchoOptions {
+  std::string channel;
+  uint64_t count = 0;  ///< stop after this many samples; 0: until Ctrl-C or the publisher goes
+  bool json = false;   ///< one JSON object per line instead of text
+  bool from_oldest = false;
+};
+
+/// `quiver echo`: prints a channel's samples as they arrive.
+int Echo(const EchoOptions& options);
+
+/// `quiver info`: one channel in detail (schemas, policy, who holds it, per-subscriber lag).
+int Info(const std::string& channel, bool json);
 
 /// Runs a pipeline file under the supervisor. Returns the process exit code.
 int Run(const std::string& pipeline_file, double grace_seconds);

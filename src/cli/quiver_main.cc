@@ -1,5 +1,6 @@
 // The `quiver` command: run pipelines, look at channels, clean up, benchmark, reach other hosts.
-//   quiver run FILE | ls [--json] | top | clean [--dry-run] | bench [--workload W] [--quick]
+//   quiver run FILE | ls [--json] | top | echo CHANNEL | info CHANNEL | clean [--dry-run] |
+//   bench [--workload W] [--quick]
 //   [--json] | serve [--listen grpc://HOST:PORT] | bridge grpc://HOST:PORT/CHANNEL --to NAME
 #include <arrow/util/config.h>
 #include <signal.h>
@@ -23,8 +24,6 @@
 namespace quiver::cli {
 namespace {
 
-volatile std::sig_atomic_t g_interrupted = 0;
-
 void Report(const std::vector<std::string>& problems) {
   for (const std::string& problem : problems) std::cerr << "quiver: " << problem << "\n";
 }
@@ -41,29 +40,6 @@ int Ls(bool json) {
     std::cout << out.dump(2) << "\n";
   } else {
     std::cout << FormatTable(rows);
-  }
-  return 0;
-}
-
-int Top(double interval, int iterations) {
-  std::signal(SIGINT, [](int) { g_interrupted = 1; });
-  std::vector<std::string> problems;
-  std::vector<discovery::ChannelEntry> previous = discovery::ListChannels(&problems);
-  Report(problems);
-  auto last = std::chrono::steady_clock::now();
-  for (int i = 0; iterations <= 0 || i < iterations; ++i) {
-    for (double slept = 0; slept < interval && !g_interrupted; slept += 0.05) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    if (g_interrupted) break;
-    std::vector<discovery::ChannelEntry> rows = discovery::ListChannels();
-    const auto now = std::chrono::steady_clock::now();
-    const double seconds = std::chrono::duration<double>(now - last).count();
-    if (isatty(STDOUT_FILENO)) std::cout << "\033[H\033[2J";  // clear, like top(1)
-    std::cout << "quiver top — every " << interval << " s, Ctrl-C to quit\n\n"
-              << FormatTable(rows, &previous, seconds) << std::flush;
-    previous = std::move(rows);
-    last = now;
   }
   return 0;
 }
@@ -125,14 +101,39 @@ int Main(int argc, char** argv) {
   bool ls_json = false;
   ls->add_flag("--json", ls_json, "Machine-readable output");
 
-  auto* top = app.add_subcommand("top", "Live view of the channels with rates per second");
+  auto* top = app.add_subcommand(
+      "top",
+      "Live view of the channels: rates per second and a line per subscriber (its lag: "
+      "queued, held, missed); fits the terminal, colours unless NO_COLOR; q or Ctrl-C quits");
   double interval = 1.0;
   int iterations = 0;
   top->add_option("--interval", interval, "Seconds between refreshes")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
-  top->add_option("--iterations", iterations, "Stop after N refreshes (0: until Ctrl-C)")
+  top->add_option("--iterations", iterations, "Stop after N refreshes (0: until q or Ctrl-C)")
       ->capture_default_str();
+
+  auto* echo = app.add_subcommand(
+      "echo",
+      "Print a channel's samples as they arrive: Arrow batches as their first rows, tensors "
+      "as dtype, shape, min/max/mean, frames as their format, raw samples as bytes");
+  EchoOptions echo_options;
+  echo->add_option("channel", echo_options.channel, "Channel name (see quiver ls)")->required();
+  echo->add_option("-n,--count", echo_options.count,
+                   "Stop after N samples (0: until Ctrl-C or the publisher is gone)")
+      ->capture_default_str();
+  echo->add_flag("--json", echo_options.json, "One JSON object per sample and line");
+  echo->add_flag("--from-oldest", echo_options.from_oldest,
+                 "Start with the samples the channel still holds for others");
+
+  auto* info = app.add_subcommand(
+      "info",
+      "One channel in detail: schema versions, capacity and policy, the publisher's and each "
+      "subscriber's pid, queued and held samples per subscriber, stalls");
+  std::string info_channel;
+  bool info_json = false;
+  info->add_option("channel", info_channel, "Channel name (see quiver ls)")->required();
+  info->add_flag("--json", info_json, "Machine-readable output");
 
   auto* clean = app.add_subcommand("clean", "Remove named segments whose owners all died");
   bool dry_run = false;
@@ -257,6 +258,8 @@ int Main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (*ls) return Ls(ls_json);
   if (*top) return Top(interval, iterations);
+  if (*echo) return Echo(echo_options);
+  if (*info) return Info(info_channel, info_json);
   if (*clean) return Clean(dry_run);
   if (*bench) return Bench(bench_options, argv[0]);
   if (*run) return Run(pipeline_file, grace);

@@ -94,6 +94,13 @@ Result<std::shared_ptr<arrow::DataType>> TensorTypeFromName(std::string_view nam
                                  "' (use a fixed-width integer or float dtype: " + names + ")");
 }
 
+std::string_view TensorTypeName(const arrow::DataType& type) {
+  for (const TensorType& t : kTensorTypes) {
+    if (t.id == type.id()) return t.name;
+  }
+  return {};
+}
+
 Result<LoanedTensor> LoanTensor(Publisher& publisher, std::shared_ptr<arrow::DataType> type,
                                 std::vector<int64_t> shape) {
   if (type == nullptr || TypeFromId(static_cast<uint32_t>(type->id())) == nullptr) {
