@@ -12,10 +12,6 @@ namespace {
 
 constexpr uint64_t kMax = std::numeric_limits<uint64_t>::max();
 
-std::string UniqueName(const char* stem) {
-  return std::string("ctl-") + stem + "-" + NewMsgId().substr(0, 8);
-}
-
 TEST(CheckDataRangeTest, AcceptsExactlyTheRangesInside) {
   struct Case {
     uint64_t offset, size, bound;
