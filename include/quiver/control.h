@@ -122,8 +122,10 @@ class Client {
   /// Over a pair of pipes (read from `fds.read_fd`, write to `fds.write_fd`), or a socket
   /// (both the same), owned from now on.
   static Result<std::unique_ptr<Client>> FromFds(ControlFds fds, std::string worker = "worker");
-  /// Connects to a worker's Unix socket at `path`.
-  static Result<std::unique_ptr<Client>> ConnectUnix(std::string_view path);
+  /// Connects to a worker's Unix socket at `path`; `worker` names it in errors (empty: the
+  /// path).
+  static Result<std::unique_ptr<Client>> ConnectUnix(std::string_view path,
+                                                     std::string worker = {});
   /// Connects to 127.0.0.1:`port` and authenticates with `token` (CMD_AUTH) first.
   static Result<std::unique_ptr<Client>> ConnectTcp(uint16_t port, std::string_view token);
   /// The connection `quiver run` made to worker `name` of this node (the pipeline file's
@@ -238,6 +240,79 @@ Result<std::pair<Channel, Envelope>> StartStream(const Envelope& command);
 /// (format raw), e.g. a handler's result. `payload` goes into the envelope as is.
 Result<Envelope> PublishResult(Publisher& publisher, std::span<const std::byte> bytes,
                                nlohmann::json payload = nlohmann::json::object());
+
+/// Compute services: a worker serves a named computation that `quiver serve` (or any client
+/// of this user) runs on request, streaming the result batches back from shared memory. The
+/// worker listens on a Unix socket named after the service in ServiceDirectory(); the
+/// directory's mode (0700) and SO_PEERCRED keep other users out. A call is two commands on
+/// one connection:
+///   CMD_SERVICE_INFO {}                      -> RES_OK {"service", "description",
+///                                               "schema": base64 of the Arrow IPC schema}
+///   CMD_SERVICE_CALL {"request": {...},      -> the handler publishes its batches into the
+///                     "stream": "CHANNEL"}      caller's channel CHANNEL (an Arrow channel
+///                                               of that schema), closes it, then RES_OK
+///                                               {"batches": N}; or RES_ERROR_V2
+/// The caller makes the channel and subscribes before it sends the call, so nothing is lost
+/// and a slow reader holds the worker back (the channel's policy), never buffers without end.
+inline constexpr std::string_view kCmdServiceInfo = "CMD_SERVICE_INFO";
+inline constexpr std::string_view kCmdServiceCall = "CMD_SERVICE_CALL";
+
+/// Runs one request: publishes its result batches on `results` (the service's schema, or
+/// one evolved from it). An error Status is answered RES_ERROR_V2 with its chain; batches
+/// already published stay delivered.
+using ServiceHandler =
+    std::function<Status(const nlohmann::json& request, ArrowPublisher& results)>;
+
+struct ServiceOptions {
+  std::string description;  ///< one line for listings (ListFlights)
+  /// Where the socket goes; empty: ServiceDirectory().
+  std::string directory;
+  /// Calls served at once (one connection each); more are refused RESOURCE_EXHAUSTED.
+  size_t max_connections = 64;
+};
+
+/// This user's service sockets: RuntimeDirectory()/services, made private on first use.
+Result<std::string> ServiceDirectory();
+
+/// The socket of service `name` in `directory` (empty: ServiceDirectory()).
+/// kInvalidArgument for a name that is not a channel-style name (Channel::ValidateName).
+Result<std::string> ServicePath(std::string_view name, std::string_view directory = {});
+
+/// The services this user serves now: the names of the sockets in ServiceDirectory() that
+/// this user owns (a socket another user planted is skipped), sorted. A socket left by a
+/// worker that died is listed until a call finds it dead.
+Result<std::vector<std::string>> ListServices(std::string_view directory = {});
+
+/// Serves one named compute service until stopped.
+class Service {
+ public:
+  /// Listens as service `name`. `schema` is the result batches' schema. A socket left at
+  /// the path by a worker that died is replaced; kAlreadyExists if a live process serves
+  /// that name.
+  static Result<std::unique_ptr<Service>> Listen(std::string name,
+                                                 std::shared_ptr<arrow::Schema> schema,
+                                                 ServiceHandler handler,
+                                                 ServiceOptions options = {});
+  Service(const Service&) = delete;
+  Service& operator=(const Service&) = delete;
+  /// Stops, joins the calls in progress and removes the socket.
+  ~Service();
+
+  /// Serves until Stop(), on the calling thread (each call on a thread of its own).
+  Status Run();
+  /// Serves on a background thread.
+  void Start();
+  /// Makes Run() return; safe from any thread.
+  void Stop();
+  const std::string& name() const;
+  const std::string& path() const;
+
+  struct Impl;  // control/service.cc
+
+ private:
+  explicit Service(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
 
 /// How a WorkerPool picks the worker for the next command.
 enum class Dispatch {

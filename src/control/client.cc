@@ -161,10 +161,11 @@ Result<std::unique_ptr<Client>> Client::FromFds(ControlFds fds, std::string work
       Connection::FromFds(UniqueFd(fds.read_fd), UniqueFd(fds.write_fd)), std::move(worker))));
 }
 
-Result<std::unique_ptr<Client>> Client::ConnectUnix(std::string_view path) {
+Result<std::unique_ptr<Client>> Client::ConnectUnix(std::string_view path, std::string worker) {
   QUIVER_ASSIGN_OR_RETURN(Connection connection, Connection::ConnectUnix(path));
+  if (worker.empty()) worker = std::string(path);
   return std::unique_ptr<Client>(
-      new Client(std::make_shared<Impl>(std::move(connection), std::string(path))));
+      new Client(std::make_shared<Impl>(std::move(connection), std::move(worker))));
 }
 
 Result<std::unique_ptr<Client>> Client::ConnectTcp(uint16_t port, std::string_view token) {

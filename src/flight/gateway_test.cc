@@ -8,10 +8,12 @@
 #include <optional>
 #include <thread>
 
+#include "flight/compute.h"
 #include "flight/location.h"
 #include "flight/server.h"
 #include "flight/tail_stream.h"
 #include "quiver/arrow.h"
+#include "quiver/control.h"
 #include "test_support.h"
 
 namespace quiver::flight {
@@ -334,6 +336,133 @@ TEST(ServerTest, DoGetFromOldestStreamsTheBacklogFirst) {
   ASSERT_TRUE(all.ok()) << all.status().ToString();
   ASSERT_EQ(all->size(), 5u);
   for (int i = 0; i < 5; ++i) EXPECT_TRUE((*all)[i]->Equals(*Batch(i * 10, 10))) << i;
+}
+
+TEST(ComputeTicketTest, ParsesServiceAndRequestAndRefusesTheRest) {
+  EXPECT_TRUE(IsComputeTicket(R"( {"service": "s"})"));
+  EXPECT_FALSE(IsComputeTicket("ledger?from=oldest"));
+  auto ok = ParseComputeTicket(R"({"service": "sum", "request": {"plan": 7}})");
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ(ok->service, "sum");
+  EXPECT_EQ(ok->request["plan"], 7);
+  EXPECT_EQ(ParseComputeTicket(R"({"service": "sum")").status().code(),
+            ErrorCode::kInvalidArgument);  // not JSON
+  EXPECT_EQ(ParseComputeTicket(R"({"request": {}})").status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(ParseComputeTicket(R"({"service": "a/b"})").status().code(),
+            ErrorCode::kInvalidArgument);  // not a name: never a path
+  EXPECT_EQ(ParseComputeTicket(R"({"service": "s", "plan": 1})").status().code(),
+            ErrorCode::kInvalidArgument);
+  const std::string huge = R"({"service": "s", "request": ")" + std::string(70000, 'x') + "\"}";
+  EXPECT_EQ(ParseComputeTicket(huge).status().code(), ErrorCode::kResourceExhausted);
+}
+
+// A service in this process: "count" publishes request.batches batches of request.rows
+// rows (ids from 0), or fails with its message when the request says so.
+std::unique_ptr<control::Service> CountService(const std::string& name) {
+  auto service = control::Service::Listen(
+      name, Batch(0, 1)->schema(),
+      [](const nlohmann::json& request, ArrowPublisher& results) -> Status {
+        if (request.contains("fail")) return Status::InvalidArgument(request["fail"]);
+        const int64_t rows = request.value("rows", 10);
+        for (int64_t b = 0; b < request.value("batches", 1); ++b) {
+          QUIVER_RETURN_IF_ERROR(results.Publish(*Batch(b * rows, rows)));
+        }
+        return Status::OK();
+      },
+      {.description = "counts"});
+  EXPECT_TRUE(service.ok()) << service.status().ToString();
+  if (!service.ok()) return nullptr;
+  (*service)->Start();
+  return std::move(*service);
+}
+
+TEST(ServerTest, AComputeTicketRunsTheServiceAndStreamsItsBatches) {
+  PrivateDir dir;
+  auto server = Server::Start({.listen = dir.Listen()});
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  auto client = fl::FlightClient::Connect(*fl::Location::Parse((*server)->location()));
+  ASSERT_TRUE(client.ok());
+  const std::string name = UniqueName("svc");
+  auto service = CountService(name);
+  ASSERT_NE(service, nullptr);
+
+  const std::string ticket =
+      R"({"service": ")" + name + R"(", "request": {"batches": 4, "rows": 25}})";
+  auto get = (*client)->DoGet(fl::Ticket{ticket});
+  ASSERT_TRUE(get.ok()) << get.status().ToString();
+  auto all = (*get)->ToRecordBatches();
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  ASSERT_EQ(all->size(), 4u);
+  for (int b = 0; b < 4; ++b) EXPECT_TRUE((*all)[b]->Equals(*Batch(b * 25, 25))) << b;
+
+  // Listed beside the channels, with its schema; its descriptor is the ticket's JSON.
+  auto listing = (*client)->ListFlights();
+  ASSERT_TRUE(listing.ok());
+  bool listed = false;
+  while (true) {
+    auto info = (*listing)->Next();
+    ASSERT_TRUE(info.ok());
+    if (*info == nullptr) break;
+    if ((*info)->descriptor().type != fl::FlightDescriptor::CMD) continue;
+    auto cmd = nlohmann::json::parse((*info)->descriptor().cmd);
+    if (cmd["service"] != name) continue;
+    listed = true;
+    arrow::ipc::DictionaryMemo memo;
+    auto schema = (*info)->GetSchema(&memo);
+    ASSERT_TRUE(schema.ok());
+    EXPECT_TRUE((*schema)->Equals(*Batch(0, 1)->schema()));
+    EXPECT_EQ(nlohmann::json::parse((*info)->app_metadata())["description"], "counts");
+  }
+  EXPECT_TRUE(listed);
+}
+
+TEST(ServerTest, AComputeTicketsErrorsAreClearGrpcStatuses) {
+  PrivateDir dir;
+  auto server = Server::Start({.listen = dir.Listen()});
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  auto client = fl::FlightClient::Connect(*fl::Location::Parse((*server)->location()));
+  ASSERT_TRUE(client.ok());
+  const std::string name = UniqueName("svc-err");
+  auto service = CountService(name);
+  ASSERT_NE(service, nullptr);
+  auto run = [&](const std::string& ticket) -> arrow::Status {
+    auto get = (*client)->DoGet(fl::Ticket{ticket});
+    if (!get.ok()) return get.status();
+    return (*get)->ToRecordBatches().status();
+  };
+  // The worker's error, with its chain.
+  arrow::Status failed =
+      run(R"({"service": ")" + name + R"(", "request": {"fail": "plan 7 does not exist"}})");
+  EXPECT_TRUE(failed.IsInvalid()) << failed.ToString();
+  EXPECT_NE(failed.ToString().find("plan 7 does not exist"), std::string::npos)
+      << failed.ToString();
+  EXPECT_NE(failed.ToString().find("service '" + name + "' failed"), std::string::npos);
+  // Nobody serves it: NOT_FOUND naming the services there are.
+  arrow::Status unknown = run(R"({"service": "nobody-serves-this"})");
+  EXPECT_TRUE(unknown.IsKeyError()) << unknown.ToString();
+  EXPECT_NE(unknown.ToString().find(name), std::string::npos) << unknown.ToString();
+  EXPECT_TRUE(run(R"({"service": )").IsInvalid());
+  const std::string huge =
+      R"({"service": ")" + name + R"(", "request": ")" + std::string(70000, 'x') + "\"}";
+  EXPECT_FALSE(run(huge).ok());
+  // The service still serves after all that.
+  EXPECT_TRUE(run(R"({"service": ")" + name + R"("})").ok());
+}
+
+TEST(ServiceTest, ALiveNameIsRefusedAndADeadOnesSocketReplaced) {
+  const std::string name = UniqueName("svc-twice");
+  auto first = CountService(name);
+  ASSERT_NE(first, nullptr);
+  auto second =
+      control::Service::Listen(name, Batch(0, 1)->schema(),
+                               [](const nlohmann::json&, ArrowPublisher&) { return Status::OK(); });
+  EXPECT_EQ(second.status().code(), ErrorCode::kAlreadyExists) << second.status().ToString();
+  auto listed = control::ListServices();
+  ASSERT_TRUE(listed.ok());
+  EXPECT_NE(std::find(listed->begin(), listed->end(), name), listed->end());
+  first.reset();
+  listed = control::ListServices();
+  EXPECT_EQ(std::find(listed->begin(), listed->end(), name), listed->end());
 }
 
 }  // namespace

@@ -21,8 +21,10 @@
 #include "common/unique_fd.h"
 #include "discovery/discovery.h"
 #include "flight/common.h"
+#include "flight/compute.h"
 #include "flight/location.h"
 #include "flight/tail_stream.h"
+#include "quiver/control.h"
 
 namespace quiver::flight {
 namespace fl = arrow::flight;
@@ -127,6 +129,15 @@ class ChannelServer final : public fl::FlightServerBase {
       auto info = InfoOf(*channel);
       if (info.ok()) flights.push_back(std::move(*info));
     }
+    // Then the services of this user, whose tickets run a request (compute.h).
+    Result<std::vector<std::string>> services = control::ListServices();
+    for (const std::string& name : services.ok() ? *services : std::vector<std::string>{}) {
+      if (name.compare(0, prefix.size(), prefix) != 0) continue;
+      ComputeTicket ticket;
+      ticket.service = name;
+      auto info = ServiceInfoOf(ticket);
+      if (info.ok()) flights.push_back(std::move(*info));  // else its worker is gone
+    }
     *listings = std::make_unique<fl::SimpleFlightListing>(std::move(flights));
     return arrow::Status::OK();
   }
@@ -134,6 +145,12 @@ class ChannelServer final : public fl::FlightServerBase {
   arrow::Status GetFlightInfo(const fl::ServerCallContext& /*context*/,
                               const fl::FlightDescriptor& request,
                               std::unique_ptr<fl::FlightInfo>* info) override {
+    if (request.type == fl::FlightDescriptor::CMD) {
+      ARROW_ASSIGN_OR_RAISE(ComputeTicket ticket, ComputeTicketOf(request));
+      ARROW_ASSIGN_OR_RAISE(fl::FlightInfo found, ServiceInfoOf(ticket));
+      *info = std::make_unique<fl::FlightInfo>(std::move(found));
+      return arrow::Status::OK();
+    }
     ARROW_ASSIGN_OR_RAISE(Channel channel, OpenNamed(request));
     ARROW_ASSIGN_OR_RAISE(fl::FlightInfo found, InfoOf(channel));
     *info = std::make_unique<fl::FlightInfo>(std::move(found));
@@ -143,6 +160,13 @@ class ChannelServer final : public fl::FlightServerBase {
   arrow::Status GetSchema(const fl::ServerCallContext& /*context*/,
                           const fl::FlightDescriptor& request,
                           std::unique_ptr<fl::SchemaResult>* schema) override {
+    if (request.type == fl::FlightDescriptor::CMD) {
+      ARROW_ASSIGN_OR_RAISE(ComputeTicket ticket, ComputeTicketOf(request));
+      Result<ServiceInfo> service = DescribeService(ticket.service);
+      if (!service.ok()) return ToArrow(service.status());
+      ARROW_ASSIGN_OR_RAISE(*schema, fl::SchemaResult::Make(*service->schema));
+      return arrow::Status::OK();
+    }
     ARROW_ASSIGN_OR_RAISE(Channel channel, OpenNamed(request));
     Result<std::shared_ptr<arrow::Schema>> found = ChannelSchema(channel);
     if (!found.ok()) return ToArrow(found.status());
@@ -152,6 +176,17 @@ class ChannelServer final : public fl::FlightServerBase {
 
   arrow::Status DoGet(const fl::ServerCallContext& context, const fl::Ticket& request,
                       std::unique_ptr<fl::FlightDataStream>* stream) override {
+    if (IsComputeTicket(request.ticket)) {
+      Result<ComputeTicket> compute = ParseComputeTicket(request.ticket);
+      if (!compute.ok()) return ToArrow(compute.status());
+      auto results = RunCompute(*compute, {.capacity = options_.put_capacity,
+                                           .budget = &budget_,
+                                           .stop = StopFor(context),
+                                           .poll = options_.poll});
+      if (!results.ok()) return ToArrow(results.status());
+      *stream = std::move(*results);
+      return arrow::Status::OK();
+    }
     Result<Ticket> ticket = ParseTicket(request.ticket);
     if (!ticket.ok()) return ToArrow(ticket.status());
     Result<Channel> channel = discovery::OpenChannel(ticket->channel);
@@ -274,6 +309,29 @@ class ChannelServer final : public fl::FlightServerBase {
     // A live channel has no known total: -1 records, -1 bytes.
     return fl::FlightInfo::Make(**schema, fl::FlightDescriptor::Path({channel.name()}), {endpoint},
                                 -1, -1, /*ordered=*/true, Describe(channel).dump());
+  }
+
+  // The compute ticket a CMD descriptor carries: the same JSON as the ticket.
+  static arrow::Result<ComputeTicket> ComputeTicketOf(const fl::FlightDescriptor& descriptor) {
+    Result<ComputeTicket> ticket = ParseComputeTicket(descriptor.cmd);
+    if (!ticket.ok()) return ToArrow(ticket.status());
+    return std::move(*ticket);
+  }
+
+  // A service as a flight: descriptor CMD {"service", "request"}, its result schema, one
+  // endpoint whose ticket is that same JSON; total unknown (-1); app_metadata {"service",
+  // "description"}.
+  static arrow::Result<fl::FlightInfo> ServiceInfoOf(const ComputeTicket& ticket) {
+    Result<ServiceInfo> service = DescribeService(ticket.service);
+    if (!service.ok()) return ToArrow(service.status());
+    const std::string cmd =
+        nlohmann::json{{"service", ticket.service}, {"request", ticket.request}}.dump();
+    fl::FlightEndpoint endpoint;
+    endpoint.ticket.ticket = cmd;
+    const nlohmann::json metadata = {{"service", service->name},
+                                     {"description", service->description}};
+    return fl::FlightInfo::Make(*service->schema, fl::FlightDescriptor::Command(cmd), {endpoint},
+                                -1, -1, /*ordered=*/true, metadata.dump());
   }
 
   ServerOptions options_;

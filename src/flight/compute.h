@@ -1,0 +1,66 @@
+// Compute tickets: a DoGet whose ticket names a service (quiver/control.h) runs a request on
+// the worker serving it and streams the result batches back from shared memory.
+//
+//   ticket: {"service": "ledger-sum", "request": {"plan": 7, ...}}   (JSON, at most 64 KiB)
+//
+// The gateway connects to the service's socket, asks its result schema (CMD_SERVICE_INFO),
+// makes a private result channel of that schema (its capacity charged to the server's
+// CreationBudget), subscribes, and sends CMD_SERVICE_CALL naming it. The stream is the tail
+// of that channel, whose batches go out with no copy before gRPC, and ends when the worker
+// has closed it and answered: RES_OK ends it cleanly; RES_ERROR_V2 ends it with that error
+// (its chain in the message); a worker that dies ends it UNAVAILABLE naming the service.
+#pragma once
+
+#include <arrow/flight/server.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+
+#include "flight/common.h"
+#include "quiver/status.h"
+
+namespace quiver::flight {
+
+/// The largest compute ticket (its JSON): the control protocol's line limit, less room for
+/// the envelope around the request.
+inline constexpr size_t kMaxComputeTicket = 60 * 1024;
+
+struct ComputeTicket {
+  std::string service;
+  nlohmann::json request = nlohmann::json::object();
+};
+
+/// True if `ticket` is a compute ticket (a JSON object), not a channel name.
+bool IsComputeTicket(std::string_view ticket);
+
+/// Reads {"service": NAME, "request": {...}}. kInvalidArgument naming what is wrong; larger
+/// than kMaxComputeTicket is kResourceExhausted.
+Result<ComputeTicket> ParseComputeTicket(std::string_view ticket);
+
+/// What a service says of itself (CMD_SERVICE_INFO).
+struct ServiceInfo {
+  std::string name;
+  std::string description;
+  std::shared_ptr<arrow::Schema> schema;
+};
+
+/// Asks service `name` what it is. kNotFound naming the services there are if nobody
+/// serves it.
+Result<ServiceInfo> DescribeService(std::string_view name);
+
+struct ComputeOptions {
+  size_t capacity = size_t{64} << 20;  ///< the result channel's
+  CreationBudget* budget = nullptr;    ///< what the result channel is charged to
+  std::function<bool()> stop;          ///< true: the call was cancelled or the server stops
+  std::chrono::milliseconds poll = std::chrono::milliseconds(100);
+};
+
+/// Runs `ticket` and returns the stream of its results (see above).
+Result<std::unique_ptr<arrow::flight::FlightDataStream>> RunCompute(const ComputeTicket& ticket,
+                                                                    ComputeOptions options);
+
+}  // namespace quiver::flight
