@@ -283,6 +283,11 @@ Result<std::string> ServicePath(std::string_view name, std::string_view director
 /// worker that died is listed until a call finds it dead.
 Result<std::vector<std::string>> ListServices(std::string_view directory = {});
 
+/// Removes the sockets in ServiceDirectory() (or `directory`) that this user owns and that
+/// nobody listens on any more (their worker died); with `dry_run`, only says which. Returns
+/// their paths.
+Result<std::vector<std::string>> RemoveDeadServices(bool dry_run, std::string_view directory = {});
+
 /// Serves one named compute service until stopped.
 class Service {
  public:

@@ -29,6 +29,7 @@ __all__ = [
     "ControlError", "ProtocolError", "parse_envelope", "serialize", "new_msg_id", "make_error",
     "Client", "CommandClient", "PendingCall", "WorkerPool", "Worker", "Streams",
     "HandleResolver", "handle_for_last", "data_ready", "CONTROL_ENV", "CONTROL_WORKERS_ENV",
+    "Service", "list_services",
 ]
 
 PROTOCOL_VERSION: str = _codec.PROTOCOL_VERSION
@@ -589,6 +590,80 @@ class Worker:
 
     def serve_stdio(self) -> None:
         self._w.serve_stdio()
+
+
+class Service:
+    """A named compute service: ``quiver serve`` runs it when a Flight client asks with a
+    ticket ``{"service": NAME, "request": {...}}`` (and lists it in ``list_flights``), and
+    streams the batches it yields back to the client from shared memory.
+
+    ``handler`` takes the request (a dict) and returns (or yields) ``pyarrow.RecordBatch``es
+    of ``schema``, or a ``pyarrow.Table``. Each batch is published as it comes, waiting for
+    room while the client reads slowly; an exception fails the call, and the client gets
+    its text as the error. Calls run on threads of their own, one per client.
+
+    >>> def totals(request):
+    ...     for part in range(request["parts"]):
+    ...         yield compute_part(part)          # a RecordBatch of SCHEMA
+    >>> with Service("totals", totals, SCHEMA, description="totals per code") as service:
+    ...     service.serve()                        # until Ctrl-C
+
+    The service listens on a Unix socket in this user's private service directory; only this
+    user's processes reach it. ``AlreadyExistsError`` if another live process serves NAME."""
+
+    def __init__(self, name: str, handler: Callable[[dict], Any], schema: Any,
+                 description: str = "") -> None:
+        import pyarrow as pa
+
+        def call(request_json: str, results: Any) -> None:
+            out = handler(json.loads(request_json))
+            if out is None:
+                return
+            if isinstance(out, pa.Table):
+                out = out.to_batches()
+            elif isinstance(out, pa.RecordBatch):
+                out = [out]
+            for batch in out:
+                results.publish(*batch.__arrow_c_array__())
+
+        self.name = name
+        self._s = _wf.Service(name, schema.__arrow_c_schema__(), call, description)
+
+    @property
+    def path(self) -> str:
+        """The service's socket."""
+        return self._s.path
+
+    def start(self) -> "Service":
+        """Serves on background threads; returns at once."""
+        self._s.start()
+        return self
+
+    def serve(self) -> None:
+        """Serves until Ctrl-C (KeyboardInterrupt) or :meth:`close` from another thread."""
+        import time
+
+        self._s.start()
+        try:
+            while self._s.running:
+                time.sleep(0.1)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stops serving: waits for the calls in progress and removes the socket."""
+        self._s.stop()
+
+    def __enter__(self) -> "Service":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def list_services() -> List[str]:
+    """The names of the services this user serves now."""
+    return list(_wf.list_services())
 
 
 class HandleResolver:

@@ -7,6 +7,7 @@
 #include <nanobind/stl/map.h>
 #include <nanobind/stl/optional.h>
 #include <nanobind/stl/pair.h>
+#include <nanobind/stl/shared_ptr.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/string_view.h>
 #include <nanobind/stl/unique_ptr.h>
@@ -15,7 +16,10 @@
 #include <memory>
 #include <string>
 
+#include <arrow/c/bridge.h>
+
 #include "blocking.h"
+#include "capsules.h"
 #include "errors.h"
 #include "module.h"
 #include "publisher.h"
@@ -157,6 +161,74 @@ class PyResolver {
   std::map<std::string, Channel, std::less<>> channels_;
 };
 
+// Where a Python service handler's batches go during one call; refuses use after it.
+class ServiceResults {
+ public:
+  explicit ServiceResults(ArrowPublisher* publisher) : publisher_(publisher) {}
+  void Publish(nb::handle schema_capsule, nb::handle array_capsule) {
+    if (publisher_ == nullptr) {
+      Throw(Status::InvalidArgument("the call these results belonged to has ended"));
+    }
+    auto batch =
+        arrow::ImportRecordBatch(CapsulePointer<ArrowArray>(array_capsule, "arrow_array"),
+                                 CapsulePointer<ArrowSchema>(schema_capsule, "arrow_schema"));
+    CheckArrow(batch.status(), "importing a record batch");
+    Status st;
+    {
+      nb::gil_scoped_release release;  // it waits for room while the caller reads slowly
+      st = publisher_->Publish(**batch);
+    }
+    Check(st);
+  }
+  void End() { publisher_ = nullptr; }
+
+ private:
+  ArrowPublisher* publisher_;
+};
+
+// A compute service whose handler is Python: called with the request (JSON text) and a
+// ServiceResults; an exception fails the call with its text.
+class PyService {
+ public:
+  PyService(const std::string& name, nb::handle schema_capsule, nb::callable handler,
+            const std::string& description)
+      : handler_(std::make_shared<nb::callable>(std::move(handler))) {
+    // The lambda's copy is never the last: the callable dies with this object, GIL held.
+    std::shared_ptr<nb::callable> held = handler_;
+    service_ = Unwrap(control::Service::Listen(
+        name, ImportSchemaCapsule(schema_capsule),
+        [held](const nlohmann::json& request, ArrowPublisher& results) -> Status {
+          nb::gil_scoped_acquire gil;
+          auto out = std::make_shared<ServiceResults>(&results);
+          try {
+            (*held)(request.dump(), nb::cast(out));
+            out->End();
+            return Status::OK();
+          } catch (nb::python_error& e) {
+            out->End();
+            return Status::InvalidArgument(std::string("the handler raised ") + e.what());
+          }
+        },
+        {.description = description}));
+  }
+  ~PyService() { Stop(); }
+  void Start() {
+    if (!service_) Throw(Status::InvalidArgument("the service was closed"));
+    service_->Start();
+  }
+  void Stop() {
+    if (!service_) return;
+    nb::gil_scoped_release release;  // joins calls, whose handlers take the GIL
+    service_.reset();
+  }
+  bool running() const { return service_ != nullptr; }
+  std::string path() const { return service_ ? service_->path() : ""; }
+
+ private:
+  std::shared_ptr<nb::callable> handler_;
+  std::unique_ptr<control::Service> service_;
+};
+
 control::Dispatch DispatchOf(const std::string& name) {
   if (name == "round-robin") return control::Dispatch::kRoundRobin;
   if (name == "least-loaded") return control::Dispatch::kLeastLoaded;
@@ -256,6 +328,17 @@ void RegisterWorkflow(nb::module_& m) {
       .def("watch", &PyResolver::Watch)
       .def("resolve", &PyResolver::Resolve, "handle_json"_a, "wait"_a.none())
       .def("forget", &PyResolver::Forget);
+
+  nb::class_<ServiceResults>(w, "ServiceResults")
+      .def("publish", &ServiceResults::Publish, "schema_capsule"_a, "array_capsule"_a);
+
+  nb::class_<PyService>(w, "Service")
+      .def(nb::init<const std::string&, nb::handle, nb::callable, const std::string&>())
+      .def("start", &PyService::Start)
+      .def("stop", &PyService::Stop)
+      .def_prop_ro("running", &PyService::running)
+      .def_prop_ro("path", &PyService::path);
+  w.def("list_services", [] { return Unwrap(control::ListServices()); });
 
   w.def("start_stream", [](nb::bytes line) {
     auto started = Unwrap(control::StartStream(ParseLine(line)));

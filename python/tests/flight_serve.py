@@ -29,6 +29,7 @@ class Serve:
         quiver_bin = build_dir / "quiver"
         if not quiver_bin.exists():
             pytest.fail(f"{quiver_bin} is missing: run `make build` (or set QUIVER_TEST_BUILD_DIR)")
+        self.quiver = quiver_bin
         self.private_dir = None
         if listen is None:
             self.private_dir = tempfile.mkdtemp(prefix="qv-serve-")  # mode 0700

@@ -19,6 +19,7 @@
 #include "cli/commands.h"
 #include "common/byte_size.h"
 #include "discovery/discovery.h"
+#include "quiver/control.h"
 #include "supervisor/pipeline.h"
 
 namespace quiver::cli {
@@ -65,6 +66,16 @@ int Clean(bool dry_run) {
   }
   std::cout << (dry_run ? "would remove " : "removed ") << removed << " stale segment"
             << (removed == 1 ? "" : "s") << "; " << kept << " in use left alone\n";
+  // Service sockets whose worker died (compute services, quiver/control.h).
+  Result<std::vector<std::string>> dead = control::RemoveDeadServices(dry_run);
+  if (!dead.ok()) {
+    std::cerr << "quiver clean: " << dead.status().ToString() << "\n";
+    return 1;
+  }
+  for (const std::string& path : *dead) {
+    std::cout << (dry_run ? "would remove " : "removed ") << path
+              << " (its service's worker died)\n";
+  }
   return 0;
 }
 

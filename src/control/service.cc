@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <ctime>
 
 #include "common/private_dir.h"
 #include "common/unique_fd.h"
@@ -88,6 +89,27 @@ Result<std::vector<std::string>> ListServices(std::string_view directory) {
   ::closedir(d);
   std::sort(names.begin(), names.end());
   return names;
+}
+
+Result<std::vector<std::string>> RemoveDeadServices(bool dry_run, std::string_view directory) {
+  std::string dir(directory);
+  if (dir.empty()) {
+    QUIVER_ASSIGN_OR_RETURN(dir, ServiceDirectory());
+  }
+  QUIVER_ASSIGN_OR_RETURN(std::vector<std::string> names, ListServices(dir));
+  std::vector<std::string> dead;
+  for (const std::string& name : names) {
+    const std::string path = dir + "/" + name + std::string(kSuffix);
+    // A socket made in the last seconds may be a service between its bind and its listen.
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0 || ::time(nullptr) - st.st_ctime < 2) continue;
+    if (SomeoneListens(path)) continue;
+    if (!dry_run && ::unlink(path.c_str()) != 0 && errno != ENOENT) {
+      return Status::FromErrno("unlink " + path, errno);
+    }
+    dead.push_back(path);
+  }
+  return dead;
 }
 
 struct Service::Impl {

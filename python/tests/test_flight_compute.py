@@ -1,0 +1,168 @@
+"""Compute tickets: a Flight client asks `quiver serve` to run a request on a worker that
+serves a named service (quiver.control.Service), and reads the worker's result batches.
+The worker runs in a process of its own, as it would in a pipeline; each bad case (unknown
+service, malformed ticket, the worker's own error, a worker that dies mid-stream, a client
+that stops reading) ends with a clear gRPC status and nothing buffered without bound."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.flight as fl
+import pytest
+
+import quiver.control
+from flight_serve import Serve
+
+SCHEMA = pa.schema([("id", pa.int64()), ("amount", pa.int64())])
+
+WORKER = textwrap.dedent('''
+    import os, signal, sys
+    import pyarrow as pa
+    import quiver.control
+
+    SCHEMA = pa.schema([("id", pa.int64()), ("amount", pa.int64())])
+
+    def ledger(request):
+        """request: {"batches": B, "rows": R} -> B batches, ids 0.., amount = id % 7;
+        {"fail": TEXT} raises; {"die_after": N} dies (SIGKILL) after N batches."""
+        if "fail" in request:
+            raise ValueError(request["fail"])
+        rows = request.get("rows", 100)
+        for b in range(request.get("batches", 1)):
+            if b == request.get("die_after", -1):
+                os.kill(os.getpid(), signal.SIGKILL)
+            ids = range(b * rows, (b + 1) * rows)
+            yield pa.record_batch([pa.array(ids, pa.int64()),
+                                   pa.array([i % 7 for i in ids], pa.int64())], schema=SCHEMA)
+
+    service = quiver.control.Service(sys.argv[1], ledger, SCHEMA, description="ledger rows")
+    service.start()
+    print("serving", flush=True)
+    sys.stdin.read()   # until the test closes our stdin
+    service.close()
+''')
+
+
+@pytest.fixture
+def worker(tmp_path, name):
+    """A worker process serving service `name` until the test ends."""
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    procs = []
+
+    def start():
+        proc = subprocess.Popen([sys.executable, str(script), name], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline().strip() == "serving"
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.stdin.close()
+            proc.wait(timeout=10)
+
+
+@pytest.fixture
+def server(build_dir):
+    s = Serve(build_dir)
+    yield s
+    s.stop()
+
+
+def ticket(service, request=None):
+    body = {"service": service}
+    if request is not None:
+        body["request"] = request
+    return fl.Ticket(json.dumps(body).encode())
+
+
+def test_a_compute_ticket_streams_the_workers_batches(server, worker, name):
+    worker()
+    client = server.client()
+    table = client.do_get(ticket(name, {"batches": 5, "rows": 1000})).read_all()
+    assert table.schema == SCHEMA
+    assert table.num_rows == 5000
+    assert table["id"].to_pylist() == list(range(5000))
+    assert pc.sum(table["amount"]).as_py() == sum(i % 7 for i in range(5000))
+
+    # Listed beside the channels: a CMD descriptor, the result schema, the description.
+    services = [f for f in client.list_flights()
+                if f.descriptor.descriptor_type == fl.DescriptorType.CMD]
+    mine = [f for f in services if json.loads(f.descriptor.command)["service"] == name]
+    assert len(mine) == 1 and mine[0].schema == SCHEMA
+    info = client.get_flight_info(fl.FlightDescriptor.for_command(
+        json.dumps({"service": name, "request": {"batches": 2}})))
+    assert json.loads(info.endpoints[0].ticket.ticket) == {"service": name,
+                                                           "request": {"batches": 2}}
+    assert client.do_get(info.endpoints[0].ticket).read_all().num_rows == 200
+    assert name in quiver.control.list_services()
+
+
+def test_the_workers_error_is_the_calls_status(server, worker, name):
+    worker()
+    client = server.client()
+    with pytest.raises(pa.ArrowInvalid, match="plan 9 does not exist") as error:
+        client.do_get(ticket(name, {"fail": "plan 9 does not exist"})).read_all()
+    assert f"service '{name}' failed" in str(error.value)
+    # The service goes on serving.
+    assert client.do_get(ticket(name, {"batches": 1})).read_all().num_rows == 100
+
+
+def test_a_worker_that_dies_mid_stream_ends_it_unavailable_naming_the_service(server, worker,
+                                                                                name):
+    proc = worker()
+    client = server.client()
+    reader = client.do_get(ticket(name, {"batches": 10, "die_after": 3}))
+    with pytest.raises(fl.FlightUnavailableError, match=name):
+        reader.read_all()
+    proc.wait(timeout=10)
+    assert proc.returncode == -signal.SIGKILL
+    # Its socket stays behind, listed but unreachable, until `quiver clean` removes it.
+    assert not any(json.loads(f.descriptor.command)["service"] == name
+                   for f in client.list_flights()
+                   if f.descriptor.descriptor_type == fl.DescriptorType.CMD)
+    time.sleep(2)  # clean spares sockets younger than 2 s (a service starting up)
+    clean = subprocess.run([str(server.quiver), "clean"], capture_output=True, text=True)
+    assert clean.returncode == 0, clean.stderr
+    assert f"{name}.sock (its service's worker died)" in clean.stdout, clean.stdout
+    assert name not in quiver.control.list_services()
+
+
+def test_bad_tickets_are_clear_errors(server, worker, name):
+    worker()
+    client = server.client()
+    with pytest.raises(KeyError, match="no service 'nobody-serves-this'"):
+        client.do_get(ticket("nobody-serves-this")).read_all()
+    with pytest.raises(pa.ArrowInvalid, match="not valid JSON"):
+        client.do_get(fl.Ticket(b'{"service": ')).read_all()
+    with pytest.raises(pa.ArrowInvalid, match="service name"):
+        client.do_get(ticket("../etc/passwd")).read_all()
+    with pytest.raises(fl.FlightError, match="compute ticket may be"):
+        client.do_get(ticket(name, {"pad": "x" * 70000})).read_all()
+
+
+def test_a_client_that_stops_reading_holds_the_worker_back_not_the_servers_memory(
+        server, worker, name):
+    worker()
+    client = server.client()
+    baseline = server.rss_kib()
+    # 400 MiB of results (100 batches of 4 MiB) through a 64 MiB channel to a client that
+    # reads one batch and then nothing for a while.
+    reader = client.do_get(ticket(name, {"batches": 100, "rows": 512 * 1024}))
+    first = reader.read_chunk().data
+    assert first.num_rows == 512 * 1024
+    time.sleep(3)
+    grown_mib = (server.rss_kib() - baseline) / 1024
+    assert grown_mib < 64 + 32, f"the server buffered {grown_mib:.0f} MiB for a stopped reader"
+    reader.cancel()
+    # The worker is released and serves the next call.
+    assert client.do_get(ticket(name, {"batches": 1})).read_all().num_rows == 100
