@@ -1,7 +1,7 @@
 # Quiver — top-level entry points. See docs/ARCHITECTURE.md ("Contracts").
 #   make deps    install missing system packages (as root) and the Python venv
 #   make build   configure + build (build/, or build-asan/ when sanitizing)
-#   make test    deps + build + ctest + pytest   (ASan+UBSan when CI=true or QUIVER_SANITIZE=1)
+#   make test    deps + build + ctest + pytest + go test (ASan+UBSan when CI=true or QUIVER_SANITIZE=1)
 #   make test-tsan  deps + ThreadSanitizer build (build-tsan/) + ctest (C++ tests only)
 #   make demo    the Ledger pipeline (examples/ledger.toml) with a report, vs JSON over stdio,
 #                then the Evidence command/result pipeline (examples/evidence.toml)
@@ -59,6 +59,10 @@ test: deps
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
 	@$(MAKE) --no-print-directory python
 	QUIVER_TEST_BUILD_DIR=$(CURDIR)/$(BUILD_DIR) $(PYTHON) -m pytest -q python/tests
+	@GO=$$(command -v go || ls /usr/local/go/bin/go 2>/dev/null); \
+	if [ -z "$$GO" ]; then echo "make test: Go is not installed: go/quiverflight's tests skipped"; \
+	else echo "cd go/quiverflight && go test ./..."; cd go/quiverflight && \
+	  QUIVER_BUILD_DIR=$(CURDIR)/$(BUILD_DIR) QUIVER_PYTHON=$(PYTHON) $$GO test -count=1 ./...; fi
 
 # The C++ test suite under ThreadSanitizer, in build-tsan/ (QUIVER_TSAN=ON; TSan cannot be
 # combined with ASan, so QUIVER_SANITIZE=1 is refused here; CI=true alone is ignored).

@@ -18,6 +18,7 @@ import pyarrow.flight as fl
 import pytest
 
 import quiver.control
+import quiver.flight
 from flight_serve import Serve
 
 SCHEMA = pa.schema([("id", pa.int64()), ("amount", pa.int64())])
@@ -166,3 +167,22 @@ def test_a_client_that_stops_reading_holds_the_worker_back_not_the_servers_memor
     reader.cancel()
     # The worker is released and serves the next call.
     assert client.do_get(ticket(name, {"batches": 1})).read_all().num_rows == 100
+
+
+def test_the_readme_compute_example_runs(server, name, monkeypatch, capsys):
+    """The README's compute example, run as written against this test's server (for the
+    default socket) and service name, and what its comment claims."""
+    import pathlib
+    import re
+    readme = (pathlib.Path(__file__).resolve().parents[2] / "README.md").read_text()
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "Service(" in b]
+    assert len(blocks) == 1, "the README has one compute example"
+    code = blocks[0]
+    assert code.count('"totals"') == 2  # the service's name, and the ticket's
+    code = code.replace('"totals"', f'"{name}"')
+    client = server.client()  # connect() with no argument means the default socket: this server
+    monkeypatch.setattr(quiver.flight, "connect", lambda *a, **k: client)
+    exec(compile(code, "README.md", "exec"), {})
+    printed = capsys.readouterr().out.strip()
+    claimed = re.search(r"^print\(.*\)\s+# (.*)$", code, re.M).group(1)
+    assert printed == claimed
