@@ -5,6 +5,7 @@ go 1.25.0
 require (
 	github.com/apache/arrow-go/v18 v18.8.0
 	google.golang.org/grpc v1.83.2
+	quiver.dev/go/quiverflight v0.0.0
 )
 
 require (
@@ -21,3 +22,6 @@ require (
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260526163538-3dc84a4a5aaa // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
+
+// The library lives in this repository.
+replace quiver.dev/go/quiverflight => ../../go/quiverflight

@@ -249,19 +249,30 @@ Result<Envelope> PublishResult(Publisher& publisher, std::span<const std::byte> 
 ///   CMD_SERVICE_INFO {}                      -> RES_OK {"service", "description",
 ///                                               "schema": base64 of the Arrow IPC schema}
 ///   CMD_SERVICE_CALL {"request": {...},      -> the handler publishes its batches into the
-///                     "stream": "CHANNEL"}      caller's channel CHANNEL (an Arrow channel
-///                                               of that schema), closes it, then RES_OK
-///                                               {"batches": N}; or RES_ERROR_V2
+///                     "stream": "CHANNEL",      caller's channel CHANNEL (an Arrow channel
+///                     "input": "CHANNEL"}       of that schema), closes it, then RES_OK; or
+///                                               RES_ERROR_V2. With "input" (a Flight
+///                                               DoExchange), the worker subscribes to that
+///                                               channel before the handler runs, and the
+///                                               handler reads the caller's batches from it
 /// The caller makes the channel and subscribes before it sends the call, so nothing is lost
 /// and a slow reader holds the worker back (the channel's policy), never buffers without end.
 inline constexpr std::string_view kCmdServiceInfo = "CMD_SERVICE_INFO";
 inline constexpr std::string_view kCmdServiceCall = "CMD_SERVICE_CALL";
 
-/// Runs one request: publishes its result batches on `results` (the service's schema, or
+/// One call of a service.
+struct ServiceCall {
+  const nlohmann::json& request;  ///< the ticket's "request" ({} if it had none)
+  ArrowPublisher& results;        ///< where the result batches go (the service's schema)
+  /// The batches the caller streams in (a Flight DoExchange), until it has sent them all
+  /// (Receive: kPeerGone); null for a plain call (a DoGet).
+  ArrowSubscriber* inputs = nullptr;
+};
+
+/// Runs one call: publishes its result batches on `call.results` (the service's schema, or
 /// one evolved from it). An error Status is answered RES_ERROR_V2 with its chain; batches
 /// already published stay delivered.
-using ServiceHandler =
-    std::function<Status(const nlohmann::json& request, ArrowPublisher& results)>;
+using ServiceHandler = std::function<Status(ServiceCall& call)>;
 
 struct ServiceOptions {
   std::string description;  ///< one line for listings (ListFlights)

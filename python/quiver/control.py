@@ -602,6 +602,11 @@ class Service:
     room while the client reads slowly; an exception fails the call, and the client gets
     its text as the error. Calls run on threads of their own, one per client.
 
+    A Flight ``do_exchange`` with the ticket's JSON as its command descriptor streams batches
+    in: then ``handler`` is called as ``handler(request, inputs)``, ``inputs`` an iterator of
+    the client's ``pyarrow.RecordBatch``es (zero-copy views of shared memory), and what it
+    yields goes back on the same call as it comes (a transform service).
+
     >>> def totals(request):
     ...     for part in range(request["parts"]):
     ...         yield compute_part(part)          # a RecordBatch of SCHEMA
@@ -615,8 +620,17 @@ class Service:
                  description: str = "") -> None:
         import pyarrow as pa
 
-        def call(request_json: str, results: Any) -> None:
-            out = handler(json.loads(request_json))
+        def batches(inputs: Any) -> Any:
+            from . import Sample
+            while True:
+                sample = inputs.next()
+                if sample is None:
+                    return
+                yield Sample(sample).to_arrow()
+
+        def call(request_json: str, results: Any, inputs: Any) -> None:
+            request = json.loads(request_json)
+            out = handler(request) if inputs is None else handler(request, batches(inputs))
             if out is None:
                 return
             if isinstance(out, pa.Table):

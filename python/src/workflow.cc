@@ -3,6 +3,7 @@
 // Envelopes cross as lines (the one codec parses and writes them on both sides); waits
 // release the GIL and run Python's signal handlers every slice (blocking.h); Python handlers
 // run with the GIL taken again.
+#include <arrow/c/bridge.h>
 #include <nanobind/nanobind.h>
 #include <nanobind/stl/map.h>
 #include <nanobind/stl/optional.h>
@@ -15,8 +16,6 @@
 
 #include <memory>
 #include <string>
-
-#include <arrow/c/bridge.h>
 
 #include "blocking.h"
 #include "capsules.h"
@@ -186,6 +185,37 @@ class ServiceResults {
   ArrowPublisher* publisher_;
 };
 
+// The batches a DoExchange client streams into a Python service's call; refuses use after it.
+class ServiceInputs {
+ public:
+  explicit ServiceInputs(ArrowSubscriber* inputs) : inputs_(inputs) {}
+  // The next batch, or None once the client has sent them all.
+  std::optional<PySample> Next() {
+    if (inputs_ == nullptr) {
+      Throw(Status::InvalidArgument("the call these inputs belonged to has ended"));
+    }
+    while (true) {
+      Result<ArrowSample> sample = [&] {
+        nb::gil_scoped_release release;
+        return inputs_->Receive(std::chrono::milliseconds(100));
+      }();
+      if (sample.ok()) {
+        PySample out;
+        out.sequence = sample->sequence;
+        out.arrow = std::move(*sample);
+        return out;
+      }
+      if (sample.status().code() == ErrorCode::kTimeout) continue;
+      if (sample.status().code() == ErrorCode::kPeerGone) return std::nullopt;
+      Throw(sample.status());
+    }
+  }
+  void End() { inputs_ = nullptr; }
+
+ private:
+  ArrowSubscriber* inputs_;
+};
+
 // A compute service whose handler is Python: called with the request (JSON text) and a
 // ServiceResults; an exception fails the call with its text.
 class PyService {
@@ -197,15 +227,18 @@ class PyService {
     std::shared_ptr<nb::callable> held = handler_;
     service_ = Unwrap(control::Service::Listen(
         name, ImportSchemaCapsule(schema_capsule),
-        [held](const nlohmann::json& request, ArrowPublisher& results) -> Status {
+        [held](control::ServiceCall& call) -> Status {
           nb::gil_scoped_acquire gil;
-          auto out = std::make_shared<ServiceResults>(&results);
+          auto out = std::make_shared<ServiceResults>(&call.results);
+          auto in = call.inputs != nullptr ? std::make_shared<ServiceInputs>(call.inputs) : nullptr;
           try {
-            (*held)(request.dump(), nb::cast(out));
+            (*held)(call.request.dump(), nb::cast(out), in ? nb::cast(in) : nb::none());
             out->End();
+            if (in) in->End();
             return Status::OK();
           } catch (nb::python_error& e) {
             out->End();
+            if (in) in->End();
             return Status::InvalidArgument(std::string("the handler raised ") + e.what());
           }
         },
@@ -329,6 +362,7 @@ void RegisterWorkflow(nb::module_& m) {
       .def("resolve", &PyResolver::Resolve, "handle_json"_a, "wait"_a.none())
       .def("forget", &PyResolver::Forget);
 
+  nb::class_<ServiceInputs>(w, "ServiceInputs").def("next", &ServiceInputs::Next);
   nb::class_<ServiceResults>(w, "ServiceResults")
       .def("publish", &ServiceResults::Publish, "schema_capsule"_a, "array_capsule"_a);
 

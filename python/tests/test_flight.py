@@ -113,6 +113,9 @@ def test_list_flights_and_info(serve, name):
     with pytest.raises(pa.ArrowInvalid, match="carries no Arrow"):
         client.get_flight_info(flight.FlightDescriptor.for_path(name + "-raw"))
     with pytest.raises(pa.ArrowInvalid, match="one element"):
+        client.get_flight_info(flight.FlightDescriptor.for_path(name, "more"))
+    # A command descriptor is a compute ticket (test_flight_compute.py).
+    with pytest.raises(pa.ArrowInvalid, match="compute ticket"):
         client.get_flight_info(flight.FlightDescriptor.for_command(b"x"))
     del channel, raw
 

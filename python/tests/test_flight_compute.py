@@ -26,15 +26,24 @@ SCHEMA = pa.schema([("id", pa.int64()), ("amount", pa.int64())])
 WORKER = textwrap.dedent('''
     import os, signal, sys
     import pyarrow as pa
+    import pyarrow.compute as pc
     import quiver.control
 
     SCHEMA = pa.schema([("id", pa.int64()), ("amount", pa.int64())])
 
-    def ledger(request):
+    def ledger(request, inputs=None):
         """request: {"batches": B, "rows": R} -> B batches, ids 0.., amount = id % 7;
         {"fail": TEXT} raises; {"die_after": N} dies (SIGKILL) after N batches."""
         if "fail" in request:
             raise ValueError(request["fail"])
+        if inputs is not None:  # an exchange: each batch back with amount scaled
+            for batch in inputs:
+                if batch["id"][0].as_py() == request.get("fail_at", -1):
+                    raise ValueError(f"cannot scale batch {request['fail_at']}")
+                yield pa.record_batch([batch["id"], pc.multiply(batch["amount"],
+                                                                request["scale"])],
+                                      schema=SCHEMA)
+            return
         rows = request.get("rows", 100)
         for b in range(request.get("batches", 1)):
             if b == request.get("die_after", -1):
@@ -106,6 +115,43 @@ def test_a_compute_ticket_streams_the_workers_batches(server, worker, name):
                                                            "request": {"batches": 2}}
     assert client.do_get(info.endpoints[0].ticket).read_all().num_rows == 200
     assert name in quiver.control.list_services()
+
+
+def test_do_exchange_sends_batches_in_and_gets_the_services_results_back(server, worker, name):
+    worker()
+    client = server.client()
+    descriptor = fl.FlightDescriptor.for_command(
+        json.dumps({"service": name, "request": {"scale": 3}}))
+    writer, reader = client.do_exchange(descriptor)
+    writer.begin(SCHEMA)
+    for b in range(4):
+        ids = list(range(b * 10, b * 10 + 10))
+        writer.write_batch(pa.record_batch([pa.array(ids, pa.int64()),
+                                            pa.array(ids, pa.int64())], schema=SCHEMA))
+        back = reader.read_chunk().data  # each answer before the next batch goes in
+        assert back["id"].to_pylist() == ids
+        assert back["amount"].to_pylist() == [3 * i for i in ids]
+    writer.done_writing()
+    with pytest.raises(StopIteration):
+        reader.read_chunk()
+    writer.close()
+
+    # The worker fails on the third batch: the client, waiting for that batch's answer,
+    # gets a metadata-only message saying why, and the call's status once it ends its side.
+    writer, reader = client.do_exchange(fl.FlightDescriptor.for_command(
+        json.dumps({"service": name, "request": {"scale": 2, "fail_at": 20}})))
+    writer.begin(SCHEMA)
+    for b in range(3):
+        ids = list(range(b * 10, b * 10 + 10))
+        writer.write_batch(pa.record_batch([pa.array(ids, pa.int64())] * 2, schema=SCHEMA))
+        chunk = reader.read_chunk()
+        if b < 2:
+            assert chunk.data["amount"].to_pylist() == [2 * i for i in ids]
+    assert chunk.data is None
+    assert "cannot scale batch 20" in json.loads(chunk.app_metadata.to_pybytes())["error"]["message"]
+    writer.done_writing()
+    with pytest.raises(pa.ArrowInvalid, match="cannot scale batch 20"):
+        reader.read_chunk()
 
 
 def test_the_workers_error_is_the_calls_status(server, worker, name):

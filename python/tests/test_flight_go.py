@@ -267,3 +267,68 @@ def test_go_client_errors_are_clear(flightclient, serve, name):
     run = run_client(flightclient, server.location, "get")
     assert run.returncode == 2 and "-channel" in run.stderr, run.stderr
     assert not segments(name)
+
+
+# ---- call: compute services -------------------------------------------------------------
+# The worker of test_flight_compute.py serves `name`: {"batches": B, "rows": R} yields B
+# batches of {id, amount}, ids 0.., amount = id % 7; {"fail": TEXT} raises ValueError(TEXT).
+from test_flight_compute import worker  # noqa: E402,F401  (a fixture)
+
+
+def test_go_call_runs_a_python_service(flightclient, serve, worker, name):  # noqa: F811
+    worker()
+    server = serve()
+    run = run_client(flightclient, server.location, "call", "-service", name,
+                     "-request", '{"batches": 3, "rows": 1000}')
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout) == {"batches": 3, "rows": 3000,
+                                      "checksum": sum(i % 7 for i in range(3000))}
+
+    # Batches of 9.6 MB, over grpc-go's default 4 MiB limit for a received message.
+    rows = 600_000
+    run = run_client(flightclient, server.location, "call", "-service", name,
+                     "-request", json.dumps({"batches": 2, "rows": rows}), "-sum-column", "id")
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout) == {"batches": 2, "rows": 2 * rows,
+                                      "checksum": (2 * rows) * (2 * rows - 1) // 2}
+
+    # No -request: {}, the handler's defaults (one batch of 100 rows); no checksum.
+    run = run_client(flightclient, server.location, "call", "-service", name,
+                     "-sum-column", "")
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout) == {"batches": 1, "rows": 100, "checksum": 0}
+
+    # list shows the service beside the channels.
+    run = run_client(flightclient, server.location, "list", "-json")
+    assert run.returncode == 0, run.stderr
+    services = [f for f in map(json.loads, run.stdout.splitlines()) if f.get("service")]
+    assert {"name": name, "service": True, "schema": ["id: int64", "amount: int64"],
+            "description": "ledger rows"} in services, run.stdout
+    run = run_client(flightclient, server.location, "list")
+    assert re.search(rf"^{re.escape(name)} \(compute service\)\n  schema: +id: int64, amount: "
+                     rf"int64\n  about: +ledger rows$", run.stdout, re.MULTILINE), run.stdout
+
+
+def test_go_call_errors_are_clear(flightclient, serve, worker, name):  # noqa: F811
+    worker()
+    server = serve()
+    run = run_client(flightclient, server.location, "call", "-service", "nobody-serves-this")
+    assert run.returncode == 1 and "not found" in run.stderr, run.stderr
+    assert "nobody-serves-this" in run.stderr
+
+    run = run_client(flightclient, server.location, "call", "-service", name,
+                     "-request", '{"fail": "plan 9 does not exist"}')
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "invalid argument" in run.stderr and "plan 9 does not exist" in run.stderr, run.stderr
+    assert run.stdout == ""
+
+    run = run_client(flightclient, server.location, "call", "-service", name,
+                     "-sum-column", "nope")
+    assert run.returncode == 1 and 'no int64 column "nope"' in run.stderr, run.stderr
+
+    for args in (["call"], ["call", "-service", name, "-request", '{"batches": ']):
+        run = run_client(flightclient, server.location, *args)
+        assert run.returncode == 2, run.stdout + run.stderr
+    # The service goes on serving.
+    run = run_client(flightclient, server.location, "call", "-service", name)
+    assert run.returncode == 0 and json.loads(run.stdout)["rows"] == 100, run.stderr

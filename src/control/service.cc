@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <ctime>
+#include <optional>
 
 #include "common/private_dir.h"
 #include "common/unique_fd.h"
@@ -151,12 +152,24 @@ Result<std::unique_ptr<Service>> Service::Listen(std::string name,
         }
         const nlohmann::json request = p.value("request", nlohmann::json::object());
         QUIVER_ASSIGN_OR_RETURN(Channel channel, Channel::Open(stream->get<std::string>()));
+        // A DoExchange's input: subscribed before the handler runs, so nothing sent is lost
+        // (the caller waits for this subscriber before it publishes).
+        std::optional<Channel> input_channel;
+        std::optional<ArrowSubscriber> inputs;
+        if (auto input = p.find("input"); input != p.end()) {
+          if (!input->is_string()) {
+            return Status::InvalidArgument("CMD_SERVICE_CALL payload.input must be a channel name");
+          }
+          QUIVER_ASSIGN_OR_RETURN(input_channel, Channel::Open(input->get<std::string>()));
+          QUIVER_ASSIGN_OR_RETURN(inputs, ArrowSubscriber::Make(*input_channel));
+        }
         Status ran;
         {
           // Closed before the answer: the caller reads the end of the stream, then RES_OK.
           QUIVER_ASSIGN_OR_RETURN(ArrowPublisher results, ArrowPublisher::Make(channel));
+          ServiceCall call{request, results, inputs ? &*inputs : nullptr};
           try {
-            ran = (*shared_handler)(request, results);
+            ran = (*shared_handler)(call);
           } catch (const std::exception& e) {
             ran = Status::InvalidArgument(std::string("the handler threw: ") + e.what());
           }

@@ -1,5 +1,6 @@
 #include "flight/compute.h"
 
+#include <arrow/buffer.h>
 #include <arrow/flight/server.h>
 #include <arrow/io/memory.h>
 #include <arrow/ipc/api.h>
@@ -7,7 +8,10 @@
 #include <arrow/util/base64.h>
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <atomic>
 #include <optional>
+#include <thread>
 
 #include "quiver/arrow.h"
 #include "quiver/control.h"
@@ -191,13 +195,18 @@ Result<ServiceInfo> DescribeService(std::string_view name) {
   return Describe(*client, name);
 }
 
-Result<std::unique_ptr<fl::FlightDataStream>> RunCompute(const ComputeTicket& ticket,
-                                                         ComputeOptions options) {
-  QUIVER_ASSIGN_OR_RETURN(std::unique_ptr<control::Client> client, ConnectService(ticket.service));
-  QUIVER_ASSIGN_OR_RETURN(ServiceInfo info, Describe(*client, ticket.service));
+namespace {
 
-  // A private channel for this call's results, named by a fresh id.
-  const std::string name = "call-" + control::NewMsgId();
+// A call's private result channel, subscribed, and what it is charged to.
+struct Results {
+  std::string name;
+  std::optional<CreationBudget::Reservation> reservation;
+  Channel channel;
+  ArrowSubscriber subscriber;
+};
+
+Result<Results> OpenResults(const ServiceInfo& info, const ComputeOptions& options) {
+  const std::string name = "call-" + control::NewMsgId();  // a fresh id: nobody else's
   std::optional<CreationBudget::Reservation> reservation;
   if (options.budget != nullptr) {
     QUIVER_ASSIGN_OR_RETURN(CreationBudget::Reservation share,
@@ -209,15 +218,117 @@ Result<std::unique_ptr<fl::FlightDataStream>> RunCompute(const ComputeTicket& ti
   ArrowSubscriberOptions sub_options;
   sub_options.reader_schema = info.schema;
   QUIVER_ASSIGN_OR_RETURN(ArrowSubscriber subscriber, ArrowSubscriber::Make(channel, sub_options));
+  return Results{name, std::move(reservation), std::move(channel), std::move(subscriber)};
+}
+
+}  // namespace
+
+Result<std::unique_ptr<fl::FlightDataStream>> RunCompute(const ComputeTicket& ticket,
+                                                         ComputeOptions options) {
+  QUIVER_ASSIGN_OR_RETURN(std::unique_ptr<control::Client> client, ConnectService(ticket.service));
+  QUIVER_ASSIGN_OR_RETURN(ServiceInfo info, Describe(*client, ticket.service));
+  QUIVER_ASSIGN_OR_RETURN(Results results, OpenResults(info, options));
   QUIVER_ASSIGN_OR_RETURN(
       control::PendingCall call,
       client->Send(control::MakeEnvelope(control::kCmdServiceCall,
-                                         {{"request", ticket.request}, {"stream", name}})));
+                                         {{"request", ticket.request}, {"stream", results.name}})));
   auto reader = std::make_shared<ComputeReader>(
-      std::move(client), std::move(call), std::move(channel), std::move(subscriber),
-      std::move(reservation), info.schema, "service '" + ticket.service + "'", std::move(options));
+      std::move(client), std::move(call), std::move(results.channel), std::move(results.subscriber),
+      std::move(results.reservation), info.schema, "service '" + ticket.service + "'",
+      std::move(options));
   return std::unique_ptr<fl::FlightDataStream>(
       std::make_unique<fl::RecordBatchStream>(std::move(reader)));
+}
+
+arrow::Status RunExchange(const ComputeTicket& ticket, fl::FlightMessageReader& reader,
+                          fl::FlightMessageWriter& writer, ComputeOptions options) {
+  const std::string service = "service '" + ticket.service + "'";
+  Result<std::unique_ptr<control::Client>> client = ConnectService(ticket.service);
+  if (!client.ok()) return ToArrow(client.status());
+  Result<ServiceInfo> info = Describe(**client, ticket.service);
+  if (!info.ok()) return ToArrow(info.status());
+  ARROW_ASSIGN_OR_RAISE(std::shared_ptr<arrow::Schema> input_schema, reader.GetSchema());
+
+  // The input channel, of the client's schema, charged to the budget like a DoPut's.
+  const std::string input = "in-" + control::NewMsgId();
+  Result<RemotePublisher> feed = RemotePublisher::Open(
+      input, input_schema, options.capacity, OverflowPolicy::kBlock, options.poll, options.budget);
+  if (!feed.ok()) return ToArrow(feed.status());
+  std::optional<RemotePublisher> publisher(std::move(*feed));
+  Result<Channel> input_channel = Channel::Open(input);
+  if (!input_channel.ok()) return ToArrow(input_channel.status());
+
+  Result<Results> results = OpenResults(*info, options);
+  if (!results.ok()) return ToArrow(results.status());
+  Result<control::PendingCall> call = (*client)->Send(control::MakeEnvelope(
+      control::kCmdServiceCall,
+      {{"request", ticket.request}, {"stream", results->name}, {"input", input}}));
+  if (!call.ok()) return ToArrow(call.status());
+
+  // Nothing is published before the worker subscribed to the input (or failed to).
+  while (true) {
+    const ChannelStats stats = input_channel->Stats();
+    if (std::any_of(stats.subscribers.begin(), stats.subscribers.end(),
+                    [](const SubscriberStats& s) { return s.alive; })) {
+      break;
+    }
+    if (options.stop && options.stop()) {
+      return arrow::Status::Cancelled("the call was cancelled or the server stops");
+    }
+    if (call->done()) {
+      Result<control::Envelope> answer = call->Wait(std::chrono::milliseconds(0));
+      return answer.ok() ? arrow::Status::OK() : CallFailed(answer.status(), service);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ARROW_RETURN_NOT_OK(writer.Begin(info->schema));
+
+  // The results go back from a thread of their own while this one reads the client.
+  std::atomic<bool> results_ended{false};
+  arrow::Status results_status;
+  ComputeReader stream(std::move(*client), *call, std::move(results->channel),
+                       std::move(results->subscriber), std::move(results->reservation),
+                       info->schema, service, options);
+  std::thread back([&] {
+    while (true) {
+      std::shared_ptr<arrow::RecordBatch> batch;
+      arrow::Status st = stream.ReadNext(&batch);
+      if (st.ok() && batch == nullptr) break;
+      if (st.ok()) st = writer.WriteRecordBatch(*batch);
+      if (!st.ok()) {
+        results_status = st;
+        // The status can only go out once the client has ended its side (this thread cannot
+        // end a read the other one waits in): say it now, in a metadata-only message, so a
+        // client that waits for a result before it sends more learns why none comes.
+        const std::string error =
+            nlohmann::json{
+                {"error", {{"code", static_cast<int>(st.code())}, {"message", st.ToString()}}}}
+                .dump();
+        (void)writer.WriteMetadata(arrow::Buffer::FromString(error));
+        break;
+      }
+    }
+    results_ended.store(true);
+  });
+  auto stop_feeding = [&] { return results_ended.load() || (options.stop && options.stop()); };
+  arrow::Status feed_status;
+  while (true) {
+    arrow::Result<fl::FlightStreamChunk> chunk = reader.Next();
+    if (!chunk.ok()) {
+      feed_status = chunk.status();
+      break;
+    }
+    if (chunk->data == nullptr) break;   // the client sent everything
+    if (results_ended.load()) continue;  // the worker answered or died: drain to the end
+    if (Status published = publisher->Publish(chunk->data, stop_feeding); !published.ok()) {
+      if (!results_ended.load()) feed_status = ToArrow(published);
+      break;
+    }
+  }
+  publisher.reset();  // the end of the input: the worker's inputs end, and it answers
+  back.join();
+  if (!results_status.ok()) return results_status;
+  return feed_status;
 }
 
 }  // namespace quiver::flight

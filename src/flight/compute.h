@@ -63,4 +63,13 @@ struct ComputeOptions {
 Result<std::unique_ptr<arrow::flight::FlightDataStream>> RunCompute(const ComputeTicket& ticket,
                                                                     ComputeOptions options);
 
+/// Runs `ticket` as a DoExchange: the client's batches are validated (ValidateRemoteBatch)
+/// and published into a private input channel of their schema, which the worker subscribes
+/// to before anything is published (ServiceCall::inputs); the worker's results go back on
+/// `writer` as they come, the same way as RunCompute's. The call ends when the client has
+/// sent everything and the worker has answered; a worker's error or death ends it as for a
+/// DoGet (noticed by the reading side at the client's next batch or its end).
+arrow::Status RunExchange(const ComputeTicket& ticket, arrow::flight::FlightMessageReader& reader,
+                          arrow::flight::FlightMessageWriter& writer, ComputeOptions options);
+
 }  // namespace quiver::flight

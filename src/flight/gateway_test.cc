@@ -361,11 +361,22 @@ TEST(ComputeTicketTest, ParsesServiceAndRequestAndRefusesTheRest) {
 std::unique_ptr<control::Service> CountService(const std::string& name) {
   auto service = control::Service::Listen(
       name, Batch(0, 1)->schema(),
-      [](const nlohmann::json& request, ArrowPublisher& results) -> Status {
+      [](control::ServiceCall& call) -> Status {
+        const nlohmann::json& request = call.request;
         if (request.contains("fail")) return Status::InvalidArgument(request["fail"]);
+        if (call.inputs != nullptr) {  // an exchange: each batch back with its ids doubled
+          while (true) {
+            Result<ArrowSample> in = call.inputs->Receive(std::chrono::seconds(10));
+            if (!in.ok() && in.status().code() == ErrorCode::kPeerGone) return Status::OK();
+            QUIVER_RETURN_IF_ERROR(in.status());
+            const auto& ids = static_cast<const arrow::Int64Array&>(*in->batch->column(0));
+            QUIVER_RETURN_IF_ERROR(
+                call.results.Publish(*Batch(ids.Value(0) * 2, in->batch->num_rows())));
+          }
+        }
         const int64_t rows = request.value("rows", 10);
         for (int64_t b = 0; b < request.value("batches", 1); ++b) {
-          QUIVER_RETURN_IF_ERROR(results.Publish(*Batch(b * rows, rows)));
+          QUIVER_RETURN_IF_ERROR(call.results.Publish(*Batch(b * rows, rows)));
         }
         return Status::OK();
       },
@@ -449,13 +460,50 @@ TEST(ServerTest, AComputeTicketsErrorsAreClearGrpcStatuses) {
   EXPECT_TRUE(run(R"({"service": ")" + name + R"("})").ok());
 }
 
+// DoExchange: the client's batches are the service's input; its results come back on the
+// same call (the count service doubles each batch's first id).
+TEST(ServerTest, DoExchangeStreamsBatchesInAndTheServicesResultsBack) {
+  PrivateDir dir;
+  auto server = Server::Start({.listen = dir.Listen()});
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  auto client = fl::FlightClient::Connect(*fl::Location::Parse((*server)->location()));
+  ASSERT_TRUE(client.ok());
+  const std::string name = UniqueName("svc-x");
+  auto service = CountService(name);
+  ASSERT_NE(service, nullptr);
+  auto exchange =
+      (*client)->DoExchange(fl::FlightDescriptor::Command(R"({"service": ")" + name + R"("})"));
+  ASSERT_TRUE(exchange.ok()) << exchange.status().ToString();
+  ASSERT_TRUE(exchange->writer->Begin(Batch(0, 1)->schema()).ok());
+  for (int i = 1; i <= 5; ++i) {
+    ASSERT_TRUE(exchange->writer->WriteRecordBatch(*Batch(i * 100, 10)).ok());
+    auto back = exchange->reader->Next();  // each batch's answer before the next is sent
+    ASSERT_TRUE(back.ok()) << back.status().ToString();
+    ASSERT_NE(back->data, nullptr);
+    EXPECT_TRUE(back->data->Equals(*Batch(i * 200, 10))) << i;
+  }
+  ASSERT_TRUE(exchange->writer->DoneWriting().ok());
+  auto end = exchange->reader->Next();
+  ASSERT_TRUE(end.ok()) << end.status().ToString();
+  EXPECT_EQ(end->data, nullptr);
+  EXPECT_TRUE(exchange->writer->Close().ok());
+
+  // A path descriptor is no compute ticket.
+  auto wrong = (*client)->DoExchange(fl::FlightDescriptor::Path({name}));
+  ASSERT_TRUE(wrong.ok()) << wrong.status().ToString();  // the call starts; its status comes
+  (void)wrong->writer->Begin(Batch(0, 1)->schema());     // the server may have ended it
+  auto next = wrong->reader->Next();
+  EXPECT_FALSE(next.ok());
+  EXPECT_NE(next.status().ToString().find("CMD descriptor"), std::string::npos)
+      << next.status().ToString();
+}
+
 TEST(ServiceTest, ALiveNameIsRefusedAndADeadOnesSocketReplaced) {
   const std::string name = UniqueName("svc-twice");
   auto first = CountService(name);
   ASSERT_NE(first, nullptr);
-  auto second =
-      control::Service::Listen(name, Batch(0, 1)->schema(),
-                               [](const nlohmann::json&, ArrowPublisher&) { return Status::OK(); });
+  auto second = control::Service::Listen(name, Batch(0, 1)->schema(),
+                                         [](control::ServiceCall&) { return Status::OK(); });
   EXPECT_EQ(second.status().code(), ErrorCode::kAlreadyExists) << second.status().ToString();
   auto listed = control::ListServices();
   ASSERT_TRUE(listed.ok());

@@ -221,6 +221,23 @@ class ChannelServer final : public fl::FlightServerBase {
     }
   }
 
+  // A compute ticket in a CMD descriptor, with the client's batches as the service's input.
+  arrow::Status DoExchange(const fl::ServerCallContext& context,
+                           std::unique_ptr<fl::FlightMessageReader> reader,
+                           std::unique_ptr<fl::FlightMessageWriter> writer) override {
+    if (reader->descriptor().type != fl::FlightDescriptor::CMD) {
+      return arrow::Status::Invalid(
+          "DoExchange takes a CMD descriptor holding a compute ticket, {\"service\": NAME, "
+          "\"request\": {...}}");
+    }
+    ARROW_ASSIGN_OR_RAISE(ComputeTicket ticket, ComputeTicketOf(reader->descriptor()));
+    return RunExchange(ticket, *reader, *writer,
+                       {.capacity = options_.put_capacity,
+                        .budget = &budget_,
+                        .stop = StopFor(context),
+                        .poll = options_.poll});
+  }
+
   arrow::Status ListActions(const fl::ServerCallContext& /*context*/,
                             std::vector<fl::ActionType>* actions) override {
     *actions = {
