@@ -267,6 +267,12 @@ struct ServiceCall {
   /// The batches the caller streams in (a Flight DoExchange), until it has sent them all
   /// (Receive: kPeerGone); null for a plain call (a DoGet).
   ArrowSubscriber* inputs = nullptr;
+  /// The channel `results` publishes on.
+  const Channel* results_channel = nullptr;
+
+  /// True once nobody reads the results any more (the caller cancelled its DoGet or went
+  /// away): a long handler should stop. Reads the channel's counters (a few microseconds).
+  bool caller_gone() const;
 };
 
 /// Runs one call: publishes its result batches on `call.results` (the service's schema, or

@@ -163,11 +163,14 @@ class PyResolver {
 // Where a Python service handler's batches go during one call; refuses use after it.
 class ServiceResults {
  public:
-  explicit ServiceResults(ArrowPublisher* publisher) : publisher_(publisher) {}
+  explicit ServiceResults(control::ServiceCall* call) : publisher_(&call->results), call_(call) {}
   void Publish(nb::handle schema_capsule, nb::handle array_capsule) {
     if (publisher_ == nullptr) {
       Throw(Status::InvalidArgument("the call these results belonged to has ended"));
     }
+    // A cancelled call: stop the handler (its generator gets the exception) instead of
+    // computing for nobody.
+    if (call_->caller_gone()) Throw(Status::PeerGone("the caller went away"));
     auto batch =
         arrow::ImportRecordBatch(CapsulePointer<ArrowArray>(array_capsule, "arrow_array"),
                                  CapsulePointer<ArrowSchema>(schema_capsule, "arrow_schema"));
@@ -183,6 +186,7 @@ class ServiceResults {
 
  private:
   ArrowPublisher* publisher_;
+  control::ServiceCall* call_;
 };
 
 // The batches a DoExchange client streams into a Python service's call; refuses use after it.
@@ -229,7 +233,7 @@ class PyService {
         name, ImportSchemaCapsule(schema_capsule),
         [held](control::ServiceCall& call) -> Status {
           nb::gil_scoped_acquire gil;
-          auto out = std::make_shared<ServiceResults>(&call.results);
+          auto out = std::make_shared<ServiceResults>(&call);
           auto in = call.inputs != nullptr ? std::make_shared<ServiceInputs>(call.inputs) : nullptr;
           try {
             (*held)(call.request.dump(), nb::cast(out), in ? nb::cast(in) : nb::none());

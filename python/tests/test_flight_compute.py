@@ -48,6 +48,9 @@ WORKER = textwrap.dedent('''
         for b in range(request.get("batches", 1)):
             if b == request.get("die_after", -1):
                 os.kill(os.getpid(), signal.SIGKILL)
+            if "progress" in request:  # how many batches it has made so far
+                with open(request["progress"], "w") as out:
+                    out.write(str(b))
             ids = range(b * rows, (b + 1) * rows)
             yield pa.record_batch([pa.array(ids, pa.int64()),
                                    pa.array([i % 7 for i in ids], pa.int64())], schema=SCHEMA)
@@ -198,19 +201,27 @@ def test_bad_tickets_are_clear_errors(server, worker, name):
 
 
 def test_a_client_that_stops_reading_holds_the_worker_back_not_the_servers_memory(
-        server, worker, name):
+        server, worker, name, tmp_path):
     worker()
     client = server.client()
     baseline = server.rss_kib()
+    progress = tmp_path / "progress"
     # 400 MiB of results (100 batches of 4 MiB) through a 64 MiB channel to a client that
     # reads one batch and then nothing for a while.
-    reader = client.do_get(ticket(name, {"batches": 100, "rows": 512 * 1024}))
+    reader = client.do_get(ticket(name, {"batches": 100, "rows": 512 * 1024,
+                                         "progress": str(progress)}))
     first = reader.read_chunk().data
     assert first.num_rows == 512 * 1024
     time.sleep(3)
     grown_mib = (server.rss_kib() - baseline) / 1024
     assert grown_mib < 64 + 32, f"the server buffered {grown_mib:.0f} MiB for a stopped reader"
+    held_back_at = int(progress.read_text())
+    assert held_back_at < 40, f"the worker made {held_back_at} batches for a stopped reader"
     reader.cancel()
+    # The cancelled call's handler stops at its next batch instead of making all 100.
+    time.sleep(1.5)
+    stopped_at = int(progress.read_text())
+    assert stopped_at <= held_back_at + 2, f"the handler went on to batch {stopped_at}"
     # The worker is released and serves the next call.
     assert client.do_get(ticket(name, {"batches": 1})).read_all().num_rows == 100
 

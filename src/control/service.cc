@@ -113,6 +113,13 @@ Result<std::vector<std::string>> RemoveDeadServices(bool dry_run, std::string_vi
   return dead;
 }
 
+bool ServiceCall::caller_gone() const {
+  if (results_channel == nullptr) return false;
+  const ChannelStats stats = results_channel->Stats();
+  return std::none_of(stats.subscribers.begin(), stats.subscribers.end(),
+                      [](const SubscriberStats& s) { return s.alive; });
+}
+
 struct Service::Impl {
   std::string name;
   std::string path;
@@ -167,7 +174,7 @@ Result<std::unique_ptr<Service>> Service::Listen(std::string name,
         {
           // Closed before the answer: the caller reads the end of the stream, then RES_OK.
           QUIVER_ASSIGN_OR_RETURN(ArrowPublisher results, ArrowPublisher::Make(channel));
-          ServiceCall call{request, results, inputs ? &*inputs : nullptr};
+          ServiceCall call{request, results, inputs ? &*inputs : nullptr, &channel};
           try {
             ran = (*shared_handler)(call);
           } catch (const std::exception& e) {
