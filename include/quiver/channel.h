@@ -417,4 +417,35 @@ class Channel {
   std::shared_ptr<internal::ChannelState> state_;
 };
 
+/// How much of a channel's recent past a Retainer keeps.
+struct RetainOptions {
+  uint32_t samples = 0;                  ///< the last N samples (0: no count limit)
+  std::chrono::milliseconds max_age{0};  ///< those received in the last T (0: no age limit)
+};
+
+/// Keeps a channel's most recent samples held, so that a subscriber joining with
+/// `from_oldest` (a Flight DoGet with `?from=oldest`) gets them even if it attached after
+/// they were published and nobody else still holds them (iceoryx2's `history_size`). It is a
+/// subscriber of its own (one slot) on a thread of its own that receives every sample at
+/// once and drops the oldest beyond `samples` or `max_age`. It never holds the publisher
+/// back: it keeps at most half of the channel's samples and half of its capacity, dropping
+/// the oldest first. What it keeps costs that channel memory, nothing more. Thread-safe.
+class Retainer {
+ public:
+  /// Subscribes now. kInvalidArgument if neither limit is set.
+  static Result<std::unique_ptr<Retainer>> Start(Channel channel, RetainOptions options);
+  Retainer(const Retainer&) = delete;
+  Retainer& operator=(const Retainer&) = delete;
+  /// Stops the thread and releases what it held.
+  ~Retainer();
+  /// How many samples it holds now.
+  size_t held() const;
+
+  struct Impl;  // channel/retainer.cc
+
+ private:
+  explicit Retainer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
 }  // namespace quiver

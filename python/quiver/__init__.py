@@ -44,7 +44,7 @@ __version__ = "0.1.0"
 # quiver.TimeoutError (a TimeoutError) stays out of __all__: a star-import must not shadow
 # the built-in.
 __all__ = [
-    "Channel", "release_named_channels", "list_channels", "Publisher", "Subscriber", "Sample",
+    "Channel", "Retainer", "release_named_channels", "list_channels", "Publisher", "Subscriber", "Sample",
     "NdarrayLoan", "FrameLoan", "ImageFrameInfo", "AudioFrameInfo", "parse_size", "QuiverError",
     *sorted({n for n, _ in _quiver.error_names} - {"TimeoutError"}),
     *sorted({a for n, a in _quiver.error_names} - {n for n, _ in _quiver.error_names}),
@@ -73,6 +73,28 @@ def _schema_capsule(schema: Any) -> Any:
         raise InvalidArgument(f"schema must be a pyarrow.Schema (or export __arrow_c_schema__), "
                               f"got {type(schema).__name__}")
     return schema.__arrow_c_schema__()
+
+
+class Retainer:
+    """The history a :meth:`Channel.retain` keeps; ``close()`` (or the end of a ``with``
+    block) lets it go."""
+
+    def __init__(self, native: Any) -> None:
+        self._r = native
+
+    @property
+    def held(self) -> int:
+        """How many samples it holds now."""
+        return self._r.held
+
+    def close(self) -> None:
+        self._r.close()
+
+    def __enter__(self) -> "Retainer":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
 
 class Sample:
@@ -542,6 +564,19 @@ class Channel:
         ``evicted_subscribers``, and per subscriber ``received``, ``missed``, ``queued``,
         ``alive``, ``evicted_after_s``, ...)."""
         return json.loads(self._c.stats_json())
+
+    def retain(self, samples: Optional[int] = None,
+               seconds: Optional[float] = None) -> "Retainer":
+        """Keeps the channel's last ``samples`` samples, and/or those of the last ``seconds``,
+        held while the returned :class:`Retainer` lives, so that a subscriber joining later
+        with ``from_oldest=True`` (a Flight ``do_get`` of ``NAME?from=oldest``) still gets
+        them. It takes one subscriber slot and never holds the publisher back: it keeps at
+        most half of the channel's samples and capacity. ``InvalidArgumentError`` without
+        a limit.
+
+        >>> with channel.retain(samples=10):
+        ...     ...                      # late joiners start with the last 10"""
+        return Retainer(self._c.retain(samples or 0, seconds or 0.0))
 
     def publisher(self, loan_timeout: Optional[float] = None) -> Publisher:
         """Becomes the channel's publisher (``Busy`` if there already is one)."""

@@ -4,6 +4,7 @@
 #include <nanobind/nanobind.h>
 #include <nanobind/stl/optional.h>
 #include <nanobind/stl/string.h>
+#include <nanobind/stl/unique_ptr.h>
 
 #include <algorithm>
 #include <chrono>
@@ -45,7 +46,27 @@ std::string StatsJson(const Channel& channel) { return channel.Stats().ToJson();
 }  // namespace
 
 void RegisterChannel(nb::module_& m) {
+  // A Retainer that close() can end before the object goes.
+  struct PyRetainer {
+    std::unique_ptr<Retainer> retainer;
+  };
+  nb::class_<PyRetainer>(m, "Retainer")
+      .def_prop_ro("held", [](const PyRetainer& r) { return r.retainer ? r.retainer->held() : 0; })
+      .def("close", [](PyRetainer& r) {
+        nb::gil_scoped_release release;
+        r.retainer.reset();
+      });
+
   nb::class_<Channel>(m, "Channel")
+      .def(
+          "retain",
+          [](Channel& c, uint32_t samples, double seconds) {
+            RetainOptions options;
+            options.samples = samples;
+            options.max_age = std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
+            return std::make_unique<PyRetainer>(Unwrap(Retainer::Start(c, options)));
+          },
+          "samples"_a, "seconds"_a)
       .def_static("create", &CreateChannel, "name"_a, "capacity"_a, "max_samples"_a,
                   "max_subscribers"_a, "overflow"_a, "memfd"_a, "schema"_a.none(),
                   "stall_timeout"_a.none())

@@ -157,3 +157,54 @@ def test_go_client_tails_a_pipeline_channel_and_feeds_another(pipeline, serve, f
             get.communicate()
     assert get.returncode == 0, err
     assert json.loads(out) == {"batches": 4, "rows": 400, "checksum": 2 * sent["checksum"]}
+
+
+HISTORY_NODE = textwrap.dedent('''
+    import signal, sys
+    import pyarrow as pa
+    import quiver
+    pub = quiver.Channel.open(sys.argv[1]).publisher()
+    for b in range(5):
+        ids = pa.array(range(10 * b, 10 * b + 10), pa.int64())
+        pub.publish(pa.record_batch([ids, ids, pa.array(["x"] * 10)],
+                                    names=["id", "amount", "name"]))
+    print("published", flush=True)
+    signal.pause()   # until the stop's SIGINT
+''')
+
+
+def test_a_pipeline_channels_history_reaches_a_doget_that_comes_later(build_dir, tmp_path,
+                                                                     name, serve):
+    """`history = 3`: quiver run keeps the last 3 batches held, so a DoGet with
+    ?from=oldest made after they were published, with no subscriber ever attached, starts
+    with them."""
+    (tmp_path / "node.py").write_text(HISTORY_NODE)
+    (tmp_path / "ledger.schema.json").write_text(json.dumps(
+        [{"name": "id", "type": "int64"}, {"name": "amount", "type": "int64"},
+         {"name": "name", "type": "utf8"}]))
+    (tmp_path / "pipeline.toml").write_text(textwrap.dedent(f'''
+        [[channel]]
+        name = "{name}"
+        capacity = "4MiB"
+        schema = "ledger.schema.json"
+        history = 3
+
+        [[node]]
+        name = "feed"
+        command = "{sys.executable}"
+        args = ["node.py", "{name}"]
+        publishes = ["{name}"]
+    '''))
+    proc = subprocess.Popen([str(build_dir / "quiver"), "run", "pipeline.toml"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert "published" in proc.stdout.readline()
+        client = serve().client()
+        reader = client.do_get(fl.Ticket(f"{name}?from=oldest".encode()))
+        got = [reader.read_chunk().data["id"][0].as_py() for _ in range(3)]
+        assert got == [20, 30, 40]
+        reader.cancel()
+    finally:
+        proc.send_signal(2)
+        out = proc.communicate(timeout=30)[0]
+    assert proc.returncode == 130, out

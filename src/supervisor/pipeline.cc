@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <fstream>
 #include <map>
 #include <set>
@@ -172,6 +173,16 @@ class Checker {
         } else {
           Error(LineOf(value), what + ": " + schema.status().message());
         }
+      } else if (k == "history") {
+        GetCount(value, what, 1, kMaxSamples, &spec.history);
+      } else if (k == "history_seconds") {
+        const std::optional<double> seconds = value.value<double>();
+        if (!seconds || !value.is_number() || *seconds <= 0 || *seconds > 86400) {
+          Error(LineOf(value), what + ": expected seconds, more than 0 and at most 86400");
+        } else {
+          spec.history_age =
+              std::chrono::milliseconds(static_cast<int64_t>(std::ceil(*seconds * 1000)));
+        }
       } else if (k == "external") {
         if (const std::optional<bool> external = value.value<bool>();
             external && value.is_boolean()) {
@@ -181,9 +192,10 @@ class Checker {
                 what + ": expected true or false, got " + std::string(TypeName(value)));
         }
       } else {
-        Error(LineOf(value), where + ": unknown key '" + k +
-                                 "' (expected name, capacity, overflow, max_subscribers, "
-                                 "max_samples, stall_timeout, schema, external)");
+        Error(LineOf(value),
+              where + ": unknown key '" + k +
+                  "' (expected name, capacity, overflow, max_subscribers, "
+                  "max_samples, stall_timeout, schema, external, history, history_seconds)");
       }
     }
     if (!table.contains("name")) Error(spec.line, where + ": missing key 'name'");

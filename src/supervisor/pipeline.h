@@ -35,6 +35,10 @@ struct ChannelSpec {
   /// Published from outside the pipeline (a Flight DoPut through `quiver serve`, a process
   /// of this user attaching through the supervisor's socket), so no node may publish it.
   bool external = false;
+  /// The history kept for subscribers that join late with from_oldest (a Retainer run by
+  /// the supervisor): the last `history` samples and/or those of the last `history_age`.
+  uint32_t history = 0;
+  std::chrono::milliseconds history_age{0};
   int line = 0;  ///< where the [[channel]] table starts, for messages
 };
 

@@ -77,6 +77,23 @@ subscribes = ["orders"]
   EXPECT_TRUE(pipeline->channels[0].external);
 }
 
+TEST(PipelineTest, AChannelMayKeepAHistory) {
+  auto pipeline = LoadPipelineFromString(R"([[channel]]
+name = "prices"
+history = 10
+history_seconds = 2.5
+
+[[node]]
+name = "feed"
+command = "true"
+publishes = ["prices"]
+)",
+                                         "history.toml");
+  ASSERT_TRUE(pipeline.ok()) << pipeline.status().ToString();
+  EXPECT_EQ(pipeline->channels[0].history, 10u);
+  EXPECT_EQ(pipeline->channels[0].history_age, std::chrono::milliseconds(2500));
+}
+
 TEST(PipelineTest, DefaultsAreSafe) {
   auto pipeline = LoadPipelineFromString(R"([[node]]
 name = "only"
@@ -167,6 +184,10 @@ INSTANTIATE_TEST_SUITE_P(
                   "[[channel]]\nname = \"c\"\nexternal = true\n[[node]]\nname = \"a\"\n"
                   "command = \"x\"\npublishes = [\"c\"]\n",
                   "bad.toml:1: channel 'c': external, yet node 'a' publishes it (line 7)"},
+        Malformed{"history zero", "[[channel]]\nname = \"c\"\nhistory = 0\n",
+                  "bad.toml:3: channel 'c': history: must be 1 to "},
+        Malformed{"history seconds negative", "[[channel]]\nname = \"c\"\nhistory_seconds = -1\n",
+                  "bad.toml:3: channel 'c': history_seconds: expected seconds"},
         Malformed{"external not a boolean", "[[channel]]\nname = \"c\"\nexternal = \"yes\"\n",
                   "bad.toml:3: channel 'c': external: expected true or false, got a string"},
         Malformed{"publishes and subscribes the same",

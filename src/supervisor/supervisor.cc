@@ -155,6 +155,15 @@ class Supervisor {
       // under a number the node's stdio replaces.
       UniqueFd fd(::fcntl(channel->fd(), F_DUPFD_CLOEXEC, 3));
       if (!fd.valid()) return Status::FromErrno("dup channel fd", errno);
+      if (spec.history > 0 || spec.history_age.count() > 0) {
+        auto retainer =
+            Retainer::Start(*channel, {.samples = spec.history, .max_age = spec.history_age});
+        if (!retainer.ok()) {
+          return retainer.status().Wrap(retainer.status().code(),
+                                        "cannot keep the history of channel '" + spec.name + "'");
+        }
+        retainers_.push_back(std::move(*retainer));
+      }
       channels_.push_back({spec.name, std::move(channel).value(), std::move(fd)});
     }
     for (RunningNode& node : nodes_) AddChannelEnv(node);
@@ -621,6 +630,7 @@ class Supervisor {
   std::string socket_address_;
   std::string socket_path_;  // a file-system socket to unlink at the end
   std::vector<CreatedChannel> channels_;
+  std::vector<std::unique_ptr<Retainer>> retainers_;  // the channels' histories
   OutputSink out_sink_;  // the supervisor's stdout and stderr, shared by every node's relays
   OutputSink err_sink_;
   bool warned_uncontained_ = false;  // said once that descendants may escape
