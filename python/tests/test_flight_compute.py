@@ -6,6 +6,7 @@ that stops reading) ends with a clear gRPC status and nothing buffered without b
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -243,3 +244,42 @@ def test_the_readme_compute_example_runs(server, name, monkeypatch, capsys):
     printed = capsys.readouterr().out.strip()
     claimed = re.search(r"^print\(.*\)\s+# (.*)$", code, re.M).group(1)
     assert printed == claimed
+
+
+def test_a_service_that_answers_garbage_is_a_clear_error_not_a_hang(server, name):
+    """A process of this user that listens under a service's name but does not speak the
+    protocol (answers garbage, or nothing and hangs up)."""
+    import socket
+    import threading
+
+    def schema(request):
+        return None
+    probe = quiver.control.Service(name + "-probe", schema, SCHEMA)  # where services live
+    directory = os.path.dirname(probe.path)
+    probe.close()
+
+    for answer in (b"this is not an envelope\n", b""):
+        path = os.path.join(directory, f"{name}.sock")
+        listener = socket.socket(socket.AF_UNIX)
+        listener.bind(path)
+        listener.listen()
+
+        def serve():
+            conn, _ = listener.accept()
+            conn.recv(65536)
+            if answer:
+                conn.sendall(answer)
+            conn.close()
+        thread = threading.Thread(target=serve)
+        thread.start()
+        try:
+            started = time.monotonic()
+            with pytest.raises(fl.FlightUnavailableError) as error:
+                server.client().do_get(ticket(name)).read_all()
+            assert time.monotonic() - started < 15
+            assert re.search(f"worker '{name}' is gone with CMD_SERVICE_INFO .* unanswered",
+                             str(error.value)), str(error.value)
+        finally:
+            thread.join(timeout=5)
+            listener.close()
+            os.unlink(path)

@@ -27,7 +27,8 @@ arrow::Status ToArrow(const Status& status) {
       return arrow::Status::Invalid(text);
     case ErrorCode::kAlreadyExists:
       return arrow::Status::AlreadyExists(text);
-    case ErrorCode::kBusy:  // the role is taken for now: retry later
+    case ErrorCode::kBusy:      // the role is taken for now: retry later
+    case ErrorCode::kPeerGone:  // the process on the other side is gone (a worker died)
       return arrow::flight::MakeFlightError(arrow::flight::FlightStatusCode::Unavailable, text);
     case ErrorCode::kPermissionDenied:
       return arrow::flight::MakeFlightError(arrow::flight::FlightStatusCode::Unauthorized, text);

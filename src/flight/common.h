@@ -20,7 +20,7 @@ namespace quiver::flight {
 
 /// A Quiver status as an Arrow status whose code Flight maps to the matching gRPC code
 /// (kNotFound: NOT_FOUND, kInvalidArgument/kSchemaMismatch: INVALID_ARGUMENT, kAlreadyExists:
-/// ALREADY_EXISTS, kBusy and kResourceExhausted: UNAVAILABLE, ...). The message keeps the
+/// ALREADY_EXISTS, kBusy, kPeerGone and kResourceExhausted: UNAVAILABLE, ...). The message keeps the
 /// Quiver code name.
 arrow::Status ToArrow(const Status& status);
 

@@ -37,7 +37,7 @@ Result<std::unique_ptr<control::Client>> ConnectService(std::string_view name) {
                             ServiceNames() + ")");
   }
   Result<std::unique_ptr<control::Client>> client =
-      control::Client::ConnectUnix(path, "service '" + std::string(name) + "'");
+      control::Client::ConnectUnix(path, std::string(name));
   if (!client.ok()) {
     return client.status().Wrap(ErrorCode::kNotFound, "service '" + std::string(name) +
                                                           "' is not running (its worker is gone)");
