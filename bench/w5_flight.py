@@ -8,6 +8,12 @@ namespaces (server in NAME-a, client in NAME-b: scripts/netns.sh). GB/s, in the 
   a few batches), waits until the DoGet's subscriber attached, publishes the N batches and
   lets go of the channel, which ends the stream (EOS). The server sends the batches' buffers
   from the shared mapping; the producer's publish is one copy into the channel.
+- ``quiver-compute``: a compute ticket ``{"service": ..., "request": {"batches": N}}`` to
+  ``quiver serve``, whose worker (w5_flight_server.py service, a quiver.control.Service in
+  Python) yields the N batches from memory into the call's result channel (one copy each),
+  which the server streams from the shared mapping: what pyarrow-flight's server does in
+  its ``do_get``, with the work in a worker process. Timed like pyarrow-flight, from the
+  client's DoGet call; ``producer_cpu_s`` is the worker's.
 - ``pyarrow-flight``: pyarrow.flight's own ``FlightServerBase`` in its own process
   (w5_flight_server.py flight) serving the same N batches from memory, a
   ``RecordBatchStream`` of a table.
@@ -57,7 +63,7 @@ from common import BenchError  # noqa: E402
 WORKLOAD = "w5_flight"
 TITLE = "W5 flight: DoGet of W1 Ledger batches, quiver serve vs pyarrow.flight (loopback, veth)"
 
-SERVERS = ("quiver-serve", "pyarrow-flight")
+SERVERS = ("quiver-serve", "quiver-compute", "pyarrow-flight")
 NETWORKS = ("loopback", "veth")
 PEER = _BENCH / "w5_flight_server.py"
 SEED = 20240601          # W1's seed; the K distinct batches use SEED .. SEED+K-1
@@ -326,7 +332,21 @@ def _run_pyarrow(state: dict, network: _Network, expected: _Expected) -> dict:
                                            "client_cpu_s": _cpu_seconds(client.pid) - cpu0[1]})
 
 
-RUNNERS = {"quiver-serve": _run_quiver, "pyarrow-flight": _run_pyarrow}
+def _run_compute(state: dict, network: _Network, expected: _Expected) -> dict:
+    client, server, worker = state["client"], state["quiver"], state["worker"]
+    cpu0 = (_cpu_seconds(server.pid), _cpu_seconds(worker.pid), _cpu_seconds(client.pid))
+    ticket = json.dumps({"service": state["service"], "request": {"batches": expected.batches}})
+    client.send({"location": state["quiver_location"], "ticket": ticket,
+                 "token": state["quiver_token"]})
+    got = client.json_line(RUN_TIMEOUT_S, "DoGet result")
+    _check(f"quiver-compute ({network.kind})", got, expected)
+    return _sample(got, got["start_ns"], {"server_cpu_s": _cpu_seconds(server.pid) - cpu0[0],
+                                           "producer_cpu_s": _cpu_seconds(worker.pid) - cpu0[1],
+                                           "client_cpu_s": _cpu_seconds(client.pid) - cpu0[2]})
+
+
+RUNNERS = {"quiver-serve": _run_quiver, "quiver-compute": _run_compute,
+           "pyarrow-flight": _run_pyarrow}
 
 
 # --- the workload ---------------------------------------------------------------------------
@@ -342,6 +362,7 @@ def _reasons() -> dict:
         import quiver  # noqa: F401
     except ImportError as e:
         reasons["quiver-serve"] = f"the quiver Python package (the producer) is missing: {e}"
+        reasons["quiver-compute"] = f"the quiver Python package (the worker) is missing: {e}"
     return reasons
 
 
@@ -357,7 +378,7 @@ def _entry(server: str, network: str, samples: list, expected: _Expected, rows: 
              "server_cpu_s": round(statistics.median(s["server_cpu_s"] for s in samples), 3),
              "client_cpu_s": round(statistics.median(s["client_cpu_s"] for s in samples), 3),
              "warmup_runs": warmups}
-    if server == "quiver-serve":
+    if server in ("quiver-serve", "quiver-compute"):
         entry["producer_cpu_s"] = round(
             statistics.median(s["producer_cpu_s"] for s in samples), 3)
     return entry
@@ -375,10 +396,20 @@ def _case(ctx: common.Context, network: _Network, binary: pathlib.Path, reasons:
         state["client"] = _Proc([*network.client_prefix, sys.executable, str(PEER), "get"],
                                 f"Flight client ({network.kind})")
         started.append(state["client"])
-        if "quiver-serve" in servers:
+        if "quiver-serve" in servers or "quiver-compute" in servers:
             state["quiver"], state["quiver_location"], state["quiver_token"] = \
                 _start_quiver_serve(binary, network)
             started.append(state["quiver"])
+        if "quiver-compute" in servers:
+            # The worker talks to quiver serve through the service's Unix socket and shared
+            # memory, which no network namespace separates: it runs beside the server.
+            state["service"] = f"w5-{os.getpid()}-{network.kind}"
+            state["worker"] = _Proc([*network.server_prefix, sys.executable, str(PEER),
+                                     "service", "--rows", str(rows), "--distinct",
+                                     str(DISTINCT), "--seed", str(SEED), "--name",
+                                     state["service"]], f"compute worker ({network.kind})")
+            state["worker"].json_line(START_TIMEOUT_S, "service")
+            started.append(state["worker"])
         if "pyarrow-flight" in servers:
             state["pyarrow"], state["pyarrow_location"] = _start_pyarrow_server(network, rows)
             started.append(state["pyarrow"])
@@ -396,7 +427,7 @@ def _case(ctx: common.Context, network: _Network, binary: pathlib.Path, reasons:
             problem = proc.stop(sigterm=proc.sigterm)
             if problem:
                 problems.append(problem)
-        for key in ("client", "quiver", "pyarrow"):
+        for key in ("client", "quiver", "pyarrow", "worker", "service"):
             state.pop(key, None)
         problem = network.down()
         if problem:
@@ -454,10 +485,12 @@ def run(ctx: common.Context) -> dict:
             entries = _case(ctx, _Network(kind), binary, reasons, expected, rows, state)
             results += entries
             q = common.entry(entries, transport="quiver-serve")
+            c = common.entry(entries, transport="quiver-compute")
             p = common.entry(entries, transport="pyarrow-flight")
             ctx.done(f"{ctx.workload}: {kind}: " + ", ".join(
-                f"{e['transport']} {e['gbps']:.2f} GB/s" for e in (q, p) if e)
-                + f" (quiver / pyarrow {common.fmt_ratio(common.ratio(q, p, 'gbps'))})")
+                f"{e['transport']} {e['gbps']:.2f} GB/s" for e in (q, c, p) if e)
+                + f" (quiver / pyarrow {common.fmt_ratio(common.ratio(q, p, 'gbps'))}, "
+                f"compute / pyarrow {common.fmt_ratio(common.ratio(c, p, 'gbps'))})")
         ok = True
     finally:
         if producer is not None:
@@ -485,6 +518,10 @@ def run(ctx: common.Context) -> dict:
                                  common.entry(results, transport="pyarrow-flight",
                                               network=kind), "gbps")
               for kind in NETWORKS}
+    for kind in NETWORKS:
+        r = common.ratio(common.entry(results, transport="quiver-compute", network=kind),
+                         common.entry(results, transport="pyarrow-flight", network=kind), "gbps")
+        ratios[f"compute_{kind}"] = r
     return common.result_file(WORKLOAD, params, results,
                               ratios={k: (round(v, 3) if v is not None else None)
                                       for k, v in ratios.items()})
@@ -510,6 +547,10 @@ def summary(result: dict) -> str:
                      f"  {kind:>8}: quiver-serve n/a, ")
         lines[-1] += (f"pyarrow-flight {a['gbps']:.2f} GB/s" if a else "pyarrow-flight n/a")
         lines[-1] += f" ({common.fmt_ratio(common.ratio(q, a, 'gbps'))})"
+        c = common.entry(entries, transport="quiver-compute", network=kind)
+        if c:
+            lines[-1] += (f"; quiver-compute {c['gbps']:.2f} GB/s "
+                          f"({common.fmt_ratio(common.ratio(c, a, 'gbps'))} pyarrow)")
     return "\n".join(lines)
 
 
@@ -517,12 +558,13 @@ def plot(result: dict, png: pathlib.Path) -> None:
     plt = common.pyplot()
     entries = result["results"]
     fig, ax = plt.subplots(figsize=(8, 4.8))
-    width = 0.38
-    colors = {"quiver-serve": "tab:blue", "pyarrow-flight": "tab:orange"}
+    width = 0.27
+    colors = {"quiver-serve": "tab:blue", "quiver-compute": "tab:green",
+              "pyarrow-flight": "tab:orange"}
     top = max([e.get("gbps_best", 0) for e in entries if e.get("available", True)] or [1])
     for i, kind in enumerate(NETWORKS):
         for j, server in enumerate(SERVERS):
-            x = i + (j - 0.5) * width
+            x = i + (j - 1) * width
             e = common.entry(entries, transport=server, network=kind)
             if e is None:
                 ax.text(x, top * 0.02, "n/a", ha="center", va="bottom", fontsize=9)
@@ -546,7 +588,7 @@ def plot(result: dict, png: pathlib.Path) -> None:
     ax.set_title(f"W5 flight: DoGet of {p['batches']} x {p['rows_per_batch']:,}-row Ledger "
                  f"batches", fontsize=11)
     ax.grid(True, axis="y", alpha=0.3)
-    ax.legend(loc="upper center", ncol=2, fontsize=9)
+    ax.legend(loc="upper center", ncol=3, fontsize=9)
     fig.tight_layout()
     fig.savefig(png, dpi=120)
     plt.close(fig)

@@ -85,6 +85,28 @@ def serve_flight(args) -> int:
     return 0
 
 
+# --- the compute service --------------------------------------------------------------------
+
+def serve_service(args) -> int:
+    """A quiver compute service (quiver.control.Service) whose handler yields the stream's
+    batches, request {"batches": N}: the worker of a compute ticket."""
+    import quiver.control
+
+    batches = ledger_batches(args.rows, args.distinct, args.seed)
+
+    def ledger(request):
+        for i in range(int(request["batches"])):
+            yield batches[i % len(batches)]
+
+    service = quiver.control.Service(args.name, ledger, batches[0].schema,
+                                     description="W5 Ledger batches")
+    service.start()
+    emit({"service": args.name})
+    sys.stdin.read()  # until the driver closes our stdin
+    service.close()
+    return 0
+
+
 # --- the channel producer -------------------------------------------------------------------
 
 def publish(args) -> int:
@@ -177,18 +199,21 @@ def _get_one(flight, client, ticket: str) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="role", required=True)
-    for role in ("flight", "publish"):
+    for role in ("flight", "publish", "service"):
         p = sub.add_parser(role)
         p.add_argument("--rows", type=int, required=True)
         p.add_argument("--distinct", type=int, required=True)
         p.add_argument("--seed", type=int, required=True)
         if role == "flight":
             p.add_argument("--host", required=True)
+        elif role == "service":
+            p.add_argument("--name", required=True)
         else:
             p.add_argument("--capacity", type=int, required=True)
     sub.add_parser("get")
     args = parser.parse_args()
-    return {"flight": serve_flight, "publish": publish, "get": get}[args.role](args)
+    return {"flight": serve_flight, "publish": publish, "service": serve_service,
+            "get": get}[args.role](args)
 
 
 if __name__ == "__main__":

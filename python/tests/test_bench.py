@@ -77,7 +77,7 @@ def w5_namespaces():
 
 
 def test_w5_runs_both_servers_on_both_networks_and_cleans_up(build_dir, tmp_path):
-    """W5 (Flight DoGet): both servers on loopback, and across the veth pair of two network
+    """W5 (Flight DoGet): the three cases (a tail, a compute ticket, pyarrow's server) on loopback, and across the veth pair of two network
     namespaces where scripts/netns.sh can make them (else those cases say why not); no
     namespace or channel is left behind."""
     before_ns, before_shm = w5_namespaces(), shm_names()
@@ -85,7 +85,7 @@ def test_w5_runs_both_servers_on_both_networks_and_cleans_up(build_dir, tmp_path
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((tmp_path / "w5_flight.json").read_text())
     cases = {(e["transport"], e["network"]): e for e in result["results"]}
-    assert set(cases) == {(s, n) for s in ("quiver-serve", "pyarrow-flight")
+    assert set(cases) == {(s, n) for s in ("quiver-serve", "quiver-compute", "pyarrow-flight")
                           for n in ("loopback", "veth")}
     for (_, network), e in cases.items():
         if network == "loopback":
@@ -94,6 +94,6 @@ def test_w5_runs_both_servers_on_both_networks_and_cleans_up(build_dir, tmp_path
             assert e["gbps"] > 0 and e["bytes"] == result["params"]["bytes_per_run"]
         else:
             assert "netns.sh" in e["reason"], e
-    assert result["ratios"]["loopback"] > 0
+    assert result["ratios"]["loopback"] > 0 and result["ratios"]["compute_loopback"] > 0
     assert w5_namespaces() <= before_ns, "the benchmark left network namespaces behind"
     assert shm_names() <= before_shm, "the benchmark left channels behind"
