@@ -36,15 +36,20 @@ NODE = textwrap.dedent('''
 ''')
 
 
+def write_ledger_schema(directory):
+    """SCHEMA as the pipeline files' schema file, ledger.schema.json in `directory`."""
+    (directory / "ledger.schema.json").write_text(json.dumps(
+        [{"name": "id", "type": "int64"}, {"name": "amount", "type": "int64"},
+         {"name": "name", "type": "utf8"}]))
+
+
 class Pipeline:
     """`quiver run` of a two-channel pipeline with the doubling node, until stop()."""
 
     def __init__(self, build_dir, tmp_path, name):
         self.inp, self.out = f"{name}-in", f"{name}-out"
         (tmp_path / "double.py").write_text(NODE)
-        (tmp_path / "ledger.schema.json").write_text(json.dumps(
-            [{"name": "id", "type": "int64"}, {"name": "amount", "type": "int64"},
-             {"name": "name", "type": "utf8"}]))
+        write_ledger_schema(tmp_path)
         (tmp_path / "pipeline.toml").write_text(textwrap.dedent(f'''
             [[channel]]
             name = "{self.inp}"
@@ -179,9 +184,7 @@ def test_a_pipeline_channels_history_reaches_a_doget_that_comes_later(build_dir,
     ?from=oldest made after they were published, with no subscriber ever attached, starts
     with them."""
     (tmp_path / "node.py").write_text(HISTORY_NODE)
-    (tmp_path / "ledger.schema.json").write_text(json.dumps(
-        [{"name": "id", "type": "int64"}, {"name": "amount", "type": "int64"},
-         {"name": "name", "type": "utf8"}]))
+    write_ledger_schema(tmp_path)
     (tmp_path / "pipeline.toml").write_text(textwrap.dedent(f'''
         [[channel]]
         name = "{name}"
