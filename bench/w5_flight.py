@@ -64,6 +64,9 @@ WORKLOAD = "w5_flight"
 TITLE = "W5 flight: DoGet of W1 Ledger batches, quiver serve vs pyarrow.flight (loopback, veth)"
 
 SERVERS = ("quiver-serve", "quiver-compute", "pyarrow-flight")
+# The fan-out: the same compute request on one shard, and split over two shards (each a
+# quiver serve with its own worker) called at once by one client; end-to-end rates.
+FANOUT = ("fanout-1-shard", "fanout-2-shards")
 NETWORKS = ("loopback", "veth")
 PEER = _BENCH / "w5_flight_server.py"
 SEED = 20240601          # W1's seed; the K distinct batches use SEED .. SEED+K-1
@@ -349,6 +352,50 @@ RUNNERS = {"quiver-serve": _run_quiver, "quiver-compute": _run_compute,
            "pyarrow-flight": _run_pyarrow}
 
 
+def _halves(batches: list, n: int) -> _Expected:
+    """What two shards answering n // 2 batches each send in all."""
+    half = _Expected(batches, n // 2)
+    half.batches *= 2
+    half.rows *= 2
+    half.sum *= 2
+    half.bytes *= 2
+    return half
+
+
+def _run_fanout(state: dict, network: _Network, shards: int) -> dict:
+    client = state["client"]
+    expected = state["fanout_expected"][shards]
+    per_shard = expected.batches // shards
+    calls = [{"location": state["shards"][i]["location"], "token": state["shards"][i]["token"],
+              "ticket": json.dumps({"service": state["shards"][i]["service"],
+                                    "request": {"batches": per_shard}})}
+             for i in range(shards)]
+    pids = [p.pid for i in range(shards) for p in state["shards"][i]["procs"]]
+    cpu0 = sum(_cpu_seconds(p) for p in pids), _cpu_seconds(client.pid)
+    client.send({"fanout": calls})
+    got = client.json_line(RUN_TIMEOUT_S, "fan-out result")
+    _check(f"fan-out to {shards} ({network.kind})", got, expected)
+    return _sample(got, got["start_ns"],
+                   {"server_cpu_s": sum(_cpu_seconds(p) for p in pids) - cpu0[0],
+                    "client_cpu_s": _cpu_seconds(client.pid) - cpu0[1]})
+
+
+def _start_shard(binary: pathlib.Path, network: _Network, rows: int, index: int) -> dict:
+    """One shard: a quiver serve and a compute worker of its own."""
+    serve, location, token = _start_quiver_serve(binary, network)
+    service = f"w5-{os.getpid()}-{network.kind}-shard{index}"
+    worker = _Proc([*network.server_prefix, sys.executable, str(PEER), "service", "--rows",
+                    str(rows), "--distinct", str(DISTINCT), "--seed", str(SEED), "--name",
+                    service], f"shard {index} worker ({network.kind})")
+    try:
+        worker.json_line(START_TIMEOUT_S, "service")
+    except BenchError:
+        serve.stop(sigterm=True)
+        raise
+    return {"procs": [serve, worker], "location": location, "token": token,
+            "service": service}
+
+
 # --- the workload ---------------------------------------------------------------------------
 
 def _reasons() -> dict:
@@ -422,12 +469,26 @@ def _case(ctx: common.Context, network: _Network, binary: pathlib.Path, reasons:
             for server in servers:
                 ctx.progress(f"{network.kind}: {server} run {i + 1}/{runs}")
                 samples[server].append(RUNNERS[server](state, network, expected))
+        if "quiver-compute" in servers:
+            state["shards"] = [{"procs": [state["quiver"], state["worker"]],
+                                "location": state["quiver_location"],
+                                "token": state["quiver_token"], "service": state["service"]}]
+            second = _start_shard(binary, network, rows, 1)
+            started.extend(second["procs"])
+            state["shards"].append(second)
+            for shards in (1, 2):
+                for i in range(_warmups(ctx)):
+                    _run_fanout(state, network, shards)
+            for i in range(runs):
+                for shards, name in zip((1, 2), FANOUT):
+                    ctx.progress(f"{network.kind}: {name} run {i + 1}/{runs}")
+                    samples.setdefault(name, []).append(_run_fanout(state, network, shards))
     finally:
         for proc in reversed(started):
             problem = proc.stop(sigterm=proc.sigterm)
             if problem:
                 problems.append(problem)
-        for key in ("client", "quiver", "pyarrow", "worker", "service"):
+        for key in ("client", "quiver", "pyarrow", "worker", "service", "shards"):
             state.pop(key, None)
         problem = network.down()
         if problem:
@@ -441,6 +502,13 @@ def _case(ctx: common.Context, network: _Network, binary: pathlib.Path, reasons:
         else:
             entries.append(_entry(server, network.kind, samples[server], expected, rows,
                                   _warmups(ctx)))
+    for shards, name in zip((1, 2), FANOUT):
+        if name in samples:
+            entries.append(_entry(name, network.kind, samples[name],
+                                  state["fanout_expected"][shards], rows, _warmups(ctx)))
+        else:
+            entries.append(common.unavailable(name, reasons["quiver-compute"],
+                                              network=network.kind))
     return entries
 
 
@@ -464,11 +532,13 @@ def run(ctx: common.Context) -> dict:
     from w5_flight_server import ledger_batches
     batches = ledger_batches(rows, DISTINCT, SEED)
     expected = _Expected(batches, n)
+    fanout_expected = {1: expected if n % 2 == 0 else _Expected(batches, n - 1),
+                       2: _halves(batches, n)}
     del batches
     ctx.progress("scripts/netns.sh check")
     netns_reason = _netns_reason()
     results: list = []
-    state: dict = {"seq": 0, "channels": []}
+    state: dict = {"seq": 0, "channels": [], "fanout_expected": fanout_expected}
     producer = None
     ok = False
     try:
@@ -522,6 +592,9 @@ def run(ctx: common.Context) -> dict:
         r = common.ratio(common.entry(results, transport="quiver-compute", network=kind),
                          common.entry(results, transport="pyarrow-flight", network=kind), "gbps")
         ratios[f"compute_{kind}"] = r
+        two = common.entry(results, transport="fanout-2-shards", network=kind)
+        one = common.entry(results, transport="fanout-1-shard", network=kind)
+        ratios[f"fanout_{kind}"] = common.ratio(two, one, "e2e_gbps")
     return common.result_file(WORKLOAD, params, results,
                               ratios={k: (round(v, 3) if v is not None else None)
                                       for k, v in ratios.items()})
@@ -551,6 +624,12 @@ def summary(result: dict) -> str:
         if c:
             lines[-1] += (f"; quiver-compute {c['gbps']:.2f} GB/s "
                           f"({common.fmt_ratio(common.ratio(c, a, 'gbps'))} pyarrow)")
+        one = common.entry(entries, transport="fanout-1-shard", network=kind)
+        two = common.entry(entries, transport="fanout-2-shards", network=kind)
+        if one and two:
+            lines.append(f"  {'':>8}  fan-out end to end: 1 shard {one['e2e_gbps']:.2f} GB/s, "
+                         f"2 shards {two['e2e_gbps']:.2f} GB/s "
+                         f"({common.fmt_ratio(common.ratio(two, one, 'e2e_gbps'))})")
     return "\n".join(lines)
 
 

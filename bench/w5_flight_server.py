@@ -149,25 +149,62 @@ def _publish_one(quiver, name: str, n: int, capacity: int, batches: list, sums: 
 def get(_args) -> int:
     import pyarrow.flight as flight
 
-    from quiver.flight import BearerToken
-
     clients: dict = {}
     for command in commands():
         try:
-            location = command["location"]
-            client = clients.get(location)
-            if client is None:
-                # quiver serve over TCP needs its bearer token on every call.
-                middleware = [BearerToken(command["token"])] if command.get("token") else []
-                client = clients[location] = flight.connect(location, middleware=middleware)
-                client.wait_for_available(timeout=10)
-            emit(_get_one(flight, client, command["ticket"]))
+            if "fanout" in command:  # {"fanout": [{"location", "ticket", "token"}, ...]}
+                emit(_fan_out(flight, clients, command["fanout"]))
+            else:
+                emit(_get_one(flight, _client(flight, clients, command), command["ticket"]))
         except Exception as e:  # noqa: BLE001 - reported to the driver
             emit({"error": f"{type(e).__name__}: {e}",
                   "trace": traceback.format_exc()[-1500:]})
     for client in clients.values():
         client.close()
     return 0
+
+
+def _client(flight, clients: dict, command: dict):
+    """One long-lived client per location; quiver serve over TCP wants its bearer token."""
+    from quiver.flight import BearerToken
+
+    location = command["location"]
+    client = clients.get(location)
+    if client is None:
+        middleware = [BearerToken(command["token"])] if command.get("token") else []
+        client = clients[location] = flight.connect(location, middleware=middleware)
+        client.wait_for_available(timeout=10)
+    return client
+
+
+def _fan_out(flight, clients: dict, shards: list) -> dict:
+    """The same DoGet on every shard at once, one thread each (pyarrow reads without the
+    GIL); the totals, timed from the first call to the last stream's end."""
+    import threading
+
+    results: list = [None] * len(shards)
+    errors: list = []
+
+    def one(i: int, shard: dict) -> None:
+        try:
+            results[i] = _get_one(flight, _client(flight, clients, shard), shard["ticket"])
+        except Exception as e:  # noqa: BLE001 - reported to the driver
+            errors.append(f"shard {i}: {type(e).__name__}: {e}")
+
+    for shard in shards:  # connect first, outside the timed part
+        _client(flight, clients, shard)
+    threads = [threading.Thread(target=one, args=(i, s)) for i, s in enumerate(shards)]
+    start_ns = time.monotonic_ns()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise RuntimeError("; ".join(errors))
+    total = {k: sum(r[k] for r in results)
+             for k in ("batches", "rows", "bytes", "first_bytes", "sum")}
+    return {**total, "start_ns": start_ns, "first_ns": min(r["first_ns"] for r in results),
+            "end_ns": max(r["end_ns"] for r in results)}
 
 
 def _get_one(flight, client, ticket: str) -> dict:

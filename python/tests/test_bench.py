@@ -85,15 +85,22 @@ def test_w5_runs_both_servers_on_both_networks_and_cleans_up(build_dir, tmp_path
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((tmp_path / "w5_flight.json").read_text())
     cases = {(e["transport"], e["network"]): e for e in result["results"]}
-    assert set(cases) == {(s, n) for s in ("quiver-serve", "quiver-compute", "pyarrow-flight")
+    assert set(cases) == {(s, n) for s in ("quiver-serve", "quiver-compute", "pyarrow-flight",
+                                           "fanout-1-shard", "fanout-2-shards")
                           for n in ("loopback", "veth")}
-    for (_, network), e in cases.items():
+    for (transport, network), e in cases.items():
         if network == "loopback":
             assert e.get("available", True), e  # loopback always runs
         if e.get("available", True):
-            assert e["gbps"] > 0 and e["bytes"] == result["params"]["bytes_per_run"]
+            assert e["gbps"] > 0
+            if not transport.startswith("fanout"):  # the fan-out sends an even count
+                assert e["bytes"] == result["params"]["bytes_per_run"]
         else:
             assert "netns.sh" in e["reason"], e
     assert result["ratios"]["loopback"] > 0 and result["ratios"]["compute_loopback"] > 0
+    assert result["ratios"]["fanout_loopback"] > 0
+    # Two shards answer half the batches each (their totals are checked by the workload).
+    assert cases[("fanout-2-shards", "loopback")]["batches"] == \
+        2 * (result["params"]["batches"] // 2)
     assert w5_namespaces() <= before_ns, "the benchmark left network namespaces behind"
     assert shm_names() <= before_shm, "the benchmark left channels behind"
