@@ -291,8 +291,11 @@ struct ServiceOptions {
 /// This user's service sockets: RuntimeDirectory()/services, made private on first use.
 Result<std::string> ServiceDirectory();
 
+/// OK for a service name: a channel's name rule (Channel::ValidateName), so never a path.
+Status ValidateServiceName(std::string_view name);
+
 /// The socket of service `name` in `directory` (empty: ServiceDirectory()).
-/// kInvalidArgument for a name that is not a channel-style name (Channel::ValidateName).
+/// kInvalidArgument for a name ValidateServiceName refuses.
 Result<std::string> ServicePath(std::string_view name, std::string_view directory = {});
 
 /// The services this user serves now: the names of the sockets in ServiceDirectory() that

@@ -1,6 +1,8 @@
 #include <sys/random.h>
 
 #include <algorithm>
+#include <array>
+#include <bit>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -360,6 +362,15 @@ ChannelStats Channel::Stats() const {
                             .count();
     out.publisher_waiting = std::chrono::milliseconds(std::max<int64_t>(0, now - since) / 1000000);
   }
+  // Per slot, the published samples that name it as a holder: one pass over the descriptors.
+  std::array<uint64_t, kMaxSubscribers> unreleased{};
+  for (uint32_t d = 0; d < s.max_samples; ++d) {
+    const channel::SampleDesc& desc = s.descs[d];
+    if (desc.state.load(r) != static_cast<uint32_t>(channel::DescState::kPublished)) continue;
+    for (uint64_t bits = desc.holders.load(r) & s.slot_bits; bits != 0; bits &= bits - 1) {
+      ++unreleased[static_cast<size_t>(std::countr_zero(bits))];
+    }
+  }
   for (uint32_t i = 0; i < s.max_subscribers; ++i) {
     const channel::SubscriberSlot& slot = s.slots[i];
     if (slot.state.load(r) != static_cast<uint32_t>(channel::SlotState::kActive)) continue;
@@ -370,15 +381,7 @@ ChannelStats Channel::Stats() const {
     sub.missed = slot.missed.load(r);
     sub.queued = slot.write_index.load(r) - slot.read_index.load(r);
     // Samples that name it as a holder are queued for it or held by it: the rest are held.
-    uint64_t unreleased = 0;
-    for (uint32_t d = 0; d < s.max_samples; ++d) {
-      const channel::SampleDesc& desc = s.descs[d];
-      if (desc.state.load(r) == static_cast<uint32_t>(channel::DescState::kPublished) &&
-          (desc.holders.load(r) & (uint64_t{1} << i)) != 0) {
-        ++unreleased;
-      }
-    }
-    sub.held = unreleased > sub.queued ? unreleased - sub.queued : 0;
+    sub.held = unreleased[i] > sub.queued ? unreleased[i] - sub.queued : 0;
     sub.evicted_after = std::chrono::milliseconds(slot.evicted_after_ms.load(r));
     {
       std::lock_guard lock(state_->mu);

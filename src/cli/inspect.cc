@@ -275,13 +275,11 @@ std::string SampleLine(const json& j) {
   } else if (kind == "tensor") {
     out << "tensor " << j["dtype"].get<std::string>() << " [" << Dims(j["shape"], ", ") << "], "
         << size;
-    if (j.contains("min")) {
+    if (j.contains("min") && !j["min"].is_null()) {  // none for float16 or an empty tensor
       char stats[128];
-      std::snprintf(stats, sizeof(stats), ": min %g max %g mean %g",
-                    j["min"].is_null() ? 0.0 : j["min"].get<double>(),
-                    j["max"].is_null() ? 0.0 : j["max"].get<double>(),
-                    j["mean"].is_null() ? 0.0 : j["mean"].get<double>());
-      if (!j["min"].is_null()) out << stats;
+      std::snprintf(stats, sizeof(stats), ": min %g max %g mean %g", j["min"].get<double>(),
+                    j["max"].get<double>(), j["mean"].get<double>());
+      out << stats;
     }
   } else if (kind == "image_frame") {
     out << "image " << j["format"].get<std::string>() << " " << j["width"] << "×" << j["height"]

@@ -17,7 +17,7 @@
 #include <optional>
 
 #include "common/private_dir.h"
-#include "common/unique_fd.h"
+#include "control/connection.h"
 #include "control/server.h"
 #include "quiver/arrow.h"
 #include "quiver/control.h"
@@ -28,15 +28,7 @@ namespace {
 constexpr std::string_view kSuffix = ".sock";
 
 // True if a process accepts connections at the Unix socket `path`.
-bool SomeoneListens(const std::string& path) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof(addr.sun_path)) return false;
-  std::copy(path.begin(), path.end(), addr.sun_path);
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  return fd.valid() &&
-         ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) == 0;
-}
+bool SomeoneListens(const std::string& path) { return Connection::ConnectUnix(path).ok(); }
 
 Result<std::string> SchemaBase64(const arrow::Schema& schema) {
   auto serialized = arrow::ipc::SerializeSchema(schema);
@@ -58,10 +50,16 @@ Result<std::string> ServiceDirectory() {
   return dir;
 }
 
-Result<std::string> ServicePath(std::string_view name, std::string_view directory) {
+Status ValidateServiceName(std::string_view name) {
+  // A channel's rule: the name becomes a file name, so never a path.
   if (Status st = Channel::ValidateName(name); !st.ok()) {
     return Status::InvalidArgument("service " + st.message().substr(st.message().find("name")));
   }
+  return Status::OK();
+}
+
+Result<std::string> ServicePath(std::string_view name, std::string_view directory) {
+  QUIVER_RETURN_IF_ERROR(ValidateServiceName(name));
   std::string dir(directory);
   if (dir.empty()) {
     QUIVER_ASSIGN_OR_RETURN(dir, ServiceDirectory());

@@ -185,7 +185,7 @@ Result<ComputeTicket> ParseComputeTicket(std::string_view ticket) {
   }
   ComputeTicket out;
   out.service = service->get<std::string>();
-  QUIVER_RETURN_IF_ERROR(control::ServicePath(out.service, "/").status());  // the name rule
+  QUIVER_RETURN_IF_ERROR(control::ValidateServiceName(out.service));
   if (auto request = j.find("request"); request != j.end()) out.request = *request;
   return out;
 }
