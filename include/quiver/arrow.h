@@ -42,10 +42,42 @@ enum class BatchValidation {
   kFull,
 };
 
+/// Whether an Arrow channel's schema may change after it was created; chosen at creation,
+/// kept with schema version 1, and obeyed by every publisher (C++, Python, Flight DoPut,
+/// bridge).
+enum class SchemaEvolution : uint8_t {
+  /// The default: every batch has the channel's fields, names, types and nullability (in
+  /// any order, with columns in other layouts of the same values cast). A misspelt column
+  /// is refused at publish, naming the field it probably meant, instead of becoming a new
+  /// version whose readers see nulls.
+  kStrict,
+  /// A batch may also add nullable fields, leave out nullable ones, and reorder them: each
+  /// change is registered as a new schema version, and readers bound by name see nulls for
+  /// what a sample lacks (the rules of CheckEvolution). A name keeps its type forever. A
+  /// field that is new and looks like a misspelling of one left out (`qtty` for `qty`) is
+  /// still refused: to rename, publish a batch with both fields, then one without the old.
+  kAddNullable,
+};
+
+/// "strict" or "add-nullable" (pipeline files, Python); kInvalidArgument naming both.
+Result<SchemaEvolution> ParseSchemaEvolution(std::string_view name);
+std::string_view SchemaEvolutionName(SchemaEvolution evolution);
+
 /// Creates a channel carrying Arrow batches of `schema`, stored once as type version 1.
 Result<Channel> CreateArrowChannel(std::string_view name,
                                    const std::shared_ptr<arrow::Schema>& schema,
-                                   ChannelOptions options = {});
+                                   ChannelOptions options = {},
+                                   SchemaEvolution evolution = SchemaEvolution::kStrict);
+/// Opens Arrow channel `name` if it exists, else creates it (Channel::OpenOrCreate): the
+/// rendezvous of two processes either of which may start first. kSchemaMismatch if the
+/// existing channel never had exactly `schema` (and `evolution`) as one of its versions.
+Result<Channel> OpenOrCreateArrowChannel(std::string_view name,
+                                         const std::shared_ptr<arrow::Schema>& schema,
+                                         ChannelOptions options = {},
+                                         SchemaEvolution evolution = SchemaEvolution::kStrict);
+
+/// The evolution rule `channel` was created with (kInvalidArgument without a schema).
+Result<SchemaEvolution> ChannelEvolution(const Channel& channel);
 
 /// The Arrow schema of type version `version` of `channel` (0: the newest).
 /// kInvalidArgument for a channel without an Arrow schema.
@@ -53,8 +85,8 @@ Result<std::shared_ptr<arrow::Schema>> ChannelSchema(const Channel& channel, uin
 
 /// Checks that batches of `schema` may be published into `channel`: that `schema`, conformed
 /// to the newest version as ArrowPublisher::Publish conforms a batch, may follow every one
-/// of its schema versions (the rules of CheckEvolution, see docs/ARCHITECTURE.md).
-/// kSchemaMismatch naming the field and both types.
+/// of its schema versions under the channel's SchemaEvolution (the rules of CheckEvolution,
+/// see docs/ARCHITECTURE.md). kSchemaMismatch naming the fields and types that differ.
 Status CheckSchemaFollows(const Channel& channel, const arrow::Schema& schema);
 
 /// A loan whose memory backs Arrow buffers: build arrays with `pool()` (any Arrow builder

@@ -259,6 +259,11 @@ class Publisher {
 
   /// Number of subscribers samples are currently delivered to.
   uint32_t subscriber_count() const;
+  /// Waits until at least `count` subscribers are attached, so that none of them misses the
+  /// first sample: the rendezvous of a producer that must not start before its readers.
+  /// kTimeout (naming how many came) after `timeout`. Looks every few hundred microseconds
+  /// to every few milliseconds; not for a hot path. In rendezvous.cc.
+  Status WaitForSubscribers(uint32_t count, std::chrono::nanoseconds timeout);
 
   /// Makes `descriptor` the channel's newest type version and returns its number; returns
   /// the newest version unchanged if it already holds exactly these bytes. Versions are
@@ -337,6 +342,16 @@ class Channel {
   /// node's pipeline channels is attached as Attach does; another name's kNotFound lists the
   /// node's channels.
   static Result<Channel> Open(std::string_view name);
+  /// Like Open, but waits up to `wait` for the channel to be created: the rendezvous of a
+  /// consumer that may start before its producer. kTimeout if it did not appear by then;
+  /// other errors (a bad name, a corrupt segment) at once. In rendezvous.cc.
+  static Result<Channel> Open(std::string_view name, std::chrono::nanoseconds wait);
+  /// Opens channel `name` if it exists, else creates it with `options`; a race with another
+  /// process doing the same is settled (one creates, the other opens). `options` are not
+  /// compared with an existing channel's, except its type: if `options.type_descriptor` is
+  /// set, kSchemaMismatch unless the existing channel has had exactly that descriptor as
+  /// one of its versions (an untyped channel never has). In rendezvous.cc.
+  static Result<Channel> OpenOrCreate(std::string_view name, const ChannelOptions& options = {});
   /// Attaches to a channel whose segment fd this process holds (a memfd inherited from, or
   /// passed by, its creator). The fd stays the caller's.
   static Result<Channel> FromFd(int fd);

@@ -31,6 +31,14 @@ enum class PayloadKind : uint16_t {
 /// Returns "arrow_batch", "tensor", "audio_frame", "image_frame" or "unknown".
 std::string_view PayloadKindName(PayloadKind kind);
 
+class Channel;
+
+/// What a channel carries, one rule for every publisher: a channel created with an Arrow
+/// schema carries Arrow batches only (its subscribers decode every sample as one); tensors,
+/// frames and raw bytes (`kind` nullopt) go on a channel created without one, and Arrow
+/// batches need one. kInvalidArgument naming the channel and what to do otherwise.
+Status CheckChannelCarries(const Channel& channel, std::optional<PayloadKind> kind);
+
 struct SampleHeader {
   uint32_t magic;         // kSampleMagic
   uint16_t version;       // kSampleHeaderVersion

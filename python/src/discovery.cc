@@ -1,5 +1,7 @@
 // Channel discovery for Python: quiver.list_channels() is discovery::ListChannels, each
 // channel in the JSON shape of `quiver ls --json`.
+#include "discovery/discovery.h"
+
 #include <nanobind/nanobind.h>
 #include <nanobind/stl/pair.h>
 #include <nanobind/stl/string.h>
@@ -9,7 +11,6 @@
 #include <utility>
 #include <vector>
 
-#include "discovery/discovery.h"
 #include "module.h"
 
 namespace nb = nanobind;

@@ -184,20 +184,14 @@ void RegisterLoan(nb::module_& m, const char* name) {
 
 }  // namespace
 
-Publisher& PyPublisher::frame_publisher() {
-  if (arrow_) {
-    Invalid("channel '" + channel_.name() +
-            "' has an Arrow schema, and its subscribers read every sample as a batch; publish "
-            "frames on a channel created without schema=");
-  }
-  return *raw_;
+return *raw_;
 }
 
 ImageLoan PyPublisher::LoanImage(int64_t width, int64_t height, const std::string& pixel_format,
                                  std::optional<int64_t> stride) {
   const ImageFrameInfo info = ImageInfo(width, height, pixel_format, stride);
   ImageLayout(info);  // refuses, before loaning, a stride numpy cannot express
-  Publisher& p = frame_publisher();
+  Publisher& p = untyped_publisher(PayloadKind::kImageFrame);
   Result<LoanedImageFrame> loan =
       Interruptibly(channel_.name(), loan_timeout_, [&] { return LoanImageFrame(p, info); });
   return ImageLoan{Unwrap(std::move(loan)), &p};
@@ -219,7 +213,7 @@ void PyPublisher::PublishImage(const AnyCpuArray& pixels, const std::string& pix
     source.strides.pop_back();
   }
   CheckSource(source, want, std::string(PixelFormatName(info.format)) + " pixels", given);
-  Publisher& p = frame_publisher();
+  Publisher& p = untyped_publisher(PayloadKind::kImageFrame);
   Result<LoanedImageFrame> loan =
       Interruptibly(channel_.name(), loan_timeout_, [&] { return LoanImageFrame(p, info); });
   LoanedImageFrame frame = Unwrap(std::move(loan));
@@ -231,7 +225,7 @@ AudioLoan PyPublisher::LoanAudio(int64_t frame_count, int64_t sample_rate, int64
                                  const std::string& sample_format) {
   const AudioFrameInfo info =
       AudioInfo(frame_count, sample_rate, channels, Unwrap(ParseSampleFormat(sample_format)));
-  Publisher& p = frame_publisher();
+  Publisher& p = untyped_publisher(PayloadKind::kAudioFrame);
   Result<LoanedAudioFrame> loan =
       Interruptibly(channel_.name(), loan_timeout_, [&] { return LoanAudioFrame(p, info); });
   return AudioLoan{Unwrap(std::move(loan)), &p};
@@ -255,7 +249,7 @@ void PyPublisher::PublishAudio(const AnyCpuArray& pcm, int64_t sample_rate,
   const AudioFrameInfo info = AudioInfo(static_cast<int64_t>(source.shape[0]), sample_rate,
                                         static_cast<int64_t>(source.shape[1]), format);
   CheckSource(source, AudioLayout(info), std::string(SampleFormatName(format)) + " samples", given);
-  Publisher& p = frame_publisher();
+  Publisher& p = untyped_publisher(PayloadKind::kAudioFrame);
   Result<LoanedAudioFrame> loan =
       Interruptibly(channel_.name(), loan_timeout_, [&] { return LoanAudioFrame(p, info); });
   LoanedAudioFrame frame = Unwrap(std::move(loan));

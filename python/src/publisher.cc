@@ -35,13 +35,13 @@ PyPublisher::PyPublisher(Channel channel, std::optional<double> loan_timeout)
 }
 
 ArrowPublisher& PyPublisher::arrow() {
-  if (!arrow_) {
-    throw Error{ErrorCode::kInvalidArgument,
-                "channel '" + channel_.name() +
-                    "' has no Arrow schema; create it with schema=, or use publish_bytes / "
-                    "loan_ndarray"};
-  }
+  Check(CheckChannelCarries(channel_, PayloadKind::kArrowBatch));
   return *arrow_;
+}
+
+Publisher& PyPublisher::untyped_publisher(std::optional<PayloadKind> kind) {
+  Check(CheckChannelCarries(channel_, kind));
+  return *raw_;
 }
 
 void PyPublisher::PublishCArray(nb::handle schema_capsule, nb::handle array_capsule) {
@@ -72,12 +72,12 @@ int64_t PyPublisher::PublishCStream(nb::handle stream_capsule) {
 
 void PyPublisher::PublishBytes(nb::bytes data) {
   const std::span<const std::byte> bytes(static_cast<const std::byte*>(data.data()), data.size());
-  Publisher& p = publisher();
+  Publisher& p = untyped_publisher(std::nullopt);
   Check(Interruptibly(channel_.name(), loan_timeout_, [&] { return p.PublishCopy(bytes); }));
 }
 
 TensorLoan PyPublisher::LoanTensor(std::vector<int64_t> shape, const std::string& dtype) {
-  Publisher& p = publisher();
+  Publisher& p = untyped_publisher(PayloadKind::kTensor);
   const std::shared_ptr<arrow::DataType> type = Unwrap(TensorTypeFromName(dtype));
   Result<LoanedTensor> loan = Interruptibly(channel_.name(), loan_timeout_,
                                             [&] { return quiver::LoanTensor(p, type, shape); });

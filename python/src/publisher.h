@@ -15,6 +15,7 @@
 #include "frame_loan.h"
 #include "quiver/arrow.h"
 #include "quiver/channel.h"
+#include "quiver/sample_header.h"
 #include "tensor_loan.h"
 
 namespace quiver::python {
@@ -55,9 +56,9 @@ class PyPublisher {
   Channel& channel() { return channel_; }
 
  private:
-  /// The publisher frames go through; InvalidArgumentError for a channel with an Arrow schema,
-  /// whose subscribers decode every sample as a batch. In frame_loan.cc.
-  Publisher& frame_publisher();
+  /// The publisher of samples of `kind` (nullopt: raw bytes) on a channel without a schema;
+  /// InvalidArgumentError, by CheckChannelCarries, for one with an Arrow schema.
+  Publisher& untyped_publisher(std::optional<PayloadKind> kind);
 
   Channel channel_;
   std::optional<double> loan_timeout_;  // the caller's; loans themselves wait a slice each

@@ -9,6 +9,7 @@
 #include "ledger.h"
 #include "payload/conform.h"
 #include "payload/ipc_metadata.h"
+#include "payload/schema_evolution.h"
 #include "quiver/arrow.h"
 #include "test_support.h"
 
@@ -213,9 +214,78 @@ std::shared_ptr<arrow::RecordBatch> Batch(const std::shared_ptr<arrow::Schema>& 
   return arrow::RecordBatch::Make(schema, columns[0]->length(), columns);
 }
 
+TEST(SchemaEvolutionTest, AStrictChannelRefusesAnyOtherFieldsNamingTheLikelyTypo) {
+  auto channel = CreateArrowChannel(UniqueName("evolve-strict"), V1());  // strict: the default
+  ASSERT_TRUE(channel.ok());
+  EXPECT_EQ(*ChannelEvolution(*channel), SchemaEvolution::kStrict);
+  auto publisher = ArrowPublisher::Make(*channel);
+  // 'prcie' for 'price': both nullable, so an add-nullable channel would have taken it.
+  auto typo = arrow::schema(
+      {arrow::field("id", arrow::int64(), false), arrow::field("prcie", arrow::float64(), true)});
+  Status st = publisher->Publish(*Batch(typo, {"[1]", "[1.5]"}));
+  ASSERT_EQ(st.code(), ErrorCode::kSchemaMismatch);
+  EXPECT_NE(st.message().find("adds 'prcie' (double)"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("lacks 'price' (double)"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("'prcie' looks like a misspelling of 'price'"), std::string::npos)
+      << st.message();
+  EXPECT_NE(st.message().find("add-nullable"), std::string::npos) << st.message();
+  // An added nullable field is refused too; nothing was registered.
+  auto more = arrow::schema({arrow::field("id", arrow::int64(), false),
+                             arrow::field("price", arrow::float64(), true),
+                             arrow::field("note", arrow::utf8(), true)});
+  EXPECT_EQ(publisher->Publish(*Batch(more, {"[1]", "[1.5]", "[\"x\"]"})).code(),
+            ErrorCode::kSchemaMismatch);
+  EXPECT_EQ(channel->type_versions(), 1u);
+  // The channel's own fields pass, whatever their order or declared nullability.
+  auto same = arrow::schema(
+      {arrow::field("price", arrow::float64(), false), arrow::field("id", arrow::int64(), true)});
+  EXPECT_TRUE(publisher->Publish(*Batch(same, {"[2.5]", "[2]"})).ok());
+  // The rule is kept with version 1 but not shown in the schema readers get.
+  EXPECT_EQ((*ChannelSchema(*channel))->metadata(), nullptr);
+}
+
+TEST(SchemaEvolutionTest, AnAddNullableChannelStillRefusesAMisspeltColumn) {
+  auto channel =
+      CreateArrowChannel(UniqueName("evolve-typo"), V1(), {}, SchemaEvolution::kAddNullable);
+  ASSERT_TRUE(channel.ok());
+  EXPECT_EQ(*ChannelEvolution(*channel), SchemaEvolution::kAddNullable);
+  auto publisher = ArrowPublisher::Make(*channel);
+  auto typo = arrow::schema(
+      {arrow::field("id", arrow::int64(), false), arrow::field("Price", arrow::float64(), true)});
+  Status st = publisher->Publish(*Batch(typo, {"[1]", "[1.5]"}));
+  ASSERT_EQ(st.code(), ErrorCode::kSchemaMismatch);
+  EXPECT_NE(st.message().find("'Price' looks like a misspelling of 'price'"), std::string::npos)
+      << st.message();
+  // The documented way to rename: both fields first, then without the old one.
+  auto both = arrow::schema({arrow::field("id", arrow::int64(), false),
+                             arrow::field("price", arrow::float64(), true),
+                             arrow::field("Price", arrow::float64(), true)});
+  ASSERT_TRUE(publisher->Publish(*Batch(both, {"[1]", "[1.5]", "[1.5]"})).ok());
+  EXPECT_TRUE(publisher->Publish(*Batch(typo, {"[1]", "[1.5]"})).ok());
+}
+
+TEST(SchemaEvolutionTest, MisspellingsAreSlipsOfTheKeyboardNotOtherNames) {
+  EXPECT_TRUE(payload::LooksLikeMisspelling("qtty", "qty"));
+  EXPECT_TRUE(payload::LooksLikeMisspelling("amuont", "amount"));  // a swap
+  EXPECT_TRUE(payload::LooksLikeMisspelling("ID", "id"));          // case
+  EXPECT_FALSE(payload::LooksLikeMisspelling("qty", "qty"));
+  EXPECT_FALSE(payload::LooksLikeMisspelling("x", "y"));  // too short to tell
+  EXPECT_FALSE(payload::LooksLikeMisspelling("price", "amount"));
+  EXPECT_FALSE(payload::LooksLikeMisspelling("unit_price", "unit"));
+}
+
+TEST(SchemaEvolutionTest, TheEvolutionNamesAreOneRule) {
+  EXPECT_EQ(*ParseSchemaEvolution("strict"), SchemaEvolution::kStrict);
+  EXPECT_EQ(*ParseSchemaEvolution("add-nullable"), SchemaEvolution::kAddNullable);
+  Result<SchemaEvolution> bad = ParseSchemaEvolution("loose");
+  ASSERT_EQ(bad.status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("'strict' or 'add-nullable'"), std::string::npos);
+  EXPECT_EQ(SchemaEvolutionName(SchemaEvolution::kAddNullable), "add-nullable");
+}
+
 TEST(SchemaEvolutionTest, AddedNullableColumnOldReadersKeepTheirColumnsNewReadersSeeIt) {
   const std::string name = UniqueName("evolve-add");
-  auto channel = CreateArrowChannel(name, V1());
+  auto channel = CreateArrowChannel(name, V1(), {}, SchemaEvolution::kAddNullable);
   ASSERT_TRUE(channel.ok());
   auto publisher = ArrowPublisher::Make(*channel);
   auto old_reader = ArrowSubscriber::Make(*channel, {.reader_schema = V1()});
@@ -249,7 +319,7 @@ TEST(SchemaEvolutionTest, AddedNullableColumnOldReadersKeepTheirColumnsNewReader
 
 TEST(ArrowBatchTest, ASampleIsDecodedWithoutAnArrowSubscriber) {
   const std::string name = UniqueName("decode-free");
-  auto channel = CreateArrowChannel(name, V1());
+  auto channel = CreateArrowChannel(name, V1(), {}, SchemaEvolution::kAddNullable);
   ASSERT_TRUE(channel.ok());
   auto publisher = ArrowPublisher::Make(*channel);
   ASSERT_TRUE(publisher.ok());
@@ -288,7 +358,8 @@ TEST(ArrowBatchTest, ASampleIsDecodedWithoutAnArrowSubscriber) {
 }
 
 TEST(SchemaEvolutionTest, ReorderedColumnsAreCompatibleAndBoundByName) {
-  auto channel = CreateArrowChannel(UniqueName("evolve-order"), V1());
+  auto channel =
+      CreateArrowChannel(UniqueName("evolve-order"), V1(), {}, SchemaEvolution::kAddNullable);
   auto publisher = ArrowPublisher::Make(*channel);
   auto reader = ArrowSubscriber::Make(*channel, {.reader_schema = V1()});
   auto reordered = arrow::schema(
@@ -301,7 +372,8 @@ TEST(SchemaEvolutionTest, ReorderedColumnsAreCompatibleAndBoundByName) {
 }
 
 TEST(SchemaEvolutionTest, ChangingAFieldTypeIsRefusedNamingFieldAndBothTypes) {
-  auto channel = CreateArrowChannel(UniqueName("evolve-type"), V1());
+  auto channel =
+      CreateArrowChannel(UniqueName("evolve-type"), V1(), {}, SchemaEvolution::kAddNullable);
   auto publisher = ArrowPublisher::Make(*channel);
   auto changed = arrow::schema(
       {arrow::field("id", arrow::int64(), false), arrow::field("price", arrow::utf8(), true)});
@@ -314,7 +386,8 @@ TEST(SchemaEvolutionTest, ChangingAFieldTypeIsRefusedNamingFieldAndBothTypes) {
 }
 
 TEST(SchemaEvolutionTest, DroppingANonNullableFieldIsRefused) {
-  auto channel = CreateArrowChannel(UniqueName("evolve-drop"), V1());
+  auto channel =
+      CreateArrowChannel(UniqueName("evolve-drop"), V1(), {}, SchemaEvolution::kAddNullable);
   auto publisher = ArrowPublisher::Make(*channel);
   auto dropped = arrow::schema({arrow::field("price", arrow::float64(), true)});
   Status st = publisher->Publish(*Batch(dropped, {"[1.5]"}));
@@ -327,7 +400,8 @@ TEST(SchemaEvolutionTest, DroppingANonNullableFieldIsRefused) {
 }
 
 TEST(SchemaEvolutionTest, AddingANonNullableFieldIsRefused) {
-  auto channel = CreateArrowChannel(UniqueName("evolve-addnn"), V1());
+  auto channel =
+      CreateArrowChannel(UniqueName("evolve-addnn"), V1(), {}, SchemaEvolution::kAddNullable);
   auto publisher = ArrowPublisher::Make(*channel);
   auto v2 = arrow::schema({arrow::field("id", arrow::int64(), false),
                            arrow::field("price", arrow::float64(), true),
@@ -338,7 +412,8 @@ TEST(SchemaEvolutionTest, AddingANonNullableFieldIsRefused) {
 }
 
 TEST(SchemaEvolutionTest, IncompatibleReaderIsRefusedAtAttach) {
-  auto channel = CreateArrowChannel(UniqueName("evolve-reader"), V1());
+  auto channel =
+      CreateArrowChannel(UniqueName("evolve-reader"), V1(), {}, SchemaEvolution::kAddNullable);
   auto wrong_type = arrow::schema({arrow::field("id", arrow::int32(), false)});
   auto r1 = ArrowSubscriber::Make(*channel, {.reader_schema = wrong_type});
   EXPECT_EQ(r1.status().code(), ErrorCode::kSchemaMismatch);
@@ -352,7 +427,8 @@ TEST(SchemaEvolutionTest, IncompatibleReaderIsRefusedAtAttach) {
 }
 
 TEST(SchemaEvolutionTest, ANameKeepsItsTypeEvenAfterItWasDropped) {
-  auto channel = CreateArrowChannel(UniqueName("evolve-readd"), V1());
+  auto channel =
+      CreateArrowChannel(UniqueName("evolve-readd"), V1(), {}, SchemaEvolution::kAddNullable);
   auto publisher = ArrowPublisher::Make(*channel);
   auto no_price = arrow::schema({arrow::field("id", arrow::int64(), false)});
   ASSERT_TRUE(publisher->Publish(*Batch(no_price, {"[1]"})).ok());

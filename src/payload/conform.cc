@@ -54,8 +54,8 @@ std::shared_ptr<arrow::Schema> ConformSchema(const std::shared_ptr<arrow::Schema
       field = field->WithType(theirs->type());
       changed = true;
     }
-    if (field->nullable() && !theirs->nullable() && field->type()->Equals(*theirs->type())) {
-      field = field->WithNullable(false);
+    if (field->nullable() != theirs->nullable() && field->type()->Equals(*theirs->type())) {
+      field = field->WithNullable(theirs->nullable());
       changed = true;
     }
   }

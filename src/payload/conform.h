@@ -15,7 +15,8 @@ namespace quiver::payload {
 /// - a type that holds the target field's values in another layout takes the target's type
 ///   (large or view strings and binaries, large lists, recursively);
 /// - a field declared nullable where the target's is not becomes non-nullable (its batches
-///   must then hold no null, which ConformBatch checks).
+///   must then hold no null, which ConformBatch checks), and one declared non-nullable
+///   where the target's is nullable becomes nullable (its values fit as they are).
 /// Other differences (a new field, a real type change) are left as they are: CheckEvolution
 /// decides on them. Returns `schema` itself when nothing changes.
 std::shared_ptr<arrow::Schema> ConformSchema(const std::shared_ptr<arrow::Schema>& schema,

@@ -3,7 +3,28 @@
 #include <cstring>
 #include <string>
 
+#include "quiver/channel.h"
+
 namespace quiver {
+
+Status CheckChannelCarries(const Channel& channel, std::optional<PayloadKind> kind) {
+  const bool typed = channel.type_versions() > 0;
+  const bool arrow = kind == PayloadKind::kArrowBatch;
+  if (typed == arrow) return Status::OK();
+  if (arrow) {
+    return Status::InvalidArgument("channel '" + channel.name() +
+                                   "' has no Arrow schema; create it with a schema to publish "
+                                   "Arrow batches, or publish tensors, frames or bytes on it");
+  }
+  const std::string what = !kind                               ? "raw bytes"
+                           : *kind == PayloadKind::kTensor     ? "tensors"
+                           : *kind == PayloadKind::kImageFrame ? "image frames"
+                                                               : "audio frames";
+  return Status::InvalidArgument("channel '" + channel.name() +
+                                 "' has an Arrow schema, and its subscribers read every sample "
+                                 "as a record batch; publish " +
+                                 what + " on a channel created without a schema");
+}
 
 std::string_view PayloadKindName(PayloadKind kind) {
   switch (kind) {

@@ -4,8 +4,11 @@
 #include <arrow/array/util.h>
 #include <arrow/record_batch.h>
 
+#include <algorithm>
+#include <cctype>
 #include <set>
 #include <string>
+#include <vector>
 
 namespace quiver::payload {
 namespace {
@@ -23,12 +26,114 @@ Status CheckUniqueNames(const arrow::Schema& schema, const char* whose) {
   return Status::OK();
 }
 
+/// Optimal string alignment distance: insertions, deletions, substitutions and swaps of
+/// neighbours, each one edit.
+size_t EditDistance(std::string_view a, std::string_view b) {
+  std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
+  for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    }
+  }
+  return d[a.size()][b.size()];
+}
+
+std::string Describe(const arrow::Field& field) {
+  return "'" + field.name() + "' (" + field.type()->ToString() +
+         (field.nullable() ? "" : ", non-null") + ")";
+}
+
+/// The fields of `next` that are new to every version and look like a misspelling of a
+/// field of `newest` that `next` leaves out, as "'qtty' looks like a misspelling of 'qty'".
+std::vector<std::string> Misspellings(const std::vector<std::shared_ptr<arrow::Schema>>& versions,
+                                      const arrow::Schema& next) {
+  const arrow::Schema& newest = *versions.back();
+  std::vector<std::string> found;
+  for (const auto& field : next.fields()) {
+    bool existed = false;
+    for (const auto& version : versions) {
+      existed |= version->GetFieldByName(field->name()) != nullptr;
+    }
+    if (existed) continue;
+    for (const auto& old_field : newest.fields()) {
+      if (next.GetFieldByName(old_field->name()) == nullptr &&
+          LooksLikeMisspelling(field->name(), old_field->name())) {
+        found.push_back("'" + field->name() + "' looks like a misspelling of '" +
+                        old_field->name() + "'");
+        break;
+      }
+    }
+  }
+  return found;
+}
+
+std::string Joined(const std::vector<std::string>& parts) {
+  std::string out;
+  for (const auto& part : parts) out += (out.empty() ? "" : ", ") + part;
+  return out;
+}
+
+/// kStrict: `next` must have the newest version's fields, names, types and nullability.
+Status CheckSameFields(const std::vector<std::shared_ptr<arrow::Schema>>& versions,
+                       const arrow::Schema& next) {
+  const arrow::Schema& newest = *versions.back();
+  std::vector<std::string> differences;
+  for (const auto& field : next.fields()) {
+    const auto old_field = newest.GetFieldByName(field->name());
+    if (old_field == nullptr) {
+      differences.push_back("adds " + Describe(*field));
+    } else if (!old_field->type()->Equals(*field->type()) ||
+               old_field->nullable() != field->nullable()) {
+      differences.push_back("has " + Describe(*field) + " where the channel has " +
+                            Describe(*old_field));
+    }
+  }
+  for (const auto& old_field : newest.fields()) {
+    if (next.GetFieldByName(old_field->name()) == nullptr) {
+      differences.push_back("lacks " + Describe(*old_field));
+    }
+  }
+  if (differences.empty()) return Status::OK();
+  const std::vector<std::string> typos = Misspellings(versions, next);
+  return Mismatch("the batch's schema differs from the channel's (version " +
+                  std::to_string(versions.size()) + "): it " + Joined(differences) +
+                  (typos.empty() ? "" : "; " + Joined(typos)) +
+                  ". The channel was created with schema evolution 'strict' (the default), "
+                  "which takes only batches of its schema; create it with evolution "
+                  "'add-nullable' to let it grow by nullable fields");
+}
+
 }  // namespace
 
+bool LooksLikeMisspelling(std::string_view written, std::string_view meant) {
+  if (written == meant) return false;
+  auto lower = [](std::string_view s) {
+    std::string out(s);
+    for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return out;
+  };
+  if (lower(written) == lower(meant)) return true;
+  const size_t shorter = std::min(written.size(), meant.size());
+  if (shorter < 3) return false;
+  return EditDistance(written, meant) <= std::max<size_t>(1, shorter / 4);
+}
+
 Status CheckEvolution(const std::vector<std::shared_ptr<arrow::Schema>>& versions,
-                      const arrow::Schema& next) {
+                      const arrow::Schema& next, SchemaEvolution evolution) {
   QUIVER_RETURN_IF_ERROR(CheckUniqueNames(next, "the new schema"));
   if (versions.empty()) return Status::OK();
+  if (evolution == SchemaEvolution::kStrict) return CheckSameFields(versions, next);
+  if (const std::vector<std::string> typos = Misspellings(versions, next); !typos.empty()) {
+    return Mismatch("the new schema " + Joined(typos) +
+                    ", which it leaves out; check the column names. To rename a field, "
+                    "publish a batch with both fields first, then batches without the old one");
+  }
   // A name keeps its type forever, even across a version that dropped it: a reader of an
   // old sample must never find a different type under a name it bound.
   for (size_t v = 0; v < versions.size(); ++v) {

@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "quiver/arrow.h"
 #include "quiver/frame.h"
 #include "quiver/sample_header.h"
 
@@ -269,6 +270,31 @@ TEST(TensorTest, OtherKindsAreInvalidArgumentNotCorruption) {
   ASSERT_TRUE(pipe.publisher.PublishCopy(std::vector<std::byte>(100)).ok());
   EXPECT_EQ(ReadTensor(pipe.Receive()).status().code(), ErrorCode::kShmCorruption)
       << "an untyped sample has no magic";
+}
+
+TEST(TensorTest, AChannelWithAnArrowSchemaTakesNoTensorsOrFrames) {
+  const std::string name = UniqueName("kinds");
+  auto schema = arrow::schema({arrow::field("x", arrow::int64())});
+  auto channel = CreateArrowChannel(name, schema, {.capacity = 1 << 16});
+  ASSERT_TRUE(channel.ok()) << channel.status().ToString();
+  auto publisher = channel->CreatePublisher();
+  ASSERT_TRUE(publisher.ok());
+  Status tensor = LoanTensor(*publisher, arrow::uint8(), {4}).status();
+  EXPECT_EQ(tensor.code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(tensor.message().find("publish tensors on a channel created without a schema"),
+            std::string::npos)
+      << tensor.ToString();
+  EXPECT_EQ(LoanImageFrame(*publisher, {.width = 2, .height = 2}).status().code(),
+            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(LoanAudioFrame(*publisher, {.sample_rate = 8000, .channels = 1, .frame_count = 4})
+                .status()
+                .code(),
+            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(CheckChannelCarries(*channel, std::nullopt).code(), ErrorCode::kInvalidArgument);
+  EXPECT_TRUE(CheckChannelCarries(*channel, PayloadKind::kArrowBatch).ok());
+  Pipe pipe("untyped");
+  EXPECT_EQ(CheckChannelCarries(pipe.channel, PayloadKind::kArrowBatch).code(),
+            ErrorCode::kInvalidArgument);
 }
 
 TEST(TensorTest, DtypeNamesAreNumpysAndNameEveryTypeALoanTakes) {

@@ -173,6 +173,14 @@ class Checker {
         } else {
           Error(LineOf(value), what + ": " + schema.status().message());
         }
+      } else if (k == "evolution") {
+        std::string name;
+        if (!GetString(value, what, &name)) continue;
+        if (Result<SchemaEvolution> parsed = ParseSchemaEvolution(name); parsed.ok()) {
+          spec.evolution = *parsed;
+        } else {
+          Error(LineOf(value), what + ": " + parsed.status().message());
+        }
       } else if (k == "history") {
         GetCount(value, what, 1, kMaxSamples, &spec.history);
       } else if (k == "history_seconds") {
@@ -195,7 +203,8 @@ class Checker {
         Error(LineOf(value),
               where + ": unknown key '" + k +
                   "' (expected name, capacity, overflow, max_subscribers, "
-                  "max_samples, stall_timeout, schema, external, history, history_seconds)");
+                  "max_samples, stall_timeout, schema, evolution, external, history, "
+                  "history_seconds)");
       }
     }
     if (!table.contains("name")) Error(spec.line, where + ": missing key 'name'");

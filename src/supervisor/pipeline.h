@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "quiver/arrow.h"
 #include "quiver/channel.h"
 #include "quiver/status.h"
 
@@ -32,6 +33,8 @@ struct ChannelSpec {
   std::filesystem::path schema_path;
   /// The schema file's Arrow schema, already read and checked; null for an untyped channel.
   std::shared_ptr<arrow::Schema> schema;
+  /// Whether the schema may grow after creation (key `evolution`; strict by default).
+  SchemaEvolution evolution = SchemaEvolution::kStrict;
   /// Published from outside the pipeline (a Flight DoPut through `quiver serve`, a process
   /// of this user attaching through the supervisor's socket), so no node may publish it.
   bool external = false;

@@ -94,6 +94,25 @@ publishes = ["prices"]
   EXPECT_EQ(pipeline->channels[0].history_age, std::chrono::milliseconds(2500));
 }
 
+TEST(PipelineTest, AChannelsSchemaMayBeLetGrow) {
+  auto pipeline = LoadPipelineFromString(R"([[channel]]
+name = "grows"
+evolution = "add-nullable"
+
+[[channel]]
+name = "fixed"
+
+[[node]]
+name = "feed"
+command = "true"
+publishes = ["grows", "fixed"]
+)",
+                                         "evolution.toml");
+  ASSERT_TRUE(pipeline.ok()) << pipeline.status().ToString();
+  EXPECT_EQ(pipeline->channels[0].evolution, SchemaEvolution::kAddNullable);
+  EXPECT_EQ(pipeline->channels[1].evolution, SchemaEvolution::kStrict);
+}
+
 TEST(PipelineTest, DefaultsAreSafe) {
   auto pipeline = LoadPipelineFromString(R"([[node]]
 name = "only"
@@ -186,6 +205,9 @@ INSTANTIATE_TEST_SUITE_P(
                   "bad.toml:1: channel 'c': external, yet node 'a' publishes it (line 7)"},
         Malformed{"history zero", "[[channel]]\nname = \"c\"\nhistory = 0\n",
                   "bad.toml:3: channel 'c': history: must be 1 to "},
+        Malformed{"evolution unknown", "[[channel]]\nname = \"c\"\nevolution = \"loose\"\n",
+                  "bad.toml:3: channel 'c': evolution: schema evolution must be 'strict' or "
+                  "'add-nullable', not 'loose'"},
         Malformed{"history seconds negative", "[[channel]]\nname = \"c\"\nhistory_seconds = -1\n",
                   "bad.toml:3: channel 'c': history_seconds: expected seconds"},
         Malformed{"external not a boolean", "[[channel]]\nname = \"c\"\nexternal = \"yes\"\n",

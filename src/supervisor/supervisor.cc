@@ -655,7 +655,7 @@ class Supervisor {
 
 Result<Channel> CreateChannel(const ChannelSpec& spec, ChannelOptions options) {
   if (spec.schema == nullptr) return Channel::Create(spec.name, options);
-  return CreateArrowChannel(spec.name, spec.schema, options);
+  return CreateArrowChannel(spec.name, spec.schema, options, spec.evolution);
 }
 
 std::string NodeOutcome::Describe() const {
