@@ -12,7 +12,9 @@
 #include <optional>
 #include <string>
 
+#include "blocking.h"
 #include "capsules.h"
+#include "discovery/discovery.h"
 #include "errors.h"
 #include "module.h"
 #include "quiver/arrow.h"
@@ -23,9 +25,9 @@ using namespace nb::literals;
 namespace quiver::python {
 namespace {
 
-Channel CreateChannel(const std::string& name, size_t capacity, uint32_t max_samples,
-                      uint32_t max_subscribers, const std::string& overflow, bool memfd,
-                      nb::object schema_capsule, std::optional<double> stall_timeout) {
+ChannelOptions Options(size_t capacity, uint32_t max_samples, uint32_t max_subscribers,
+                       const std::string& overflow, bool memfd,
+                       std::optional<double> stall_timeout) {
   ChannelOptions options{.capacity = capacity,
                          .max_samples = max_samples,
                          .max_subscribers = max_subscribers,
@@ -34,10 +36,44 @@ Channel CreateChannel(const std::string& name, size_t capacity, uint32_t max_sam
   if (stall_timeout) {
     options.stall_timeout = Unwrap(StallTimeoutFromSeconds(*stall_timeout));
   }
+  return options;
+}
+
+Channel CreateChannel(const std::string& name, size_t capacity, uint32_t max_samples,
+                      uint32_t max_subscribers, const std::string& overflow, bool memfd,
+                      nb::object schema_capsule, std::optional<double> stall_timeout,
+                      const std::string& evolution) {
+  const ChannelOptions options =
+      Options(capacity, max_samples, max_subscribers, overflow, memfd, stall_timeout);
+  const SchemaEvolution rule = Unwrap(ParseSchemaEvolution(evolution));
   if (!schema_capsule.is_none()) {
-    return Unwrap(CreateArrowChannel(name, ImportSchemaCapsule(schema_capsule), options));
+    return Unwrap(CreateArrowChannel(name, ImportSchemaCapsule(schema_capsule), options, rule));
   }
   return Unwrap(Channel::Create(name, options));
+}
+
+Channel OpenOrCreateChannel(const std::string& name, size_t capacity, uint32_t max_samples,
+                            uint32_t max_subscribers, const std::string& overflow,
+                            nb::object schema_capsule, std::optional<double> stall_timeout,
+                            const std::string& evolution) {
+  const ChannelOptions options =
+      Options(capacity, max_samples, max_subscribers, overflow, false, stall_timeout);
+  const SchemaEvolution rule = Unwrap(ParseSchemaEvolution(evolution));
+  if (!schema_capsule.is_none()) {
+    const std::shared_ptr<arrow::Schema> schema = ImportSchemaCapsule(schema_capsule);
+    nb::gil_scoped_release release;
+    return Unwrap(OpenOrCreateArrowChannel(name, schema, options, rule));
+  }
+  nb::gil_scoped_release release;
+  return Unwrap(Channel::OpenOrCreate(name, options));
+}
+
+/// Opens `name`, waiting `wait` seconds (none: for ever) for it to be created, slice by
+/// slice so that Ctrl-C interrupts the wait.
+Channel OpenWaiting(const std::string& name, std::optional<double> wait) {
+  return Unwrap(
+      WaitInSlices(wait, "channel '" + name + "' was not created",
+                   [&](std::chrono::milliseconds slice) { return Channel::Open(name, slice); }));
 }
 
 // The one JSON shape of a channel's counters (ChannelStats::ToJson), for json.loads.
@@ -69,8 +105,18 @@ void RegisterChannel(nb::module_& m) {
           "samples"_a, "seconds"_a)
       .def_static("create", &CreateChannel, "name"_a, "capacity"_a, "max_samples"_a,
                   "max_subscribers"_a, "overflow"_a, "memfd"_a, "schema"_a.none(),
-                  "stall_timeout"_a.none())
+                  "stall_timeout"_a.none(), "evolution"_a)
+      .def_static("open_or_create", &OpenOrCreateChannel, "name"_a, "capacity"_a, "max_samples"_a,
+                  "max_subscribers"_a, "overflow"_a, "schema"_a.none(), "stall_timeout"_a.none(),
+                  "evolution"_a)
       .def_static("open", [](const std::string& name) { return Unwrap(Channel::Open(name)); })
+      .def_static("open_waiting", &OpenWaiting, "name"_a, "wait"_a.none())
+      // A named channel, else a running pipeline's channel (through its supervisor).
+      .def_static("open_anywhere",
+                  [](const std::string& name) {
+                    nb::gil_scoped_release release;
+                    return Unwrap(discovery::OpenChannel(name));
+                  })
       .def_static("from_fd", [](int fd) { return Unwrap(Channel::FromFd(fd)); })
       .def_static("attach", [](const std::string& name) { return Unwrap(Channel::Attach(name)); })
       .def_prop_ro("name", &Channel::name)
@@ -78,6 +124,11 @@ void RegisterChannel(nb::module_& m) {
       .def_prop_ro("fd", &Channel::fd)
       .def_prop_ro("named", &Channel::named)
       .def_prop_ro("type_versions", &Channel::type_versions)
+      .def_prop_ro("evolution",
+                   [](const Channel& c) -> std::optional<std::string> {
+                     if (c.type_versions() == 0) return std::nullopt;
+                     return std::string(SchemaEvolutionName(Unwrap(ChannelEvolution(c))));
+                   })
       .def("stats_json", &StatsJson)
       .def(
           "schema_capsule",

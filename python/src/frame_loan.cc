@@ -184,9 +184,6 @@ void RegisterLoan(nb::module_& m, const char* name) {
 
 }  // namespace
 
-return *raw_;
-}
-
 ImageLoan PyPublisher::LoanImage(int64_t width, int64_t height, const std::string& pixel_format,
                                  std::optional<int64_t> stride) {
   const ImageFrameInfo info = ImageInfo(width, height, pixel_format, stride);

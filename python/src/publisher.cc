@@ -102,6 +102,20 @@ void RegisterPublisher(nb::module_& m) {
       .def("publish_audio", &PyPublisher::PublishAudio, "pcm"_a, "sample_rate"_a,
            "sample_format"_a.none())
       .def_prop_ro("subscriber_count", &PyPublisher::subscriber_count)
+      .def(
+          "wait_for_subscribers",
+          [](PyPublisher& p, uint32_t count, std::optional<double> timeout) {
+            Publisher& publisher = p.publisher();
+            Unwrap(WaitInSlices(timeout,
+                                "channel '" + p.channel().name() + "' did not get " +
+                                    std::to_string(count) + " subscribers",
+                                [&](std::chrono::milliseconds slice) -> Result<bool> {
+                                  QUIVER_RETURN_IF_ERROR(
+                                      publisher.WaitForSubscribers(count, slice));
+                                  return true;
+                                }));
+          },
+          "count"_a, "timeout"_a.none())
       .def_prop_ro("channel", &PyPublisher::channel, nb::rv_policy::reference_internal);
 }
 

@@ -158,6 +158,14 @@ bool PublisherDied(const shm::Segment& segment) {
 
 Channel::Channel(std::shared_ptr<internal::ChannelState> state) : state_(std::move(state)) {}
 
+Status internal::CheckNotInherited(const ChannelState& ch, std::string_view what) {
+  if (!ch.segment.inherited()) return Status::OK();
+  return Status::InvalidArgument(
+      std::string(what) + " of channel '" + ch.name +
+      "' was made before this process was forked from its parent, and belongs to the parent; "
+      "in the child, open the channel again (by name, or from its fd) and make a new one");
+}
+
 Result<Channel> Channel::Create(std::string_view name, const ChannelOptions& options) {
   QUIVER_RETURN_IF_ERROR(shm::Segment::ValidateName(name));
   QUIVER_ASSIGN_OR_RETURN(

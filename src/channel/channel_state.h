@@ -58,6 +58,11 @@ struct ChannelState {
   Result<const std::byte*> DataReadOnly();
 };
 
+/// OK unless `ch` was attached by the parent of this process before it forked (its
+/// segment is inherited): then kInvalidArgument saying that `what` belongs to the parent and
+/// how to get one of the child's own.
+Status CheckNotInherited(const ChannelState& ch, std::string_view what);
+
 /// Appends a type descriptor to `registry` (the caller is its only writer). Returns its
 /// version.
 Result<uint32_t> AppendType(channel::TypeRegistry* registry, std::byte* bytes, uint64_t capacity,

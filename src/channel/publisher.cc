@@ -78,6 +78,7 @@ PublisherState::PublisherState(std::shared_ptr<ChannelState> ch, std::byte* byte
 
 PublisherState::~PublisherState() {
   ChannelState& ch = *channel;
+  if (ch.segment.inherited()) return;  // the parent's publisher: a child leaves it alone
   ch.header->publisher_lifecycle.store(static_cast<uint32_t>(PublisherLifecycle::kClosed),
                                        std::memory_order_seq_cst);
   // Wake every sleeper so it sees the publisher is gone now, not at its next probe.
@@ -285,7 +286,7 @@ LoanedSample& LoanedSample::operator=(LoanedSample&& o) noexcept {
 }
 
 LoanedSample::~LoanedSample() {
-  if (owner_) owner_->Abandon(desc_);
+  if (owner_ && !owner_->channel->segment.inherited()) owner_->Abandon(desc_);
 }
 
 // ---- Publisher --------------------------------------------------------------------------
@@ -302,6 +303,7 @@ Result<LoanedSample> Publisher::LoanImpl(size_t bytes, bool wait) {
   internal::PublisherState& p = *state_;
   internal::ChannelState& ch = *p.channel;
   channel::ChannelHeader& h = *ch.header;
+  QUIVER_RETURN_IF_ERROR(internal::CheckNotInherited(ch, "this publisher"));
   if (bytes == 0) return Status::InvalidArgument("a loan must be at least 1 byte");
   if (bytes > ch.capacity) {
     return Status::CapacityExceeded("loan of " + std::to_string(bytes) +
@@ -415,6 +417,7 @@ Status Publisher::Publish(LoanedSample&& sample) {
   }
   internal::PublisherState& p = *state_;
   internal::ChannelState& ch = *p.channel;
+  QUIVER_RETURN_IF_ERROR(internal::CheckNotInherited(ch, "this publisher"));
   channel::ChannelHeader& h = *ch.header;
   const uint32_t index = sample.desc_;
   const size_t size = sample.size_;
@@ -500,6 +503,7 @@ uint32_t Publisher::subscriber_count() const {
 Result<Publisher> Channel::CreatePublisher(const PublisherOptions& options) {
   internal::ChannelState& ch = *state_;
   channel::ChannelHeader& h = *ch.header;
+  QUIVER_RETURN_IF_ERROR(internal::CheckNotInherited(ch, "this handle"));
   {
     std::lock_guard lock(ch.mu);
     if (ch.holds_publisher) {

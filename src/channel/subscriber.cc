@@ -28,6 +28,7 @@ constexpr auto kPublisherProbeInterval = std::chrono::milliseconds(20);
 
 SubscriberState::~SubscriberState() {
   ChannelState& ch = *channel;
+  if (ch.segment.inherited()) return;  // the parent's slot: a child leaves it alone
   channel::SubscriberSlot& s = ch.slots[slot];
   s.notify_name[0] = '\0';
   // Backlog samples never delivered: give them back now rather than at the reclaim.
@@ -170,7 +171,7 @@ uint64_t Sample::offset() const { return owner_ ? static_cast<uint64_t>(data_ - 
 
 void Sample::Release() {
   if (owner_) {
-    owner_->Release(desc_);
+    if (!owner_->channel->segment.inherited()) owner_->Release(desc_);
     owner_.reset();
   }
 }
@@ -185,6 +186,7 @@ Subscriber::~Subscriber() = default;
 
 Result<std::optional<Sample>> Subscriber::TryReceive() {
   internal::SubscriberState& s = *state_;
+  QUIVER_RETURN_IF_ERROR(internal::CheckNotInherited(*s.channel, "this subscriber"));
   QUIVER_ASSIGN_OR_RETURN(std::optional<Sample> sample, s.Take(state_));
   if (sample) return sample;
   if (s.notify) {
@@ -258,6 +260,7 @@ Status Subscriber::Gone(std::chrono::steady_clock::time_point wait_until) {
 Result<Sample> Subscriber::Receive(std::chrono::nanoseconds timeout) {
   internal::SubscriberState& s = *state_;
   internal::ChannelState& ch = *s.channel;
+  QUIVER_RETURN_IF_ERROR(internal::CheckNotInherited(ch, "this subscriber"));
   channel::SubscriberSlot& slot = ch.slots[s.slot];
   using internal::Clock;
   const Clock::time_point start = Clock::now();
@@ -386,6 +389,7 @@ std::optional<uint32_t> ClaimGoneSlot(internal::ChannelState& ch) {
 
 Result<Subscriber> Channel::CreateSubscriber(const SubscriberOptions& options) {
   internal::ChannelState& ch = *state_;
+  QUIVER_RETURN_IF_ERROR(internal::CheckNotInherited(ch, "this handle"));
   QUIVER_ASSIGN_OR_RETURN(const std::byte* data, ch.DataReadOnly());
   std::optional<uint32_t> claimed = ClaimFreeSlot(ch);
   if (!claimed) claimed = ClaimGoneSlot(ch);

@@ -14,6 +14,7 @@
 #include <set>
 #include <utility>
 
+#include "common/fork_generation.h"
 #include "common/private_dir.h"
 #include "shm/ofd_lock.h"
 
@@ -153,12 +154,15 @@ Status Segment::ValidateName(std::string_view name) {
 }
 
 Segment::Segment(UniqueFd fd, size_t size, std::string path)
-    : fd_(std::move(fd)), size_(size), path_(std::move(path)) {
+    : fd_(std::move(fd)), size_(size), path_(std::move(path)), fork_generation_(ForkGeneration()) {
   Track();
 }
 
 Segment::Segment(Segment&& other) noexcept
-    : fd_(std::move(other.fd_)), size_(other.size_), path_(std::move(other.path_)) {
+    : fd_(std::move(other.fd_)),
+      size_(other.size_),
+      path_(std::move(other.path_)),
+      fork_generation_(other.fork_generation_) {
   other.Untrack();
   Track();
 }
@@ -169,6 +173,7 @@ Segment& Segment::operator=(Segment&& other) noexcept {
     fd_ = std::move(other.fd_);
     size_ = other.size_;
     path_ = std::move(other.path_);
+    fork_generation_ = other.fork_generation_;
     other.Untrack();
     Track();
   }
@@ -176,6 +181,8 @@ Segment& Segment::operator=(Segment&& other) noexcept {
 }
 
 Segment::~Segment() { Close(); }
+
+bool Segment::inherited() const { return fork_generation_ != ForkGeneration(); }
 
 void Segment::Track() {
   if (path_.empty()) return;
@@ -204,7 +211,7 @@ bool Segment::UnlinkIfLast() const {
 void Segment::ReleaseNamesOfLastHolder() {
   std::lock_guard lock(g_named_mu);
   for (Segment* segment : NamedSegments()) {
-    if (segment->UnlinkIfLast()) {
+    if (!segment->inherited() && segment->UnlinkIfLast()) {
       // Gone from the name: back to a shared lock, so this process counts as a participant
       // again for as long as it lives.
       (void)LockByte(segment->fd_.get(), kParticipantLockByte, LockKind::kShared);
@@ -215,9 +222,10 @@ void Segment::ReleaseNamesOfLastHolder() {
 void Segment::Close() {
   Untrack();
   if (!fd_.valid()) return;
-  // The last participant out removes the name.
-  UnlinkIfLast();
-  fd_.Reset();  // drops every lock this description holds
+  // The last participant out removes the name; a child of fork() is not a participant of
+  // its own (it shares its parent's description, so it would take itself for the last).
+  if (!inherited()) UnlinkIfLast();
+  fd_.Reset();  // drops every lock this description holds, unless a parent shares it
 }
 
 Result<Segment> Segment::CreateNamed(std::string_view name, size_t bytes, const Initializer& init,

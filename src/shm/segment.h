@@ -12,8 +12,8 @@
 #include <string_view>
 #include <vector>
 
-#include "quiver/status.h"
 #include "common/unique_fd.h"
+#include "quiver/status.h"
 
 namespace quiver::shm {
 
@@ -113,6 +113,10 @@ class Segment {
 
   int fd() const { return fd_.get(); }
   size_t size() const { return size_; }
+  /// True in a child of fork() for a segment its parent opened (ForkGeneration changed):
+  /// its fd shares the parent's open file description and so its locks. Closing such a
+  /// segment only closes the child's fd and mappings; it never removes the name.
+  bool inherited() const;
   bool named() const { return !path_.empty(); }
   /// The file path of a named segment; empty for a memfd.
   const std::string& path() const { return path_; }
@@ -129,6 +133,7 @@ class Segment {
   UniqueFd fd_;
   size_t size_ = 0;
   std::string path_;
+  uint64_t fork_generation_ = 0;  // ForkGeneration() when it was opened
 };
 
 }  // namespace quiver::shm
