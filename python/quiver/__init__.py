@@ -18,6 +18,8 @@ import os
 import re
 import signal
 import threading
+import time
+import weakref
 from typing import Any, AsyncIterator, Iterator, Optional, Sequence, Union
 
 import numpy as np
@@ -66,6 +68,43 @@ def parse_size(value: Union[int, str]) -> int:
     return _quiver.parse_byte_size(value)
 
 
+class _Closed:
+    """Stands in for the native object of a closed Channel, Publisher, Subscriber or Sample
+    (or a channel a child of fork could not open again): any use raises
+    ``InvalidArgumentError`` saying which and why, as a closed file raises ``ValueError``."""
+
+    __slots__ = ("_message",)
+
+    def __init__(self, message: str) -> None:
+        self._message = message
+
+    def __getattr__(self, name: str) -> Any:
+        raise InvalidArgument(self._message)
+
+
+def _seconds(timeout: Optional[float], what: str) -> Optional[float]:
+    if timeout is not None and (isinstance(timeout, bool) or not timeout >= 0):
+        raise InvalidArgument(f"{what} is seconds (a number >= 0) or None, got {timeout!r}")
+    return timeout
+
+
+async def _poll_async(ready: Any, timeout: Optional[float], timed_out: str) -> Any:
+    """Awaits ``ready()`` returning something other than None, looking again after a pause
+    that grows from 1 to 20 ms (rendezvous happen once per run); ``Timeout`` saying
+    ``timed_out`` after ``timeout`` seconds (None: never)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    pause = 0.001
+    while True:
+        got = ready()
+        if got is not None:
+            return got
+        if deadline is not None and time.monotonic() >= deadline:
+            raise Timeout(f"{timed_out} within {timeout:g} s")
+        await asyncio.sleep(pause if deadline is None else
+                            max(0.0, min(pause, deadline - time.monotonic())))
+        pause = min(pause * 2, 0.02)
+
+
 def _schema_capsule(schema: Any) -> Any:
     if schema is None:
         return None
@@ -98,13 +137,47 @@ class Retainer:
 
 
 class Sample:
-    """One received sample. Its data stays in shared memory, and the sample stays held, while
-    this object or any view made from it (pyarrow arrays, numpy arrays) is alive."""
+    """One received sample. Its data stays in shared memory, and the sample stays held (its
+    memory is not reused), while this object or any view made from it (pyarrow arrays and
+    batches, numpy arrays, polars frames) is alive; :meth:`release` (or the end of a ``with``
+    block) lets this object's hold go at once instead of when it is collected. Views made
+    before stay valid: each keeps the sample held until it goes.
+
+    Arrow samples: ``to_arrow()``, the Arrow PyCapsule interface (``pa.record_batch(sample)``,
+    ``pl.DataFrame(sample)``, ``duckdb``), :meth:`to_polars`. Tensors and frames:
+    ``np.asarray(sample)``, ``np.from_dlpack(sample)``, ``.shape``, ``.dtype``. All zero-copy.
+
+    Thread-safety: immutable; its views may be read from any thread. A sample received in a
+    process that then forked belongs to the parent: the child's copy raises when used.
+
+    >>> with sub.receive(timeout=1.0) as sample:
+    ...     total = pc.sum(sample.to_arrow().column("amount"))"""
 
     __slots__ = ("_s", "__weakref__")
 
     def __init__(self, native: _quiver.Sample) -> None:
         self._s = native
+
+    def release(self) -> None:
+        """Lets go of the sample: the channel may reuse its memory once every view made from
+        it is gone too. Any later use of this object raises ``InvalidArgumentError``.
+        Idempotent."""
+        if not isinstance(self._s, _Closed):
+            self._s = _Closed("this sample was released (Sample.release or the end of its "
+                              "with block); keep a view (to_arrow(), to_numpy()) to read "
+                              "it longer")
+
+    close = release
+
+    @property
+    def released(self) -> bool:
+        return isinstance(self._s, _Closed)
+
+    def __enter__(self) -> "Sample":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
 
     @property
     def kind(self) -> str:
@@ -160,6 +233,60 @@ class Sample:
         a sample of another kind."""
         return self._s.audio_info
 
+    def to_polars(self) -> Any:
+        """The batch as a ``polars.DataFrame`` over shared memory (polars copies only the
+        columns it must convert). ``pl.DataFrame(sample)`` is the same; note that
+        ``pl.from_arrow(sample)`` gives a struct Series, as polars does for every Arrow
+        object that is not pyarrow's own."""
+        import polars as pl
+        return pl.DataFrame(self.to_arrow())
+
+    @property
+    def shape(self) -> tuple:
+        """A tensor's shape; an image's (height, width[, channels]); audio's (frames,
+        channels); raw bytes' (size,). ``InvalidArgumentError`` for an Arrow sample."""
+        return self._numpy_view().shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The numpy dtype of :meth:`to_numpy`'s view. ``InvalidArgumentError`` for an
+        Arrow sample."""
+        return self._numpy_view().dtype
+
+    def _numpy_view(self) -> np.ndarray:
+        if self.kind == "arrow":
+            raise InvalidArgument("an Arrow sample has columns, not a shape or a dtype: use "
+                                  "to_arrow()")
+        return self._s.to_numpy()
+
+    def __array__(self, dtype: Any = None, copy: Optional[bool] = None) -> np.ndarray:
+        """``np.asarray(sample)``: the read-only view of :meth:`to_numpy` (no copy), a copy if
+        ``copy=True`` or if ``dtype`` differs (refused with ``copy=False``)."""
+        view = self._numpy_view()
+        if dtype is not None and np.dtype(dtype) != view.dtype:
+            if copy is False:
+                raise ValueError(f"a {view.dtype} sample cannot be viewed as {np.dtype(dtype)} "
+                                 f"without a copy")
+            return view.astype(dtype)
+        return view.copy() if copy else view
+
+    def __dlpack__(self, *, stream: Any = None, max_version: Any = None, dl_device: Any = None,
+                   copy: Optional[bool] = None) -> Any:
+        """DLPack export of a tensor or frame (``np.from_dlpack``, ``torch.from_dlpack``): the
+        shared memory itself, flagged read-only (DLPack 1.0; consumers that ask for an older
+        version get ``BufferError``, as numpy gives for any read-only array)."""
+        kwargs: dict = {}
+        if max_version is not None:
+            kwargs["max_version"] = max_version
+        if dl_device is not None:
+            kwargs["dl_device"] = dl_device
+        if copy is not None:
+            kwargs["copy"] = copy
+        return self._numpy_view().__dlpack__(stream=stream, **kwargs)
+
+    def __dlpack_device__(self) -> tuple:
+        return (1, 0)  # kDLCPU, device 0: shared memory is host memory
+
     def __arrow_c_array__(self, requested_schema: Any = None) -> tuple:
         if requested_schema is not None:
             return self.to_arrow().__arrow_c_array__(requested_schema)
@@ -171,6 +298,8 @@ class Sample:
         return reader.__arrow_c_stream__(requested_schema)
 
     def __repr__(self) -> str:
+        if self.released:
+            return "<quiver.Sample released>"
         return f"<quiver.Sample {self.kind} #{self.sequence} {self.size} bytes>"
 
 
@@ -249,7 +378,15 @@ class FrameLoan:
 
 
 class Publisher:
-    """The one writer of a channel. Thread-compatible: use it from one thread at a time."""
+    """The one writer of a channel (:meth:`Channel.publisher`). :meth:`close` (or the end of
+    a ``with`` block) ends it: subscribers get what it published, then ``PeerGoneError``.
+
+    Thread-safety: thread-compatible, use it from one thread at a time. A publisher made
+    before a fork belongs to the parent: in the child it raises ``InvalidArgumentError``.
+
+    >>> with channel.publisher() as pub:
+    ...     pub.wait_for_subscribers(2, timeout=10)  # none of them misses the first batch
+    ...     pub.publish(batch)"""
 
     def __init__(self, channel: "Channel", loan_timeout: Optional[float] = None) -> None:
         self._channel = channel
@@ -257,7 +394,39 @@ class Publisher:
 
     @property
     def subscriber_count(self) -> int:
+        """How many subscribers samples are delivered to now."""
         return self._p.subscriber_count
+
+    def wait_for_subscribers(self, count: int = 1, timeout: Optional[float] = None) -> None:
+        """Waits until at least ``count`` subscribers are attached (without the GIL; Ctrl-C
+        interrupts it), so that none of them misses the first sample. ``TimeoutError``
+        (``quiver.Timeout``) saying how many came, after ``timeout`` seconds (None: no
+        limit)."""
+        self._p.wait_for_subscribers(int(count), _seconds(timeout, "timeout"))
+
+    async def wait_for_subscribers_async(self, count: int = 1,
+                                         timeout: Optional[float] = None) -> None:
+        """As :meth:`wait_for_subscribers`, for asyncio: the event loop runs meanwhile."""
+        await _poll_async(lambda: True if self._p.subscriber_count >= count else None,
+                          _seconds(timeout, "timeout"),
+                          f"channel '{self._channel.name}' did not get {count} subscribers")
+
+    def close(self) -> None:
+        """Stops publishing: subscribers receive what was published, then ``PeerGoneError``
+        (once no loan of it is still open). Any later use raises ``InvalidArgumentError``.
+        Idempotent."""
+        if not isinstance(self._p, _Closed):
+            self._p = _Closed(f"this publisher of channel '{self._channel.name}' is closed")
+
+    @property
+    def closed(self) -> bool:
+        return isinstance(self._p, _Closed)
+
+    def __enter__(self) -> "Publisher":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
     def publish(self, data: Any) -> int:
         """Publishes Arrow data: a ``pyarrow.RecordBatch`` or ``Table``, or any object that
@@ -340,8 +509,19 @@ class Publisher:
 
 
 class Subscriber:
-    """One reader of a channel; receives every sample published after it attached (with
-    ``from_oldest``, the channel's backlog first)."""
+    """One reader of a channel (:meth:`Channel.subscriber`); receives every sample published
+    after it attached (with ``from_oldest``, the channel's backlog first). Iterate it (also
+    with ``async for``) until the publisher closes, or read it as a
+    ``pyarrow.RecordBatchReader`` (:meth:`reader`). :meth:`close` (or the end of a ``with``
+    block) gives its slot back; samples it received stay valid while they are held.
+
+    Thread-safety: thread-compatible, use it from one thread at a time (its samples may go
+    to other threads). A subscriber made before a fork belongs to the parent: in the child
+    it raises ``InvalidArgumentError``; subscribe again there.
+
+    >>> with quiver.Channel.open("ledger", wait=10).subscriber() as sub:
+    ...     for sample in sub:
+    ...         handle(sample.to_arrow())"""
 
     def __init__(self, channel: "Channel", reader_schema: Optional[pa.Schema] = None,
                  validate: str = "structure", spin_us: float = 20.0,
@@ -349,9 +529,42 @@ class Subscriber:
         if validate not in ("structure", "full"):
             raise InvalidArgument("validate must be 'structure' or 'full'")
         self._channel = channel
+        self._reader_schema = reader_schema
         self._s = _quiver.Subscriber(channel._c, _schema_capsule(reader_schema),
                                      validate == "full", spin_us, bool(from_oldest),
                                      bool(follow_restarts))
+
+    def close(self) -> None:
+        """Leaves the channel: the publisher stops queueing samples for it (the slot is free
+        again once the samples it holds are released). Any later use raises
+        ``InvalidArgumentError``. Idempotent."""
+        if not isinstance(self._s, _Closed):
+            self._s = _Closed(f"this subscriber of channel '{self._channel.name}' is closed")
+
+    @property
+    def closed(self) -> bool:
+        return isinstance(self._s, _Closed)
+
+    def __enter__(self) -> "Subscriber":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def reader(self) -> pa.RecordBatchReader:
+        """The channel as a ``pyarrow.RecordBatchReader``: each sample's batch (zero-copy),
+        until the publisher closes. For DuckDB (``duckdb.from_arrow(reader)``), polars,
+        pyarrow datasets and ``pyarrow.flight`` alike, anything that takes a stream. Its
+        schema is the reader schema this subscriber was made with, else the channel's
+        schema now (a channel whose schema may grow needs a reader schema, else a batch of
+        a later version ends the stream with ``ArrowInvalid``). ``InvalidArgumentError``
+        on a channel without a schema."""
+        schema = self._reader_schema or self._channel.schema
+        if schema is None:
+            raise InvalidArgument(f"channel '{self._channel.name}' carries no Arrow schema, so "
+                                  f"it cannot be read as a RecordBatchReader")
+        return pa.RecordBatchReader.from_batches(
+            schema, (sample.to_arrow() for sample in self))
 
     def receive(self, timeout: Optional[float] = None) -> Sample:
         """Waits for the next sample (without holding the GIL; Ctrl-C interrupts it).
@@ -480,12 +693,57 @@ def release_named_channels() -> None:
     _quiver.release_named_segments()
 
 
+# Every open Channel of this process, to be attached again in a child after fork.
+_channels: "weakref.WeakSet[Channel]" = weakref.WeakSet()
+
+
+def _attach_again_after_fork() -> None:
+    """In a child of fork: every channel handle it inherited is the parent's (its locks are
+    the parent's), so each is attached anew, by name or through its fd; publishers,
+    subscribers and samples made before the fork stay the parent's and raise when used."""
+    for channel in list(_channels):
+        channel._attach_again()
+
+
+os.register_at_fork(after_in_child=_attach_again_after_fork)
+
+
+def _open_pickled(name: str) -> "Channel":
+    return Channel.open(name)
+
+
+def _from_pickled_fd(dup: Any) -> "Channel":
+    fd = dup.detach()
+    try:
+        return Channel.from_fd(fd)
+    finally:
+        os.close(fd)
+
+
 class Channel:
     """A handle to a channel in shared memory. Cheap to keep; the channel's memory is freed
-    when the last process holding it closes it."""
+    when the last process holding it closes it (a named channel's name goes with it).
+
+    Rendezvous: :meth:`open` with ``wait`` (the consumer may start first),
+    :meth:`open_or_create` (either may), :meth:`Publisher.wait_for_subscribers` (no reader
+    misses the first sample); each has an asyncio form.
+
+    Lifetimes: :meth:`close` or a ``with`` block lets this handle go; publishers and
+    subscribers made from it hold the channel themselves until they are closed too.
+
+    Processes: a channel pickles by name (a named one) or by passing its fd (a memfd, as
+    ``multiprocessing`` does for ``spawn`` and queues), so it can be an argument of a
+    ``multiprocessing.Process``. After ``fork``, a child's inherited channel handles are
+    attached again in the child automatically; publishers, subscribers and samples made
+    before the fork stay the parent's (using them raises ``InvalidArgumentError``).
+
+    Thread-safety: a channel handle may be shared between threads; each publisher and
+    subscriber is used from one thread at a time."""
 
     def __init__(self, native: _quiver.Channel) -> None:
         self._c = native
+        self._name = native.name
+        _channels.add(self)
         if native.named:
             _on_sigterm_release_names()
 
@@ -493,21 +751,99 @@ class Channel:
     def create(cls, name: str, capacity: Union[int, str] = "64MiB", *,
                schema: Optional[pa.Schema] = None, max_samples: int = 256,
                max_subscribers: int = 16, overflow: str = "block",
-               memfd: bool = False, stall_timeout: Optional[float] = None) -> "Channel":
+               memfd: bool = False, stall_timeout: Optional[float] = None,
+               evolution: str = "strict") -> "Channel":
         """Creates a channel. With ``schema`` it carries Arrow batches of that schema (stored
-        once, versioned as it evolves). ``overflow`` is ``"block"`` (the default: nothing is
-        lost) or ``"drop-oldest"``. ``memfd=True`` makes an anonymous channel reachable only
-        through its ``fd``. ``stall_timeout`` (seconds; ``block`` only) evicts a subscriber
-        that keeps the channel full that long: a stopped or hung reader then costs the
-        publisher at most that long, and its next receive raises ``Evicted``."""
+        once). ``evolution`` says whether batches may differ from it: ``"strict"`` (the
+        default) takes only batches of the schema's fields, refusing a misspelt column
+        (``SchemaMismatchError`` naming the field it probably meant) instead of letting its
+        readers get nulls; ``"add-nullable"`` lets the schema grow by nullable fields, each
+        change a new version that readers bound by name read on. Tensors, frames and raw
+        bytes go on a channel without a schema. ``overflow`` is ``"block"`` (the default:
+        nothing is lost) or ``"drop-oldest"``. ``memfd=True`` makes an anonymous channel
+        reachable only through its ``fd``. ``stall_timeout`` (seconds; ``block`` only)
+        evicts a subscriber that keeps the channel full that long: a stopped or hung reader
+        then costs the publisher at most that long, and its next receive raises
+        ``EvictedError``. ``AlreadyExistsError`` if a live channel has the name."""
         return cls(_quiver.Channel.create(name, parse_size(capacity), max_samples,
                                           max_subscribers, overflow, memfd,
-                                          _schema_capsule(schema), stall_timeout))
+                                          _schema_capsule(schema), stall_timeout, evolution))
 
     @classmethod
-    def open(cls, name: str) -> "Channel":
-        """Attaches to an existing named channel (``NotFound`` if there is none)."""
-        return cls(_quiver.Channel.open(name))
+    def open_or_create(cls, name: str, capacity: Union[int, str] = "64MiB", *,
+                       schema: Optional[pa.Schema] = None, max_samples: int = 256,
+                       max_subscribers: int = 16, overflow: str = "block",
+                       stall_timeout: Optional[float] = None,
+                       evolution: str = "strict") -> "Channel":
+        """Opens named channel ``name`` if it exists, else creates it as :meth:`create` would:
+        for two processes either of which may start first (a race between them is settled:
+        one creates, the other opens). The other arguments count only when it creates;
+        ``SchemaMismatchError`` if an existing channel never had exactly ``schema``."""
+        return cls(_quiver.Channel.open_or_create(name, parse_size(capacity), max_samples,
+                                                  max_subscribers, overflow,
+                                                  _schema_capsule(schema), stall_timeout,
+                                                  evolution))
+
+    @classmethod
+    def open(cls, name: str, *, wait: Union[bool, float] = False) -> "Channel":
+        """Attaches to an existing named channel. ``NotFoundError`` if there is none, unless
+        ``wait``: then it waits for the channel to be created, ``wait`` seconds (``True``: as
+        long as it takes; Ctrl-C interrupts), and raises ``TimeoutError`` (``quiver.Timeout``)
+        if it was not. Under ``quiver run``, a pipeline channel of the node is attached by
+        its name too."""
+        if wait is False:
+            return cls(_quiver.Channel.open(name))
+        seconds = None if wait is True else _seconds(wait, "wait")
+        return cls(_quiver.Channel.open_waiting(name, seconds))
+
+    @classmethod
+    async def open_async(cls, name: str, timeout: Optional[float] = None) -> "Channel":
+        """Awaits named channel ``name`` being created, then attaches to it (the event loop
+        runs meanwhile); ``TimeoutError`` (``quiver.Timeout``) after ``timeout`` seconds
+        (None: no limit)."""
+        def attempt() -> Optional[Channel]:
+            try:
+                return cls(_quiver.Channel.open(name))
+            except _quiver.NotFoundError:
+                return None
+        return await _poll_async(attempt, _seconds(timeout, "timeout"),
+                                 f"channel '{name}' was not created")
+
+    def close(self) -> None:
+        """Lets this handle go (the channel's memory goes with the last handle, publisher and
+        subscriber of every process). Any later use of this object raises
+        ``InvalidArgumentError``. Idempotent."""
+        if not isinstance(self._c, _Closed):
+            self._c = _Closed(f"channel '{self._name}' is closed")
+            _channels.discard(self)
+
+    @property
+    def closed(self) -> bool:
+        return isinstance(self._c, _Closed)
+
+    def __enter__(self) -> "Channel":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __reduce__(self) -> tuple:
+        native = self._c
+        if native.named:
+            return (_open_pickled, (self._name,))
+        from multiprocessing.reduction import DupFd
+        return (_from_pickled_fd, (DupFd(native.fd),))
+
+    def _attach_again(self) -> None:
+        old = self._c
+        if isinstance(old, _Closed):
+            return
+        try:
+            self._c = (_quiver.Channel.open(self._name) if old.named else
+                       _quiver.Channel.from_fd(old.fd))
+        except QuiverError as e:
+            self._c = _Closed(f"channel '{self._name}' was attached before this process "
+                              f"forked, and could not be attached again in it: {e}")
 
     @classmethod
     def from_fd(cls, fd: int) -> "Channel":
@@ -534,7 +870,12 @@ class Channel:
 
     @property
     def name(self) -> str:
-        return self._c.name
+        return self._name
+
+    @property
+    def evolution(self) -> Optional[str]:
+        """``"strict"`` or ``"add-nullable"`` (see :meth:`create`); None without a schema."""
+        return self._c.evolution
 
     @property
     def capacity(self) -> int:
@@ -599,4 +940,6 @@ class Channel:
         return Subscriber(self, reader_schema, validate, spin_us, from_oldest, follow_restarts)
 
     def __repr__(self) -> str:
+        if self.closed:
+            return f"<quiver.Channel '{self.name}' closed>"
         return f"<quiver.Channel '{self.name}' {self.capacity} bytes>"

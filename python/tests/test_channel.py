@@ -224,7 +224,7 @@ def test_string_columns_become_the_channel_type(name):
 def test_reader_schema_binds_by_name_and_sees_new_nullable_columns(name):
     v1 = pa.schema([pa.field("id", pa.int64(), False), pa.field("price", pa.float64())])
     v2 = pa.schema(list(v1) + [pa.field("currency", pa.utf8())])
-    channel = quiver.Channel.create(name, "1MiB", schema=v1)
+    channel = quiver.Channel.create(name, "1MiB", schema=v1, evolution="add-nullable")
     old = channel.subscriber(reader_schema=v1)
     new = channel.subscriber(reader_schema=v2)
     pub = channel.publisher()

@@ -131,7 +131,8 @@ PEER = textwrap.dedent('''
 
 
 def test_info_names_the_holders_schemas_and_per_subscriber_lag(build_dir, name, tmp_path):
-    channel = quiver.Channel.create(name, "1MiB", schema=SCHEMA, stall_timeout=2.0)
+    channel = quiver.Channel.create(name, "1MiB", schema=SCHEMA, stall_timeout=2.0,
+                                    evolution="add-nullable")
     sub = channel.subscriber()
     script = tmp_path / "peer.py"
     script.write_text(PEER)

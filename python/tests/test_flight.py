@@ -229,7 +229,7 @@ def _open(name):
 
 
 def test_do_put_checks_the_schema(serve, name):
-    channel = quiver.Channel.create(name, "4MiB", schema=SCHEMA)
+    channel = quiver.Channel.create(name, "4MiB", schema=SCHEMA, evolution="add-nullable")
     wrong = pa.schema([("id", pa.int64()), ("amount", pa.float64()), ("memo", pa.string())])
     writer, _ = serve.client().do_put(flight.FlightDescriptor.for_path(name), wrong)
     with pytest.raises(pa.ArrowInvalid, match="SCHEMA_MISMATCH.*amount"):
@@ -244,6 +244,20 @@ def test_do_put_checks_the_schema(serve, name):
                                         pa.array(["n"])], schema=evolved))
     writer.close()
     assert channel.schema_versions == 2
+
+
+def test_do_put_into_a_strict_channel_takes_only_its_schema(serve, name):
+    """The channel's evolution rule holds for Flight clients too: a misspelt column is
+    refused, naming the field it probably meant."""
+    channel = quiver.Channel.create(name, "4MiB", schema=SCHEMA)
+    typo = pa.schema([pa.field(f.name if f.name != "amount" else "amuont", f.type)
+                      for f in SCHEMA])
+    writer, _ = serve.client().do_put(flight.FlightDescriptor.for_path(name), typo)
+    with pytest.raises(pa.ArrowInvalid, match="'amuont' looks like a misspelling of 'amount'"):
+        writer.write_batch(pa.record_batch([pa.array([1]), pa.array([2]), pa.array(["x"])],
+                                           schema=typo))
+        writer.close()
+    assert channel.schema_versions == 1
 
 
 def test_do_put_of_nullable_fields_into_non_nullable_ones(serve, name):

@@ -128,7 +128,6 @@ Status CheckEvolution(const std::vector<std::shared_ptr<arrow::Schema>>& version
                       const arrow::Schema& next, SchemaEvolution evolution) {
   QUIVER_RETURN_IF_ERROR(CheckUniqueNames(next, "the new schema"));
   if (versions.empty()) return Status::OK();
-  if (evolution == SchemaEvolution::kStrict) return CheckSameFields(versions, next);
   if (const std::vector<std::string> typos = Misspellings(versions, next); !typos.empty()) {
     return Mismatch("the new schema " + Joined(typos) +
                     ", which it leaves out; check the column names. To rename a field, "
@@ -146,6 +145,7 @@ Status CheckEvolution(const std::vector<std::shared_ptr<arrow::Schema>>& version
       }
     }
   }
+  if (evolution == SchemaEvolution::kStrict) return CheckSameFields(versions, next);
   const arrow::Schema& newest = *versions.back();
   for (const auto& old_field : newest.fields()) {
     const auto field = next.GetFieldByName(old_field->name());
