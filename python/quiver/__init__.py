@@ -82,6 +82,14 @@ class _Closed:
         raise InvalidArgument(self._message)
 
 
+def _native(channel: "Channel") -> Any:
+    """The channel's native handle; ``InvalidArgumentError`` if it is closed."""
+    native = channel._c
+    if isinstance(native, _Closed):
+        raise InvalidArgument(native._message)
+    return native
+
+
 def _seconds(timeout: Optional[float], what: str) -> Optional[float]:
     if timeout is not None and (isinstance(timeout, bool) or not timeout >= 0):
         raise InvalidArgument(f"{what} is seconds (a number >= 0) or None, got {timeout!r}")
@@ -390,7 +398,7 @@ class Publisher:
 
     def __init__(self, channel: "Channel", loan_timeout: Optional[float] = None) -> None:
         self._channel = channel
-        self._p = _quiver.Publisher(channel._c, loan_timeout)
+        self._p = _quiver.Publisher(_native(channel), loan_timeout)
 
     @property
     def subscriber_count(self) -> int:
@@ -530,7 +538,7 @@ class Subscriber:
             raise InvalidArgument("validate must be 'structure' or 'full'")
         self._channel = channel
         self._reader_schema = reader_schema
-        self._s = _quiver.Subscriber(channel._c, _schema_capsule(reader_schema),
+        self._s = _quiver.Subscriber(_native(channel), _schema_capsule(reader_schema),
                                      validate == "full", spin_us, bool(from_oldest),
                                      bool(follow_restarts))
 

@@ -692,7 +692,8 @@ class HandleResolver:
         self._r = _wf.HandleResolver()
 
     def watch(self, channel: Any) -> None:
-        self._r.watch(channel._c)
+        from . import _native
+        self._r.watch(_native(channel))
 
     def resolve(self, handle: ShmHandle, wait: float = 1.0) -> Any:
         from . import Sample

@@ -128,11 +128,6 @@ Status CheckEvolution(const std::vector<std::shared_ptr<arrow::Schema>>& version
                       const arrow::Schema& next, SchemaEvolution evolution) {
   QUIVER_RETURN_IF_ERROR(CheckUniqueNames(next, "the new schema"));
   if (versions.empty()) return Status::OK();
-  if (const std::vector<std::string> typos = Misspellings(versions, next); !typos.empty()) {
-    return Mismatch("the new schema " + Joined(typos) +
-                    ", which it leaves out; check the column names. To rename a field, "
-                    "publish a batch with both fields first, then batches without the old one");
-  }
   // A name keeps its type forever, even across a version that dropped it: a reader of an
   // old sample must never find a different type under a name it bound.
   for (size_t v = 0; v < versions.size(); ++v) {
@@ -146,6 +141,11 @@ Status CheckEvolution(const std::vector<std::shared_ptr<arrow::Schema>>& version
     }
   }
   if (evolution == SchemaEvolution::kStrict) return CheckSameFields(versions, next);
+  if (const std::vector<std::string> typos = Misspellings(versions, next); !typos.empty()) {
+    return Mismatch("the new schema " + Joined(typos) +
+                    ", which it leaves out; check the column names. To rename a field, "
+                    "publish a batch with both fields first, then batches without the old one");
+  }
   const arrow::Schema& newest = *versions.back();
   for (const auto& old_field : newest.fields()) {
     const auto field = next.GetFieldByName(old_field->name());
