@@ -131,7 +131,9 @@ TEST(SupervisorTest, PipelineCompletesWhenEveryNodeExitsZero) {
   p.channels.push_back({.name = "other-" + std::to_string(::getpid()), .capacity = 1 << 20});
   const std::string data = p.channels[0].name;
   const std::string other = p.channels[1].name;
-  NodeSpec pub = Sh("pub", "exit 0");
+  // The publisher is told how many of the pipeline's nodes read each of its channels.
+  NodeSpec pub =
+      Sh("pub", "test \"$QUIVER_SUBSCRIBERS\" = " + data + "=1," + other + "=0 || exit 9");
   pub.publishes = {data, other};
   // The subscriber sees exactly its own channel, and the fd is open in it.
   NodeSpec sub = Sh("sub", "case \"$QUIVER_CHANNELS\" in " + data +

@@ -13,16 +13,15 @@ from ledger import batch
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--batches", type=int, default=10)
 parser.add_argument("--rows", type=int, default=100_000)
-parser.add_argument("--subscribers", type=int, default=2, help="wait for this many readers")
 args = parser.parse_args()
 
 publisher = quiver.Channel.attach("ledger").publisher()
 batches = [batch(args.rows, seed) for seed in range(args.batches)]  # made before the clock
-deadline = time.monotonic() + 30
-while publisher.subscriber_count < args.subscribers:
-    if time.monotonic() > deadline:
-        sys.exit(f"producer: only {publisher.subscriber_count} of {args.subscribers} readers came")
-    time.sleep(0.001)
+# Every node the pipeline file subscribes to `ledger` (quiver run says how many).
+try:
+    publisher.wait_for_subscribers(timeout=30)
+except quiver.TimeoutError as e:
+    sys.exit(f"producer: {e}")
 
 started = time.monotonic()  # CLOCK_MONOTONIC, the clock the C++ nodes read too
 start = time.perf_counter()

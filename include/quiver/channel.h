@@ -264,6 +264,10 @@ class Publisher {
   /// kTimeout (naming how many came) after `timeout`. Looks every few hundred microseconds
   /// to every few milliseconds; not for a hot path. In rendezvous.cc.
   Status WaitForSubscribers(uint32_t count, std::chrono::nanoseconds timeout);
+  /// How many subscribers this publisher should wait for: under `quiver run`, the number of
+  /// the pipeline's nodes that subscribe to its channel (kPipelineSubscribersEnv), so that
+  /// a producer need not repeat it from the pipeline file; elsewhere 1. In rendezvous.cc.
+  uint32_t expected_subscribers() const;
 
   /// Makes `descriptor` the channel's newest type version and returns its number; returns
   /// the newest version unchanged if it already holds exactly these bytes. Versions are
@@ -330,6 +334,11 @@ class Subscriber {
 
   std::shared_ptr<internal::SubscriberState> state_;
 };
+
+/// Set by `quiver run` for each node: "name=count,..." for the channels it publishes, each
+/// with the number of the pipeline's nodes that subscribe to it
+/// (Publisher::expected_subscribers).
+inline constexpr char kPipelineSubscribersEnv[] = "QUIVER_SUBSCRIBERS";
 
 /// A handle to a channel's shared memory. Copyable (handles share one attachment).
 class Channel {

@@ -405,19 +405,29 @@ class Publisher:
         """How many subscribers samples are delivered to now."""
         return self._p.subscriber_count
 
-    def wait_for_subscribers(self, count: int = 1, timeout: Optional[float] = None) -> None:
-        """Waits until at least ``count`` subscribers are attached (without the GIL; Ctrl-C
-        interrupts it), so that none of them misses the first sample. ``TimeoutError``
-        (``quiver.Timeout``) saying how many came, after ``timeout`` seconds (None: no
-        limit)."""
-        self._p.wait_for_subscribers(int(count), _seconds(timeout, "timeout"))
+    @property
+    def expected_subscribers(self) -> int:
+        """Under ``quiver run``, how many of the pipeline's nodes subscribe to this channel
+        (the pipeline file says it once; the supervisor tells the node); elsewhere 1."""
+        return self._p.expected_subscribers
 
-    async def wait_for_subscribers_async(self, count: int = 1,
+    def wait_for_subscribers(self, count: Optional[int] = None,
+                             timeout: Optional[float] = None) -> None:
+        """Waits until at least ``count`` subscribers are attached (without the GIL; Ctrl-C
+        interrupts it), so that none of them misses the first sample. ``count`` defaults to
+        :attr:`expected_subscribers`: in a pipeline node, every node that subscribes.
+        ``TimeoutError`` (``quiver.Timeout``) saying how many came, after ``timeout``
+        seconds (None: no limit)."""
+        wanted = self.expected_subscribers if count is None else int(count)
+        self._p.wait_for_subscribers(wanted, _seconds(timeout, "timeout"))
+
+    async def wait_for_subscribers_async(self, count: Optional[int] = None,
                                          timeout: Optional[float] = None) -> None:
         """As :meth:`wait_for_subscribers`, for asyncio: the event loop runs meanwhile."""
-        await _poll_async(lambda: True if self._p.subscriber_count >= count else None,
+        wanted = self.expected_subscribers if count is None else int(count)
+        await _poll_async(lambda: True if self._p.subscriber_count >= wanted else None,
                           _seconds(timeout, "timeout"),
-                          f"channel '{self._channel.name}' did not get {count} subscribers")
+                          f"channel '{self._channel.name}' did not get {wanted} subscribers")
 
     def close(self) -> None:
         """Stops publishing: subscribers receive what was published, then ``PeerGoneError``

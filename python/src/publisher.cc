@@ -102,6 +102,8 @@ void RegisterPublisher(nb::module_& m) {
       .def("publish_audio", &PyPublisher::PublishAudio, "pcm"_a, "sample_rate"_a,
            "sample_format"_a.none())
       .def_prop_ro("subscriber_count", &PyPublisher::subscriber_count)
+      .def_prop_ro("expected_subscribers",
+                   [](PyPublisher& p) { return p.publisher().expected_subscribers(); })
       .def(
           "wait_for_subscribers",
           [](PyPublisher& p, uint32_t count, std::optional<double> timeout) {

@@ -394,3 +394,30 @@ def test_a_subscriber_reads_as_a_record_batch_reader(name):
                                                     match="cannot be read as a RecordBatchReader"):
         raw.reader()
     untyped.close()
+
+
+# --- the README ---------------------------------------------------------------------------
+
+def test_the_readme_producer_and_consumer_run_as_written_in_either_order(name, tmp_path):
+    import pathlib
+    import re
+
+    readme = (pathlib.Path(__file__).resolve().parents[2] / "README.md").read_text()
+    blocks = {m.group(1): m.group(0)[len("```python\n"):-len("```")]
+              for m in re.finditer(r"```python\n# (producer|consumer)\.py\n.*?```", readme,
+                                   re.S)}
+    assert set(blocks) == {"producer", "consumer"}, "the README has one of each"
+    for program, code in blocks.items():
+        (tmp_path / f"{program}.py").write_text(code.replace('"ledger"', repr(name)))
+    for first, second in (("consumer", "producer"), ("producer", "consumer")):
+        started = subprocess.Popen([sys.executable, str(tmp_path / f"{first}.py")],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(0.3)
+        then = subprocess.Popen([sys.executable, str(tmp_path / f"{second}.py")],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        outputs = {}
+        for program, process in ((first, started), (second, then)):
+            out, err = process.communicate(timeout=60)
+            assert process.returncode == 0, f"{program}: {err}"
+            outputs[program] = out
+        assert outputs["consumer"].split() == ["1.5", "11.5", "21.5"]

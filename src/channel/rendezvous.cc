@@ -3,7 +3,9 @@
 // is polling with a growing pause (0.2 to 5 ms): rendezvous happen once per run, and a
 // futex for them would cost every attach and publish a wake-up.
 #include <algorithm>
+#include <charconv>
 #include <chrono>
+#include <cstdlib>
 #include <string>
 #include <thread>
 
@@ -85,6 +87,25 @@ Status Publisher::WaitForSubscribers(uint32_t count, std::chrono::nanoseconds ti
     }
     Pause(pause, deadline);
   }
+}
+
+uint32_t Publisher::expected_subscribers() const {
+  const char* env = std::getenv(kPipelineSubscribersEnv);
+  std::string_view list = env != nullptr ? env : "";
+  const std::string& name = channel().name();
+  while (!list.empty()) {
+    const size_t comma = list.find(',');
+    const std::string_view entry = list.substr(0, comma);
+    list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+    const size_t eq = entry.find('=');
+    uint32_t count = 0;
+    if (eq != std::string_view::npos && entry.substr(0, eq) == name &&
+        std::from_chars(entry.data() + eq + 1, entry.data() + entry.size(), count).ec ==
+            std::errc()) {
+      return count;
+    }
+  }
+  return 1;
 }
 
 }  // namespace quiver

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <thread>
 #include <vector>
 
@@ -116,6 +117,21 @@ TEST(RendezvousTest, WaitForSubscribersTimesOutSayingHowManyCame) {
   Status st = publisher->WaitForSubscribers(3, milliseconds(20));
   ASSERT_EQ(st.code(), ErrorCode::kTimeout);
   EXPECT_NE(st.message().find("1 of 3 subscribers"), std::string::npos) << st.ToString();
+}
+
+TEST(RendezvousTest, APipelineTellsAPublisherHowManySubscribersToExpect) {
+  const std::string name = UniqueName("rdv-expect");
+  auto channel = Channel::Create(name, {.capacity = 4096});
+  ASSERT_TRUE(channel.ok());
+  auto publisher = channel->CreatePublisher();
+  ASSERT_TRUE(publisher.ok());
+  ::unsetenv(kPipelineSubscribersEnv);
+  EXPECT_EQ(publisher->expected_subscribers(), 1u);  // outside a pipeline
+  ::setenv(kPipelineSubscribersEnv, ("other=5," + name + "=3").c_str(), 1);
+  EXPECT_EQ(publisher->expected_subscribers(), 3u);
+  ::setenv(kPipelineSubscribersEnv, "other=5", 1);
+  EXPECT_EQ(publisher->expected_subscribers(), 1u);  // not one of its channels
+  ::unsetenv(kPipelineSubscribersEnv);
 }
 
 }  // namespace

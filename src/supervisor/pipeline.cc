@@ -495,8 +495,8 @@ const NodeSpec* Pipeline::CoreOf(std::string_view worker) const {
 }
 
 bool IsSupervisorVariable(std::string_view name) {
-  for (std::string_view reserved :
-       {kChannelsEnv, kNodeEnv, kSocketEnv, control::kControlEnv, control::kControlWorkersEnv}) {
+  for (std::string_view reserved : {kChannelsEnv, kNodeEnv, kSocketEnv, kPipelineSubscribersEnv,
+                                    control::kControlEnv, control::kControlWorkersEnv}) {
     if (name == reserved) return true;
   }
   return false;

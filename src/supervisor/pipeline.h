@@ -90,8 +90,9 @@ struct Pipeline {
 };
 
 /// True for the variables the supervisor sets for its nodes (QUIVER_CHANNELS, QUIVER_NODE,
-/// QUIVER_SUPERVISOR_SOCKET, QUIVER_CONTROL, QUIVER_CONTROL_WORKERS): a pipeline file may not
-/// set them, and a node never inherits them from the supervisor's own environment.
+/// QUIVER_SUPERVISOR_SOCKET, QUIVER_SUBSCRIBERS, QUIVER_CONTROL, QUIVER_CONTROL_WORKERS): a
+/// pipeline file may not set them, and a node never inherits them from the supervisor's own
+/// environment.
 bool IsSupervisorVariable(std::string_view name);
 
 /// Reads and validates a pipeline file. kNotFound if it cannot be read; kInvalidArgument

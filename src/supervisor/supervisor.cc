@@ -231,6 +231,15 @@ class Supervisor {
     for (const std::string& name : node.spec->publishes) add(name);
     for (const std::string& name : node.spec->subscribes) add(name);
     node.request.env.push_back(std::string(kChannelsEnv) + "=" + list);
+    // For each channel it publishes, how many of the pipeline's nodes subscribe to it.
+    std::string counts;
+    for (const std::string& name : node.spec->publishes) {
+      const auto readers = std::ranges::count_if(pipeline_.nodes, [&](const NodeSpec& other) {
+        return std::ranges::find(other.subscribes, name) != other.subscribes.end();
+      });
+      counts += (counts.empty() ? "" : ",") + name + "=" + std::to_string(readers);
+    }
+    node.request.env.push_back(std::string(kPipelineSubscribersEnv) + "=" + counts);
   }
 
   // Two pipes per (core, worker) pair, one each way (a round trip over pipes costs a fraction
