@@ -156,6 +156,7 @@ def test_info_names_the_holders_schemas_and_per_subscriber_lag(build_dir, name, 
         assert (me["pid"], me["queued"], me["held"], me["received"]) == (os.getpid(), 1, 1, 1)
         assert sorted(info["processes"]) == sorted([os.getpid(), peer.pid])
         assert len(info["schemas"]) == 2 and "score: double" in info["schemas"][1]
+        assert info["evolution"] == "add-nullable"
         # Python's stats() has the same counters under the same names.
         assert channel.stats()["subscribers"][0]["held"] == 1
 
@@ -163,6 +164,7 @@ def test_info_names_the_holders_schemas_and_per_subscriber_lag(build_dir, name, 
         assert text.returncode == 0, text.stderr
         assert f"publisher    pid {peer.pid} (python" in text.stdout, text.stdout
         assert "v1: id: int64" in text.stdout and "v2: id: int64" in text.stdout
+        assert "evolution    add-nullable (nullable fields may be added" in text.stdout
         assert re.search(rf"slot 0  pid {os.getpid()} \(\S+\)  received 1  queued 1  held 1",
                          text.stdout), text.stdout
         assert "stall timeout 2000 ms" in text.stdout

@@ -378,6 +378,13 @@ int Info(const std::string& name, bool as_json) {
   j["backing"] = channel->named() ? "named" : "memfd";
   if (!pipeline.empty()) j["pipeline"] = pipeline;
   j["schemas"] = schemas;
+  std::string evolution;
+  if (channel->type_versions() > 0) {
+    Result<SchemaEvolution> rule = ChannelEvolution(*channel);
+    evolution = rule.ok() ? std::string(SchemaEvolutionName(*rule))
+                          : "unreadable: " + rule.status().ToString();
+    j["evolution"] = evolution;
+  }
   j["publisher_pid"] = holders.publisher != 0 ? json(holders.publisher) : json(nullptr);
   for (json& sub : j["subscribers"]) {
     const auto it = holders.subscribers.find(sub["slot"].get<uint32_t>());
@@ -422,6 +429,10 @@ int Info(const std::string& name, bool as_json) {
       }
       out << (v == 0 ? "schema       " : "             ") << prefix << text << "\n";
     }
+    out << "evolution    " << evolution
+        << (evolution == "strict" ? " (batches must have exactly this schema)"
+                                  : " (nullable fields may be added or left out)")
+        << "\n";
   }
   out << "publisher    "
       << (stats.publisher_alive ? pid_text(holders.publisher) : std::string("none")) << "\n";
