@@ -128,11 +128,7 @@ def _publish_one(quiver, name: str, n: int, capacity: int, batches: list, sums: 
     channel = quiver.Channel.create(name, capacity, schema=batches[0].schema, overflow="block")
     publisher = channel.publisher()
     emit({"ready": name})
-    deadline = time.monotonic() + SUBSCRIBER_TIMEOUT_S
-    while publisher.subscriber_count < 1:  # the server's DoGet attaching
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"no subscriber on {name} within {SUBSCRIBER_TIMEOUT_S:.0f} s")
-        time.sleep(0.0005)
+    publisher.wait_for_subscribers(1, timeout=SUBSCRIBER_TIMEOUT_S)  # the server's DoGet
     total, rows = 0.0, 0
     t0 = time.monotonic_ns()
     for i in range(n):
