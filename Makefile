@@ -1,11 +1,13 @@
 # Quiver — top-level entry points. See docs/ARCHITECTURE.md ("Contracts").
 #   make deps    install missing system packages (as root) and the Python venv
 #   make build   configure + build (build/, or build-asan/ when sanitizing)
-#   make test    deps + build + ctest + pytest + go test (ASan+UBSan when CI=true or QUIVER_SANITIZE=1)
+#   make test    deps + build + ctest + type check (scripts/typecheck.sh) + pytest + go test
+#                (ASan+UBSan when CI=true or QUIVER_SANITIZE=1)
 #   make test-tsan  deps + ThreadSanitizer build (build-tsan/) + ctest (C++ tests only)
 #   make demo    the Ledger pipeline (examples/ledger.toml) with a report, vs JSON over stdio,
 #                then the Evidence command/result pipeline (examples/evidence.toml)
 #   make python  build and install the Python package into .venv (pip install .)
+#   make stubs   regenerate the native module's type stubs (python/quiver/_quiver/*.pyi)
 #   make bench   deps + Release build (build-release/) + the benchmark suite (bench/suite.py)
 #   make bench-quick  the same workloads at small counts (under 2 minutes)
 #   make fuzz    libFuzzer fuzzers, FUZZ_SECONDS each (default 60)
@@ -58,6 +60,7 @@ test: deps
 	@$(MAKE) --no-print-directory build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
 	@$(MAKE) --no-print-directory python
+	PYTHON=$(PYTHON) bash scripts/typecheck.sh
 	QUIVER_TEST_BUILD_DIR=$(CURDIR)/$(BUILD_DIR) $(PYTHON) -m pytest -q python/tests
 	@GO=$$(command -v go || ls /usr/local/go/bin/go 2>/dev/null); \
 	if [ ! -d go/quiverflight ]; then :; \
@@ -115,6 +118,22 @@ demo: deps
 # against the venv's own pyarrow (no build isolation), incrementally in build-py/.
 python: deps
 	$(PYTHON) -m pip install --no-build-isolation --no-deps -q .
+
+# The native module's type stubs (python/quiver/_quiver/*.pyi, with python/quiver/py.typed),
+# made by nanobind.stubgen from the installed quiver._quiver (from a scratch directory, so that
+# it imports the installed package) and the patterns of scripts/stubgen-patterns.txt. Commit
+# them: python/tests/test_typing.py fails when they differ from what this makes.
+.PHONY: test-free-threaded
+# The Python suite on a free-threaded CPython (no GIL): scripts/free_threaded.sh builds one
+# (or takes QUIVER_FT_PYTHON) and the module for it. Not part of `make test`.
+test-free-threaded: build
+	bash scripts/free_threaded.sh
+
+.PHONY: stubs
+stubs: python
+	cd "$${TMPDIR:-/tmp}" && $(PYTHON) -m nanobind.stubgen -m quiver._quiver -r \
+	  -O $(CURDIR)/python/quiver -M $(CURDIR)/python/quiver/py.typed -q \
+	  -p $(CURDIR)/scripts/stubgen-patterns.txt
 
 # The benchmark suite (bench/suite.py via `quiver bench`): W1-W5 of BENCHMARKS.md against
 # real peers, results and plots in bench/results/. bench-quick: the same at small counts.

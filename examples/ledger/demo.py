@@ -53,6 +53,7 @@ rows = producer["rows"] // producer["batches"]
 legacy = batch(rows, 0).to_pylist()
 consumer = subprocess.Popen([str(build / "ledger_json_consumer")], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True)
+assert consumer.stdin is not None and consumer.stdout is not None  # both PIPE
 start = time.perf_counter()
 consumer.stdin.write("".join(json.dumps(row) + "\n" for row in legacy))
 consumer.stdin.close()

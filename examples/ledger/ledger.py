@@ -1,9 +1,13 @@
 """The seeds' Ledger rows (BENCHMARKS.md W1), generated fast with numpy and deterministic."""
 
+from __future__ import annotations
+
+from typing import Any
+
 import numpy as np
 import pyarrow as pa
 
-SCHEMA = pa.schema([
+_FIELDS: list[pa.Field[Any]] = [
     pa.field("stt", pa.int32(), False),
     pa.field("code", pa.utf8(), False),
     pa.field("name", pa.utf8(), False),
@@ -11,7 +15,8 @@ SCHEMA = pa.schema([
     pa.field("quantity", pa.float64(), False),
     pa.field("unit_price", pa.float64(), False),
     pa.field("amount", pa.float64(), False),
-])
+]
+SCHEMA = pa.schema(_FIELDS)
 
 _CODES = np.array([f"C{i:08d}" for i in range(1000)], dtype=object)
 _UNITS = np.array(["kg", "pcs", "box", "m", "l"], dtype=object)

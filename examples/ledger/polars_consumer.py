@@ -2,6 +2,7 @@
 
 import json
 import time
+from typing import cast
 
 import polars as pl
 
@@ -13,9 +14,10 @@ amount = 0.0
 first = None
 for sample in subscriber:  # ends when the publisher is gone
     first = first or time.perf_counter()
-    frame = pl.from_arrow(sample.to_arrow())  # numeric columns: no copy
+    # A batch gives a DataFrame (polars types it DataFrame | Series); numeric columns: no copy.
+    frame = cast(pl.DataFrame, pl.from_arrow(sample.to_arrow()))
     rows += frame.height
-    amount += frame["amount"].sum()
+    amount += cast(float, frame["amount"].sum())  # float64: a float (typed int | float | Decimal)
     batches += 1
 print(json.dumps({"node": "polars", "batches": batches, "rows": rows, "amount": amount}),
       flush=True)

@@ -8,6 +8,20 @@ tensors and frames as read-only ``numpy`` views, with no copy.
 >>> pub = ch.publisher(); pub.publish(batch)
 >>> sub = quiver.Channel.open("ledger").subscriber()
 >>> sub.receive(timeout=1.0).to_arrow()
+
+The objects: :class:`Channel` (a handle: ``create``, ``open``, ``open_or_create``,
+``attach``), its :class:`Publisher` (``publish``, ``publish_bytes``, ``loan_ndarray``,
+``loan_image``, ``loan_audio``) and :class:`Subscriber` (``receive``, iteration, ``async
+for``, ``reader()``), and each received :class:`Sample` (``to_arrow``, ``to_numpy``,
+``to_polars``). ``quiver.control`` is the control plane (envelopes, commands and results
+between processes), ``quiver.flight`` reaches ``quiver serve`` over Arrow Flight.
+
+Errors: every one is a :class:`QuiverError` subclass named for its code
+(``NotFoundError``, ``TimeoutError``, ``SchemaMismatchError``, ...; the shorter names
+``NotFound``, ``Timeout``, ... are aliases), and also the built-in it resembles:
+``NotFoundError`` is a ``LookupError``, ``TimeoutError`` a ``TimeoutError``,
+``InvalidArgumentError`` a ``ValueError``. Using a closed object raises
+``InvalidArgumentError`` saying which and why.
 """
 
 from __future__ import annotations
@@ -20,7 +34,8 @@ import signal
 import threading
 import time
 import weakref
-from typing import Any, AsyncIterator, Iterator, Optional, Sequence, Union
+from typing import (TYPE_CHECKING, Any, AsyncIterator, Callable, Iterator, Literal, Optional,
+                    Sequence, TypeVar, Union)
 
 import numpy as np
 import pyarrow as pa
@@ -37,10 +52,39 @@ for _name, _alias in _quiver.error_names:
 InvalidArgument = _quiver.InvalidArgument
 PeerGone = _quiver.PeerGone
 Timeout = _quiver.Timeout
+if TYPE_CHECKING:
+    # The names the loop above makes, spelled out for type checkers (test_typing.py checks
+    # that they are every name of the error table).
+    from ._quiver import (
+        AlreadyExists as AlreadyExists, AlreadyExistsError as AlreadyExistsError,
+        Busy as Busy, BusyError as BusyError,
+        CapacityExceeded as CapacityExceeded, CapacityExceededError as CapacityExceededError,
+        ChannelFull as ChannelFull, ChannelFullError as ChannelFullError,
+        Evicted as Evicted, EvictedError as EvictedError,
+        HandleOutOfRange as HandleOutOfRange, HandleOutOfRangeError as HandleOutOfRangeError,
+        InvalidArgumentError as InvalidArgumentError, IoError as IoError,
+        NotFound as NotFound, NotFoundError as NotFoundError,
+        PeerGoneError as PeerGoneError,
+        PermissionDenied as PermissionDenied, PermissionDeniedError as PermissionDeniedError,
+        ResourceExhausted as ResourceExhausted, ResourceExhaustedError as ResourceExhaustedError,
+        SchemaMismatch as SchemaMismatch, SchemaMismatchError as SchemaMismatchError,
+        ShmCorruption as ShmCorruption, ShmCorruptionError as ShmCorruptionError,
+        StaleHandle as StaleHandle, StaleHandleError as StaleHandleError,
+        TimeoutError as TimeoutError,
+        Unauthenticated as Unauthenticated, UnauthenticatedError as UnauthenticatedError,
+    )
 # The headers of image and audio frames (quiver/frame.h ImageFrameInfo, AudioFrameInfo), as
 # Sample.image_info / audio_info return them: formats by their C++ names ("RGBA8", "F32").
 ImageFrameInfo = _quiver.ImageFrameInfo
 AudioFrameInfo = _quiver.AudioFrameInfo
+ImageFrameInfo.__doc__ = """\
+An image frame's header (Sample.image_info): ``width`` and ``height`` in pixels, ``stride``
+(bytes per row), ``pixel_format`` (its C++ name: ``"RGBA8"``, ``"GRAY8"``, ...) and
+``bytes_per_pixel``. Immutable: may be shared between threads."""
+AudioFrameInfo.__doc__ = """\
+An audio frame's header (Sample.audio_info): ``sample_rate`` (Hz), ``channels``,
+``frame_count``, ``sample_format`` (its C++ name: ``"F32"``, ``"S16"``, ...) and
+``bytes_per_sample``. Immutable: may be shared between threads."""
 
 __version__ = "0.1.0"
 # quiver.TimeoutError (a TimeoutError) stays out of __all__: a star-import must not shadow
@@ -57,7 +101,9 @@ del _name, _alias
 def parse_size(value: Union[int, str]) -> int:
     """Returns a byte count from a positive int or a string such as ``"256MiB"``,
     ``"4096"`` or ``"3 MB"`` (B, KiB, MiB, GiB, TiB; kB, MB, GB, TB): the grammar of pipeline
-    files and of ``quiver serve --capacity``, from the same C++ code."""
+    files and of ``quiver serve --capacity``, from the same C++ code.
+    ``InvalidArgumentError`` for an int <= 0, a bool or another type, and a string it
+    cannot read (an unknown unit, ...)."""
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise InvalidArgument(f"a size is an int or a str such as '64MiB', "
                               f"got {type(value).__name__}")
@@ -82,7 +128,7 @@ class _Closed:
         raise InvalidArgument(self._message)
 
 
-def _native(channel: "Channel") -> Any:
+def _native(channel: "Channel") -> _quiver.Channel:
     """The channel's native handle; ``InvalidArgumentError`` if it is closed."""
     native = channel._c
     if isinstance(native, _Closed):
@@ -96,7 +142,11 @@ def _seconds(timeout: Optional[float], what: str) -> Optional[float]:
     return timeout
 
 
-async def _poll_async(ready: Any, timeout: Optional[float], timed_out: str) -> Any:
+_T = TypeVar("_T")
+
+
+async def _poll_async(ready: Callable[[], Optional[_T]], timeout: Optional[float],
+                      timed_out: str) -> _T:
     """Awaits ``ready()`` returning something other than None, looking again after a pause
     that grows from 1 to 20 ms (rendezvous happen once per run); ``Timeout`` saying
     ``timed_out`` after ``timeout`` seconds (None: never)."""
@@ -124,9 +174,11 @@ def _schema_capsule(schema: Any) -> Any:
 
 class Retainer:
     """The history a :meth:`Channel.retain` keeps; ``close()`` (or the end of a ``with``
-    block) lets it go."""
+    block) lets it go.
 
-    def __init__(self, native: Any) -> None:
+    Thread-safety: may be shared between threads."""
+
+    def __init__(self, native: _quiver.Retainer) -> None:
         self._r = native
 
     @property
@@ -135,6 +187,8 @@ class Retainer:
         return self._r.held
 
     def close(self) -> None:
+        """Lets the history go: its samples and its subscriber slot are released (``held``
+        is 0 from then on). Idempotent."""
         self._r.close()
 
     def __enter__(self) -> "Retainer":
@@ -164,7 +218,7 @@ class Sample:
     __slots__ = ("_s", "__weakref__")
 
     def __init__(self, native: _quiver.Sample) -> None:
-        self._s = native
+        self._s: Union[_quiver.Sample, _Closed] = native
 
     def release(self) -> None:
         """Lets go of the sample: the channel may reuse its memory once every view made from
@@ -179,6 +233,7 @@ class Sample:
 
     @property
     def released(self) -> bool:
+        """True once :meth:`release` (or the end of its ``with`` block) let it go."""
         return isinstance(self._s, _Closed)
 
     def __enter__(self) -> "Sample":
@@ -209,6 +264,7 @@ class Sample:
 
     @property
     def size(self) -> int:
+        """The sample's size in bytes."""
         return self._s.size
 
     @property
@@ -218,13 +274,15 @@ class Sample:
         return self._s.offset
 
     def to_arrow(self) -> pa.RecordBatch:
-        """The batch as a ``pyarrow.RecordBatch`` whose buffers are shared memory (no copy)."""
+        """The batch as a ``pyarrow.RecordBatch`` whose buffers are shared memory (no copy).
+        ``InvalidArgumentError`` for a sample that is not an Arrow batch."""
         return pa.RecordBatch._import_from_c_capsule(*self._s.arrow_capsules())
 
     def to_numpy(self) -> np.ndarray:
         """A read-only numpy view: a tensor with its shape, an image as uint8 (height, width,
         channels) or (height, width) for GRAY8 (uint8) and GRAY16 (uint16), audio as
-        (frames, channels) of its sample format's dtype, raw bytes as uint8. No copy."""
+        (frames, channels) of its sample format's dtype, raw bytes as uint8. No copy.
+        ``InvalidArgumentError`` for an Arrow sample (use :meth:`to_arrow`)."""
         return self._s.to_numpy()
 
     @property
@@ -245,18 +303,18 @@ class Sample:
         """The batch as a ``polars.DataFrame`` over shared memory (polars copies only the
         columns it must convert). ``pl.DataFrame(sample)`` is the same; note that
         ``pl.from_arrow(sample)`` gives a struct Series, as polars does for every Arrow
-        object that is not pyarrow's own."""
+        object that is not pyarrow's own. ``InvalidArgumentError`` as :meth:`to_arrow`."""
         import polars as pl
         return pl.DataFrame(self.to_arrow())
 
     @property
-    def shape(self) -> tuple:
+    def shape(self) -> tuple[int, ...]:
         """A tensor's shape; an image's (height, width[, channels]); audio's (frames,
         channels); raw bytes' (size,). ``InvalidArgumentError`` for an Arrow sample."""
         return self._numpy_view().shape
 
     @property
-    def dtype(self) -> np.dtype:
+    def dtype(self) -> np.dtype[Any]:
         """The numpy dtype of :meth:`to_numpy`'s view. ``InvalidArgumentError`` for an
         Arrow sample."""
         return self._numpy_view().dtype
@@ -283,7 +341,7 @@ class Sample:
         """DLPack export of a tensor or frame (``np.from_dlpack``, ``torch.from_dlpack``): the
         shared memory itself, flagged read-only (DLPack 1.0; consumers that ask for an older
         version get ``BufferError``, as numpy gives for any read-only array)."""
-        kwargs: dict = {}
+        kwargs: dict[str, Any] = {}
         if max_version is not None:
             kwargs["max_version"] = max_version
         if dl_device is not None:
@@ -292,12 +350,13 @@ class Sample:
             kwargs["copy"] = copy
         return self._numpy_view().__dlpack__(stream=stream, **kwargs)
 
-    def __dlpack_device__(self) -> tuple:
+    def __dlpack_device__(self) -> tuple[int, int]:
         return (1, 0)  # kDLCPU, device 0: shared memory is host memory
 
-    def __arrow_c_array__(self, requested_schema: Any = None) -> tuple:
+    def __arrow_c_array__(self, requested_schema: Any = None) -> tuple[Any, Any]:
         if requested_schema is not None:
-            return self.to_arrow().__arrow_c_array__(requested_schema)
+            capsules: tuple[Any, Any] = self.to_arrow().__arrow_c_array__(requested_schema)
+            return capsules
         return self._s.arrow_capsules()
 
     def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
@@ -311,7 +370,7 @@ class Sample:
         return f"<quiver.Sample {self.kind} #{self.sequence} {self.size} bytes>"
 
 
-_DTYPE_NAMES: dict = {}
+_DTYPE_NAMES: dict[Any, str] = {}
 
 
 def _dtype_name(dtype: Any) -> str:
@@ -319,7 +378,7 @@ def _dtype_name(dtype: Any) -> str:
     try:
         return _DTYPE_NAMES[dtype]
     except (KeyError, TypeError):
-        name = np.dtype(dtype).name
+        name: str = np.dtype(dtype).name
         if len(_DTYPE_NAMES) < 256:
             try:
                 _DTYPE_NAMES[dtype] = name
@@ -331,23 +390,31 @@ def _dtype_name(dtype: Any) -> str:
 class NdarrayLoan:
     """The context manager of Publisher.loan_ndarray: loans on entry, publishes on a normal
     exit, gives the space back on an exception. (A class rather than a generator-based
-    context manager: a small loan costs about as much as the generator machinery.)"""
+    context manager: a small loan costs about as much as the generator machinery.) Entering
+    it raises what the loan does: ``InvalidArgumentError`` on an Arrow channel or for a
+    dtype a tensor cannot have, ``CapacityExceededError`` for more than the channel holds,
+    ``TimeoutError`` if no room came within the publisher's ``loan_timeout``.
+
+    Thread-safety: as its publisher, use it from one thread at a time."""
 
     __slots__ = ("_publisher", "_shape", "_dtype", "_loan", "_array")
 
-    def __init__(self, publisher: Any, shape: tuple, dtype: str) -> None:
+    def __init__(self, publisher: Union[_quiver.Publisher, _Closed], shape: tuple[int, ...],
+                 dtype: str) -> None:
         self._publisher, self._shape, self._dtype = publisher, shape, dtype
-        self._loan = self._array = None
+        self._loan: Optional[_quiver.TensorLoan] = None
+        self._array: Optional[np.ndarray] = None
 
     def __enter__(self) -> np.ndarray:
         if self._loan is not None:
             raise InvalidArgument("this loan_ndarray() was entered already")
-        self._loan = self._publisher.loan_tensor(list(self._shape), self._dtype)
-        self._array = self._loan.array
-        return self._array
+        loan = self._loan = self._publisher.loan_tensor(list(self._shape), self._dtype)
+        array = self._array = loan.array
+        return array
 
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Literal[False]:
         loan, self._loan = self._loan, None
+        assert loan is not None and self._array is not None  # set by __enter__
         if exc_type is not None:
             loan.discard()
             return False
@@ -359,23 +426,31 @@ class NdarrayLoan:
 class FrameLoan:
     """The context manager of Publisher.loan_image and Publisher.loan_audio: loans a frame on
     entry and yields its pixels or PCM as a writable numpy array in shared memory; publishes
-    it on a normal exit, gives the space back on an exception."""
+    it on a normal exit, gives the space back on an exception. Entering it raises what the
+    loan does: ``InvalidArgumentError`` for a format or size a frame cannot have or on an
+    Arrow channel, ``CapacityExceededError``, ``TimeoutError`` (the publisher's
+    ``loan_timeout``).
+
+    Thread-safety: as its publisher, use it from one thread at a time."""
 
     __slots__ = ("_loan_frame", "_args", "_loan", "_array")
 
-    def __init__(self, loan_frame: Any, args: tuple) -> None:
+    def __init__(self, loan_frame: Callable[..., Union[_quiver.ImageLoan, _quiver.AudioLoan]],
+                 args: tuple[Any, ...]) -> None:
         self._loan_frame, self._args = loan_frame, args
-        self._loan = self._array = None
+        self._loan: Optional[Union[_quiver.ImageLoan, _quiver.AudioLoan]] = None
+        self._array: Optional[np.ndarray] = None
 
     def __enter__(self) -> np.ndarray:
         if self._loan is not None:
             raise InvalidArgument("this frame loan was entered already")
-        self._loan = self._loan_frame(*self._args)
-        self._array = self._loan.array
-        return self._array
+        loan = self._loan = self._loan_frame(*self._args)
+        array = self._array = loan.array
+        return array
 
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Literal[False]:
         loan, self._loan = self._loan, None
+        assert loan is not None and self._array is not None  # set by __enter__
         # Published, it belongs to the subscribers; discarded, to the next loan.
         self._array.flags.writeable = False
         if exc_type is not None:
@@ -398,7 +473,8 @@ class Publisher:
 
     def __init__(self, channel: "Channel", loan_timeout: Optional[float] = None) -> None:
         self._channel = channel
-        self._p = _quiver.Publisher(_native(channel), loan_timeout)
+        self._p: Union[_quiver.Publisher, _Closed] = _quiver.Publisher(_native(channel),
+                                                                       loan_timeout)
 
     @property
     def subscriber_count(self) -> int:
@@ -438,6 +514,7 @@ class Publisher:
 
     @property
     def closed(self) -> bool:
+        """True once :meth:`close` ended it."""
         return isinstance(self._p, _Closed)
 
     def __enter__(self) -> "Publisher":
@@ -452,7 +529,11 @@ class Publisher:
         The buffers are copied into shared memory once. Columns holding the channel's values
         in another layout (polars exports large or view strings, say) are cast to it first,
         by the same rule as every publish (C++, Flight DoPut, bridge). Returns the number of
-        samples published (one per record batch)."""
+        samples published (one per record batch). ``SchemaMismatchError`` for a batch the
+        channel's schema (and its ``evolution``) does not take, ``InvalidArgumentError`` for
+        data that is not Arrow or a channel without a schema, ``CapacityExceededError`` for a
+        batch larger than the channel can ever hold, ``TimeoutError`` if no room came within
+        the publisher's ``loan_timeout``."""
         if hasattr(data, "__arrow_c_array__") and not isinstance(data, pa.Table):
             self._p.publish_c_array(*data.__arrow_c_array__())
             return 1
@@ -462,12 +543,16 @@ class Publisher:
                               f"(__arrow_c_array__ or __arrow_c_stream__)")
 
     def publish_bytes(self, data: bytes) -> None:
-        """Publishes raw bytes (one copy)."""
+        """Publishes raw bytes (one copy). ``InvalidArgumentError`` on an Arrow channel;
+        ``CapacityExceededError`` and ``TimeoutError`` as :meth:`publish`."""
         self._p.publish_bytes(bytes(data))
 
     def loan_ndarray(self, shape: Union[int, Sequence[int]], dtype: Any) -> "NdarrayLoan":
         """Loans a tensor sample and yields it as a writable numpy array living in shared
         memory; it is published when the block exits normally, discarded on an exception.
+        ``dtype`` is a fixed-width integer or float type (uint8 ... float64). Entering the
+        block raises ``InvalidArgumentError`` on an Arrow channel or for another dtype,
+        ``CapacityExceededError`` and ``TimeoutError`` as :meth:`publish`.
 
         >>> with pub.loan_ndarray((1080, 1920, 4), np.uint8) as frame:
         ...     frame[:] = pixels          # written in place, no further copy
@@ -518,7 +603,8 @@ class Publisher:
     def publish_msgspec(self, records: Any) -> None:
         """Publishes records of a schema still in flux: ``records`` (a list of msgspec
         Structs, dicts or tuples, or bytes already msgpack-encoded) is encoded with msgspec
-        and turned into an Arrow batch of the channel schema in C++ (fields bound by name)."""
+        and turned into an Arrow batch of the channel schema in C++ (fields bound by name).
+        Errors as :meth:`publish`; ``ImportError`` without msgspec installed."""
         import msgspec  # optional dependency
 
         data = records if isinstance(records, (bytes, bytearray, memoryview)) else \
@@ -548,9 +634,9 @@ class Subscriber:
             raise InvalidArgument("validate must be 'structure' or 'full'")
         self._channel = channel
         self._reader_schema = reader_schema
-        self._s = _quiver.Subscriber(_native(channel), _schema_capsule(reader_schema),
-                                     validate == "full", spin_us, bool(from_oldest),
-                                     bool(follow_restarts))
+        self._s: Union[_quiver.Subscriber, _Closed] = _quiver.Subscriber(
+            _native(channel), _schema_capsule(reader_schema), validate == "full", spin_us,
+            bool(from_oldest), bool(follow_restarts))
 
     def close(self) -> None:
         """Leaves the channel: the publisher stops queueing samples for it (the slot is free
@@ -561,6 +647,7 @@ class Subscriber:
 
     @property
     def closed(self) -> bool:
+        """True once :meth:`close` gave its slot back."""
         return isinstance(self._s, _Closed)
 
     def __enter__(self) -> "Subscriber":
@@ -587,11 +674,13 @@ class Subscriber:
     def receive(self, timeout: Optional[float] = None) -> Sample:
         """Waits for the next sample (without holding the GIL; Ctrl-C interrupts it).
         Raises ``Timeout`` after ``timeout`` seconds, ``PeerGone`` once the publisher is
-        gone and every sample it sent was received."""
+        gone and every sample it sent was received, ``EvictedError`` once the channel's
+        ``stall_timeout`` detached this subscriber."""
         return Sample(self._s.receive(timeout))
 
     def try_receive(self) -> Optional[Sample]:
-        """The next sample if one is queued, else None."""
+        """The next sample if one is queued, else None. ``PeerGoneError`` and ``EvictedError``
+        as :meth:`receive`."""
         native = self._s.try_receive()
         return None if native is None else Sample(native)
 
@@ -629,7 +718,9 @@ class Subscriber:
                     return
 
     async def areceive(self, timeout: Optional[float] = None) -> Sample:
-        """Awaits the next sample, driven by the channel's file descriptor (no polling)."""
+        """Awaits the next sample, driven by the channel's file descriptor (no polling).
+        ``TimeoutError`` (``quiver.Timeout``) after ``timeout`` seconds (None: no limit);
+        ``PeerGoneError`` and ``EvictedError`` as :meth:`receive`."""
         loop = asyncio.get_running_loop()
 
         async def wait() -> Sample:
@@ -638,8 +729,13 @@ class Subscriber:
                 if sample is not None:
                     return sample
                 fd = self.fileno()  # another channel's after following a restarted publisher
-                ready = loop.create_future()
-                loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
+                ready: asyncio.Future[None] = loop.create_future()
+
+                def wake() -> None:
+                    if not ready.done():
+                        ready.set_result(None)
+
+                loop.add_reader(fd, wake)
                 try:
                     # A publisher killed with -9 sends no signal: look again every 100 ms.
                     await asyncio.wait_for(ready, 0.1)
@@ -690,7 +786,7 @@ def _on_sigterm_release_names() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def list_channels() -> list:
+def list_channels() -> list[dict[str, Any]]:
     """Every channel of this user, as ``quiver ls`` lists them: its named channels, sorted by
     name, then those of its running pipelines (reached through their supervisors). Each is a
     dict in the shape of ``quiver ls --json``: ``name``; ``state``, one of ``"live"``,
@@ -759,7 +855,7 @@ class Channel:
     subscriber is used from one thread at a time."""
 
     def __init__(self, native: _quiver.Channel) -> None:
-        self._c = native
+        self._c: Union[_quiver.Channel, _Closed] = native
         self._name = native.name
         _channels.add(self)
         if native.named:
@@ -782,7 +878,9 @@ class Channel:
         reachable only through its ``fd``. ``stall_timeout`` (seconds; ``block`` only)
         evicts a subscriber that keeps the channel full that long: a stopped or hung reader
         then costs the publisher at most that long, and its next receive raises
-        ``EvictedError``. ``AlreadyExistsError`` if a live channel has the name."""
+        ``EvictedError``. ``AlreadyExistsError`` if a live channel has the name;
+        ``InvalidArgumentError`` for an argument it cannot take (a name with a character
+        outside ``[A-Za-z0-9._-]``, an unknown ``overflow``, ...)."""
         return cls(_quiver.Channel.create(name, parse_size(capacity), max_samples,
                                           max_subscribers, overflow, memfd,
                                           _schema_capsule(schema), stall_timeout, evolution))
@@ -837,6 +935,7 @@ class Channel:
 
     @property
     def closed(self) -> bool:
+        """True once :meth:`close` let this handle go."""
         return isinstance(self._c, _Closed)
 
     def __enter__(self) -> "Channel":
@@ -845,7 +944,7 @@ class Channel:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def __reduce__(self) -> tuple:
+    def __reduce__(self) -> tuple[Any, ...]:
         native = self._c
         if native.named:
             return (_open_pickled, (self._name,))
@@ -865,13 +964,16 @@ class Channel:
 
     @classmethod
     def from_fd(cls, fd: int) -> "Channel":
-        """Attaches to a channel whose segment fd this process holds (e.g. inherited)."""
+        """Attaches to a channel whose segment fd this process holds (e.g. inherited).
+        ``PermissionDeniedError`` for a file other users may open, ``IoError`` for an fd
+        that is not open, ``ShmCorruptionError`` for one that is not a channel."""
         return cls(_quiver.Channel.from_fd(fd))
 
     @classmethod
     def attach(cls, name: str) -> "Channel":
         """Attaches as a pipeline node should: through the fd the supervisor handed down
-        (environment ``QUIVER_CHANNELS="name=fd,..."``), else by name."""
+        (environment ``QUIVER_CHANNELS="name=fd,..."``), else by name. ``NotFoundError``
+        if neither has it."""
         return cls(_quiver.Channel.attach(name))
 
     @staticmethod
@@ -888,6 +990,7 @@ class Channel:
 
     @property
     def name(self) -> str:
+        """The channel's name."""
         return self._name
 
     @property
@@ -897,10 +1000,12 @@ class Channel:
 
     @property
     def capacity(self) -> int:
+        """Bytes of sample data it holds (the ``capacity`` it was created with)."""
         return self._c.capacity
 
     @property
     def fd(self) -> int:
+        """The file descriptor of its shared memory (what :meth:`from_fd` attaches to)."""
         return self._c.fd
 
     @property
@@ -911,18 +1016,21 @@ class Channel:
 
     @property
     def schema_versions(self) -> int:
+        """How many schema versions it has (0 for an untyped channel)."""
         return self._c.type_versions
 
     def schema_version(self, version: int) -> pa.Schema:
-        """Schema version ``version`` (1-based)."""
+        """Schema version ``version`` (1-based; 0: the newest). ``NotFoundError`` for a
+        version it does not have."""
         return pa.Schema._import_from_c_capsule(self._c.schema_capsule(version))
 
-    def stats(self) -> dict:
+    def stats(self) -> dict[str, Any]:
         """Counters and fill level, readable from any attached process: the shape of
         ``quiver ls --json`` (``published``, ``dropped``, ``publisher_waiting_s``,
         ``evicted_subscribers``, and per subscriber ``received``, ``missed``, ``queued``,
         ``alive``, ``evicted_after_s``, ...)."""
-        return json.loads(self._c.stats_json())
+        stats: dict[str, Any] = json.loads(self._c.stats_json())
+        return stats
 
     def retain(self, samples: Optional[int] = None,
                seconds: Optional[float] = None) -> "Retainer":
@@ -938,7 +1046,10 @@ class Channel:
         return Retainer(self._c.retain(samples or 0, seconds or 0.0))
 
     def publisher(self, loan_timeout: Optional[float] = None) -> Publisher:
-        """Becomes the channel's publisher (``Busy`` if there already is one)."""
+        """Becomes the channel's publisher (``Busy`` if there already is one, in any
+        process). ``loan_timeout`` bounds, in seconds, how long each publish or loan waits
+        for room in a full ``block`` channel before it raises ``TimeoutError`` (None: as
+        long as it takes; Ctrl-C interrupts)."""
         return Publisher(self, loan_timeout)
 
     def subscriber(self, reader_schema: Optional[pa.Schema] = None, *,
@@ -954,7 +1065,9 @@ class Channel:
         for other subscribers, oldest first (the longest gap-free run that joins up with
         what is published next; empty if nobody holds anything), then goes on live.
         ``follow_restarts`` (named channels): after a publisher that died, go on with one
-        restarted under the same name (see ``Subscriber.__iter__``)."""
+        restarted under the same name (see ``Subscriber.__iter__``). ``BusyError`` if every
+        subscriber slot is taken; ``InvalidArgumentError`` for a ``validate`` other than
+        ``"structure"`` or ``"full"``."""
         return Subscriber(self, reader_schema, validate, spin_us, from_oldest, follow_restarts)
 
     def __repr__(self) -> str:

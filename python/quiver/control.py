@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import socket
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Callable, Dict, List, Optional, Tuple, Type
+from typing import IO, Any, Callable, Dict, Generator, List, Optional, Tuple, Type
 
 from ._quiver import QuiverError
 # The codec itself: include/quiver/envelope.h, bound by python/src/control.cc. This module only
@@ -62,7 +62,8 @@ class ControlError(QuiverError):
     @property
     def chain(self) -> List[Tuple[str, str]]:
         """``[(code, message), ...]`` from this error down to its innermost cause."""
-        out, err = [], self
+        out: List[Tuple[str, str]] = []
+        err: Optional[ControlError] = self
         while err is not None:
             out.append((err.code, err.message))
             err = err.cause
@@ -100,7 +101,9 @@ class ShmHandle:
     """``size`` bytes at ``offset`` of the data area of channel ``segment_id``. A safe handle
     (:func:`handle_for_last`) also names the channel's ``generation`` and the sample's
     ``sequence``: :class:`HandleResolver` resolves it to that very sample, held, or raises
-    ``StaleHandleError``."""
+    ``StaleHandleError``.
+
+    Thread-safety: immutable; may be shared between threads."""
 
     segment_id: str
     offset: int
@@ -110,6 +113,8 @@ class ShmHandle:
     sequence: Optional[int] = None
 
     def to_json(self) -> Dict[str, Any]:
+        """The handle as an envelope's ``shm_handle`` object (``generation`` and ``sequence``
+        only for a safe handle)."""
         out = {"segment_id": self.segment_id, "offset": self.offset, "size": self.size,
                "format": self.format}
         if self.generation is not None or self.sequence is not None:
@@ -120,7 +125,9 @@ class ShmHandle:
 
 @dataclass
 class Envelope:
-    """One message. ``msg_id`` is None only in a RES_ERROR_V2 answering an unreadable line."""
+    """One message. ``msg_id`` is None only in a RES_ERROR_V2 answering an unreadable line.
+
+    Thread-safety: a plain mutable value; share it between threads only to read it."""
 
     type: str
     payload: Dict[str, Any] = field(default_factory=dict)
@@ -143,7 +150,7 @@ class Envelope:
         """For RES_ERROR_V2: the error it carries (the matching quiver exception subclass)."""
         if self.type != "RES_ERROR_V2":
             return None
-        nodes = []
+        nodes: List[Dict[str, Any]] = []
         node: Any = self.payload
         while isinstance(node, dict) and len(nodes) <= _codec.MAX_CAUSE_DEPTH:
             nodes.append(node)
@@ -188,7 +195,8 @@ def serialize(envelope: Envelope) -> str:
                                envelope.protocol_v)
     if not outcome[0]:
         raise ProtocolError(outcome[1], outcome[2])
-    return outcome[1]
+    text: str = outcome[1]
+    return text
 
 
 def make_error(code: str, message: str, msg_id: Optional[str] = None,
@@ -201,7 +209,7 @@ def make_error(code: str, message: str, msg_id: Optional[str] = None,
 class Client:
     """Sends requests and reads their answers, one at a time, in order. Not thread-safe."""
 
-    def __init__(self, reader: BinaryIO, writer: BinaryIO,
+    def __init__(self, reader: IO[bytes], writer: IO[bytes],
                  on_close: Optional[Callable[[], None]] = None) -> None:
         self._reader = reader
         self._writer = writer
@@ -229,7 +237,7 @@ class Client:
         return client
 
     @classmethod
-    def over_stdio(cls, reader: BinaryIO, writer: BinaryIO) -> "Client":
+    def over_stdio(cls, reader: IO[bytes], writer: IO[bytes]) -> "Client":
         """Talks through binary streams, e.g. a child's ``stdout`` (reader) and ``stdin``."""
         return cls(reader, writer)
 
@@ -305,6 +313,8 @@ class Client:
         self.request("CMD_SHUTDOWN")
 
     def close(self) -> None:
+        """Closes a connection it opened (:meth:`connect_unix`, :meth:`connect_tcp`); the
+        streams given to :meth:`over_stdio` stay open. Idempotent."""
         if self._on_close is not None:
             self._on_close()
             self._on_close = None
@@ -341,14 +351,21 @@ def _envelope(line: bytes) -> Envelope:
 class PendingCall:
     """A command sent and not answered yet. ``wait`` returns the result envelope or raises
     its error: the ``RES_ERROR_V2`` chain as the matching ``quiver`` exception, ``PeerGone``
-    naming the worker if it died first, ``Timeout`` if it has not come (wait again)."""
+    naming the worker if it died first, ``Timeout`` if it has not come (wait again).
+    ``await call`` is :meth:`wait_async` without a timeout.
+
+    Thread-safety: thread-safe; it outlives its client (its wait then raises ``PeerGone``)."""
 
     __slots__ = ("_call",)
 
-    def __init__(self, call: Any) -> None:
+    def __init__(self, call: _wf.PendingCall) -> None:
         self._call = call
 
     def wait(self, timeout: Optional[float] = None) -> Envelope:
+        """Waits up to ``timeout`` seconds (None: as long as it takes; Ctrl-C interrupts) and
+        returns the result envelope. Raises the result's ``RES_ERROR_V2`` as the matching
+        ``quiver`` exception, ``PeerGoneError`` naming the worker if the connection ended
+        first, ``TimeoutError`` if it has not come (the call stays pending: wait again)."""
         return _envelope(self._call.wait(timeout))
 
     async def wait_async(self, timeout: Optional[float] = None) -> Envelope:
@@ -356,19 +373,22 @@ class PendingCall:
         import asyncio
         return await asyncio.get_running_loop().run_in_executor(None, self.wait, timeout)
 
-    def __await__(self):  # type: ignore[no-untyped-def]
+    def __await__(self) -> Generator[Any, None, Envelope]:
         return self.wait_async().__await__()
 
     @property
     def done(self) -> bool:
+        """True once the result (or the end of the connection) is in."""
         return self._call.done
 
     @property
     def msg_id(self) -> str:
+        """The ``msg_id`` of the command, which its result carries too."""
         return self._call.msg_id
 
     @property
     def worker(self) -> str:
+        """The name of the worker the command went to."""
         return self._call.worker
 
 
@@ -382,8 +402,8 @@ class CommandClient:
 
     __slots__ = ("_c",)
 
-    def __init__(self, native: Any) -> None:
-        self._c = native
+    def __init__(self, native: _wf.Client) -> None:
+        self._c: Optional[_wf.Client] = native
 
     @classmethod
     def from_fd(cls, fd: int, worker: str = "worker") -> "CommandClient":
@@ -398,6 +418,8 @@ class CommandClient:
 
     @classmethod
     def connect_unix(cls, path: str) -> "CommandClient":
+        """Connects to a worker's Unix socket at ``path``; ``NotFoundError`` if nobody listens
+        there."""
         return cls(_wf.Client.connect_unix(path))
 
     @classmethod
@@ -413,12 +435,15 @@ class CommandClient:
 
     def send(self, type: str, payload: Optional[Dict[str, Any]] = None, *,
              shm_handle: Optional[ShmHandle] = None) -> PendingCall:
-        """Sends a command (any ``CMD_*`` type) and returns at once."""
+        """Sends a command (any ``CMD_*`` type) and returns at once: a :class:`PendingCall`.
+        :class:`ProtocolError` for a type no envelope has, :class:`ControlError` if this
+        client is closed."""
         return PendingCall(self._native().send(_command(type, payload, shm_handle)))
 
     def call(self, type: str, payload: Optional[Dict[str, Any]] = None, *,
              shm_handle: Optional[ShmHandle] = None, timeout: Optional[float] = 30.0) -> Envelope:
-        """Sends a command and waits for its result."""
+        """Sends a command and waits up to ``timeout`` seconds for its result: errors as
+        :meth:`send` and :meth:`PendingCall.wait`."""
         return self.send(type, payload, shm_handle=shm_handle).wait(timeout)
 
     async def call_async(self, type: str, payload: Optional[Dict[str, Any]] = None, *,
@@ -429,21 +454,24 @@ class CommandClient:
 
     @property
     def in_flight(self) -> int:
+        """Commands sent and not answered yet."""
         return self._native().in_flight
 
     @property
     def connected(self) -> bool:
+        """False once the connection ended (the worker closed it or died)."""
         return self._native().connected
 
     @property
     def worker(self) -> str:
+        """The worker's name, as errors give it."""
         return self._native().worker
 
     def close(self) -> None:
         """Closes the connection; calls still pending fail with ``PeerGone``."""
         self._c = None
 
-    def _native(self) -> Any:
+    def _native(self) -> _wf.Client:
         if self._c is None:
             raise ControlError("INVALID_ARGUMENT", "this client is closed (or given to a pool)")
         return self._c
@@ -466,22 +494,31 @@ class WorkerPool:
 
     @classmethod
     def from_environment(cls, dispatch: str = "least-loaded") -> "WorkerPool":
-        """The workers ``quiver run`` connected this node to (``controls = [...]``)."""
+        """The workers ``quiver run`` connected this node to (``controls = [...]``);
+        ``NotFoundError`` if it has none."""
         return cls(_native=_wf.WorkerPool.from_environment(dispatch))
 
     def add(self, client: CommandClient) -> None:
-        """Takes ``client`` over (it is closed for its former owner)."""
+        """Takes ``client`` over (it is closed for its former owner); :class:`ControlError`
+        if it was closed already."""
         native, client._c = client._native(), None
         self._p.add(native)
 
     def call(self, type: str, payload: Optional[Dict[str, Any]] = None, *,
              shm_handle: Optional[ShmHandle] = None, timeout: float = 30.0,
              retries: int = 2) -> Envelope:
+        """Sends a command to a live worker (by the pool's ``dispatch``) and waits up to
+        ``timeout`` seconds for its result; a worker that dies first costs a retry on another
+        (at most ``retries``). Raises the result's ``RES_ERROR_V2`` as the matching
+        ``quiver`` exception, ``PeerGoneError`` naming the workers tried when none is left,
+        ``TimeoutError``."""
         return _envelope(self._p.call(_command(type, payload, shm_handle), timeout, retries))
 
     async def call_async(self, type: str, payload: Optional[Dict[str, Any]] = None, *,
                          shm_handle: Optional[ShmHandle] = None, timeout: float = 30.0,
                          retries: int = 2) -> Envelope:
+        """:meth:`call` for asyncio (on the loop's default executor): many commands may be
+        awaited at once."""
         import asyncio
         import functools
         return await asyncio.get_running_loop().run_in_executor(None, functools.partial(
@@ -489,6 +526,7 @@ class WorkerPool:
 
     @property
     def live_workers(self) -> int:
+        """How many of its workers are alive."""
         return self._p.live_workers
 
     def load(self) -> Dict[str, int]:
@@ -514,12 +552,18 @@ def _remote_error_classes() -> Dict[str, type]:
 class Streams:
     """The result channels a worker publishes on, made by ``CMD_STREAM_START`` (payload
     ``stream``, ``capacity``, ``max_samples``, ``overflow``, ``schema``: the C++ rules of
-    ``StartStream``); :meth:`publisher` gives the one for a stream."""
+    ``StartStream``); :meth:`publisher` gives the one for a stream.
+
+    Thread-safety: use it from the worker's serving thread, where its handlers run (its
+    publishers, as every publisher, from one thread at a time)."""
 
     def __init__(self) -> None:
         self._publishers: Dict[str, Any] = {}
 
     def start(self, command: Envelope) -> Envelope:
+        """Answers a ``CMD_STREAM_START``: makes the channel it asks for, keeps its publisher
+        and returns the ``RES_OK`` answer. ``AlreadyExistsError`` for a stream that exists,
+        ``InvalidArgumentError`` naming the field of a malformed payload."""
         from . import Channel
         # A stream started already is a live channel: StartStream (Channel::Create) refuses it.
         native, answer = _wf.start_stream(serialize(command).encode())
@@ -528,6 +572,8 @@ class Streams:
         return _envelope(answer)
 
     def publisher(self, name: str) -> Any:
+        """The :class:`quiver.Publisher` of stream ``name``; :class:`ControlError`
+        (``NOT_FOUND``) naming the streams there are if it was not started."""
         try:
             return self._publishers[name]
         except KeyError:
@@ -546,6 +592,9 @@ class Worker:
     naming the types it has; ``CMD_SHUTDOWN`` ends :meth:`serve`.
 
     >>> Worker({"CMD_EXTRACT_EVIDENCE": extract}, streams=streams).serve()  # under quiver run
+
+    Thread-safety: each ``serve*`` call serves one connection on the calling thread (the
+    GIL released while it waits), its handlers one at a time on that thread.
     """
 
     def __init__(self, handlers: Dict[str, Callable[[Envelope], Any]], *,
@@ -573,11 +622,13 @@ class Worker:
 
     @property
     def types(self) -> List[str]:
+        """The ``CMD_*`` types it has handlers for, sorted."""
         return list(self._w.types)
 
     def serve(self) -> None:
         """Serves the connection ``quiver run`` gave this node (``QUIVER_CONTROL``: two pipes
-        ``R:W``, or ``stdio``) until ``CMD_SHUTDOWN`` or the end of the connection."""
+        ``R:W``, or ``stdio``) until ``CMD_SHUTDOWN`` or the end of the connection.
+        ``NotFoundError`` if it gave none (not under ``quiver run``)."""
         self._w.serve_from_environment()
 
     def serve_fd(self, fd: int) -> None:
@@ -589,6 +640,8 @@ class Worker:
         self._w.serve_fds(read_fd, write_fd)
 
     def serve_stdio(self) -> None:
+        """Serves stdin and stdout (the protocol's stdio mode: commands in on fd 0, results
+        out on fd 1) until ``CMD_SHUTDOWN`` or the end of stdin."""
         self._w.serve_stdio()
 
 
@@ -614,9 +667,12 @@ class Service:
     ...     service.serve()                        # until Ctrl-C
 
     The service listens on a Unix socket in this user's private service directory; only this
-    user's processes reach it. ``AlreadyExistsError`` if another live process serves NAME."""
+    user's processes reach it. ``AlreadyExistsError`` if another live process serves NAME.
 
-    def __init__(self, name: str, handler: Callable[[dict], Any], schema: Any,
+    Thread-safety: :meth:`close` may be called from any thread; ``handler`` runs on a thread
+    per call, so calls from several clients run it at once."""
+
+    def __init__(self, name: str, handler: Callable[..., Any], schema: Any,
                  description: str = "") -> None:
         import pyarrow as pa
 
@@ -686,16 +742,25 @@ class HandleResolver:
     watches, so watch a stream before asking for the work that publishes on it. Raises
     ``StaleHandleError`` for a sample that is gone (resolved already, released, dropped, of
     another generation), ``HandleOutOfRangeError`` for a range that is not the sample's,
-    ``NotFoundError`` for a channel it does not watch, ``Timeout`` if it has not arrived."""
+    ``NotFoundError`` for a channel it does not watch, ``Timeout`` if it has not arrived.
+
+    Thread-safety: may be shared between threads."""
 
     def __init__(self) -> None:
         self._r = _wf.HandleResolver()
 
     def watch(self, channel: Any) -> None:
+        """Subscribes to ``channel`` (a :class:`quiver.Channel`) so that handles naming it
+        resolve: samples published on it from now on. ``InvalidArgumentError`` for a closed
+        channel, ``BusyError`` if it has no free subscriber slot."""
         from . import _native
         self._r.watch(_native(channel))
 
     def resolve(self, handle: ShmHandle, wait: float = 1.0) -> Any:
+        """The :class:`quiver.Sample` that safe ``handle`` names, held while it lives,
+        waiting up to ``wait`` seconds for it to arrive. ``StaleHandleError``,
+        ``HandleOutOfRangeError``, ``NotFoundError`` or ``TimeoutError`` as the class
+        says."""
         from . import Sample
         return Sample(self._r.resolve(_to_json(handle.to_json()), wait))
 

@@ -18,7 +18,8 @@ on each call.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+import os
+from typing import Any, Optional, Union
 
 import pyarrow.flight as _flight
 
@@ -35,28 +36,33 @@ def default_location() -> str:
 
 
 class BearerToken(_flight.ClientMiddlewareFactory):
-    """Client middleware that sends ``authorization: Bearer TOKEN`` on every call."""
+    """Client middleware that sends ``authorization: Bearer TOKEN`` on every call.
+
+    Thread-safety: immutable; pyarrow may call it from any thread."""
 
     def __init__(self, token: str) -> None:
         super().__init__()
         self._token = token
 
     def start_call(self, info: Any) -> _flight.ClientMiddleware:
+        """The middleware of one call (pyarrow calls this): it adds the header."""
         header = {"authorization": f"Bearer {self._token}"}
 
         class _Middleware(_flight.ClientMiddleware):
-            def sending_headers(self) -> dict:
+            def sending_headers(self) -> dict[str, Any]:
                 return header
 
         return _Middleware()
 
 
 def connect(location: Optional[str] = None, *, token: Optional[str] = None,
-            token_file: Optional[str] = None, **kwargs: Any) -> _flight.FlightClient:
+            token_file: Optional[Union[str, os.PathLike[str]]] = None,
+            **kwargs: Any) -> _flight.FlightClient:
     """A ``pyarrow.flight.FlightClient`` for ``quiver serve`` at ``location`` (default:
     ``default_location()``) that sends the bearer ``token`` (or the first line of
     ``token_file``) on every call. Other keyword arguments go to ``pyarrow.flight.connect``
-    (``tls_root_certs=`` for a ``grpc+tls://`` server, say)."""
+    (``tls_root_certs=`` for a ``grpc+tls://`` server, say). ``ValueError`` for both
+    ``token`` and ``token_file``; ``InvalidArgumentError`` for an empty token file."""
     if token is not None and token_file is not None:
         raise ValueError("give token or token_file, not both")
     if token_file is not None:

@@ -9,6 +9,7 @@ import tempfile
 import time
 from typing import Optional
 
+import pyarrow.flight
 import pytest
 
 import quiver.flight

@@ -34,7 +34,7 @@ def ledger(rows: int, seed: int = 0) -> pa.RecordBatch:
             "amount": pa.array(quantity * price),
         },
         schema=pa.schema(
-            [
+            [  # type: ignore[arg-type]
                 pa.field("stt", pa.int32(), False),
                 pa.field("code", pa.utf8(), False),
                 pa.field("name", pa.utf8(), False),
@@ -222,7 +222,7 @@ def test_string_columns_become_the_channel_type(name):
 
 
 def test_reader_schema_binds_by_name_and_sees_new_nullable_columns(name):
-    v1 = pa.schema([pa.field("id", pa.int64(), False), pa.field("price", pa.float64())])
+    v1 = pa.schema([pa.field("id", pa.int64(), False), pa.field("price", pa.float64())])  # type: ignore[arg-type]
     v2 = pa.schema(list(v1) + [pa.field("currency", pa.utf8())])
     channel = quiver.Channel.create(name, "1MiB", schema=v1, evolution="add-nullable")
     old = channel.subscriber(reader_schema=v1)
@@ -325,7 +325,7 @@ def test_areceive_is_driven_by_the_channel_fd(name):
 def test_polars_round_trip(name):
     pl = pytest.importorskip("polars")
     frame = pl.DataFrame({"id": [1, 2, 3], "price": [1.5, 2.5, None], "code": ["a", "b", "c"]})
-    schema = pa.schema([pa.field("id", pa.int64()), pa.field("price", pa.float64()),
+    schema = pa.schema([pa.field("id", pa.int64()), pa.field("price", pa.float64()),  # type: ignore[arg-type]
                         pa.field("code", pa.utf8())])
     channel = quiver.Channel.create(name, "1MiB", schema=schema)
     sub, pub = channel.subscriber(), channel.publisher()
@@ -378,14 +378,14 @@ def test_cpp_producer_python_consumer(name, ledger_peer):
 def test_publish_msgspec_turns_records_into_a_batch_bound_by_name(name):
     msgspec = pytest.importorskip("msgspec")
 
-    class Node(msgspec.Struct):
+    class Node(msgspec.Struct):  # type: ignore[name-defined,misc]  # importorskip's module: Any
         id: int
         kind: int
         parent: int
         weight: float
         note: str = ""  # a field the channel does not know: ignored (schema in flux)
 
-    schema = pa.schema([pa.field("id", pa.uint64(), False), pa.field("kind", pa.uint8(), False),
+    schema = pa.schema([pa.field("id", pa.uint64(), False), pa.field("kind", pa.uint8(), False),  # type: ignore[arg-type]
                         pa.field("parent", pa.uint64(), False),
                         pa.field("weight", pa.float32(), False),
                         pa.field("label", pa.utf8())])  # missing from the records: null

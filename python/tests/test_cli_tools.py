@@ -21,7 +21,7 @@ import pytest
 import quiver
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-SCHEMA = pa.schema([("id", pa.int64()), ("name", pa.string())])
+SCHEMA = pa.schema([("id", pa.int64()), ("name", pa.string())])  # type: ignore[arg-type]
 
 
 def batch(first, rows=10):

@@ -49,7 +49,7 @@ def line(doc):
 
 @pytest.mark.parametrize("kind", sorted(control.TYPES))
 def test_every_type_round_trips(kind):
-    payload = {"extra": [1, 2]}
+    payload: dict = {"extra": [1, 2]}
     if kind in ("CMD_PROCESS", "RES_DATA_READY"):
         payload["shm_handle"] = ShmHandle("out", 64, 100, "tensor").to_json()
     if kind == "RES_ERROR_V2":
@@ -266,7 +266,7 @@ def test_handle_past_the_segment_end_is_handle_out_of_range(client, published):
         with pytest.raises(quiver.HandleOutOfRange) as info:
             client.request("CMD_PROCESS", shm_handle=dataclasses.replace(
                 handle, offset=offset, size=size))
-        assert info.value.code == "HANDLE_OUT_OF_RANGE"
+        assert info.value.code == "HANDLE_OUT_OF_RANGE"  # type: ignore[attr-defined]  # a ControlError too
     ok = client.request("CMD_PROCESS", shm_handle=handle)  # the refusals took nothing
     assert ok.type == "RES_DATA_READY"
 
@@ -282,7 +282,7 @@ def test_unknown_segment_is_not_found(client, name):
     with pytest.raises(quiver.NotFound) as info:
         client.request("CMD_PROCESS", shm_handle=ShmHandle(f"{name}-absent", 0, 1,
                                                            generation=1, sequence=0))
-    assert info.value.chain[0][0] == "NOT_FOUND"
+    assert info.value.chain[0][0] == "NOT_FOUND"  # type: ignore[attr-defined]  # a ControlError too
     with pytest.raises(quiver.NotFound):
         client.request("CMD_WATCH", {"segment_id": f"{name}-absent"})
 

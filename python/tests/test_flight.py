@@ -17,7 +17,7 @@ import pytest
 import quiver
 from flight_serve import Serve
 
-SCHEMA = pa.schema([("id", pa.int64()), ("amount", pa.int64()), ("memo", pa.string())])
+SCHEMA = pa.schema([("id", pa.int64()), ("amount", pa.int64()), ("memo", pa.string())])  # type: ignore[arg-type]
 
 
 def batch(start: int, rows: int = 1000) -> pa.RecordBatch:
@@ -72,7 +72,8 @@ class Tail(threading.Thread):
         super().__init__(daemon=True)
         self.client, self.ticket, self.limit, self.delay = client, ticket, limit, delay
         self.options = options
-        self.batches, self.error = [], None
+        self.batches: list = []
+        self.error: Exception | None = None
 
     def run(self) -> None:
         try:
@@ -230,7 +231,7 @@ def _open(name):
 
 def test_do_put_checks_the_schema(serve, name):
     channel = quiver.Channel.create(name, "4MiB", schema=SCHEMA, evolution="add-nullable")
-    wrong = pa.schema([("id", pa.int64()), ("amount", pa.float64()), ("memo", pa.string())])
+    wrong = pa.schema([("id", pa.int64()), ("amount", pa.float64()), ("memo", pa.string())])  # type: ignore[arg-type]
     writer, _ = serve.client().do_put(flight.FlightDescriptor.for_path(name), wrong)
     with pytest.raises(pa.ArrowInvalid, match="SCHEMA_MISMATCH.*amount"):
         writer.write_batch(pa.record_batch([pa.array([1]), pa.array([1.5]), pa.array(["x"])],
@@ -262,9 +263,9 @@ def test_do_put_into_a_strict_channel_takes_only_its_schema(serve, name):
 
 def test_do_put_of_nullable_fields_into_non_nullable_ones(serve, name):
     """Flight clients (Go's, Java's) declare every field nullable: accepted without nulls."""
-    strict = pa.schema([pa.field("id", pa.int64(), nullable=False),
+    strict = pa.schema([pa.field("id", pa.int64(), nullable=False),  # type: ignore[arg-type]
                         pa.field("memo", pa.string(), nullable=False)])
-    loose = pa.schema([("id", pa.int64()), ("memo", pa.string())])
+    loose = pa.schema([("id", pa.int64()), ("memo", pa.string())])  # type: ignore[arg-type]
     channel = quiver.Channel.create(name, "4MiB", schema=strict)
     subscriber = channel.subscriber()
     writer, _ = serve.client().do_put(flight.FlightDescriptor.for_path(name), loose)
@@ -283,8 +284,8 @@ def test_do_put_of_nullable_fields_into_non_nullable_ones(serve, name):
 
 
 # What other producers send: strings in the large layout (polars, Go), every field nullable.
-LOOSE = pa.schema([("id", pa.int64()), ("memo", pa.large_string())])
-STRICT = pa.schema([pa.field("id", pa.int64(), nullable=False), ("memo", pa.string())])
+LOOSE = pa.schema([("id", pa.int64()), ("memo", pa.large_string())])  # type: ignore[arg-type]
+STRICT = pa.schema([pa.field("id", pa.int64(), nullable=False), ("memo", pa.string())])  # type: ignore[arg-type]
 FITS = pa.record_batch([pa.array([1, 2]), pa.array(["a", "b"], pa.large_string())],
                        schema=LOOSE)
 HOLDS_NULL = pa.record_batch([pa.array([1, None]), pa.array(["a", "b"], pa.large_string())],
@@ -296,7 +297,7 @@ def test_every_door_conforms_batches_by_one_rule(serve, quiver_bin, name):
     """A Python publish, a DoPut and a bridge accept the same batches (the channel's values
     in another layout; nullable fields that hold no null), stored in the channel's schema,
     and refuse the same ones with the same words."""
-    retyped_schema = pa.schema([("id", pa.float64()), ("memo", pa.large_string())])
+    retyped_schema = pa.schema([("id", pa.float64()), ("memo", pa.large_string())])  # type: ignore[arg-type]
     retyped = pa.record_batch([pa.array([1.5]), pa.array(["c"], pa.large_string())],
                               schema=retyped_schema)
 
@@ -447,10 +448,10 @@ def test_bearer_token(build_dir, tmp_path, name):
         client = server.client()
         with pytest.raises(flight.FlightUnauthenticatedError, match="needs a bearer token"):
             list(client.list_flights())
-        wrong = flight.FlightCallOptions(headers=[(b"authorization", b"Bearer guess")])
+        wrong = flight.FlightCallOptions(headers=[(b"authorization", b"Bearer guess")])  # type: ignore[list-item]
         with pytest.raises(flight.FlightUnauthenticatedError, match="wrong bearer token"):
             list(client.list_flights(options=wrong))
-        right = flight.FlightCallOptions(headers=[(b"authorization", b"Bearer s3cret-token")])
+        right = flight.FlightCallOptions(headers=[(b"authorization", b"Bearer s3cret-token")])  # type: ignore[list-item]
         assert name in [f.descriptor.path[0].decode()
                         for f in client.list_flights(options=right)]
         del channel

@@ -20,7 +20,7 @@ import quiver.flight
 from conftest import named_channels
 from flight_serve import Serve
 
-SCHEMA = pa.schema([("id", pa.int64()), ("memo", pa.string())])
+SCHEMA = pa.schema([("id", pa.int64()), ("memo", pa.string())])  # type: ignore[arg-type]
 
 
 def good_batch(rows: int = 4) -> pa.RecordBatch:

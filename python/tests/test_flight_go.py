@@ -27,7 +27,7 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "go"
 
 # The schema of examples/go's `put` batches: id = b*R + r, amount = (id*37) % 1001 - 500.
-SCHEMA = pa.schema([("id", pa.int64()), ("amount", pa.int64()), ("name", pa.string())])
+SCHEMA = pa.schema([("id", pa.int64()), ("amount", pa.int64()), ("name", pa.string())])  # type: ignore[arg-type]
 
 # What a module download failing for want of a network looks like (as opposed to a
 # compile error, which must fail the test).

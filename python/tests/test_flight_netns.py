@@ -17,7 +17,7 @@ from conftest import REPO
 from flight_serve import Serve
 
 NETNS = REPO / "scripts" / "netns.sh"
-SCHEMA = pa.schema([("id", pa.int64()), ("amount", pa.int64()), ("blob", pa.binary())])
+SCHEMA = pa.schema([("id", pa.int64()), ("amount", pa.int64()), ("blob", pa.binary())])  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")

@@ -234,7 +234,7 @@ def test_the_readme_frames_example_runs(name):
     assert len(blocks) == 1, "the README has one frames example"
     code = blocks[0]
     assert '"camera"' in code
-    namespace = {}
+    namespace: dict = {}
     exec(compile(code.replace('"camera"', repr(name)), "README.md", "exec"), namespace)
     claims = re.findall(r"^(\S.*?)\s+# ((?:Image|Audio)FrameInfo\(.*\))$", code, re.M)
     assert len(claims) == 2

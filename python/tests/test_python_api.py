@@ -17,7 +17,7 @@ import pytest
 
 import quiver
 
-SCHEMA = pa.schema([pa.field("id", pa.int64(), False), pa.field("qty", pa.float64())])
+SCHEMA = pa.schema([pa.field("id", pa.int64(), False), pa.field("qty", pa.float64())])  # type: ignore[arg-type]
 
 
 def batch(start: int, rows: int = 3) -> pa.RecordBatch:
@@ -216,7 +216,7 @@ def test_a_closed_subscriber_gives_its_slot_back(name):
 
 def _fork_child(channel, publisher, subscriber, results) -> None:
     """Runs in a child made by fork: what it inherited, and what it may do."""
-    got = {}
+    got: dict = {}
     try:
         publisher.publish(batch(100))
     except quiver.InvalidArgumentError as e:
@@ -294,7 +294,7 @@ def test_a_named_channel_pickles_by_name(name):
 def test_a_misspelt_column_is_refused_naming_the_field_it_meant(name):
     channel = quiver.Channel.create(name, "1MiB", schema=SCHEMA)
     assert channel.evolution == "strict"
-    typo = pa.schema([pa.field("id", pa.int64(), False), pa.field("qtty", pa.float64())])
+    typo = pa.schema([pa.field("id", pa.int64(), False), pa.field("qtty", pa.float64())])  # type: ignore[arg-type]
     pub = channel.publisher()
     with pytest.raises(quiver.SchemaMismatchError,
                        match="adds 'qtty' .* lacks 'qty' .*'qtty' looks like a misspelling "
@@ -312,7 +312,7 @@ def test_an_add_nullable_channel_grows_and_still_catches_typos(name):
     pub.publish(pa.record_batch([pa.array([1]), pa.array([1.5]), pa.array(["x"])],
                                 schema=grown))
     assert channel.schema_versions == 2
-    typo = pa.schema([pa.field("id", pa.int64(), False), pa.field("QTY", pa.float64()),
+    typo = pa.schema([pa.field("id", pa.int64(), False), pa.field("QTY", pa.float64()),  # type: ignore[arg-type]
                       pa.field("note", pa.string())])
     with pytest.raises(quiver.SchemaMismatchError, match="'QTY' looks like a misspelling"):
         pub.publish(pa.record_batch([pa.array([1]), pa.array([1.5]), pa.array(["x"])],

@@ -127,7 +127,7 @@ def test_a_dead_worker_fails_its_calls_naming_it():
 
 def test_the_pool_retries_a_dead_workers_command_exactly_once(served):
     answered = []
-    good = served({"CMD_PAGE": lambda c: answered.append(c.payload["page"]) or
+    good = served({"CMD_PAGE": lambda c: answered.append(c.payload["page"]) or  # type: ignore[func-returns-value]
                    {"page": c.payload["page"]}}, name="good")
     pool = WorkerPool("round-robin")
     a, b = socket.socketpair()
@@ -251,7 +251,7 @@ def test_the_readme_workflow_example_runs(name):
     assert len(blocks) == 1, "the README has one workflow example"
     code = blocks[0]
     assert '"pages"' in code
-    namespace = {}
+    namespace: dict = {}
     before = set(threading.enumerate())
     exec(compile(code.replace('"pages"', repr(name)), "README.md", "exec"), namespace)
     claims = re.findall(r"^(\S.*?)\s+# (ImageFrameInfo\(.*\))$", code, re.M)
