@@ -1,5 +1,5 @@
 """Shared pieces of the benchmark suite (bench/suite.py): the run context with its progress
-display, statistics, the machine description and the result-file shape of BENCHMARKS.md.
+display, statistics, the machine description and the result-file shape of docs/benchmarks.md.
 
 A workload module (bench/w1_ledger.py, ...) defines
 

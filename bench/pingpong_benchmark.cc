@@ -31,7 +31,7 @@
 //                              never under 100)
 //   QUIVER_BENCH_IDLE_MS       how long the idle-receiver cases leave a subscriber waiting
 //   QUIVER_BENCH_SUMMARY_MD    also write the summary tables to this file
-//   QUIVER_BENCH_SUMMARY_JSON  also write the workload-shaped result file (BENCHMARKS.md)
+//   QUIVER_BENCH_SUMMARY_JSON  also write the workload-shaped result file (docs/benchmarks.md)
 //   QUIVER_BENCH_PIN=P,C       CPUs of the parent and of the child when pinned apart
 //                              (default 0,1; pinned together, both use P)
 // With --benchmark_repetitions=N the summary reports the median over the N runs of each

@@ -1,4 +1,4 @@
-"""Quiver's benchmark suite: the workloads of BENCHMARKS.md, each against real peers measured
+"""Quiver's benchmark suite: the workloads of docs/benchmarks.md, each against real peers measured
 in the same run, each writing bench/results/<workload>.json and a plot <workload>.png.
 
     bench/suite.py                         # everything (what `make bench` runs)
@@ -69,8 +69,9 @@ def shm_files() -> set:
 def main() -> int:
     parser = argparse.ArgumentParser(
         prog=os.environ.get("QUIVER_BENCH_PROG", "bench/suite.py"),
-        description="Quiver's benchmark suite (BENCHMARKS.md): W1 ledger, W2 evidence image, "
-                    "W3 frames latency, W4 ingest, W5 flight, each against real peers in the same run.",
+        description="Quiver's benchmark suite (docs/benchmarks.md): W1 ledger, W2 image, "
+                    "W3 frames latency, W4 ingest, W5 flight, W6 command/result, each against "
+                    "real peers in the same run.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="workloads: " + ", ".join(f"{k} ({m})" for k, m in WORKLOADS.items()))
     parser.add_argument("--workload", "-w", default="all",

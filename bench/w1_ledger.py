@@ -1,4 +1,4 @@
-"""W1 ledger (BENCHMARKS.md "W1 ledger"): a Python process holds a ready Ledger
+"""W1 ledger (docs/benchmarks.md, "W1 ledger"): a Python process holds a ready Ledger
 ``pyarrow.RecordBatch``; a C++ process (bench/w1_ledger_peer.cc) must end up with it as an
 ``arrow::RecordBatch`` and compute sum(amount). Time: from the producer starting to send
 (``t0 = time.monotonic_ns()``, after the consumer printed its ready line) until the consumer
@@ -7,8 +7,8 @@ has the sum (its ``done_ns``, CLOCK_MONOTONIC as well).
 This process is the producer. Transports, each with a fresh consumer process per run:
 
 - ``json-stdio``: ``batch.slice(...).to_pylist()`` and ``json.dumps`` per row, one object per
-  line on the consumer's stdin, parsed there with nlohmann::json into Arrow builders (the
-  seeds' legacy). Sent in chunks of CHUNK_ROWS rows so that both ends work at once.
+  line on the consumer's stdin, parsed there with nlohmann::json into Arrow builders (the way
+  such pipelines are often built today). Sent in chunks of CHUNK_ROWS rows so that both ends work at once.
 - ``msgspec-pipe``: rows as tuples (``zip`` of the columns' ``to_pylist()``; msgpack arrays in
   schema order), ``msgspec.msgpack`` encoded, in frames of CHUNK_ROWS rows, each an 8-byte
   little-endian length and the payload; decoded with quiver::DecodeMsgpackRecords.

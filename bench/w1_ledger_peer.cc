@@ -1,9 +1,9 @@
-// w1_ledger_peer: the C++ consumer of benchmark W1 (bench/w1_ledger.py, BENCHMARKS.md "W1
+// w1_ledger_peer: the C++ consumer of benchmark W1 (bench/w1_ledger.py, docs/benchmarks.md "W1
 // ledger"). A Python producer holds a Ledger batch; this process must end up with it as
 // arrow::RecordBatch(es) and compute sum(amount), over one of five transports:
 //
 //   json-stdio       JSON objects, one per line on stdin, parsed with nlohmann::json and
-//                    appended with Arrow builders (the seeds' legacy)
+//                    appended with Arrow builders (the way such pipelines are often built today)
 //   msgspec-pipe     frames of msgpack on stdin, each an 8-byte little-endian length and one
 //                    msgpack array of records (msgspec), decoded by quiver::DecodeMsgpackRecords
 //   arrow-ipc-pipe   an Arrow IPC stream on stdin

@@ -1,5 +1,5 @@
-"""W2 evidence image (BENCHMARKS.md): an RGBA image with width/height/format from one
-process to another, as JSON with base64 over a pipe (the seeds' legacy) vs a Quiver image
+"""W2 image (docs/benchmarks.md): an RGBA image with width/height/format from one
+process to another, as JSON with base64 over a pipe (the way such pipelines are often built today) vs a Quiver image
 frame copied in (`quiver`) vs written in place in the loan (`quiver-loan`), with the memcpy
 of the same bytes as the copy limit. The C++ peer (bench/w2_image_peer.cc) forks the consumer,
 times every image and checks every pixel's checksum; this module runs it and reports."""
@@ -14,7 +14,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 WORKLOAD = "w2_image"
-TITLE = "W2 evidence image: RGBA frames, JSON+base64 vs Quiver copy-in vs loan"
+TITLE = "W2 image: RGBA frames, JSON+base64 vs Quiver copy-in vs loan"
 
 SIZES = ["640x480", "1920x1080", "3840x2160"]
 TRANSPORTS = ["memcpy", "json-base64-stdio", "quiver", "quiver-loan"]
@@ -90,12 +90,12 @@ def plot(result: dict, png: pathlib.Path) -> None:
             xs, ys = zip(*points)
             ax.plot(xs, [y / 1e3 for y in ys], marker="o", label=transport)
     ax.axhline(2.0, color="grey", linestyle=":", linewidth=1)
-    ax.text(3e5, 2.2, "seeds' target: 2 ms", color="grey", fontsize=8)
+    ax.text(3e5, 2.2, "target: 2 ms", color="grey", fontsize=8)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("image bytes (RGBA: " + ", ".join(result["params"]["sizes"]) + ")")
     ax.set_ylabel("median time, ms (log)")
-    ax.set_title("W2 evidence image: producer to consumer")
+    ax.set_title("W2 image: producer to consumer")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

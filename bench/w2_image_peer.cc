@@ -1,7 +1,7 @@
-// W2 evidence image (BENCHMARKS.md): one RGBA image from a producer process to a consumer
+// W2 image (docs/benchmarks.md): one RGBA image from a producer process to a consumer
 // process, by
 //   json-base64-stdio  {"width","height","format","data": base64} as one JSON line over a pipe
-//                      (the seeds' legacy), parsed with nlohmann::json, decoded with Arrow's
+//                      (the way such pipelines are often built today), parsed with nlohmann::json, decoded with Arrow's
 //                      base64;
 //   quiver             PublishImageFrame(pixels): one copy of the producer's buffer into a loan;
 //   quiver-loan        the producer writes the pixels into the loan (LoanImageFrame), and
@@ -369,7 +369,7 @@ Image ParseSize(const std::string& text) {
 void Usage(FILE* out) {
   std::fputs(
       "usage: w2_image_peer [--sizes WxH,...] [--reps N] [--warmup N] [--transports T,...]\n"
-      "  W2 evidence image: RGBA images from a producer to a consumer process.\n"
+      "  W2 image: RGBA images from a producer to a consumer process.\n"
       "  --sizes       default 640x480,1920x1080,3840x2160\n"
       "  --reps        timed images per transport and size (default 30)\n"
       "  --warmup      untimed images first (default 3)\n"

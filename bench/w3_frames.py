@@ -1,4 +1,4 @@
-"""W3 frames: one-way latency of a payload ping-ponged between two processes (BENCHMARKS.md).
+"""W3 frames: one-way latency of a payload ping-ponged between two processes (docs/benchmarks.md).
 
 Two halves, one result file (bench/results/w3_frames.json):
 

@@ -1,4 +1,4 @@
-"""W4 ingest (BENCHMARKS.md), the seeds' msgspec-vs-zero-copy question: N small nodes
+"""W4 ingest (docs/benchmarks.md), the msgspec-vs-zero-copy question: N small nodes
 (id uint64, kind uint8, parent uint64, weight float32) from Python into the C++ core, through
 a Quiver channel read by a C++ process (bench/w4_ingest_peer.cc), as
 
@@ -192,7 +192,7 @@ def plot(result: dict, png: pathlib.Path) -> None:
     bars = ax.barh(names, rates, color=["tab:green", "tab:orange", "tab:red"][:len(rows)])
     ax.bar_label(bars, labels=[f"{v:.1f} M/s" for v in rates], padding=3, fontsize=8)
     ax.axvline(10, color="grey", linestyle=":", linewidth=1)
-    ax.text(10.3, -0.45, "seeds' bar: 10 M/s", color="grey", fontsize=8)
+    ax.text(10.3, -0.45, "target: 10 M/s", color="grey", fontsize=8)
     ax.set_xscale("log")
     ax.set_xlabel("million nodes per second (log), Python to a C++ consumer")
     ax.set_title(f"W4 ingest: {result['params']['nodes']:,} nodes")

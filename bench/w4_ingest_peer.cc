@@ -1,4 +1,4 @@
-// W4 ingest (BENCHMARKS.md): the C++ side of "10M small nodes from Python into the C++ core".
+// W4 ingest (docs/benchmarks.md): the C++ side of "10M small nodes from Python into the C++ core".
 // Subscribes to the named Arrow channel of nodes (id uint64, kind uint8, parent uint64,
 // weight float32), prints "ready", and reads batches zero-copy until the publisher closes.
 // Every time it has summed another N nodes (one run of the producer) it prints one JSON line:

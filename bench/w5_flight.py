@@ -1,4 +1,4 @@
-"""W5 flight (BENCHMARKS.md "W5 flight"): a pyarrow.flight client DoGets W1 Ledger batches
+"""W5 flight (docs/benchmarks.md, "W5 flight"): a pyarrow.flight client DoGets W1 Ledger batches
 (examples/ledger/ledger.py, ROWS rows each, the stream cycling through DISTINCT seeded
 batches) from a Flight server, on loopback and across a veth pair between two network
 namespaces (server in NAME-a, client in NAME-b: scripts/netns.sh). GB/s, in the same run:

@@ -2,7 +2,7 @@
 process, with (a) no payload, (b) a 1920x1080 RGBA frame, (c) a 10,000-row Ledger batch, over
 the Quiver control plane (an envelope each way over two pipes, the result in shared memory as
 a safe handle the core resolves zero-copy), against the same workflow as JSON lines over the
-worker's stdio (the frame base64, the batch as JSON rows: the seeds' legacy) and against a gRPC
+worker's stdio (the frame base64, the batch as JSON rows: the way such pipelines are often built today) and against a gRPC
 unary-style call carrying the same bytes (Arrow Flight DoAction, one result; the batch as
 Arrow IPC). The C++ peer (bench/w6_command_peer.cc) starts the worker, times every round trip
 until the core holds the checked result, and prints the samples; this module runs it."""
@@ -21,7 +21,7 @@ TITLE = "W6 command/result: a round trip with no payload, a 1080p frame, a 10k-r
 
 PAYLOADS = ["none", "frame", "batch"]
 TRANSPORTS = ["quiver", "json-stdio", "grpc"]
-# Targets (BENCHMARKS.md / the issue): quiver p50 for no payload, and json/quiver p50 ratios.
+# Targets (docs/benchmarks.md): quiver p50 for no payload, and json/quiver p50 ratios.
 TARGET_NONE_P50_US = 30.0
 TARGET_RATIO = 100.0
 

@@ -9,7 +9,7 @@
 //   publishes the result into a stream
 //               (CMD_STREAM_START) and answers RES_DATA_READY with a safe handle, which the
 //               core resolves and decodes zero-copy (ReadImageFrame, DecodeArrowSample)
-//   json-stdio  the seeds' legacy: one JSON line each way over the worker's stdin/stdout;
+//   json-stdio  the way such pipelines are often built today: one JSON line each way over the worker's stdin/stdout;
 //               the frame base64 in it, the batch as JSON rows, parsed back into Arrow
 //   grpc        a gRPC unary-style call (Arrow Flight DoAction, one result) carrying the same
 //               bytes: the frame, the batch as Arrow IPC

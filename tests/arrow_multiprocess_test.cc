@@ -1,4 +1,4 @@
-// Arrow batches across real processes: the seeds' Ledger at 1M rows, read zero-copy in
+// Arrow batches across real processes: Ledger rows, 1M of them,, read zero-copy in
 // another process and checked column by column.
 #include <arrow/api.h>
 #include <gtest/gtest.h>

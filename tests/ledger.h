@@ -1,4 +1,4 @@
-// The seeds' Ledger rows (BENCHMARKS.md W1): a deterministic generator for tests and
+// Ledger rows (benchmark W1, docs/benchmarks.md): a deterministic generator for tests and
 // benchmarks. stt int32, code utf8 (~9 chars), name utf8 (~24), unit utf8 (~3),
 // quantity float64, unit_price float64, amount float64 = quantity * unit_price.
 #pragma once

@@ -1,4 +1,4 @@
-// The workload-shaped result file of BENCHMARKS.md (QUIVER_BENCH_SUMMARY_JSON), which
+// The workload-shaped result file of docs/benchmarks.md (QUIVER_BENCH_SUMMARY_JSON), which
 // bench/w3_frames.py reads: one entry per case, fill size and idle receiver. Reads the
 // results of this run; single-threaded.
 #pragma once

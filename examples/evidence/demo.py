@@ -1,7 +1,7 @@
 """`make demo`, second part: runs examples/evidence.toml under `quiver run` (a C++ core
 commands three Python workers; one is killed mid-run), then the same per-command work as JSON
-lines over a worker's stdio (the frame base64, the Ledger batch as JSON rows: the seeds'
-legacy), and prints one report comparing the per-command latency of both, measured in this
+lines over a worker's stdio (the frame base64, the Ledger batch as JSON rows: the way
+such pipelines are often built today), and prints one report comparing the per-command latency of both, measured in this
 run. The JSON side is bench/w6_command_peer's json-stdio worker, in the same build."""
 
 import argparse

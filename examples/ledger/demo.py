@@ -1,5 +1,5 @@
 """`make demo`: runs examples/ledger.toml under `quiver run`, then moves the same 100k rows
-as JSON lines over a stdio pipe into a C++ parser (the seeds' legacy transport), and prints
+as JSON lines over a stdio pipe into a C++ parser (the way such pipelines are often built today), and prints
 one report comparing the two, both measured in this run."""
 
 import argparse

@@ -1,4 +1,4 @@
-// The seeds' legacy transport, for comparison: Ledger rows as JSON objects, one per line on
+// The way such pipelines are often built today, for comparison: Ledger rows as JSON objects, one per line on
 // stdin, parsed in C++ (nlohmann::json). Prints the row count and sum(amount).
 #include <cstdio>
 #include <iostream>

@@ -1,4 +1,4 @@
-"""The seeds' Ledger rows (BENCHMARKS.md W1), generated fast with numpy and deterministic."""
+"""Ledger rows (a bookkeeping table: row number, code, name, unit, quantity, unit price, amount) (benchmark W1, docs/benchmarks.md), generated fast with numpy and deterministic."""
 
 from __future__ import annotations
 

@@ -7,7 +7,8 @@
 //   auto channel = quiver::CreateArrowChannel("ledger", schema, {.capacity = 256 << 20});
 //   auto publisher = quiver::ArrowPublisher::Make(*channel);
 //   publisher->Publish(*batch);                            // one copy of the buffers
-//   auto subscriber = quiver::ArrowSubscriber::Make(*quiver::Channel::Open("ledger"));
+//   auto opened = quiver::Channel::Open("ledger");            // in the reading process
+//   auto subscriber = quiver::ArrowSubscriber::Make(*opened);
 //   auto sample = subscriber->Receive(std::chrono::seconds(1));
 //   sample->batch->column(6);                              // zero copy: shared memory
 #pragma once

@@ -1,5 +1,5 @@
 // Media frame samples: interleaved PCM audio and images, written in place and read in place,
-// plus the seeds' Evidence schema as an Arrow view of an image frame. Free functions; loans are
+// plus an Arrow view of an image frame (one row: data, width, height, format). Free functions; loans are
 // thread-compatible like the LoanedSample they own, views are immutable (thread-safe).
 //
 // A frame sample is [SampleHeader | AudioFrameHeader or ImageFrameHeader | padding | data],
@@ -187,7 +187,7 @@ Status PublishImageFrame(Publisher& publisher, const ImageFrameInfo& info,
 /// a valid sample of another kind.
 Result<ImageFrameView> ReadImageFrame(std::shared_ptr<const Sample> sample);
 
-/// The seeds' Evidence schema: [data: binary, width: int32, height: int32, format: utf8].
+/// An image as one Arrow row, as the document example (examples/evidence) carries pages: [data: binary, width: int32, height: int32, format: utf8].
 /// `format` holds a PixelFormatName. Evidence has no stride column: a row's stride is
 /// len(data) / height, which is width * BytesPerPixel when the rows are tightly packed.
 std::shared_ptr<arrow::Schema> EvidenceSchema();

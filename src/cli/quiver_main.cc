@@ -152,13 +152,13 @@ int Main(int argc, char** argv) {
 
   auto* bench = app.add_subcommand(
       "bench",
-      "Run the benchmark suite (W1-W5 of BENCHMARKS.md against real peers, in one run); "
-      "writes bench/results/<workload>.json and .png (see docs/benchmarks.md)");
+      "Run the benchmark suite (workloads W1-W6 of docs/benchmarks.md, each against real "
+      "peers in one run); writes bench/results/<workload>.json and .png");
   BenchOptions bench_options;
   bench
       ->add_option("-w,--workload", bench_options.workload,
                    "Comma-separated workloads: all, w1 (ledger), w2 (image), w3 (frames "
-                   "latency), w4 (ingest), w5 (flight)")
+                   "latency), w4 (ingest), w5 (flight), w6 (command/result)")
       ->capture_default_str();  // the suite checks the names: it owns the list
   bench->add_flag("--quick", bench_options.quick,
                   "Small repetition counts: every workload, the whole suite in under 2 minutes");
