@@ -67,6 +67,18 @@ test: deps
 	elif [ -z "$$GO" ]; then echo "make test: Go is not installed: go/quiverflight's tests skipped"; \
 	else echo "cd go/quiverflight && go test ./..."; cd go/quiverflight && \
 	  QUIVER_BUILD_DIR=$(CURDIR)/$(BUILD_DIR) QUIVER_PYTHON=$(PYTHON) $$GO test -count=1 ./...; fi
+	@$(MAKE) --no-print-directory wheel
+	bash scripts/wheel_test.sh
+
+# The wheel a user installs: pip wheel (isolated) + auditwheel repair into dist/
+# (scripts/wheel.sh); wheel-test installs it into a fresh venv without a compiler and runs
+# it (scripts/wheel_test.sh, also part of make test).
+.PHONY: wheel wheel-test
+wheel: deps
+	PYTHON=$(PYTHON) bash scripts/wheel.sh
+
+wheel-test: wheel
+	bash scripts/wheel_test.sh
 
 # The C++ test suite under ThreadSanitizer, in build-tsan/ (QUIVER_TSAN=ON; TSan cannot be
 # combined with ASan, so QUIVER_SANITIZE=1 is refused here; CI=true alone is ignored).
@@ -107,7 +119,7 @@ soak: deps
 	@$(MAKE) --no-print-directory build CI= QUIVER_SANITIZE=0
 	build/quiver_chaos --soak $(SOAK_SECONDS)
 
-# The seeds' pipeline end to end, with a report (always the plain build: demo numbers).
+# The Ledger and document pipelines end to end, with a report (always the plain build: demo numbers).
 demo: deps
 	@$(MAKE) --no-print-directory build CI= QUIVER_SANITIZE=0
 	@$(MAKE) --no-print-directory python
@@ -117,7 +129,7 @@ demo: deps
 # The Python package, installed into .venv the way a user would (`pip install .`), built
 # against the venv's own pyarrow (no build isolation), incrementally in build-py/.
 python: deps
-	$(PYTHON) -m pip install --no-build-isolation --no-deps -q .
+	$(PYTHON) -m pip install --no-build-isolation --no-deps -q -Cbuild-dir=build-py/{wheel_tag} .
 
 # The native module's type stubs (python/quiver/_quiver/*.pyi, with python/quiver/py.typed),
 # made by nanobind.stubgen from the installed quiver._quiver (from a scratch directory, so that
@@ -135,7 +147,7 @@ stubs: python
 	  -O $(CURDIR)/python/quiver -M $(CURDIR)/python/quiver/py.typed -q \
 	  -p $(CURDIR)/scripts/stubgen-patterns.txt
 
-# The benchmark suite (bench/suite.py via `quiver bench`): W1-W5 of BENCHMARKS.md against
+# The benchmark suite (bench/suite.py via `quiver bench`): W1-W6 of docs/benchmarks.md against
 # real peers, results and plots in bench/results/. bench-quick: the same at small counts.
 bench: bench-setup
 	$(RELEASE_DIR)/quiver bench
@@ -174,3 +186,11 @@ tidy:
 clean:
 	rm -rf build build-asan build-tsan build-release
 	@if [ -L compile_commands.json ]; then rm -f compile_commands.json; fi
+
+# The C++ library as an outside project uses it (scripts/consumer_test.sh, tests/consumer/):
+# Quiver installed into a temporary prefix and a consumer built against it (find_package,
+# pkg-config), then the consumer with Quiver added by add_subdirectory. Also the ctest test
+# `consumer` (so part of make test). About 5 minutes on 2 cores.
+.PHONY: test-consumer
+test-consumer:
+	QUIVER_PYTHON=$(PYTHON) JOBS=$(JOBS) bash scripts/consumer_test.sh

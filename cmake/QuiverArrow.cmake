@@ -6,12 +6,56 @@
 #      headers and shared libraries but no CMake config (apache/arrow#14914), so the
 #      IMPORTED targets are defined here, with an RPATH to the wheel's lib dir.
 #
-# Result: targets Arrow::arrow_shared and (if available) ArrowFlight::arrow_flight_shared,
-# and the variables QUIVER_ARROW_SOURCE ("config" | "wheel"), QUIVER_ARROW_VERSION.
+# Result: targets Arrow::arrow_shared, ArrowCompute::arrow_compute_shared and (if available)
+# ArrowFlight::arrow_flight_shared, and the variables QUIVER_ARROW_SOURCE ("config" |
+# "wheel"), QUIVER_ARROW_VERSION, QUIVER_ARROW_LIBDIR (wheel only).
+#
+# Also installed beside QuiverConfig.cmake (cmake/QuiverInstall.cmake), which includes it
+# with QUIVER_ARROW_PACKAGE_MODE set: a consumer of an installed Quiver finds Arrow the same
+# way. There a failure does not stop the configure: it sets QUIVER_ARROW_NOT_FOUND_MESSAGE
+# and returns (find_package(Quiver) then reports Quiver as not found, with that message).
+# Either way binaries get the wheel's lib dir in their build and install RPATHs.
 
-set(QUIVER_PYTHON "${CMAKE_SOURCE_DIR}/.venv/bin/python" CACHE FILEPATH
-    "Python interpreter whose pyarrow wheel provides Arrow C++ when no Arrow CMake config is found")
+# The interpreter whose pyarrow is the fallback. The top-level build: the project's .venv (as
+# `make deps` makes it). A subproject, or a consumer of the installed package: the first of
+# Python3_EXECUTABLE, Python_EXECUTABLE, <top source dir>/.venv, <project>/.venv, and a
+# python3 on the PATH.
+if(DEFINED QUIVER_PYTHON)
+  # Given (-DQUIVER_PYTHON=..., or cached by an earlier configure of the top-level build).
+elseif(QUIVER_ARROW_PACKAGE_MODE OR NOT PROJECT_IS_TOP_LEVEL)
+  set(QUIVER_PYTHON "")
+  foreach(_cand "${Python3_EXECUTABLE}" "${Python_EXECUTABLE}"
+                "${CMAKE_SOURCE_DIR}/.venv/bin/python" "${PROJECT_SOURCE_DIR}/.venv/bin/python")
+    if(_cand AND EXISTS "${_cand}")
+      set(QUIVER_PYTHON "${_cand}")
+      break()
+    endif()
+  endforeach()
+  if(NOT QUIVER_PYTHON)
+    find_program(QUIVER_PYTHON3_ON_PATH NAMES python3 python)
+    if(QUIVER_PYTHON3_ON_PATH)
+      set(QUIVER_PYTHON "${QUIVER_PYTHON3_ON_PATH}")
+    else()
+      set(QUIVER_PYTHON "python3 (none on the PATH)")
+    endif()
+  endif()
+  # Not cached, so that a later -DPython3_EXECUTABLE=... still counts.
+else()
+  set(QUIVER_PYTHON "${PROJECT_SOURCE_DIR}/.venv/bin/python" CACHE FILEPATH
+      "Python interpreter whose pyarrow wheel provides Arrow C++ when no Arrow CMake config is found")
+endif()
 option(QUIVER_ARROW_FROM_WHEEL "Skip find_package(Arrow) and always use the pyarrow wheel" OFF)
+
+# Stops: a FATAL_ERROR in a build of Quiver, a "not found" for find_package(Quiver).
+macro(_quiver_arrow_fail)
+  string(CONCAT _quiver_arrow_msg ${ARGN})
+  if(QUIVER_ARROW_PACKAGE_MODE)
+    set(QUIVER_ARROW_NOT_FOUND_MESSAGE "${_quiver_arrow_msg}")
+    return()
+  endif()
+  message(FATAL_ERROR "${_quiver_arrow_msg}")
+endmacro()
+unset(QUIVER_ARROW_NOT_FOUND_MESSAGE)
 
 if(NOT QUIVER_ARROW_FROM_WHEEL)
   find_package(Arrow CONFIG QUIET)
@@ -27,7 +71,7 @@ if(Arrow_FOUND AND TARGET Arrow::arrow_shared)
     set_target_properties(ArrowCompute::arrow_compute_shared PROPERTIES
       INTERFACE_LINK_LIBRARIES Arrow::arrow_shared)
   endif()
-  if(NOT TARGET ArrowFlight::arrow_flight_shared)
+  if(NOT TARGET ArrowFlight::arrow_flight_shared AND NOT QUIVER_ARROW_PACKAGE_MODE)
     message(WARNING "Quiver: Arrow ${Arrow_VERSION} found via CMake config (${Arrow_DIR}) "
                     "but ArrowFlight was not; the Flight layer will not build.")
   endif()
@@ -38,13 +82,20 @@ endif()
 # ---------------------------------------------------------------------------------------
 # Fallback: the pyarrow wheel.
 # ---------------------------------------------------------------------------------------
-set(_quiver_fix_hint
-    "Run `make deps` (or scripts/bootstrap.sh) to create .venv and install pyarrow, "
-    "or pass -DQUIVER_PYTHON=/path/to/python (with pyarrow installed), "
-    "or install Arrow C++ with its CMake config and set Arrow_DIR / CMAKE_PREFIX_PATH.")
+if(QUIVER_ARROW_PACKAGE_MODE)
+  set(_quiver_fix_hint
+      "pass -DQUIVER_PYTHON=/path/to/python (or -DPython3_EXECUTABLE=...) of a Python with "
+      "pyarrow ${QUIVER_ARROW_VERSION_WANTED} installed, or install Arrow C++ with its CMake "
+      "config and set Arrow_DIR / CMAKE_PREFIX_PATH.")
+else()
+  set(_quiver_fix_hint
+      "Run `make deps` (or scripts/bootstrap.sh) to create .venv and install pyarrow, "
+      "or pass -DQUIVER_PYTHON=/path/to/python (with pyarrow installed), "
+      "or install Arrow C++ with its CMake config and set Arrow_DIR / CMAKE_PREFIX_PATH.")
+endif()
 
 if(NOT EXISTS "${QUIVER_PYTHON}")
-  message(FATAL_ERROR
+  _quiver_arrow_fail(
     "Quiver: Arrow C++ not found.\n"
     "  find_package(Arrow CONFIG) found no Arrow CMake config, and the fallback interpreter\n"
     "  QUIVER_PYTHON=${QUIVER_PYTHON} does not exist.\n"
@@ -77,7 +128,7 @@ print(json.dumps({"version": pyarrow.__version__,
   ERROR_STRIP_TRAILING_WHITESPACE)
 
 if(NOT _quiver_py_rc EQUAL 0)
-  message(FATAL_ERROR
+  _quiver_arrow_fail(
     "Quiver: Arrow C++ not found.\n"
     "  find_package(Arrow CONFIG) found no Arrow CMake config, and\n"
     "  the fallback, the pyarrow wheel of QUIVER_PYTHON=${QUIVER_PYTHON}, is unusable:\n"
@@ -112,7 +163,7 @@ _quiver_wheel_lib(_quiver_libarrow arrow)
 _quiver_wheel_lib(_quiver_libflight arrow_flight)
 _quiver_wheel_lib(_quiver_libcompute arrow_compute)
 if(NOT _quiver_libarrow OR NOT EXISTS "${_quiver_arrow_include}/arrow/api.h")
-  message(FATAL_ERROR
+  _quiver_arrow_fail(
     "Quiver: the pyarrow ${QUIVER_ARROW_VERSION} wheel at ${_quiver_arrow_libdir} has no "
     "libarrow.so or no headers (${_quiver_arrow_include}/arrow/api.h). Reinstall pyarrow "
     "from a binary wheel (pip install --force-reinstall --only-binary=:all: pyarrow).")
@@ -122,7 +173,10 @@ endif()
 # manylinux_2_28 wheels (what pip picks on Debian 12) use the new C++11 ABI, as g++ 12 does
 # by default. A manylinux2014 wheel uses the old ABI: std::string/std::list in Arrow's API
 # would then not link (or worse, link and crash). Checked once per libarrow file.
-if(NOT QUIVER_ARROW_ABI_CHECKED STREQUAL "${_quiver_libarrow}|${CMAKE_CXX_COMPILER}|${CMAKE_CXX_FLAGS}")
+# (A consumer project without C++ enabled has no compiler to check with.)
+get_property(_quiver_languages GLOBAL PROPERTY ENABLED_LANGUAGES)
+if("CXX" IN_LIST _quiver_languages AND
+   NOT QUIVER_ARROW_ABI_CHECKED STREQUAL "${_quiver_libarrow}|${CMAKE_CXX_COMPILER}|${CMAKE_CXX_FLAGS}")
   # 1. Symbol scan: a new-ABI libarrow exports symbols mangled with the abi:cxx11 tag.
   if(CMAKE_NM)
     set(_nm "${CMAKE_NM}")
@@ -138,7 +192,7 @@ if(NOT QUIVER_ARROW_ABI_CHECKED STREQUAL "${_quiver_libarrow}|${CMAKE_CXX_COMPIL
       OUTPUT_STRIP_TRAILING_WHITESPACE
       RESULT_VARIABLE _quiver_nm_rc)
     if(NOT _quiver_cxx11_syms OR _quiver_cxx11_syms EQUAL 0)
-      message(FATAL_ERROR
+      _quiver_arrow_fail(
         "Quiver: ${_quiver_libarrow} exports no `__cxx11` symbols: this pyarrow wheel "
         "(${QUIVER_ARROW_VERSION}) was built with the OLD libstdc++ ABI "
         "(a manylinux2014 wheel), but g++ uses the new C++11 ABI by default.\n"
@@ -176,7 +230,7 @@ int main() {
     COMPILE_OUTPUT_VARIABLE _quiver_abi_compile_out
     RUN_OUTPUT_VARIABLE _quiver_abi_run_out)
   if(NOT _quiver_abi_compile)
-    message(FATAL_ERROR
+    _quiver_arrow_fail(
       "Quiver: a test program could not be compiled/linked against ${_quiver_libarrow}.\n"
       "  If the errors are undefined references mentioning std::__cxx11 / [abi:cxx11], the "
       "wheel and the compiler disagree on the libstdc++ ABI: the wheel uses the new "
@@ -185,7 +239,7 @@ int main() {
       "  Compiler output:\n${_quiver_abi_compile_out}")
   endif()
   if(NOT _quiver_abi_run EQUAL 0)
-    message(FATAL_ERROR
+    _quiver_arrow_fail(
       "Quiver: a test program linked against ${_quiver_libarrow} failed to run "
       "(result: ${_quiver_abi_run}). Output:\n${_quiver_abi_run_out}")
   endif()
@@ -221,7 +275,7 @@ if(_quiver_libflight AND NOT TARGET ArrowFlight::arrow_flight_shared)
     IMPORTED_LOCATION "${_quiver_libflight}"
     INTERFACE_INCLUDE_DIRECTORIES "${_quiver_arrow_include}"
     INTERFACE_LINK_LIBRARIES Arrow::arrow_shared)
-elseif(NOT _quiver_libflight)
+elseif(NOT _quiver_libflight AND NOT QUIVER_ARROW_PACKAGE_MODE)
   message(WARNING "Quiver: the pyarrow wheel has no libarrow_flight; the Flight layer will not build.")
 endif()
 

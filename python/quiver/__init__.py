@@ -40,7 +40,15 @@ from typing import (TYPE_CHECKING, Any, AsyncIterator, Callable, Iterator, Liter
 import numpy as np
 import pyarrow as pa
 
-from . import _quiver
+try:
+    from . import _quiver
+except ImportError as _error:  # a pyarrow of another major version, most likely
+    from ._pyarrow_check import explain
+
+    _message = explain(_error)
+    if _message is None:
+        raise
+    raise ImportError(_message) from _error
 from ._quiver import QuiverError
 
 # One exception class per error code, made from the C++ error table (quiver/status.h
