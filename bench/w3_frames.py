@@ -413,63 +413,62 @@ def summary(result: dict) -> str:
 
 
 def plot(result: dict, png: pathlib.Path) -> None:
-    """Latency percentiles against payload, log-log: a panel per side (C++, Python) and
-    placement (sched, and apart when the Python pairs ran it too)."""
+    """The median one-way latency against payload, log-log, one message per panel: for C++
+    and for Python, Quiver against the peers that wait the same way (blocking wake-ups; busy
+    polling). Pinned apart when that placement ran (each process on a CPU of its own, the
+    case the goals are stated for), else as scheduled. The tails are in the tables
+    (docs/benchmarks.md)."""
     plt = common.pyplot()
-    from matplotlib.lines import Line2D
 
-    rows = ["sched"]
-    if any(r.get("side") == "python" and r.get("placement") == "apart"
-           for r in result["results"]):
-        rows.append("apart")
-    fig, axes = plt.subplots(len(rows), 2, figsize=(15, 6.2 * len(rows)), sharey=True,
-                             squeeze=False)
+    def placement_for(side: str) -> str:
+        apart = any(r.get("side") == side and r.get("placement") == "apart"
+                    for r in result["results"])
+        return "apart" if apart else "sched"
+
+    panels = (
+        ("cpp", "C++: blocking (woken by the peer)",
+         ("quiver-blocking", "quiver-default", "futex", "uds", "pipe")),
+        ("cpp", "C++: busy polling", ("quiver-spin", "spin")),
+        ("python", "Python: blocking (woken by the peer)",
+         ("py-quiver-blocking", "py-quiver-default", "py-iceoryx2-blocking", "py-uds",
+          "py-pipe")),
+        ("python", "Python: busy polling", ("py-quiver-spin", "py-iceoryx2-spin")),
+    )
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8.5), sharex=True)
     palette = plt.get_cmap("tab10").colors
-    bases = ["futex", "spin", "uds", "pipe", "quiver-blocking", "quiver-default", "quiver-spin",
-             "iceoryx2-blocking", "iceoryx2-spin"]
-    color = {b: palette[i % len(palette)] for i, b in enumerate(bases)}
-    styles = (("median_us", "-", "p50"), ("p99_us", "--", "p99"), ("p999_us", ":", "p99.9"))
-    titles = {"sched": "sched: nothing pinned", "apart": "apart: pinned to two CPUs"}
-    for row, placement in enumerate(rows):
-        for col, (side, transports, who) in enumerate(
-                (("cpp", CPP_TRANSPORTS, "C++ <-> C++"),
-                 ("python", PY_TRANSPORTS, "Python <-> Python"))):
-            ax = axes[row][col]
-            handles = []
-            for t in transports:
-                points = [e for e in (_get(result, t, s, side, placement) for s in SIZES) if e]
-                if not points:
-                    continue
-                c = color[t[3:] if t.startswith("py-") else t]
-                for key, ls, _ in styles:
-                    xy = [(e["payload_bytes"], max(e[key], 1e-3)) for e in points
-                          if e.get(key) is not None]
-                    ax.plot([x for x, _ in xy], [y for _, y in xy], ls, color=c,
-                            marker="o" if ls == "-" else None, markersize=4,
-                            linewidth=1.8 if ls == "-" else 1.0,
-                            alpha=1.0 if ls == "-" else 0.6)
-                handles.append(Line2D([], [], color=c, marker="o", label=t))
-            ax.set_xscale("log", base=2)
-            ax.set_yscale("log")
-            ax.set_xticks(list(SIZES))
-            ax.set_xticklabels([common.size_name(s) for s in SIZES])
-            ax.set_xlabel("payload")
-            ax.set_title(f"{who} ({titles[placement]})")
-            ax.grid(True, which="both", alpha=0.3)
-            if handles:
-                ax.add_artist(ax.legend(handles=handles, loc="upper left", fontsize=8))
-            ax.legend(handles=[Line2D([], [], color="gray", linestyle=ls, label=name)
-                               for _, ls, name in styles], loc="lower right", fontsize=8)
-        axes[row][0].set_ylabel("one-way latency, us (log)")
+    for ax, (side, title, transports) in zip(axes.flat, panels):
+        placement = placement_for(side)
+        for k, t in enumerate(transports):
+            points = [e for e in (_get(result, t, s, side, placement) for s in SIZES) if e]
+            if not points:
+                continue
+            quiver = "quiver" in t
+            ax.plot([e["payload_bytes"] for e in points],
+                    [max(e["median_us"], 1e-3) for e in points],
+                    marker="o", markersize=4, color=palette[k % len(palette)],
+                    linewidth=2.2 if quiver else 1.2, linestyle="-" if quiver else "--",
+                    label=t)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xticks(list(SIZES))
+        ax.set_xticklabels([common.size_name(s) for s in SIZES])
+        ax.xaxis.set_minor_locator(plt.NullLocator())  # the payload ticks alone
+        ax.set_title(f"{title} ({'pinned apart' if placement == 'apart' else 'as scheduled'})",
+                     fontsize=10)
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(fontsize=8, loc="upper left")
+        ax.set_ylabel("one-way latency, p50, us (log)")
+    for ax in axes[1]:
+        ax.set_xlabel("payload per message")
     machine = result.get("machine", {})
     mode = result.get("params", {}).get("mode", "full")
-    fig.suptitle(f"{TITLE}\n{machine.get('cpus', '?')} CPUs, {machine.get('cpu', '')}; "
+    fig.suptitle(f"W3: ping-pong latency, Quiver (solid) against its peers (dashed)\n"
+                 f"{machine.get('cpus', '?')} CPUs, {machine.get('cpu', '')}; "
                  f"{result.get('date', '')}{'' if mode == 'full' else f' ({mode} run)'}",
                  fontsize=10)
     fig.tight_layout()
     fig.savefig(png, dpi=100)
     plt.close(fig)
-
 
 if __name__ == "__main__":
     import suite  # only as a script: the module itself never depends on the driver
