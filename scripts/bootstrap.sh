@@ -13,6 +13,7 @@ DEB_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libcli11-dev libtomlplusplus-dev libspdlog-dev libfmt-dev libmsgpack-cxx-dev
   clang-format clang-tidy python3-venv
+  pkg-config  # scripts/consumer_test.sh builds a consumer from Quiver's .pc files
   clang libclang-rt-14-dev  # `make fuzz` (libFuzzer)
 )
 
