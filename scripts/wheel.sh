@@ -18,7 +18,14 @@ trap 'rm -rf "$RAW"' EXIT
 }
 start=$SECONDS
 echo "wheel: building (pip wheel, isolated, Release; a few minutes)"
+# The build must not write into the checkout (a read-only one installs too): it happens in a
+# temporary directory, scikit-build-core's default (pyproject.toml sets no build-dir).
+before=$(ls -A "$ROOT")
 "$PY" -m pip wheel --no-deps -q -w "$RAW" "$ROOT"
+if [ "$(ls -A "$ROOT")" != "$before" ]; then
+  echo "wheel: the build wrote into the source tree: $(comm -13 <(echo "$before") <(ls -A "$ROOT") | tr '\n' ' ')" >&2
+  exit 1
+fi
 raw_wheel=$(ls "$RAW"/quiver_ipc-*.whl)
 echo "wheel: repairing $(basename "$raw_wheel") with auditwheel"
 mkdir -p "$OUT"
