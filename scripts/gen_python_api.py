@@ -156,16 +156,26 @@ def _own_members(cls: type) -> List[Tuple[str, Any]]:
             if not name.startswith("_") and _member_kind(value) is not None]
 
 
+def _private_bases(cls: type) -> List[type]:
+    """The package's private base classes of `cls` (a mixin such as quiver._ClosedByWith):
+    documented as part of the class, not named."""
+    return [b for b in cls.__mro__[1:]
+            if b.__module__.split(".")[0] == "quiver" and b.__name__.startswith("_")]
+
+
 def _special_methods(cls: type) -> List[str]:
-    return [name for name, value in vars(cls).items()
-            if name.startswith("__") and name.endswith("__") and name not in _NOT_LISTED
-            and _member_kind(value) is not None]
+    names: List[str] = []
+    for owner in (cls, *_private_bases(cls)):
+        names += [name for name, value in vars(owner).items()
+                  if name.startswith("__") and name.endswith("__") and name not in _NOT_LISTED
+                  and _member_kind(value) is not None and name not in names]
+    return names
 
 
 def _bases(cls: type) -> List[str]:
     names = []
     for base in cls.__mro__[1:]:
-        if base in (object, BaseException, Exception):
+        if base in (object, BaseException, Exception) or base in _private_bases(cls):
             continue
         module = base.__module__
         public = module.split(".")[0] == "quiver"

@@ -180,7 +180,25 @@ def _schema_capsule(schema: Any) -> Any:
     return schema.__arrow_c_schema__()
 
 
-class Retainer:
+_Self = TypeVar("_Self", bound="_ClosedByWith")
+
+
+class _ClosedByWith:
+    """``with`` blocks for the objects that have ``close()``: the block's end closes it."""
+
+    __slots__ = ()
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: _Self) -> _Self:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class Retainer(_ClosedByWith):
     """The history a :meth:`Channel.retain` keeps; ``close()`` (or the end of a ``with``
     block) lets it go.
 
@@ -199,14 +217,8 @@ class Retainer:
         is 0 from then on). Idempotent."""
         self._r.close()
 
-    def __enter__(self) -> "Retainer":
-        return self
 
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-
-class Sample:
+class Sample(_ClosedByWith):
     """One received sample. Its data stays in shared memory, and the sample stays held (its
     memory is not reused), while this object or any view made from it (pyarrow arrays and
     batches, numpy arrays, polars frames) is alive; :meth:`release` (or the end of a ``with``
@@ -243,12 +255,6 @@ class Sample:
     def released(self) -> bool:
         """True once :meth:`release` (or the end of its ``with`` block) let it go."""
         return isinstance(self._s, _Closed)
-
-    def __enter__(self) -> "Sample":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.release()
 
     @property
     def kind(self) -> str:
@@ -468,7 +474,7 @@ class FrameLoan:
         return False
 
 
-class Publisher:
+class Publisher(_ClosedByWith):
     """The one writer of a channel (:meth:`Channel.publisher`). :meth:`close` (or the end of
     a ``with`` block) ends it: subscribers get what it published, then ``PeerGoneError``.
 
@@ -524,12 +530,6 @@ class Publisher:
     def closed(self) -> bool:
         """True once :meth:`close` ended it."""
         return isinstance(self._p, _Closed)
-
-    def __enter__(self) -> "Publisher":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
 
     def publish(self, data: Any) -> int:
         """Publishes Arrow data: a ``pyarrow.RecordBatch`` or ``Table``, or any object that
@@ -620,7 +620,7 @@ class Publisher:
         self._p.publish_msgpack(bytes(data))
 
 
-class Subscriber:
+class Subscriber(_ClosedByWith):
     """One reader of a channel (:meth:`Channel.subscriber`); receives every sample published
     after it attached (with ``from_oldest``, the channel's backlog first). Iterate it (also
     with ``async for``) until the publisher closes, or read it as a
@@ -657,12 +657,6 @@ class Subscriber:
     def closed(self) -> bool:
         """True once :meth:`close` gave its slot back."""
         return isinstance(self._s, _Closed)
-
-    def __enter__(self) -> "Subscriber":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
 
     def reader(self) -> pa.RecordBatchReader:
         """The channel as a ``pyarrow.RecordBatchReader``: each sample's batch (zero-copy),
@@ -842,7 +836,7 @@ def _from_pickled_fd(dup: Any) -> "Channel":
         os.close(fd)
 
 
-class Channel:
+class Channel(_ClosedByWith):
     """A handle to a channel in shared memory. Cheap to keep; the channel's memory is freed
     when the last process holding it closes it (a named channel's name goes with it).
 
@@ -945,12 +939,6 @@ class Channel:
     def closed(self) -> bool:
         """True once :meth:`close` let this handle go."""
         return isinstance(self._c, _Closed)
-
-    def __enter__(self) -> "Channel":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
 
     def __reduce__(self) -> tuple[Any, ...]:
         native = self._c

@@ -189,17 +189,13 @@ Result<Channel> Channel::Open(std::string_view name) {
   if (!segment.ok() && segment.status().code() == ErrorCode::kNotFound) {
     // Under `quiver run` a pipeline's channels are memfds named in QUIVER_CHANNELS: a node
     // that opens one by name gets it (Attach), and one that names another is told what it has.
-    const char* env = std::getenv("QUIVER_CHANNELS");
-    if (env != nullptr && *env != '\0') {
-      const std::string list = env;
+    Result<std::vector<internal::EnvEntry>> entries = internal::ReadEnvList("QUIVER_CHANNELS");
+    if (!entries.ok()) return entries.status();
+    if (!entries->empty()) {
       std::string names;
-      for (size_t start = 0; start <= list.size();) {
-        const size_t comma = std::min(list.find(',', start), list.size());
-        const std::string entry = list.substr(start, comma - start);
-        const std::string entry_name = entry.substr(0, entry.find('='));
-        if (entry_name == name) return Attach(name);
-        names += (names.empty() ? "" : ", ") + entry_name;
-        start = comma + 1;
+      for (const internal::EnvEntry& entry : *entries) {
+        if (entry.name == name) return Attach(name);
+        names += (names.empty() ? "" : ", ") + std::string(entry.name);
       }
       return segment.status().Wrap(ErrorCode::kNotFound,
                                    "no channel '" + std::string(name) +
@@ -292,22 +288,36 @@ Result<std::string_view> Channel::TypeDescriptor(uint32_t version) const {
                           entry.length);
 }
 
-Result<Channel> Channel::Attach(std::string_view name) {
-  const char* env = std::getenv("QUIVER_CHANNELS");
+Result<std::vector<internal::EnvEntry>> internal::ReadEnvList(const char* variable) {
+  const char* env = std::getenv(variable);
   std::string_view list = env != nullptr ? env : "";
+  std::vector<EnvEntry> entries;
   while (!list.empty()) {
     const size_t comma = list.find(',');
     const std::string_view entry = list.substr(0, comma);
     list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
     const size_t eq = entry.find('=');
-    int fd = -1;
-    if (eq == std::string_view::npos ||
-        std::from_chars(entry.data() + eq + 1, entry.data() + entry.size(), fd).ec != std::errc() ||
-        fd < 0) {
-      return Status::InvalidArgument("QUIVER_CHANNELS entry '" + std::string(entry) +
-                                     "' is not name=fd");
+    if (eq == std::string_view::npos) {
+      return Status::InvalidArgument(std::string(variable) + " entry '" + std::string(entry) +
+                                     "' is not name=value");
     }
-    if (entry.substr(0, eq) == name) {
+    entries.push_back({entry.substr(0, eq), entry.substr(eq + 1)});
+  }
+  return entries;
+}
+
+Result<Channel> Channel::Attach(std::string_view name) {
+  QUIVER_ASSIGN_OR_RETURN(std::vector<internal::EnvEntry> entries,
+                          internal::ReadEnvList("QUIVER_CHANNELS"));
+  for (const internal::EnvEntry& entry : entries) {
+    int fd = -1;
+    if (std::from_chars(entry.value.data(), entry.value.data() + entry.value.size(), fd).ec !=
+            std::errc() ||
+        fd < 0) {
+      return Status::InvalidArgument("QUIVER_CHANNELS entry '" + std::string(entry.name) + "=" +
+                                     std::string(entry.value) + "' is not name=fd");
+    }
+    if (entry.name == name) {
       QUIVER_ASSIGN_OR_RETURN(Channel channel, FromFd(fd));
       if (channel.name() != name) {
         return Status::InvalidArgument("QUIVER_CHANNELS says fd " + std::to_string(fd) +

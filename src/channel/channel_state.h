@@ -9,6 +9,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "channel/extent_allocator.h"
@@ -57,6 +58,16 @@ struct ChannelState {
   Result<std::byte*> DataReadWrite();
   Result<const std::byte*> DataReadOnly();
 };
+
+/// One entry of a supervisor's environment list.
+struct EnvEntry {
+  std::string_view name;
+  std::string_view value;
+};
+/// The entries of environment variable `variable`, "name=value,name=value" (QUIVER_CHANNELS,
+/// QUIVER_SUBSCRIBERS), viewing the environment; empty if unset or empty. kInvalidArgument
+/// naming the variable for an entry without '='.
+Result<std::vector<EnvEntry>> ReadEnvList(const char* variable);
 
 /// OK unless `ch` was attached by the parent of this process before it forked (its
 /// segment is inherited): then kInvalidArgument saying that `what` belongs to the parent and

@@ -5,10 +5,10 @@
 #include <algorithm>
 #include <charconv>
 #include <chrono>
-#include <cstdlib>
 #include <string>
 #include <thread>
 
+#include "channel/channel_state.h"
 #include "common/duration.h"
 #include "quiver/channel.h"
 
@@ -90,17 +90,14 @@ Status Publisher::WaitForSubscribers(uint32_t count, std::chrono::nanoseconds ti
 }
 
 uint32_t Publisher::expected_subscribers() const {
-  const char* env = std::getenv(kPipelineSubscribersEnv);
-  std::string_view list = env != nullptr ? env : "";
+  // Written by the supervisor; anything unreadable counts as "not in a pipeline".
+  Result<std::vector<internal::EnvEntry>> entries = internal::ReadEnvList(kPipelineSubscribersEnv);
+  if (!entries.ok()) return 1;
   const std::string& name = channel().name();
-  while (!list.empty()) {
-    const size_t comma = list.find(',');
-    const std::string_view entry = list.substr(0, comma);
-    list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
-    const size_t eq = entry.find('=');
+  for (const internal::EnvEntry& entry : *entries) {
     uint32_t count = 0;
-    if (eq != std::string_view::npos && entry.substr(0, eq) == name &&
-        std::from_chars(entry.data() + eq + 1, entry.data() + entry.size(), count).ec ==
+    if (entry.name == name &&
+        std::from_chars(entry.value.data(), entry.value.data() + entry.value.size(), count).ec ==
             std::errc()) {
       return count;
     }
