@@ -14,7 +14,6 @@
 
 #include "blocking.h"
 #include "capsules.h"
-#include "discovery/discovery.h"
 #include "errors.h"
 #include "module.h"
 #include "quiver/arrow.h"
@@ -111,12 +110,6 @@ void RegisterChannel(nb::module_& m) {
                   "evolution"_a)
       .def_static("open", [](const std::string& name) { return Unwrap(Channel::Open(name)); })
       .def_static("open_waiting", &OpenWaiting, "name"_a, "wait"_a.none())
-      // A named channel, else a running pipeline's channel (through its supervisor).
-      .def_static("open_anywhere",
-                  [](const std::string& name) {
-                    nb::gil_scoped_release release;
-                    return Unwrap(discovery::OpenChannel(name));
-                  })
       .def_static("from_fd", [](int fd) { return Unwrap(Channel::FromFd(fd)); })
       .def_static("attach", [](const std::string& name) { return Unwrap(Channel::Attach(name)); })
       .def_prop_ro("name", &Channel::name)

@@ -13,8 +13,6 @@
 #include "errors.h"
 #include "quiver/channel.h"
 
-namespace nb = nanobind;
-
 NB_MODULE(_quiver, m) {
   using namespace quiver;
   using namespace quiver::python;
@@ -26,10 +24,6 @@ NB_MODULE(_quiver, m) {
   m.def("default_flight_location", [] { return Unwrap(DefaultFlightLocation()); });
   m.def("read_token_file", [](const std::string& path) { return Unwrap(ReadTokenFile(path)); });
   m.def("named_path", [](const std::string& name) { return Channel::NamedPath(name); });
-  // For a child after fork: the objects it inherited must never run their destructors
-  // there (a publisher's would tell the parent's subscribers it closed), so each gets a
-  // reference nobody ever drops.
-  m.def("keep_forever", [](nb::handle object) { object.inc_ref(); });
   RegisterChannel(m);
   RegisterTensorLoan(m);
   RegisterFrames(m);

@@ -131,6 +131,10 @@ TEST(RendezvousTest, APipelineTellsAPublisherHowManySubscribersToExpect) {
   EXPECT_EQ(publisher->expected_subscribers(), 3u);
   ::setenv(kPipelineSubscribersEnv, "other=5", 1);
   EXPECT_EQ(publisher->expected_subscribers(), 1u);  // not one of its channels
+  ::setenv(kPipelineSubscribersEnv, ("broken," + name + "=3").c_str(), 1);
+  EXPECT_EQ(publisher->expected_subscribers(), 1u);  // unreadable: as if not in a pipeline
+  ::setenv(kPipelineSubscribersEnv, (name + "=many").c_str(), 1);
+  EXPECT_EQ(publisher->expected_subscribers(), 1u);
   ::unsetenv(kPipelineSubscribersEnv);
 }
 

@@ -1,5 +1,7 @@
 #include <arrow/api.h>
+#include <arrow/ipc/writer.h>
 #include <arrow/json/from_string.h>
+#include <arrow/util/key_value_metadata.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -272,6 +274,27 @@ TEST(SchemaEvolutionTest, MisspellingsAreSlipsOfTheKeyboardNotOtherNames) {
   EXPECT_FALSE(payload::LooksLikeMisspelling("x", "y"));  // too short to tell
   EXPECT_FALSE(payload::LooksLikeMisspelling("price", "amount"));
   EXPECT_FALSE(payload::LooksLikeMisspelling("unit_price", "unit"));
+}
+
+TEST(SchemaEvolutionTest, TheRuleKeptInSharedMemoryIsCheckedAndTheKeyIsQuiversOwn) {
+  // A schema that brings the key itself is refused: the rule is Quiver's to record.
+  auto claimed = V1()->WithMetadata(arrow::key_value_metadata({"quiver.evolution"}, {"strict"}));
+  EXPECT_EQ(CreateArrowChannel(UniqueName("evolve-key"), claimed).status().code(),
+            ErrorCode::kInvalidArgument);
+  // A version 1 whose recorded rule is not one (written by a buggy or foreign process) is
+  // corruption, never taken for a rule.
+  auto bogus = V1()->WithMetadata(arrow::key_value_metadata({"quiver.evolution"}, {"loose"}));
+  auto serialized = arrow::ipc::SerializeSchema(*bogus);
+  ASSERT_TRUE(serialized.ok());
+  auto channel =
+      Channel::Create(UniqueName("evolve-bogus"),
+                      {.capacity = 1 << 16, .type_descriptor = (*serialized)->ToString()});
+  ASSERT_TRUE(channel.ok()) << channel.status().ToString();
+  EXPECT_EQ(ChannelEvolution(*channel).status().code(), ErrorCode::kShmCorruption);
+  auto publisher = ArrowPublisher::Make(*channel);
+  ASSERT_TRUE(publisher.ok());
+  auto other = arrow::schema({arrow::field("id", arrow::int64(), false)});
+  EXPECT_EQ(publisher->Publish(*Batch(other, {"[1]"})).code(), ErrorCode::kShmCorruption);
 }
 
 TEST(SchemaEvolutionTest, TheEvolutionNamesAreOneRule) {
