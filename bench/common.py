@@ -39,9 +39,13 @@ from typing import Any, Iterable, Optional, Sequence
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
-# Every named channel the suite creates starts with one of these; the suite fails a workload
-# that leaves one behind in this user's channel directory.
-CHANNEL_PREFIXES = ("w1-", "w2-", "w3-", "w4-", "w5-", "pingpong-")
+# Every named channel the suite creates is called `<prefix><run>-...`, one of these prefixes
+# and the run's id: the suite's process id, exported to every program it starts as
+# QUIVER_BENCH_RUN_PID (the C++ peers read it through bench/run_id.h). The suite fails a
+# workload that leaves a channel of its own run behind in this user's channel directory;
+# another run's channels (a second suite on the same machine) are not its business.
+CHANNEL_PREFIXES = ("w1-", "w2-", "w3-py-", "w4-", "w5-", "w6-", "pingpong-")
+RUN_ENV = "QUIVER_BENCH_RUN_PID"
 
 
 def named_directory() -> pathlib.Path:
@@ -58,6 +62,12 @@ def named_channels() -> list:
         return [p.name for p in named_directory().iterdir()]
     except FileNotFoundError:
         return []
+
+
+def run_channels(run_pid: int) -> set:
+    """The named channels of the run whose suite has process id `run_pid`."""
+    prefixes = tuple(f"{p}{run_pid}-" for p in CHANNEL_PREFIXES)
+    return {n for n in named_channels() if n.startswith(prefixes)}
 
 
 class BenchError(Exception):

@@ -62,8 +62,8 @@ def build_type(build: pathlib.Path) -> str:
 
 
 def shm_files() -> set:
-    """The suite's named channels (see common.CHANNEL_PREFIXES)."""
-    return {n for n in common.named_channels() if n.startswith(common.CHANNEL_PREFIXES)}
+    """This run's named channels (see common.CHANNEL_PREFIXES)."""
+    return common.run_channels(os.getpid())
 
 
 def main() -> int:
@@ -105,6 +105,8 @@ def main() -> int:
         print(f"suite.py: warning: {build} is a '{kind}' build; benchmark a Release build "
               f"(`make bench` makes build-release/)", file=sys.stderr)
 
+    # Every channel of this run carries this process's id (common.CHANNEL_PREFIXES).
+    os.environ[common.RUN_ENV] = str(os.getpid())
     started = time.monotonic()
     documents, failed = [], []
     for i, key in enumerate(chosen, 1):

@@ -39,6 +39,7 @@
 
 #include "quiver/channel.h"
 #include "quiver/frame.h"
+#include "run_id.h"
 
 namespace {
 
@@ -290,7 +291,7 @@ void QuiverConsumer(const std::string& name, int reply_tx) {
 
 std::vector<double> RunQuiver(const Image& image, int reps, int warmup, bool loan) {
   const std::string name =
-      "w2-" + std::to_string(getpid()) + "-" + std::to_string(image.width) + (loan ? "-l" : "-c");
+      "w2-" + quiver::bench::RunId() + "-" + std::to_string(image.width) + (loan ? "-l" : "-c");
   g_channel_path = quiver::Channel::NamedPath(name);
   quiver::ChannelOptions options;
   options.capacity = std::max<size_t>(size_t{16} << 20, 4 * (image.bytes() + 4096));

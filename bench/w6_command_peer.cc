@@ -44,6 +44,7 @@
 #include "quiver/arrow.h"
 #include "quiver/control.h"
 #include "quiver/frame.h"
+#include "run_id.h"
 
 #if defined(QUIVER_HAVE_FLIGHT)
 #include <arrow/flight/api.h>
@@ -196,9 +197,9 @@ struct QuiverCore {
     close(to_worker[0]);
     close(to_core[1]);
     client = Must(Client::FromFds({to_core[0], to_worker[1]}, "w6-worker"), "client");
-    const std::string tag = std::to_string(getpid());
-    frames = Start("w6-frames-" + tag, nullptr);
-    batches = Start("w6-batches-" + tag, LedgerSchema().get());
+    const std::string run = quiver::bench::RunId();
+    frames = Start("w6-" + run + "-frames", nullptr);
+    batches = Start("w6-" + run + "-batches", LedgerSchema().get());
   }
   ~QuiverCore() {
     (void)client->Call(MakeEnvelope(kCmdShutdown), std::chrono::seconds(10));

@@ -8,6 +8,7 @@
 #include <system_error>
 
 #include "quiver/channel.h"
+#include "run_id.h"
 
 namespace quiver::bench::pingpong {
 namespace {
@@ -48,8 +49,8 @@ void ForgetShmPaths() {
   g_shm_paths[1][0] = '\0';
 }
 
-// The sweep at exit looks for this prefix.
-std::string NamePrefix() { return "pingpong-" + std::to_string(getpid()) + "-"; }
+// The sweep at exit looks for this prefix (of this run: see run_id.h).
+std::string NamePrefix() { return "pingpong-" + RunId() + "-"; }
 
 int SweepLeftovers() {
   const std::string prefix = NamePrefix();

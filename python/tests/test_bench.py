@@ -11,29 +11,38 @@ import subprocess
 import sys
 
 import pytest
-from conftest import named_channels
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 SUITE = REPO / "bench" / "suite.py"
+sys.path.insert(0, str(REPO / "bench"))
+import common as bench_common  # noqa: E402
 
 
 def run_suite(build_dir, results, *args, timeout=600):
-    return subprocess.run([sys.executable, str(SUITE), "--smoke", "--build", str(build_dir),
+    """Runs the suite; the result has .pid, the run id in the names of its channels."""
+    with subprocess.Popen([sys.executable, str(SUITE), "--smoke", "--build", str(build_dir),
                            "--results", str(results), *args],
-                          capture_output=True, text=True, timeout=timeout)
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    done = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+    done.pid = proc.pid
+    return done
 
 
-def shm_names():
-    """The suite's channels (its names start with w1-..w6- or pingpong-)."""
-    prefixes = ("w1-", "w2-", "w3-", "w4-", "w5-", "w6-", "pingpong-")
-    return {n for n in named_channels() if n.startswith(prefixes)}
+def run_channels(pid):
+    """The channels of the suite run with process id `pid` (bench/common.py's rule), so a
+    benchmark running beside the tests is not counted."""
+    return bench_common.run_channels(pid)
 
 
 @pytest.mark.parametrize("workload,module", [("w1", "w1_ledger"), ("w2", "w2_image"),
                                              ("w3", "w3_frames"), ("w4", "w4_ingest"),
                                              ("w5", "w5_flight"), ("w6", "w6_command")])
 def test_workload_runs_checks_answers_and_writes_results(build_dir, tmp_path, workload, module):
-    before = shm_names()
     proc = run_suite(build_dir, tmp_path, "--workload", workload, "--json")
     assert proc.returncode == 0, proc.stderr[-3000:]
     document = json.loads(proc.stdout)
@@ -51,7 +60,23 @@ def test_workload_runs_checks_answers_and_writes_results(build_dir, tmp_path, wo
         else:
             assert entry["reason"], entry
     assert (tmp_path / f"{module}.png").stat().st_size > 1000
-    assert shm_names() <= before, "the benchmark left channels behind"
+    assert not run_channels(proc.pid), "the benchmark left channels behind"
+
+
+def test_the_leftover_check_counts_only_its_own_run():
+    """Channels of another run (a benchmark beside this one) are not this run's leftovers."""
+    import quiver
+
+    run, other = os.getpid(), os.getppid()
+    mine = quiver.Channel.create(f"w2-{run}-leftover-check", "64KiB")
+    theirs = quiver.Channel.create(f"pingpong-{other}-beside", "64KiB")
+    try:
+        assert bench_common.run_channels(run) == {f"w2-{run}-leftover-check"}
+        assert bench_common.run_channels(other) == {f"pingpong-{other}-beside"}
+    finally:
+        mine.close()
+        theirs.close()
+    assert not bench_common.run_channels(run) and not bench_common.run_channels(other)
 
 
 def test_unknown_workload_is_a_clear_error(tmp_path, build_dir):
@@ -68,19 +93,20 @@ def test_missing_peer_binaries_fail_the_workload_with_the_fix(tmp_path):
 
 
 
-def w5_namespaces():
-    """The network namespaces W5 makes (qw5-PID-a/-b), if iproute2 is here."""
+def w5_namespaces(pid):
+    """The network namespaces the W5 run with process id `pid` makes (qw5-PID-a/-b), if
+    iproute2 is here."""
     if shutil.which("ip") is None:
         return set()
     out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True)
-    return {line.split()[0] for line in out.stdout.splitlines() if line.startswith("qw5-")}
+    return {line.split()[0] for line in out.stdout.splitlines()
+            if line.startswith(f"qw5-{pid}-")}
 
 
 def test_w5_runs_both_servers_on_both_networks_and_cleans_up(build_dir, tmp_path):
     """W5 (Flight DoGet): the three cases (a tail, a compute ticket, pyarrow's server) on loopback, and across the veth pair of two network
     namespaces where scripts/netns.sh can make them (else those cases say why not); no
     namespace or channel is left behind."""
-    before_ns, before_shm = w5_namespaces(), shm_names()
     proc = run_suite(build_dir, tmp_path, "--workload", "w5", "--no-plots")
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((tmp_path / "w5_flight.json").read_text())
@@ -102,5 +128,5 @@ def test_w5_runs_both_servers_on_both_networks_and_cleans_up(build_dir, tmp_path
     # Two shards answer half the batches each (their totals are checked by the workload).
     assert cases[("fanout-2-shards", "loopback")]["batches"] == \
         2 * (result["params"]["batches"] // 2)
-    assert w5_namespaces() <= before_ns, "the benchmark left network namespaces behind"
-    assert shm_names() <= before_shm, "the benchmark left channels behind"
+    assert not w5_namespaces(proc.pid), "the benchmark left network namespaces behind"
+    assert not run_channels(proc.pid), "the benchmark left channels behind"
