@@ -15,6 +15,7 @@
 #include "channel/extent_allocator.h"
 #include "channel/layout.h"
 #include "channel/notifier.h"
+#include "common/coarse_clock.h"
 #include "quiver/channel.h"
 #include "shm/segment.h"
 
@@ -123,7 +124,7 @@ struct PublisherState {
   std::byte* data = nullptr;
   PublisherOptions options;
   channel::NotifySender notifier;
-  std::chrono::steady_clock::time_point last_liveness_check;
+  CoarseClock::time_point last_liveness_check;  // on every loan: a clock without a counter read
   // The wait for room under way, kept across loans that time out and are retried at once
   // (LoanImpl): when it began, and when the last attempt gave up.
   std::optional<std::chrono::steady_clock::time_point> stalled_since;

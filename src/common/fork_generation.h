@@ -10,8 +10,9 @@
 
 namespace quiver {
 
-/// The number of forks this process is a child of, counted from the first call in any of
-/// its ancestors (a pthread_atfork child handler counts them). Costs two loads.
+/// The number of forks this process is a child of, counted from when Quiver was loaded into
+/// it or an ancestor (a pthread_atfork child handler, registered at load, counts them).
+/// Costs one load.
 uint64_t ForkGeneration();
 
 }  // namespace quiver
