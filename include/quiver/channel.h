@@ -169,6 +169,11 @@ struct ChannelHolders {
   std::vector<pid_t> processes;  ///< every process with the channel open, sorted
 };
 
+/// Whether a typed loan (LoanTensor, LoanImageFrame, LoanAudioFrame) waits for room when
+/// there is none: kForRoom waits as Publisher::Loan, kNo returns kChannelFull at once as
+/// Publisher::TryLoan (a binding tries first, and waits only when it must).
+enum class LoanWait : uint8_t { kForRoom, kNo };
+
 class Channel;
 class Publisher;
 class Subscriber;
@@ -251,6 +256,8 @@ class Publisher {
   Result<LoanedSample> Loan(size_t bytes);
   /// Like Loan, but returns kChannelFull instead of waiting.
   Result<LoanedSample> TryLoan(size_t bytes);
+  /// Loan (kForRoom) or TryLoan (kNo), for the typed loans that take a LoanWait.
+  Result<LoanedSample> Loan(size_t bytes, LoanWait wait);
   /// Makes the sample visible to every subscriber attached now (a release store: its bytes
   /// are visible before it is). Never waits.
   Status Publish(LoanedSample&& sample);

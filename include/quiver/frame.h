@@ -1,6 +1,6 @@
 // Media frame samples: interleaved PCM audio and images, written in place and read in place,
-// plus an Arrow view of an image frame (one row: data, width, height, format). Free functions; loans are
-// thread-compatible like the LoanedSample they own, views are immutable (thread-safe).
+// plus an Arrow view of an image frame (one row: data, width, height, format). Free functions;
+// loans are thread-compatible like the LoanedSample they own, views are immutable (thread-safe).
 //
 // A frame sample is [SampleHeader | AudioFrameHeader or ImageFrameHeader | padding | data],
 // the data starting at a multiple of 64 bytes. The layout is a wire format:
@@ -151,8 +151,8 @@ class LoanedFrame {
   LoanedSample& sample() { return sample_; }
 
  private:
-  friend Result<LoanedAudioFrame> LoanAudioFrame(Publisher&, const AudioFrameInfo&);
-  friend Result<LoanedImageFrame> LoanImageFrame(Publisher&, const ImageFrameInfo&);
+  friend Result<LoanedAudioFrame> LoanAudioFrame(Publisher&, const AudioFrameInfo&, LoanWait);
+  friend Result<LoanedImageFrame> LoanImageFrame(Publisher&, const ImageFrameInfo&, LoanWait);
   LoanedFrame(LoanedSample sample, std::span<std::byte> data, const Info& info)
       : sample_(std::move(sample)), data_(data), info_(info) {}
 
@@ -163,7 +163,8 @@ class LoanedFrame {
 
 /// Loans a sample for an audio frame and writes its headers. kInvalidArgument for a zero
 /// sample rate or channel count, an unknown format or a size that overflows.
-Result<LoanedAudioFrame> LoanAudioFrame(Publisher& publisher, const AudioFrameInfo& info);
+Result<LoanedAudioFrame> LoanAudioFrame(Publisher& publisher, const AudioFrameInfo& info,
+                                        LoanWait wait = LoanWait::kForRoom);
 /// Publishes a frame loaned by LoanAudioFrame.
 Status PublishAudioFrame(Publisher& publisher, LoanedAudioFrame&& frame);
 /// Publishes a copy of interleaved `pcm`; info.frame_count is ignored and taken from the size
@@ -176,7 +177,8 @@ Result<AudioFrameView> ReadAudioFrame(std::shared_ptr<const Sample> sample);
 
 /// Loans a sample for an image frame and writes its headers. kInvalidArgument for an unknown
 /// format or a stride smaller than a row.
-Result<LoanedImageFrame> LoanImageFrame(Publisher& publisher, const ImageFrameInfo& info);
+Result<LoanedImageFrame> LoanImageFrame(Publisher& publisher, const ImageFrameInfo& info,
+                                        LoanWait wait = LoanWait::kForRoom);
 /// Publishes a frame loaned by LoanImageFrame.
 Status PublishImageFrame(Publisher& publisher, LoanedImageFrame&& frame);
 /// Publishes a copy of `pixels`, which must be exactly height * stride bytes (stride 0: tight).
@@ -187,9 +189,10 @@ Status PublishImageFrame(Publisher& publisher, const ImageFrameInfo& info,
 /// a valid sample of another kind.
 Result<ImageFrameView> ReadImageFrame(std::shared_ptr<const Sample> sample);
 
-/// An image as one Arrow row, as the document example (examples/evidence) carries pages: [data: binary, width: int32, height: int32, format: utf8].
-/// `format` holds a PixelFormatName. Evidence has no stride column: a row's stride is
-/// len(data) / height, which is width * BytesPerPixel when the rows are tightly packed.
+/// An image as one Arrow row, as the document example (examples/evidence) carries pages: [data:
+/// binary, width: int32, height: int32, format: utf8]. `format` holds a PixelFormatName. Evidence
+/// has no stride column: a row's stride is len(data) / height, which is width * BytesPerPixel when
+/// the rows are tightly packed.
 std::shared_ptr<arrow::Schema> EvidenceSchema();
 
 /// A one-row Evidence batch over `frame` without copying its pixels: the `data` column's value

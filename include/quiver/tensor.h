@@ -70,7 +70,7 @@ class LoanedTensor {
 
  private:
   friend Result<LoanedTensor> LoanTensor(Publisher&, std::shared_ptr<arrow::DataType>,
-                                         std::vector<int64_t>);
+                                         std::vector<int64_t>, LoanWait);
   LoanedTensor(LoanedSample sample, std::span<std::byte> data,
                std::shared_ptr<arrow::DataType> type, std::vector<int64_t> shape,
                std::vector<int64_t> strides, int64_t size);
@@ -95,7 +95,7 @@ std::string_view TensorTypeName(const arrow::DataType& type);
 /// writes its headers. kInvalidArgument for any other type or shape; loan errors as
 /// Publisher::Loan.
 Result<LoanedTensor> LoanTensor(Publisher& publisher, std::shared_ptr<arrow::DataType> type,
-                                std::vector<int64_t> shape);
+                                std::vector<int64_t> shape, LoanWait wait = LoanWait::kForRoom);
 
 /// Publishes a tensor loaned by LoanTensor.
 Status PublishTensor(Publisher& publisher, LoanedTensor&& tensor);
@@ -104,11 +104,25 @@ Status PublishTensor(Publisher& publisher, LoanedTensor&& tensor);
 /// in row-major order whatever its strides. Dimension names are not carried.
 Status PublishTensor(Publisher& publisher, const arrow::Tensor& tensor);
 
+/// A received tensor, checked, as its fields (ReadTensorView): elements of `type`, `shape`,
+/// `strides` in bytes, in `data` (inside the sample, which `sample` keeps received).
+struct TensorView {
+  std::shared_ptr<arrow::DataType> type;
+  std::vector<int64_t> shape;
+  std::vector<int64_t> strides;
+  std::span<const std::byte> data;
+  std::shared_ptr<const Sample> sample;
+};
+
+/// The tensor in `sample`, without copying and without making an arrow::Tensor (for a
+/// binding that makes its own array object). Every header field is checked first, so no
+/// element lies outside the sample: kShmCorruption (naming the field) if one is wrong;
+/// kInvalidArgument if `sample` is null or a valid sample of another kind.
+Result<TensorView> ReadTensorView(std::shared_ptr<const Sample> sample);
+
 /// Returns the tensor in `sample` without copying: its buffer is a slice of the sample, and
 /// the sample stays received until the tensor and every buffer taken from it are gone.
-/// Every header field is checked first, so the tensor cannot reach outside the sample:
-/// kShmCorruption (naming the field) if one is wrong; kInvalidArgument if `sample` is null or
-/// a valid sample of another kind.
+/// Checked and refused as ReadTensorView.
 Result<std::shared_ptr<arrow::Tensor>> ReadTensor(std::shared_ptr<const Sample> sample);
 
 }  // namespace quiver

@@ -429,11 +429,12 @@ class NdarrayLoan:
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Literal[False]:
         loan, self._loan = self._loan, None
         assert loan is not None and self._array is not None  # set by __enter__
+        # Published, the array belongs to the subscribers; discarded, to the next loan: either
+        # way it is made read-only (in C: `flags.writeable = False` costs more than a publish).
         if exc_type is not None:
-            loan.discard()
-            return False
-        self._array.flags.writeable = False  # it belongs to the subscribers now
-        loan.publish()
+            loan.discard(self._array)
+        else:
+            loan.publish(self._array)
         return False
 
 
@@ -465,12 +466,12 @@ class FrameLoan:
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Literal[False]:
         loan, self._loan = self._loan, None
         assert loan is not None and self._array is not None  # set by __enter__
-        # Published, it belongs to the subscribers; discarded, to the next loan.
-        self._array.flags.writeable = False
+        # Published, it belongs to the subscribers; discarded, to the next loan (read-only
+        # either way, as in NdarrayLoan).
         if exc_type is not None:
-            loan.discard()
+            loan.discard(self._array)
         else:
-            loan.publish()
+            loan.publish(self._array)
         return False
 
 

@@ -6,6 +6,11 @@
 #include <cstring>
 #include <string>
 
+// numpy's C API, in this file only (so its table needs no name shared across files).
+#define NPY_NO_DEPRECATED_API NPY_2_0_API_VERSION
+#define NPY_TARGET_VERSION NPY_1_25_API_VERSION  // runs with numpy >= 1.26, as the wheel says
+#include <numpy/arrayobject.h>
+
 #include "errors.h"
 
 namespace nb = nanobind;
@@ -152,10 +157,95 @@ void CopyElements(const std::byte* src, std::span<const int64_t> src_strides, st
   CopyDimension(src, s.data(), dst, d.data(), n.data(), n.size(), itemsize);
 }
 
+void ImportNumpy() {
+  if (_import_array() < 0) throw nb::python_error();
+}
+
+namespace {
+
+int NumpyType(nb::dlpack::dtype dtype) {
+  using nb::dlpack::dtype_code;
+  switch (static_cast<dtype_code>(dtype.code)) {
+    case dtype_code::Bool:
+      if (dtype.bits == 8) return NPY_BOOL;
+      break;
+    case dtype_code::Int:
+      switch (dtype.bits) {
+        case 8:
+          return NPY_INT8;
+        case 16:
+          return NPY_INT16;
+        case 32:
+          return NPY_INT32;
+        case 64:
+          return NPY_INT64;
+      }
+      break;
+    case dtype_code::UInt:
+      switch (dtype.bits) {
+        case 8:
+          return NPY_UINT8;
+        case 16:
+          return NPY_UINT16;
+        case 32:
+          return NPY_UINT32;
+        case 64:
+          return NPY_UINT64;
+      }
+      break;
+    case dtype_code::Float:
+      switch (dtype.bits) {
+        case 16:
+          return NPY_FLOAT16;
+        case 32:
+          return NPY_FLOAT32;
+        case 64:
+          return NPY_FLOAT64;
+      }
+      break;
+    default:
+      break;
+  }
+  throw Error{ErrorCode::kInvalidArgument, "no numpy array of " + DtypeName(dtype)};
+}
+
+}  // namespace
+
+nb::object NumpyArray(const void* data, std::span<const size_t> shape,
+                      std::span<const int64_t> strides_in_elements, nb::dlpack::dtype dtype,
+                      nb::handle owner, bool writable) {
+  if (shape.size() != strides_in_elements.size() || shape.size() > NPY_MAXDIMS) {
+    throw Error{ErrorCode::kInvalidArgument,
+                "an array of " + std::to_string(shape.size()) + " dimensions has no numpy view"};
+  }
+  const int type = NumpyType(dtype);
+  const auto itemsize = static_cast<npy_intp>(dtype.bits / 8);
+  npy_intp dims[NPY_MAXDIMS], strides[NPY_MAXDIMS];
+  for (size_t i = 0; i < shape.size(); ++i) {
+    dims[i] = static_cast<npy_intp>(shape[i]);
+    strides[i] = static_cast<npy_intp>(strides_in_elements[i]) * itemsize;
+  }
+  const int flags = writable ? NPY_ARRAY_WRITEABLE : 0;
+  // PyArray_NewFromDescr takes the descriptor's reference, PyArray_SetBaseObject the owner's.
+  PyObject* array = PyArray_NewFromDescr(&PyArray_Type, PyArray_DescrFromType(type),
+                                         static_cast<int>(shape.size()), dims, strides,
+                                         const_cast<void*>(data), flags, nullptr);
+  if (array == nullptr) throw nb::python_error();
+  if (PyArray_SetBaseObject(reinterpret_cast<PyArrayObject*>(array), owner.inc_ref().ptr()) < 0) {
+    Py_DECREF(array);
+    throw nb::python_error();
+  }
+  return nb::steal(array);
+}
+
+void Seal(nb::handle array) {
+  if (array.is_valid() && PyArray_Check(array.ptr())) {
+    PyArray_CLEARFLAGS(reinterpret_cast<PyArrayObject*>(array.ptr()), NPY_ARRAY_WRITEABLE);
+  }
+}
+
 nb::object WritableArray(void* data, const ArrayLayout& layout, nb::handle owner) {
-  nb::ndarray<nb::numpy> array(data, layout.shape.size(), layout.shape.data(), owner,
-                               layout.strides.data(), layout.dtype);
-  return array.cast();
+  return NumpyArray(data, layout.shape, layout.strides, layout.dtype, owner, /*writable=*/true);
 }
 
 }  // namespace quiver::python

@@ -13,6 +13,7 @@
 
 #include "common/duration.h"
 #include "errors.h"
+#include "quiver/channel.h"
 #include "quiver/status.h"
 
 namespace quiver::python {
@@ -36,14 +37,27 @@ inline void RunSignalHandlers() {
 /// GIL, again and again while it times out, running Python's signal handlers in between, so
 /// Ctrl-C interrupts a blocked publish within a slice; gives up at `timeout` (none: never)
 /// with a TimeoutError naming `channel`. Returns op's Status or Result.
+///
+/// An `op` that takes a LoanWait (the typed loans) is first tried with LoanWait::kNo and the
+/// GIL held: with room, the usual case, a loan takes about 0.1 us, less than handing the GIL
+/// over and back; only without room does it wait as above (LoanWait::kForRoom).
 template <typename Op>
 auto Interruptibly(const std::string& channel, std::optional<double> timeout, Op op) {
+  constexpr bool kCanTry = std::is_invocable_v<Op, LoanWait>;
+  if constexpr (kCanTry) {
+    auto tried = op(LoanWait::kNo);
+    if (tried.ok() || tried.status().code() != ErrorCode::kChannelFull) return tried;
+  }
   const auto start = Clock::now();
   const auto deadline = DeadlineAfter(start, timeout);
   for (;;) {
     auto result = [&] {
       nanobind::gil_scoped_release release;
-      return op();
+      if constexpr (kCanTry) {
+        return op(LoanWait::kForRoom);
+      } else {
+        return op();
+      }
     }();
     const Status& st = [&]() -> const Status& {
       if constexpr (std::is_same_v<decltype(result), Status>) {

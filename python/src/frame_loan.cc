@@ -25,6 +25,7 @@
 #include "publisher.h"
 
 namespace nb = nanobind;
+using namespace nb::literals;
 
 namespace quiver::python {
 namespace {
@@ -154,9 +155,10 @@ Status PublishFrame(Publisher& p, LoanedAudioFrame&& frame) {
 }
 
 template <typename Frame>
-void Publish(FrameLoan<Frame>& f) {
+void Publish(FrameLoan<Frame>& f, nb::handle seal) {
   Frame frame = Take(f);
-  nb::gil_scoped_release release;
+  Seal(seal);
+  // With the GIL held, as a tensor loan's publish (tensor_loan.cc): no copy, no wait.
   Check(PublishFrame(*f.publisher, std::move(frame)));
 }
 
@@ -177,8 +179,15 @@ void RegisterLoan(nb::module_& m, const char* name) {
                    [](FrameLoan<Frame>& f) {
                      return Active(f).info();  // as written: an image's stride resolved
                    })
-      .def("publish", &Publish<Frame>)
-      .def("discard", [](FrameLoan<Frame>& f) { f.loan.reset(); })
+      // `seal`: the loan's array, made read-only (arrays.h Seal).
+      .def("publish", &Publish<Frame>, "seal"_a = nb::none())
+      .def(
+          "discard",
+          [](FrameLoan<Frame>& f, nb::handle seal) {
+            f.loan.reset();
+            Seal(seal);
+          },
+          "seal"_a = nb::none())
       .def_prop_ro("active", [](const FrameLoan<Frame>& f) { return f.loan.has_value(); });
 }
 
@@ -189,8 +198,8 @@ ImageLoan PyPublisher::LoanImage(int64_t width, int64_t height, const std::strin
   const ImageFrameInfo info = ImageInfo(width, height, pixel_format, stride);
   ImageLayout(info);  // refuses, before loaning, a stride numpy cannot express
   Publisher& p = untyped_publisher(PayloadKind::kImageFrame);
-  Result<LoanedImageFrame> loan =
-      Interruptibly(channel_.name(), loan_timeout_, [&] { return LoanImageFrame(p, info); });
+  Result<LoanedImageFrame> loan = Interruptibly(
+      channel_.name(), loan_timeout_, [&](LoanWait wait) { return LoanImageFrame(p, info, wait); });
   return ImageLoan{Unwrap(std::move(loan)), &p};
 }
 
@@ -211,8 +220,8 @@ void PyPublisher::PublishImage(const AnyCpuArray& pixels, const std::string& pix
   }
   CheckSource(source, want, std::string(PixelFormatName(info.format)) + " pixels", given);
   Publisher& p = untyped_publisher(PayloadKind::kImageFrame);
-  Result<LoanedImageFrame> loan =
-      Interruptibly(channel_.name(), loan_timeout_, [&] { return LoanImageFrame(p, info); });
+  Result<LoanedImageFrame> loan = Interruptibly(
+      channel_.name(), loan_timeout_, [&](LoanWait wait) { return LoanImageFrame(p, info, wait); });
   LoanedImageFrame frame = Unwrap(std::move(loan));
   const ArrayLayout dst = ImageLayout(frame.info());
   CopyAndPublish(p, source, std::move(frame), dst);
@@ -223,8 +232,8 @@ AudioLoan PyPublisher::LoanAudio(int64_t frame_count, int64_t sample_rate, int64
   const AudioFrameInfo info =
       AudioInfo(frame_count, sample_rate, channels, Unwrap(ParseSampleFormat(sample_format)));
   Publisher& p = untyped_publisher(PayloadKind::kAudioFrame);
-  Result<LoanedAudioFrame> loan =
-      Interruptibly(channel_.name(), loan_timeout_, [&] { return LoanAudioFrame(p, info); });
+  Result<LoanedAudioFrame> loan = Interruptibly(
+      channel_.name(), loan_timeout_, [&](LoanWait wait) { return LoanAudioFrame(p, info, wait); });
   return AudioLoan{Unwrap(std::move(loan)), &p};
 }
 
@@ -247,8 +256,8 @@ void PyPublisher::PublishAudio(const AnyCpuArray& pcm, int64_t sample_rate,
                                         static_cast<int64_t>(source.shape[1]), format);
   CheckSource(source, AudioLayout(info), std::string(SampleFormatName(format)) + " samples", given);
   Publisher& p = untyped_publisher(PayloadKind::kAudioFrame);
-  Result<LoanedAudioFrame> loan =
-      Interruptibly(channel_.name(), loan_timeout_, [&] { return LoanAudioFrame(p, info); });
+  Result<LoanedAudioFrame> loan = Interruptibly(
+      channel_.name(), loan_timeout_, [&](LoanWait wait) { return LoanAudioFrame(p, info, wait); });
   LoanedAudioFrame frame = Unwrap(std::move(loan));
   const ArrayLayout dst = AudioLayout(frame.info());
   CopyAndPublish(p, source, std::move(frame), dst);

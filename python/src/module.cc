@@ -7,6 +7,7 @@
 
 #include <string>
 
+#include "arrays.h"
 #include "common/byte_size.h"
 #include "common/private_dir.h"
 #include "common/token.h"
@@ -18,6 +19,7 @@ NB_MODULE(_quiver, m) {
   using namespace quiver::python;
   m.doc() = "Quiver's native core; use the `quiver` package, not this module.";
   RegisterErrors(m);
+  ImportNumpy();
   m.def("named_directory", &Channel::NamedDirectory);
   m.def("parse_byte_size", [](const std::string& text) { return Unwrap(ParseByteSize(text)); });
   m.def("release_named_segments", &Channel::ReleaseNamesHeldOnlyByThisProcess);

@@ -79,8 +79,9 @@ void PyPublisher::PublishBytes(nb::bytes data) {
 TensorLoan PyPublisher::LoanTensor(std::vector<int64_t> shape, const std::string& dtype) {
   Publisher& p = untyped_publisher(PayloadKind::kTensor);
   const std::shared_ptr<arrow::DataType> type = Unwrap(TensorTypeFromName(dtype));
-  Result<LoanedTensor> loan = Interruptibly(channel_.name(), loan_timeout_,
-                                            [&] { return quiver::LoanTensor(p, type, shape); });
+  Result<LoanedTensor> loan = Interruptibly(channel_.name(), loan_timeout_, [&](LoanWait wait) {
+    return quiver::LoanTensor(p, type, shape, wait);
+  });
   return TensorLoan{Unwrap(std::move(loan)), &p};
 }
 

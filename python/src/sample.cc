@@ -20,11 +20,11 @@ namespace quiver::python {
 namespace {
 
 nb::object TensorArray(const std::shared_ptr<const Sample>& raw) {
-  std::shared_ptr<arrow::Tensor> tensor = Unwrap(ReadTensor(raw));
-  std::vector<size_t> shape(tensor->shape().begin(), tensor->shape().end());
-  return ReadOnlyArray(tensor->raw_data(), shape,
-                       StridesInElements(tensor->strides(), tensor->type()->byte_width()),
-                       DlpackType(*tensor->type()), tensor);
+  TensorView view = Unwrap(ReadTensorView(raw));  // no arrow::Tensor: numpy makes the array
+  std::vector<size_t> shape(view.shape.begin(), view.shape.end());
+  return ReadOnlyArray(view.data.data(), shape,
+                       StridesInElements(view.strides, view.type->byte_width()),
+                       DlpackType(*view.type), std::move(view.sample));
 }
 
 nb::object ImageArray(const std::shared_ptr<const Sample>& raw) {

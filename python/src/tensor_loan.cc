@@ -11,6 +11,7 @@
 #include "module.h"
 
 namespace nb = nanobind;
+using namespace nb::literals;
 
 namespace quiver::python {
 namespace {
@@ -25,15 +26,16 @@ nb::object Array(nb::handle self) {
   const LoanedTensor& loan = Active(nb::cast<TensorLoan&>(self));
   std::vector<size_t> shape(loan.shape().begin(), loan.shape().end());
   std::vector<int64_t> strides = StridesInElements(loan.strides(), loan.type()->byte_width());
-  nb::ndarray<nb::numpy> array(loan.data().data(), shape.size(), shape.data(), self, strides.data(),
-                               DlpackType(*loan.type()));
-  return array.cast();
+  return NumpyArray(loan.data().data(), shape, strides, DlpackType(*loan.type()), self,
+                    /*writable=*/true);
 }
 
-void Publish(TensorLoan& t) {
+void Publish(TensorLoan& t, nb::handle seal) {
   LoanedTensor loan = std::move(Active(t));
   t.loan.reset();
-  nb::gil_scoped_release release;
+  Seal(seal);
+  // With the GIL held: publishing a loan copies nothing and never waits (at most a futex
+  // wake), and giving the GIL away and back would cost more than the publish.
   Check(PublishTensor(*t.publisher, std::move(loan)));
 }
 
@@ -42,8 +44,15 @@ void Publish(TensorLoan& t) {
 void RegisterTensorLoan(nb::module_& m) {
   nb::class_<TensorLoan>(m, "TensorLoan")
       .def_prop_ro("array", &Array)
-      .def("publish", &Publish)
-      .def("discard", [](TensorLoan& t) { t.loan.reset(); })
+      // `seal`: the loan's array, made read-only (arrays.h Seal).
+      .def("publish", &Publish, "seal"_a = nb::none())
+      .def(
+          "discard",
+          [](TensorLoan& t, nb::handle seal) {
+            t.loan.reset();
+            Seal(seal);
+          },
+          "seal"_a = nb::none())
       .def_prop_ro("active", [](const TensorLoan& t) { return t.loan.has_value(); });
 }
 

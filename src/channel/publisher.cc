@@ -298,6 +298,9 @@ Publisher::~Publisher() = default;
 
 Result<LoanedSample> Publisher::Loan(size_t bytes) { return LoanImpl(bytes, true); }
 Result<LoanedSample> Publisher::TryLoan(size_t bytes) { return LoanImpl(bytes, false); }
+Result<LoanedSample> Publisher::Loan(size_t bytes, LoanWait wait) {
+  return LoanImpl(bytes, wait == LoanWait::kForRoom);
+}
 
 Result<LoanedSample> Publisher::LoanImpl(size_t bytes, bool wait) {
   internal::PublisherState& p = *state_;

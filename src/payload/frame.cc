@@ -136,7 +136,8 @@ Result<PixelFormat> ParsePixelFormat(std::string_view name) {
 
 // --- Audio ---------------------------------------------------------------------------------
 
-Result<LoanedAudioFrame> LoanAudioFrame(Publisher& publisher, const AudioFrameInfo& info) {
+Result<LoanedAudioFrame> LoanAudioFrame(Publisher& publisher, const AudioFrameInfo& info,
+                                        LoanWait wait) {
   if (info.sample_rate == 0 || info.channels == 0) {
     return Invalid("audio frame needs a sample rate and at least one channel");
   }
@@ -154,7 +155,7 @@ Result<LoanedAudioFrame> LoanAudioFrame(Publisher& publisher, const AudioFrameIn
   QUIVER_ASSIGN_OR_RETURN(
       LoanedSample loan,
       payload::LoanTypedSample(publisher, PayloadKind::kAudioFrame, std::as_bytes(std::span(&h, 1)),
-                               *body, info.frame_count));
+                               *body, info.frame_count, wait));
   std::span<std::byte> data = loan.data().subspan(kFrameBodyOffset, *body);
   return LoanedAudioFrame(std::move(loan), data, info);
 }
@@ -213,7 +214,8 @@ Result<AudioFrameView> ReadAudioFrame(std::shared_ptr<const Sample> sample) {
 
 // --- Image ---------------------------------------------------------------------------------
 
-Result<LoanedImageFrame> LoanImageFrame(Publisher& publisher, const ImageFrameInfo& info) {
+Result<LoanedImageFrame> LoanImageFrame(Publisher& publisher, const ImageFrameInfo& info,
+                                        LoanWait wait) {
   const size_t bpp = BytesPerPixel(info.format);
   if (bpp == 0) {
     return Invalid("unknown pixel format " + std::to_string(static_cast<uint32_t>(info.format)));
@@ -235,7 +237,7 @@ Result<LoanedImageFrame> LoanImageFrame(Publisher& publisher, const ImageFrameIn
   h.pixel_format = static_cast<uint32_t>(resolved.format);
   QUIVER_ASSIGN_OR_RETURN(LoanedSample loan,
                           payload::LoanTypedSample(publisher, PayloadKind::kImageFrame,
-                                                   std::as_bytes(std::span(&h, 1)), body, 1));
+                                                   std::as_bytes(std::span(&h, 1)), body, 1, wait));
   std::span<std::byte> data = loan.data().subspan(kFrameBodyOffset, body);
   return LoanedImageFrame(std::move(loan), data, resolved);
 }

@@ -102,7 +102,7 @@ std::string_view TensorTypeName(const arrow::DataType& type) {
 }
 
 Result<LoanedTensor> LoanTensor(Publisher& publisher, std::shared_ptr<arrow::DataType> type,
-                                std::vector<int64_t> shape) {
+                                std::vector<int64_t> shape, LoanWait wait) {
   if (type == nullptr || TypeFromId(static_cast<uint32_t>(type->id())) == nullptr) {
     return Status::InvalidArgument(
         "tensor type must be a fixed-width integer or floating-point type, not " +
@@ -141,9 +141,10 @@ Result<LoanedTensor> LoanTensor(Publisher& publisher, std::shared_ptr<arrow::Dat
     tensor.strides[d] = strides[d];
   }
   QUIVER_ASSIGN_OR_RETURN(LoanedSample loan,
-                          payload::LoanTypedSample(
-                              publisher, PayloadKind::kTensor, std::as_bytes(std::span(&tensor, 1)),
-                              static_cast<uint64_t>(body_length), static_cast<uint64_t>(count)));
+                          payload::LoanTypedSample(publisher, PayloadKind::kTensor,
+                                                   std::as_bytes(std::span(&tensor, 1)),
+                                                   static_cast<uint64_t>(body_length),
+                                                   static_cast<uint64_t>(count), wait));
   std::span<std::byte> data = loan.data().subspan(kTensorBodyOffset);
   return LoanedTensor(std::move(loan), data, std::move(type), std::move(shape), std::move(strides),
                       count);
@@ -170,7 +171,7 @@ Status PublishTensor(Publisher& publisher, const arrow::Tensor& tensor) {
   return PublishTensor(publisher, std::move(loan));
 }
 
-Result<std::shared_ptr<arrow::Tensor>> ReadTensor(std::shared_ptr<const Sample> sample) {
+Result<TensorView> ReadTensorView(std::shared_ptr<const Sample> sample) {
   if (sample == nullptr) return Status::InvalidArgument("null sample");
   TensorHeader h;
   QUIVER_ASSIGN_OR_RETURN(SampleHeader header,
@@ -191,15 +192,15 @@ Result<std::shared_ptr<arrow::Tensor>> ReadTensor(std::shared_ptr<const Sample> 
   int64_t count = 1;
   bool empty = false;
   for (uint32_t d = 0; d < h.ndim; ++d) {
-    const std::string field = "[" + std::to_string(d) + "] ";
-    if (shape[d] < 0) return Corrupt("shape" + field + std::to_string(shape[d]) + " < 0");
+    auto field = [d] { return "[" + std::to_string(d) + "] "; };  // for errors only
+    if (shape[d] < 0) return Corrupt("shape" + field() + std::to_string(shape[d]) + " < 0");
     if (__builtin_mul_overflow(count, shape[d], &count)) {
-      return Corrupt("shape" + field + "overflows the element count");
+      return Corrupt("shape" + field() + "overflows the element count");
     }
     // Element-size multiples keep every element naturally aligned (the body is 64-aligned),
     // so typed access through arrow::Tensor::Value is well defined.
     if (strides[d] < 0 || strides[d] % elem != 0) {
-      return Corrupt("strides" + field + std::to_string(strides[d]) +
+      return Corrupt("strides" + field() + std::to_string(strides[d]) +
                      " is negative or not a multiple of the element size " + std::to_string(elem));
     }
     empty = empty || shape[d] == 0;
@@ -225,12 +226,19 @@ Result<std::shared_ptr<arrow::Tensor>> ReadTensor(std::shared_ptr<const Sample> 
                    " bytes but body_length is " + std::to_string(header.body_length));
   }
 
+  const std::span<const std::byte> data =
+      sample->data().subspan(header.body_offset, header.body_length);
+  return TensorView{std::move(type), std::move(shape), std::move(strides), data, std::move(sample)};
+}
+
+Result<std::shared_ptr<arrow::Tensor>> ReadTensor(std::shared_ptr<const Sample> sample) {
+  QUIVER_ASSIGN_OR_RETURN(TensorView view, ReadTensorView(std::move(sample)));
+  const auto offset = static_cast<int64_t>(view.data.data() - view.sample->data().data());
   std::shared_ptr<arrow::Buffer> body = arrow::SliceBuffer(
-      payload::WrapSample(std::move(sample)), static_cast<int64_t>(header.body_offset),
-      static_cast<int64_t>(header.body_length));
+      payload::WrapSample(std::move(view.sample)), offset, static_cast<int64_t>(view.data.size()));
   // Arrow re-checks the same bounds; it cannot fail after the checks above, but if it ever
   // disagrees the sample is refused, not trusted.
-  auto tensor = arrow::Tensor::Make(type, body, shape, strides);
+  auto tensor = arrow::Tensor::Make(view.type, body, view.shape, view.strides);
   if (!tensor.ok()) return Corrupt("refused by arrow::Tensor: " + tensor.status().ToString());
   return std::move(tensor).ValueOrDie();
 }

@@ -107,6 +107,15 @@ TEST(TensorTest, RoundTripsEveryDtypeAndShapeInPlace) {
       EXPECT_TRUE(Inside(t.raw_data(), *sample)) << "the tensor must read the sample in place";
       EXPECT_EQ(reinterpret_cast<uintptr_t>(t.raw_data()) % kBodyAlignment, 0u);
     }
+    // The view (what the Python binding reads) says the same, over the same bytes.
+    auto view = ReadTensorView(sample);
+    ASSERT_TRUE(view.ok()) << view.status().ToString();
+    EXPECT_TRUE(view->type->Equals(*c.type));
+    EXPECT_EQ(view->shape, t.shape());
+    EXPECT_EQ(view->strides, t.strides());
+    EXPECT_EQ(view->data.size(), bytes);
+    if (bytes > 0) EXPECT_EQ(static_cast<const void*>(view->data.data()), t.raw_data());
+    EXPECT_EQ(view->sample, sample);
     ++seed;
   }
 }

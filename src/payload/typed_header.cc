@@ -13,10 +13,10 @@ void WriteTypedHeader(std::span<std::byte> sample, const SampleHeader& header,
 
 Result<LoanedSample> LoanTypedSample(Publisher& publisher, PayloadKind kind,
                                      std::span<const std::byte> kind_header, uint64_t body_length,
-                                     uint64_t count) {
+                                     uint64_t count, LoanWait wait) {
   QUIVER_RETURN_IF_ERROR(CheckChannelCarries(publisher.channel(), kind));
   const uint64_t body_offset = BodyOffsetAfter(kind_header.size());
-  QUIVER_ASSIGN_OR_RETURN(LoanedSample loan, publisher.Loan(body_offset + body_length));
+  QUIVER_ASSIGN_OR_RETURN(LoanedSample loan, publisher.Loan(body_offset + body_length, wait));
   SampleHeader header = MakeSampleHeader(kind);
   header.meta_offset = kSampleHeaderBytes;
   header.meta_length = kind_header.size();

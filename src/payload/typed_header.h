@@ -35,7 +35,7 @@ void WriteTypedHeader(std::span<std::byte> sample, const SampleHeader& header,
 /// headers, with `count` as SampleHeader::count.
 Result<LoanedSample> LoanTypedSample(Publisher& publisher, PayloadKind kind,
                                      std::span<const std::byte> kind_header, uint64_t body_length,
-                                     uint64_t count);
+                                     uint64_t count, LoanWait wait = LoanWait::kForRoom);
 
 /// How long a kind's metadata is, next to its kind header.
 enum class MetaLength {
