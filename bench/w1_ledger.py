@@ -34,6 +34,18 @@ Entries: ``median_us`` etc. (common.summarize_us) of the end-to-end times, ``byt
 batch's buffer bytes), ``send_us`` (median time until the producer's send returned) and
 ``got_us`` (median time until the consumer had the batch(es), before summing).
 
+CPU (bench/cpu_usage.py): ``cpu_s_per_gb`` is the user + system CPU of both processes, summed
+over the timed runs, per 1e9 bytes of the batch's Arrow buffers (``bytes``, the same for every
+transport, whatever it serializes them into); ``cpu_s_per_gb_by_process`` gives the producer's
+and the consumer's share. Both are deltas of the process's CPU clock (CLOCK_PROCESS_CPUTIME_ID,
+all threads): the producer's (this process, gRPC's threads included) from t0 until its send
+returned (serializing included: json.dumps, msgpack, IPC); the consumer's measured by
+w1_ledger_peer from waiting for the data (flight-loopback: from the start of the DoPut call,
+after the connection's set-up) until it has the sum and has released the batch (quiver: its
+Receive's 20 us spin before the futex sleep included). Process start, connecting and creating
+the channel are outside both. ``memcpy`` / ``memcpy-cold``: this process around each copy alone
+(not the evictions).
+
 Standalone: ``python bench/w1_ledger.py --build DIR [--quick]`` writes
 bench/results/w1_ledger.json and .png.
 """
@@ -64,6 +76,7 @@ _BENCH = str(pathlib.Path(__file__).resolve().parent)
 if _BENCH not in sys.path:  # standalone: `python bench/w1_ledger.py` has it already
     sys.path.insert(0, _BENCH)
 import common  # noqa: E402
+import cpu_usage  # noqa: E402
 from common import BenchError  # noqa: E402
 
 WORKLOAD = "w1_ledger"
@@ -142,8 +155,10 @@ def _cache_size(text: str) -> int:
     return int(text)
 
 
-def _memcpy_samples(batch: pa.RecordBatch, reps: int, evict: bool = False) -> list:
-    """Microseconds per copy of all of the batch's buffers into one touched destination.
+def _memcpy_samples(batch: pa.RecordBatch, reps: int, evict: bool = False) -> tuple:
+    """Microseconds per copy of all of the batch's buffers into one touched destination, and
+    the CPU seconds of the copies alone; the meter's own clock reads (~0.4 us a copy)
+    are inside it, 2% of the smallest (10k rows, warm) copy.
     `evict`: before each copy, write a buffer twice the size of the last-level cache, so
     that source and destination come from memory (as after another process ran)."""
     buffers = [(b.address, b.size) for b in _buffers(batch)]
@@ -153,17 +168,19 @@ def _memcpy_samples(batch: pa.RecordBatch, reps: int, evict: bool = False) -> li
     base = destination.ctypes.data
     memmove = ctypes.memmove
     samples = []
+    cpu = cpu_usage.Meter()
     for _ in range(reps):
         if scratch is not None:
             scratch += 1
-        t0 = time.monotonic_ns()
-        offset = 0
-        for address, size in buffers:
-            memmove(base + offset, address, size)
-            offset += size
-        samples.append((time.monotonic_ns() - t0) / 1e3)
+        with cpu:
+            t0 = time.monotonic_ns()
+            offset = 0
+            for address, size in buffers:
+                memmove(base + offset, address, size)
+                offset += size
+            samples.append((time.monotonic_ns() - t0) / 1e3)
     del destination, scratch
-    return samples
+    return samples, cpu.used
 
 
 # --- one consumer process -------------------------------------------------------------------
@@ -287,7 +304,8 @@ SENDERS: dict = {
 
 def _run_once(binary: pathlib.Path, transport: str, batch: pa.RecordBatch,
               expected_sum: float, state: dict) -> dict:
-    """One consumer process, one transfer: the times in microseconds from t0."""
+    """One consumer process, one transfer: the times in microseconds from t0, and the CPU
+    seconds the producer spent sending and the consumer receiving."""
     extra = ["--channel", state["channel"].name] if transport == "quiver" else []
     peer = _Peer(binary, transport, extra)
     client = None
@@ -300,9 +318,11 @@ def _run_once(binary: pathlib.Path, transport: str, batch: pa.RecordBatch,
             client = flight.FlightClient(f"grpc+tcp://127.0.0.1:{int(ready['port'])}")
             client.wait_for_available(timeout=10)
             state["client"] = client
+        producer_cpu = cpu_usage.Meter()
         t0 = time.monotonic_ns()
         try:
-            sent_ns = SENDERS[transport](peer, batch, state)
+            with producer_cpu:
+                sent_ns = SENDERS[transport](peer, batch, state)
         except (OSError, pa.ArrowException) as e:
             raise peer.failure(f"sending failed: {type(e).__name__}: {e}") from e
         report = peer.json_line(RESULT_TIMEOUT_S, "result")
@@ -326,7 +346,8 @@ def _run_once(binary: pathlib.Path, transport: str, batch: pa.RecordBatch,
         raise BenchError(f"{transport}: the consumer finished ({done_ns}) before the producer "
                          f"started ({t0}): are both clocks CLOCK_MONOTONIC?")
     return {"us": (done_ns - t0) / 1e3, "send_us": (sent_ns - t0) / 1e3,
-            "got_us": (got_ns - t0) / 1e3}
+            "got_us": (got_ns - t0) / 1e3, "producer_cpu": producer_cpu.used,
+            "consumer_cpu": float(report["cpu_s"])}
 
 
 # --- the workload ---------------------------------------------------------------------------
@@ -376,10 +397,12 @@ def run(ctx: common.Context) -> dict:
 
         ctx.progress(f"{rows:,} rows: memcpy")
         reps = _memcpy_reps(ctx, rows)
-        results.append({"transport": "memcpy", "rows": rows, "bytes": nbytes,
-                        **common.summarize_us(_memcpy_samples(batch, reps))})
-        results.append({"transport": "memcpy-cold", "rows": rows, "bytes": nbytes,
-                        **common.summarize_us(_memcpy_samples(batch, min(reps, 11), evict=True))})
+        copies = {"memcpy": _memcpy_samples(batch, reps),
+                  "memcpy-cold": _memcpy_samples(batch, min(reps, 11), evict=True)}
+        for transport, (samples, cpu) in copies.items():
+            results.append({"transport": transport, "rows": rows, "bytes": nbytes,
+                            **common.summarize_us(samples),
+                            **cpu_usage.per_gb(nbytes * len(samples), {"producer": cpu})})
 
         state: dict = {}
         times: dict = {t: [] for t in TRANSPORTS if reasons[t] is None}
@@ -428,7 +451,10 @@ def run(ctx: common.Context) -> dict:
                      **common.summarize_us([s["us"] for s in samples]),
                      "send_us": round(statistics.median(s["send_us"] for s in samples), 3),
                      "got_us": round(statistics.median(s["got_us"] for s in samples), 3),
-                     "warmup_runs": _warmups(ctx, transport, rows)}
+                     "warmup_runs": _warmups(ctx, transport, rows),
+                     **cpu_usage.per_gb(nbytes * len(samples), {
+                         "producer": sum(s["producer_cpu"] for s in samples),
+                         "consumer": sum(s["consumer_cpu"] for s in samples)})}
             if transport == "quiver" and transport in cold:
                 entry["cold_us"] = round(cold[transport]["us"], 3)
                 entry["cold_send_us"] = round(cold[transport]["send_us"], 3)
@@ -444,7 +470,22 @@ def run(ctx: common.Context) -> dict:
               "transports": list(TRANSPORTS), "runs": runs_plan,
               "chunk_rows": CHUNK_ROWS, "pipe_bytes": PIPE_BYTES,
               "msgspec_records": "tuples (msgpack arrays in schema order)",
-              "time": "producer t0 (after the consumer's ready line) to the consumer's sum"}
+              "time": "producer t0 (after the consumer's ready line) to the consumer's sum",
+              "cpu": {
+                  "figure": "cpu_s_per_gb: user + system CPU seconds (deltas of "
+                            "CLOCK_PROCESS_CPUTIME_ID, what getrusage RUSAGE_SELF sums, in ns) "
+                            "of the producer and the consumer process, summed over the timed "
+                            "runs, per 1e9 bytes moved",
+                  "bytes": "the batch's Arrow buffers (entry 'bytes'), the same for every "
+                           "transport, whatever it serializes them into",
+                  "producer": "this Python process, from t0 until its send returned "
+                              "(serializing included; gRPC's threads too)",
+                  "consumer": "w1_ledger_peer, from waiting for the data (flight-loopback: "
+                              "from the start of DoPut) until it has the sum and has "
+                              "released the batch; process start, connecting and opening "
+                              "the channel are outside",
+                  "memcpy": "this process around each copy alone (memcpy-cold: not the "
+                            "evictions)"}}
     return common.result_file(WORKLOAD, params, results)
 
 
@@ -471,6 +512,10 @@ def summary(result: dict) -> str:
                               f"{common.fmt_ratio(common.ratio(q, m))})")
         if copies:
             lines.append(f"  {'':>14}  " + ", ".join(copies))
+        case = f"{rows:,} rows"
+        lines.append(cpu_usage.figures_line(case, entries, (*TRANSPORTS, "memcpy", "memcpy-cold"),
+                                            rows=rows))
+        lines.append(cpu_usage.goals_line(case, entries, "quiver", "json-stdio", rows=rows))
     target_rows = 100_000
     q = common.entry(entries, transport="quiver", rows=target_rows)
     j = common.entry(entries, transport="json-stdio", rows=target_rows)

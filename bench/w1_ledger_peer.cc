@@ -11,9 +11,12 @@
 //   quiver           a subscriber of the Quiver channel --channel, the batch read in place
 //
 // Protocol (stdout, one JSON object per line): {"ready":true[,"port":N]} once set up and
-// waiting, then {"rows":N,"sum":X,"batches":B,"got_ns":T1,"done_ns":T2} where got_ns is when
-// the batch(es) were complete and done_ns right after the sum, both CLOCK_MONOTONIC ns (what
-// Python's time.monotonic_ns() reads). Errors: a message on stderr and exit 1.
+// waiting, then {"rows":N,"sum":X,"batches":B,"got_ns":T1,"done_ns":T2,"cpu_s":C} where
+// got_ns is when the batch(es) were complete and done_ns right after the sum, both
+// CLOCK_MONOTONIC ns (what Python's time.monotonic_ns() reads), and cpu_s the user + system
+// CPU seconds of this process (all threads) from waiting for the data (after the ready line;
+// flight-loopback: from the start of the DoPut call, so the connection's set-up is left out)
+// until the sum is computed and the batch(es) released. Errors: a message on stderr and exit 1.
 // `w1_ledger_peer --list` prints {"transports":[...]}, the transports this build has.
 #include <arrow/api.h>
 #include <arrow/io/stdio.h>
@@ -26,6 +29,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <iostream>
 #include <memory>
 #include <mutex>
@@ -35,6 +39,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cpu_clock.h"
 #include "quiver/arrow.h"
 #include "quiver/msgpack_records.h"
 
@@ -95,6 +100,7 @@ struct Report {
   double sum = 0;
   int64_t got_ns = 0;   // the batches complete
   int64_t done_ns = 0;  // the sum computed
+  double cpu_s = 0;     // used from waiting for the data until done and released
 };
 
 // The sum of `n` doubles, in 8 independent lanes (vectorized, not bound by the latency of
@@ -112,8 +118,9 @@ double Total(const double* values, int64_t n) {
 }
 
 // sum(amount) over `batches`, which must have the Ledger schema. `got_ns`: when they were
-// complete.
-arrow::Result<Report> Sum(const Batches& batches, int64_t got_ns) {
+// complete; `cpu_start`: this process's CPU when it began waiting for them. The batches are
+// released before the CPU is read: freeing what it received is part of a consumer's work.
+arrow::Result<Report> Sum(Batches batches, int64_t got_ns, double cpu_start) {
   static const std::shared_ptr<arrow::Schema> kSchema = LedgerSchema();
   Report report;
   report.got_ns = got_ns;
@@ -134,14 +141,17 @@ arrow::Result<Report> Sum(const Batches& batches, int64_t got_ns) {
     ++report.batches;
   }
   report.done_ns = NowNs();
+  batches.clear();
+  report.cpu_s = quiver::bench::CpuSeconds() - cpu_start;
   return report;
 }
 
 void PrintReport(const Report& report) {
-  std::printf("{\"rows\":%lld,\"sum\":%.17g,\"batches\":%lld,\"got_ns\":%lld,\"done_ns\":%lld}\n",
-              static_cast<long long>(report.rows), report.sum,
-              static_cast<long long>(report.batches), static_cast<long long>(report.got_ns),
-              static_cast<long long>(report.done_ns));
+  std::printf(
+      "{\"rows\":%lld,\"sum\":%.17g,\"batches\":%lld,\"got_ns\":%lld,\"done_ns\":%lld,"
+      "\"cpu_s\":%.9f}\n",
+      static_cast<long long>(report.rows), report.sum, static_cast<long long>(report.batches),
+      static_cast<long long>(report.got_ns), static_cast<long long>(report.done_ns), report.cpu_s);
   std::fflush(stdout);
 }
 
@@ -150,6 +160,7 @@ void PrintReport(const Report& report) {
 arrow::Result<Report> RunJsonStdio() {
   std::ios::sync_with_stdio(false);
   PrintReady();
+  const double cpu_start = quiver::bench::CpuSeconds();
   arrow::Int32Builder stt;
   arrow::StringBuilder code, name, unit;
   arrow::DoubleBuilder quantity, unit_price, amount;
@@ -182,7 +193,7 @@ arrow::Result<Report> RunJsonStdio() {
   ARROW_RETURN_NOT_OK(amount.Finish(&columns[6]));
   const int64_t rows = columns[0]->length();
   Batches batches{arrow::RecordBatch::Make(LedgerSchema(), rows, std::move(columns))};
-  return Sum(batches, NowNs());
+  return Sum(std::move(batches), NowNs(), cpu_start);
 }
 
 // --- msgspec-pipe -------------------------------------------------------------------------
@@ -205,6 +216,7 @@ arrow::Result<size_t> ReadFull(int fd, char* data, size_t size) {
 arrow::Result<Report> RunMsgspecPipe() {
   const auto schema = LedgerSchema();
   PrintReady();
+  const double cpu_start = quiver::bench::CpuSeconds();
   Batches batches;
   std::string frame;
   for (;;) {
@@ -225,7 +237,7 @@ arrow::Result<Report> RunMsgspecPipe() {
     ARROW_ASSIGN_OR_RAISE(auto batch, FromQuiver(quiver::DecodeMsgpackRecords(frame, schema)));
     batches.push_back(std::move(batch));
   }
-  return Sum(batches, NowNs());
+  return Sum(std::move(batches), NowNs(), cpu_start);
 }
 
 // --- arrow-ipc-pipe -----------------------------------------------------------------------
@@ -235,10 +247,11 @@ arrow::Result<Report> RunArrowIpcPipe() {
   // buffers the reader allocates.
   auto input = std::make_shared<arrow::io::StdinStream>();
   PrintReady();
+  const double cpu_start = quiver::bench::CpuSeconds();
   // Opening reads the schema message: it waits for the producer.
   ARROW_ASSIGN_OR_RAISE(auto reader, arrow::ipc::RecordBatchStreamReader::Open(input));
   ARROW_ASSIGN_OR_RAISE(Batches batches, reader->ToRecordBatches());
-  return Sum(batches, NowNs());
+  return Sum(std::move(batches), NowNs(), cpu_start);
 }
 
 // --- flight-loopback ----------------------------------------------------------------------
@@ -252,7 +265,7 @@ class LedgerServer : public flight::FlightServerBase {
   arrow::Status DoPut(const flight::ServerCallContext& /*context*/,
                       std::unique_ptr<flight::FlightMessageReader> reader,
                       std::unique_ptr<flight::FlightMetadataWriter> /*writer*/) override {
-    arrow::Result<Report> report = ReadAndSum(*reader);
+    arrow::Result<Report> report = ReadAndSum(*reader, quiver::bench::CpuSeconds());
     {
       std::lock_guard<std::mutex> lock(mutex_);
       if (!result_) result_ = report;
@@ -270,9 +283,9 @@ class LedgerServer : public flight::FlightServerBase {
   }
 
  private:
-  static arrow::Result<Report> ReadAndSum(flight::FlightMessageReader& reader) {
+  static arrow::Result<Report> ReadAndSum(flight::FlightMessageReader& reader, double cpu_start) {
     ARROW_ASSIGN_OR_RAISE(Batches batches, reader.ToRecordBatches());
-    return Sum(batches, NowNs());
+    return Sum(std::move(batches), NowNs(), cpu_start);
   }
 
   std::mutex mutex_;
@@ -299,10 +312,12 @@ arrow::Result<Report> RunQuiver(const std::string& channel_name) {
   ARROW_ASSIGN_OR_RAISE(auto channel, FromQuiver(quiver::Channel::Open(channel_name)));
   ARROW_ASSIGN_OR_RAISE(auto subscriber, FromQuiver(quiver::ArrowSubscriber::Make(channel)));
   PrintReady();
+  const double cpu_start = quiver::bench::CpuSeconds();
   ARROW_ASSIGN_OR_RAISE(quiver::ArrowSample sample,
                         FromQuiver(subscriber.Receive(std::chrono::seconds(600))));
   const int64_t got_ns = NowNs();
-  return Sum(Batches{sample.batch}, got_ns);
+  // The batch alone holds the sample: releasing it in Sum hands the sample back.
+  return Sum(Batches{std::move(sample.batch)}, got_ns, cpu_start);
 }
 
 // --- main ---------------------------------------------------------------------------------

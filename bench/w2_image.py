@@ -2,7 +2,14 @@
 process to another, as JSON with base64 over a pipe (the way such pipelines are often built today) vs a Quiver image
 frame copied in (`quiver`) vs written in place in the loan (`quiver-loan`), with the memcpy
 of the same bytes as the copy limit. The C++ peer (bench/w2_image_peer.cc) forks the consumer,
-times every image and checks every pixel's checksum; this module runs it and reports."""
+times every image and checks every pixel's checksum; this module runs it and reports.
+
+CPU (bench/cpu_usage.py): ``cpu_s_per_gb`` is the user + system CPU of the producer and the
+consumer process, summed over the timed images, per 1e9 pixel bytes (``bytes`` per image, the
+same for every transport; JSON carries them as base64); ``cpu_s_per_gb_by_process`` gives each
+process's share. The peer measures both as deltas of each process's CPU clock
+(CLOCK_PROCESS_CPUTIME_ID) around each image (its header says where each span starts and ends);
+starting the consumer and creating the channel are outside them."""
 
 from __future__ import annotations
 
@@ -12,6 +19,7 @@ import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import common  # noqa: E402
+import cpu_usage  # noqa: E402
 
 WORKLOAD = "w2_image"
 TITLE = "W2 image: RGBA frames, JSON+base64 vs Quiver copy-in vs loan"
@@ -39,13 +47,30 @@ def run(ctx: common.Context) -> dict:
             out = json.loads(line)
             entry = {"transport": out["transport"], "width": out["width"],
                      "height": out["height"], "bytes": out["bytes"],
-                     **common.summarize_us(out["samples_us"])}
+                     **common.summarize_us(out["samples_us"]),
+                     **cpu_usage.per_gb(out["bytes"] * len(out["samples_us"]),
+                                        out["cpu_s"])}
             results.append(entry)
     params = {"sizes": sizes, "format": "rgba8", "images_per_case": reps,
               "warmup": warmup,
               "time": "pixels ready in the producer (its buffer, or the loan) until the "
                       "consumer holds a checked view; memcpy: one copy in one process",
-              "consumer_receive": "blocking (futex), no spin"}
+              "consumer_receive": "blocking (futex), no spin",
+              "cpu": {
+                  "figure": "cpu_s_per_gb: user + system CPU seconds (deltas of "
+                            "CLOCK_PROCESS_CPUTIME_ID, what getrusage RUSAGE_SELF sums, in ns) "
+                            "of the producer and the consumer process, summed over the timed "
+                            "images, per 1e9 bytes moved",
+                  "bytes": "the image's pixels (width x height x 4), the same for every "
+                           "transport (JSON carries them as base64)",
+                  "producer": "from t0 until the consumer's reply is back, building and "
+                              "freeing the JSON included; quiver-loan: and the loan, not "
+                              "writing the pixels into it",
+                  "consumer": "from waiting for the image until it holds the checked view, "
+                              "then releasing it (freeing the pixels, returning the sample); "
+                              "not the checksum",
+                  "memcpy": "the copy alone, in the producer",
+                  "outside": "starting the consumer process and creating the channel"}}
     result = common.result_file(WORKLOAD, params, results)
     return result
 
@@ -77,6 +102,13 @@ def summary(result: dict) -> str:
         lines.append(f"quiver-loan p50 across sizes: {min(loans):.1f}..{max(loans):.1f} us "
                      f"(bytes grow {_pixels(sizes[-1]) / _pixels(sizes[0]):.0f}x from {sizes[0]} to "
                      f"{sizes[-1]})")
+    for size in sizes:
+        w, h = (int(x) for x in size.split("x"))
+        lines.append(cpu_usage.figures_line(size, result["results"], TRANSPORTS,
+                                            width=w, height=h))
+        for quiver in ("quiver", "quiver-loan"):
+            lines.append(cpu_usage.goals_line(size, result["results"], quiver,
+                                              "json-base64-stdio", width=w, height=h))
     return "\n".join(lines)
 
 

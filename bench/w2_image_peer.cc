@@ -1,8 +1,8 @@
 // W2 image (docs/benchmarks.md): one RGBA image from a producer process to a consumer
 // process, by
 //   json-base64-stdio  {"width","height","format","data": base64} as one JSON line over a pipe
-//                      (the way such pipelines are often built today), parsed with nlohmann::json, decoded with Arrow's
-//                      base64;
+//                      (the way such pipelines are often built today), parsed with nlohmann::json,
+//                      decoded with Arrow's base64;
 //   quiver             PublishImageFrame(pixels): one copy of the producer's buffer into a loan;
 //   quiver-loan        the producer writes the pixels into the loan (LoanImageFrame), and
 //                      publishes that: nothing is copied;
@@ -16,7 +16,18 @@
 //   w2_image_peer [--sizes 1920x1080,...] [--reps N] [--warmup N] [--transports a,b,...]
 //
 // Prints one JSON line per transport and size: {"transport", "width", "height", "bytes",
-// "samples_us": [...]} (one sample per image). Errors go to stderr with exit status 1.
+// "samples_us": [...], "cpu_s": {"producer": P, "consumer": C}} (one sample per image; user +
+// system CPU seconds of each process summed over the timed images; memcpy: producer only).
+// Errors go to stderr with exit status 1.
+//
+// CPU: deltas of each process's CPU clock (CLOCK_PROCESS_CPUTIME_ID, user + system) over its
+// part of moving an image. The producer: from t0 until the consumer's reply came back (its wait
+// costs nothing), building and freeing the JSON included; for quiver-loan also the loan
+// (LoanImageFrame), not writing the pixels into it, as filling the buffer is not counted for
+// the others. The consumer: from waiting for the image until it holds the checked view, then
+// releasing it (freeing the decoded pixels, handing the sample back), not its checksum, which is
+// outside the time as well; it sends its share with each reply. memcpy: the copy alone, in the
+// producer. Starting the consumer and creating the channel are outside.
 #include <arrow/util/base64.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -31,12 +42,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "cpu_clock.h"
 #include "quiver/channel.h"
 #include "quiver/frame.h"
 #include "run_id.h"
@@ -51,6 +64,17 @@ int64_t NowNs() {
 }
 
 [[noreturn]] void Fail(const std::string& message) { throw std::runtime_error(message); }
+
+// This process's CPU summed over the spans between Start() and Stop().
+class CpuMeter {
+ public:
+  void Start() { start_ = quiver::bench::CpuSeconds(); }
+  void Stop() { used_ += quiver::bench::CpuSeconds() - start_; }
+  double used() const { return used_; }
+
+ private:
+  double start_ = 0, used_ = 0;
+};
 
 void Check(const quiver::Status& status, const char* what) {
   if (!status.ok()) Fail(std::string(what) + ": " + status.ToString());
@@ -112,6 +136,20 @@ uint64_t Checksum(const std::byte* data, size_t size) {
 struct Reply {
   int64_t done_ns;
   uint64_t checksum;
+  double cpu_s;  // the consumer's CPU seconds for this image
+};
+
+// What one transport measured for one size: a time per timed image, and the CPU of each
+// process summed over those images.
+struct Measured {
+  std::vector<double> samples_us;
+  double producer_cpu_s = 0, consumer_cpu_s = 0;
+
+  void Add(int64_t t0, int64_t done_ns, double producer_cpu, double consumer_cpu) {
+    samples_us.push_back(static_cast<double>(done_ns - t0) / 1e3);
+    producer_cpu_s += producer_cpu;
+    consumer_cpu_s += consumer_cpu;
+  }
 };
 
 struct Image {
@@ -202,6 +240,8 @@ void JsonConsumer(int data_rx, int reply_tx) {
   std::string line;
   std::vector<char> chunk(1 << 20);
   for (;;) {
+    CpuMeter cpu;
+    cpu.Start();
     line.clear();
     bool eof = false;
     while (line.empty() || line.back() != '\n') {
@@ -212,20 +252,27 @@ void JsonConsumer(int data_rx, int reply_tx) {
       line.append(chunk.data());
     }
     if (eof && line.empty()) return;
-    const nlohmann::json doc = nlohmann::json::parse(line);
-    const auto width = doc.at("width").get<uint32_t>();
-    const auto height = doc.at("height").get<uint32_t>();
-    if (doc.at("format").get<std::string>() != "rgba8") Fail("unexpected format");
-    auto pixels = arrow::util::base64_decode(doc.at("data").get_ref<const std::string&>());
-    if (!pixels.ok()) Fail("base64: " + pixels.status().ToString());
-    if (pixels->size() != size_t{width} * height * 4) Fail("image size does not match");
-    const Reply reply{NowNs(),
-                      Checksum(reinterpret_cast<const std::byte*>(pixels->data()), pixels->size())};
+    Reply reply{};
+    {
+      const nlohmann::json doc = nlohmann::json::parse(line);
+      const auto width = doc.at("width").get<uint32_t>();
+      const auto height = doc.at("height").get<uint32_t>();
+      if (doc.at("format").get<std::string>() != "rgba8") Fail("unexpected format");
+      auto pixels = arrow::util::base64_decode(doc.at("data").get_ref<const std::string&>());
+      if (!pixels.ok()) Fail("base64: " + pixels.status().ToString());
+      if (pixels->size() != size_t{width} * height * 4) Fail("image size does not match");
+      reply.done_ns = NowNs();
+      cpu.Stop();
+      reply.checksum = Checksum(reinterpret_cast<const std::byte*>(pixels->data()), pixels->size());
+      cpu.Start();
+    }  // the document and the pixels are freed: part of receiving an image
+    cpu.Stop();
+    reply.cpu_s = cpu.used();
     WriteAll(reply_tx, &reply, sizeof(reply));
   }
 }
 
-std::vector<double> RunJson(const Image& image, int reps, int warmup) {
+Measured RunJson(const Image& image, int reps, int warmup) {
   Pipe data, reply;
   Child child(StartConsumer(data, reply, {"json"}));
   data.CloseRx();
@@ -233,28 +280,33 @@ std::vector<double> RunJson(const Image& image, int reps, int warmup) {
   char ready = 0;
   if (!ReadAll(reply.rx, &ready, 1)) Fail("the JSON consumer did not start");
   std::vector<std::byte> pixels(image.bytes());
-  std::vector<double> samples;
+  Measured measured;
   for (int n = 0; n < warmup + reps; ++n) {
     Fill(pixels.data(), pixels.size(), static_cast<uint64_t>(n));
     const uint64_t expected = Checksum(pixels.data(), pixels.size());
+    CpuMeter cpu;
+    cpu.Start();
     const int64_t t0 = NowNs();
-    nlohmann::json doc = {
-        {"width", image.width},
-        {"height", image.height},
-        {"format", "rgba8"},
-        {"data", arrow::util::base64_encode(std::string_view(
-                     reinterpret_cast<const char*>(pixels.data()), pixels.size()))}};
-    std::string line = doc.dump();
-    line.push_back('\n');
-    WriteAll(data.tx, line.data(), line.size());
+    {
+      nlohmann::json doc = {
+          {"width", image.width},
+          {"height", image.height},
+          {"format", "rgba8"},
+          {"data", arrow::util::base64_encode(std::string_view(
+                       reinterpret_cast<const char*>(pixels.data()), pixels.size()))}};
+      std::string line = doc.dump();
+      line.push_back('\n');
+      WriteAll(data.tx, line.data(), line.size());
+    }  // the document and the line are freed: part of sending an image
     Reply r{};
     if (!ReadAll(reply.rx, &r, sizeof(r))) Fail("the JSON consumer died");
+    cpu.Stop();
     if (r.checksum != expected) Fail("json-base64-stdio: the consumer's checksum is wrong");
-    if (n >= warmup) samples.push_back(static_cast<double>(r.done_ns - t0) / 1e3);
+    if (n >= warmup) measured.Add(t0, r.done_ns, cpu.used(), r.cpu_s);
   }
   data.CloseTx();
   if (child.Wait() != 0) Fail("the JSON consumer failed");
-  return samples;
+  return measured;
 }
 
 // ---- quiver, quiver-loan --------------------------------------------------------------------
@@ -274,6 +326,8 @@ void QuiverConsumer(const std::string& name, int reply_tx) {
   const char ready = 'R';
   WriteAll(reply_tx, &ready, 1);
   for (;;) {
+    CpuMeter cpu;
+    cpu.Start();
     auto sample = subscriber.Receive(std::chrono::seconds(30));
     if (!sample.ok()) {
       if (sample.status().code() == quiver::ErrorCode::kPeerGone) return;  // done
@@ -281,15 +335,20 @@ void QuiverConsumer(const std::string& name, int reply_tx) {
     }
     auto frame = Take(quiver::ReadImageFrame(std::make_shared<quiver::Sample>(std::move(*sample))),
                       "ReadImageFrame");
-    const int64_t done = NowNs();
+    Reply r{};
+    r.done_ns = NowNs();
     if (frame.info.format != quiver::PixelFormat::kRgba8) Fail("unexpected format");
-    const Reply r{done, Checksum(frame.data.data(), frame.data.size())};
+    cpu.Stop();
+    r.checksum = Checksum(frame.data.data(), frame.data.size());
+    cpu.Start();
     frame = {};  // release the sample before replying: the producer may need the space
+    cpu.Stop();
+    r.cpu_s = cpu.used();
     WriteAll(reply_tx, &r, sizeof(r));
   }
 }
 
-std::vector<double> RunQuiver(const Image& image, int reps, int warmup, bool loan) {
+Measured RunQuiver(const Image& image, int reps, int warmup, bool loan) {
   const std::string name =
       "w2-" + quiver::bench::RunId() + "-" + std::to_string(image.width) + (loan ? "-l" : "-c");
   g_channel_path = quiver::Channel::NamedPath(name);
@@ -305,47 +364,56 @@ std::vector<double> RunQuiver(const Image& image, int reps, int warmup, bool loa
   if (!ReadAll(reply.rx, &ready, 1)) Fail("the quiver consumer did not start");
   const quiver::ImageFrameInfo info{.width = image.width, .height = image.height};
   std::vector<std::byte> pixels(loan ? 0 : image.bytes());
-  std::vector<double> samples;
+  Measured measured;
   for (int n = 0; n < warmup + reps; ++n) {
     uint64_t expected = 0;
     int64_t t0 = 0;
+    CpuMeter cpu;
     if (loan) {
+      cpu.Start();
       auto frame = Take(quiver::LoanImageFrame(publisher, info), "LoanImageFrame");
+      cpu.Stop();
       Fill(frame.data().data(), frame.data().size(), static_cast<uint64_t>(n));
       expected = Checksum(frame.data().data(), frame.data().size());
+      cpu.Start();
       t0 = NowNs();
       Check(quiver::PublishImageFrame(publisher, std::move(frame)), "PublishImageFrame");
     } else {
       Fill(pixels.data(), pixels.size(), static_cast<uint64_t>(n));
       expected = Checksum(pixels.data(), pixels.size());
+      cpu.Start();
       t0 = NowNs();
       Check(quiver::PublishImageFrame(publisher, info, pixels), "PublishImageFrame(copy)");
     }
     Reply r{};
     if (!ReadAll(reply.rx, &r, sizeof(r))) Fail("the quiver consumer died");
+    cpu.Stop();
     if (r.checksum != expected) Fail("quiver: the consumer's checksum is wrong");
-    if (n >= warmup) samples.push_back(static_cast<double>(r.done_ns - t0) / 1e3);
+    if (n >= warmup) measured.Add(t0, r.done_ns, cpu.used(), r.cpu_s);
   }
   // Closing the publisher ends the consumer's loop (kPeerGone once it has read everything).
   { quiver::Publisher closing = std::move(publisher); }
   if (child.Wait() != 0) Fail("the quiver consumer failed");
-  return samples;
+  return measured;
 }
 
 // ---- memcpy -------------------------------------------------------------------------------
 
-std::vector<double> RunMemcpy(const Image& image, int reps, int warmup) {
+Measured RunMemcpy(const Image& image, int reps, int warmup) {
   std::vector<std::byte> src(image.bytes()), dst(image.bytes());
-  std::vector<double> samples;
+  Measured measured;
   for (int n = 0; n < warmup + reps; ++n) {
     Fill(src.data(), src.size(), static_cast<uint64_t>(n));
+    CpuMeter cpu;
+    cpu.Start();
     const int64_t t0 = NowNs();
     std::memcpy(dst.data(), src.data(), src.size());
     const int64_t t1 = NowNs();
+    cpu.Stop();
     if (Checksum(dst.data(), dst.size()) != Checksum(src.data(), src.size())) Fail("memcpy");
-    if (n >= warmup) samples.push_back(static_cast<double>(t1 - t0) / 1e3);
+    if (n >= warmup) measured.Add(t0, t1, cpu.used(), 0);
   }
-  return samples;
+  return measured;
 }
 
 std::vector<std::string> Split(const std::string& text) {
@@ -431,21 +499,26 @@ int main(int argc, char** argv) {
     for (const std::string& size : sizes) {
       const Image image = ParseSize(size);
       for (const std::string& transport : transports) {
-        std::vector<double> samples;
+        Measured measured;
         if (transport == "memcpy") {
-          samples = RunMemcpy(image, reps, warmup);
+          measured = RunMemcpy(image, reps, warmup);
         } else if (transport == "json-base64-stdio") {
-          samples = RunJson(image, reps, warmup);
+          measured = RunJson(image, reps, warmup);
         } else if (transport == "quiver" || transport == "quiver-loan") {
-          samples = RunQuiver(image, reps, warmup, transport == "quiver-loan");
+          measured = RunQuiver(image, reps, warmup, transport == "quiver-loan");
         } else {
           Fail("unknown transport '" + transport + "'");
+        }
+        nlohmann::json cpu = {{"producer", measured.producer_cpu_s}};
+        if (transport != "memcpy") {  // the copy has no other process
+          cpu["consumer"] = measured.consumer_cpu_s;
         }
         const nlohmann::json line = {{"transport", transport},
                                      {"width", image.width},
                                      {"height", image.height},
                                      {"bytes", image.bytes()},
-                                     {"samples_us", samples}};
+                                     {"samples_us", measured.samples_us},
+                                     {"cpu_s", cpu}};
         std::printf("%s\n", line.dump().c_str());
         std::fflush(stdout);
       }

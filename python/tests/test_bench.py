@@ -15,11 +15,17 @@ import pytest
 REPO = pathlib.Path(__file__).resolve().parents[2]
 SUITE = REPO / "bench" / "suite.py"
 sys.path.insert(0, str(REPO / "bench"))
-import common as bench_common  # noqa: E402
+import common as bench_common  # type: ignore[import-not-found]  # noqa: E402  # bench/, no package
 
 
-def run_suite(build_dir, results, *args, timeout=600):
-    """Runs the suite; the result has .pid, the run id in the names of its channels."""
+class SuiteRun(subprocess.CompletedProcess):
+    """A finished suite run; `pid` is its run id, in the names of its channels."""
+
+    pid: int
+
+
+def run_suite(build_dir, results, *args, timeout=600) -> SuiteRun:
+    """Runs the suite (--smoke) and waits for it."""
     with subprocess.Popen([sys.executable, str(SUITE), "--smoke", "--build", str(build_dir),
                            "--results", str(results), *args],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
@@ -28,7 +34,7 @@ def run_suite(build_dir, results, *args, timeout=600):
         except subprocess.TimeoutExpired:
             proc.kill()
             raise
-    done = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+    done = SuiteRun(proc.args, proc.returncode, stdout, stderr)
     done.pid = proc.pid
     return done
 
@@ -130,3 +136,16 @@ def test_w5_runs_both_servers_on_both_networks_and_cleans_up(build_dir, tmp_path
         2 * (result["params"]["batches"] // 2)
     assert not w5_namespaces(proc.pid), "the benchmark left network namespaces behind"
     assert not run_channels(proc.pid), "the benchmark left channels behind"
+
+
+def test_w1_and_w2_record_cpu_seconds_per_gb(build_dir, tmp_path):
+    """W1 and W2 record, for every transport that ran (memcpy baselines included), the CPU
+    seconds of all its processes per GB moved (bench/cpu_usage.py)."""
+    proc = run_suite(build_dir, tmp_path, "--workload", "w1,w2", "--no-plots")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for module in ("w1_ledger", "w2_image"):
+        result = json.loads((tmp_path / f"{module}.json").read_text())
+        available = [e for e in result["results"] if e.get("available", True)]
+        assert available, module
+        for entry in available:
+            assert entry["cpu_s_per_gb"] > 0, (module, entry)
