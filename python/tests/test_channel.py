@@ -133,6 +133,14 @@ def test_numpy_tensor_is_written_in_place_and_read_without_copy(name):
     address = array.__array_interface__["data"][0]
     assert sample.address <= address < sample.address + sample.size
     assert address % 64 == 0
+    # An exception in the block gives the space back unpublished, and the array is sealed
+    # too: its memory belongs to the next loan.
+    with pytest.raises(RuntimeError, match="changed my mind"):
+        with pub.loan_ndarray(16, np.float32) as dropped:
+            dropped[:] = 1.0
+            raise RuntimeError("changed my mind")
+    assert not dropped.flags.writeable
+    assert sub.try_receive() is None
     # The array alone keeps the sample held.
     del sample
     gc.collect()
