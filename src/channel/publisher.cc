@@ -10,6 +10,7 @@
 #include "shm/futex.h"
 #include "shm/membarrier.h"
 #include "shm/ofd_lock.h"
+#include "shm/stream_copy.h"
 
 namespace quiver {
 namespace internal {
@@ -473,7 +474,7 @@ Status Publisher::Publish(LoanedSample&& sample) {
 
 Status Publisher::PublishCopy(std::span<const std::byte> bytes) {
   QUIVER_ASSIGN_OR_RETURN(LoanedSample sample, Loan(bytes.size()));
-  std::memcpy(sample.data().data(), bytes.data(), bytes.size());
+  shm::CopyToShared(sample.data().data(), bytes.data(), bytes.size());
   return Publish(std::move(sample));
 }
 

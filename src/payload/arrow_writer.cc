@@ -16,6 +16,7 @@
 #include "payload/typed_header.h"
 #include "quiver/arrow.h"
 #include "quiver/sample_header.h"
+#include "shm/stream_copy.h"
 
 namespace quiver {
 namespace {
@@ -200,8 +201,8 @@ Result<LoanedSample> ArrowPublisher::Encode(const arrow::RecordBatch& given) {
     const auto& buffers = messages[i].payload.body_buffers;
     for (size_t b = 0; b < buffers.size(); ++b) {
       if (spans[i][b].length > 0) {
-        std::memcpy(body + spans[i][b].offset, buffers[b]->data(),
-                    static_cast<size_t>(spans[i][b].length));
+        shm::CopyToShared(body + spans[i][b].offset, buffers[b]->data(),
+                          static_cast<size_t>(spans[i][b].length), at - body_offset);
       }
     }
     auto* metadata = reinterpret_cast<uint8_t*>(sample + metadata_offsets[i]);

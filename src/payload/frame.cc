@@ -14,6 +14,7 @@
 #include "payload/sample_buffer.h"
 #include "payload/typed_header.h"
 #include "quiver/sample_header.h"
+#include "shm/stream_copy.h"
 
 namespace quiver {
 namespace {
@@ -174,7 +175,7 @@ Status PublishAudioFrame(Publisher& publisher, AudioFrameInfo info,
   }
   info.frame_count = pcm.size() / frame_bytes;
   QUIVER_ASSIGN_OR_RETURN(LoanedAudioFrame loan, LoanAudioFrame(publisher, info));
-  if (!pcm.empty()) std::memcpy(loan.data().data(), pcm.data(), pcm.size());
+  if (!pcm.empty()) shm::CopyToShared(loan.data().data(), pcm.data(), pcm.size());
   return PublishAudioFrame(publisher, std::move(loan));
 }
 
@@ -253,7 +254,7 @@ Status PublishImageFrame(Publisher& publisher, const ImageFrameInfo& info,
     return Invalid("image of " + std::to_string(pixels.size()) + " bytes; height * stride is " +
                    std::to_string(loan.data().size()));
   }
-  if (!pixels.empty()) std::memcpy(loan.data().data(), pixels.data(), pixels.size());
+  if (!pixels.empty()) shm::CopyToShared(loan.data().data(), pixels.data(), pixels.size());
   return PublishImageFrame(publisher, std::move(loan));
 }
 

@@ -10,6 +10,7 @@
 #include "payload/sample_buffer.h"
 #include "payload/typed_header.h"
 #include "quiver/sample_header.h"
+#include "shm/stream_copy.h"
 
 namespace quiver {
 namespace {
@@ -163,7 +164,7 @@ Status PublishTensor(Publisher& publisher, const arrow::Tensor& tensor) {
   QUIVER_ASSIGN_OR_RETURN(LoanedTensor loan, LoanTensor(publisher, tensor.type(), tensor.shape()));
   if (!loan.data().empty()) {
     if (tensor.is_row_major()) {
-      std::memcpy(loan.data().data(), tensor.raw_data(), loan.data().size());
+      shm::CopyToShared(loan.data().data(), tensor.raw_data(), loan.data().size());
     } else {
       CopyStrided(tensor, loan.data());
     }
