@@ -12,6 +12,7 @@
 #include <numpy/arrayobject.h>
 
 #include "errors.h"
+#include "shm/stream_copy.h"
 
 namespace nb = nanobind;
 
@@ -110,20 +111,24 @@ ArrayLayout AudioLayout(const AudioFrameInfo& info) {
 
 namespace {
 
-// Copies dimension `d` onwards; the last dimension is one memcpy when contiguous in both.
+// Copies dimension `d` onwards; the last dimension is one copy into shared memory when
+// contiguous in both (shm::CopyToShared: `total`, the bytes of the whole array, decides
+// whether it streams).
 void CopyDimension(const std::byte* src, const int64_t* src_strides, std::byte* dst,
-                   const int64_t* dst_strides, const size_t* shape, size_t ndim, size_t itemsize) {
+                   const int64_t* dst_strides, const size_t* shape, size_t ndim, size_t itemsize,
+                   size_t total) {
   const auto src_step = src_strides[0] * static_cast<int64_t>(itemsize);
   const auto dst_step = dst_strides[0] * static_cast<int64_t>(itemsize);
   if (ndim == 1 && src_strides[0] == 1 && dst_strides[0] == 1) {
-    std::memcpy(dst, src, shape[0] * itemsize);
+    shm::CopyToShared(dst, src, shape[0] * itemsize, total);
     return;
   }
   for (size_t i = 0; i < shape[0]; ++i, src += src_step, dst += dst_step) {
     if (ndim == 1) {
       std::memcpy(dst, src, itemsize);
     } else {
-      CopyDimension(src, src_strides + 1, dst, dst_strides + 1, shape + 1, ndim - 1, itemsize);
+      CopyDimension(src, src_strides + 1, dst, dst_strides + 1, shape + 1, ndim - 1, itemsize,
+                    total);
     }
   }
 }
@@ -154,7 +159,9 @@ void CopyElements(const std::byte* src, std::span<const int64_t> src_strides, st
     s.pop_back();
     d.pop_back();
   }
-  CopyDimension(src, s.data(), dst, d.data(), n.data(), n.size(), itemsize);
+  size_t total = itemsize;
+  for (size_t extent : n) total *= extent;
+  CopyDimension(src, s.data(), dst, d.data(), n.data(), n.size(), itemsize, total);
 }
 
 void ImportNumpy() {
