@@ -14,7 +14,7 @@
 namespace quiver::channel {
 
 inline constexpr uint64_t kMagic = 0x31305245'56495551;  // "QUIVER01" little-endian
-inline constexpr uint32_t kLayoutVersion = 3;
+inline constexpr uint32_t kLayoutVersion = 4;
 inline constexpr uint32_t kMaxSubscribers = quiver::kMaxSubscribers;  // a bit each in holders
 inline constexpr uint32_t kMaxSamples = quiver::kMaxSamples;
 inline constexpr size_t kSampleAlignment = 64;
@@ -52,11 +52,15 @@ static_assert(std::is_trivially_copyable_v<ChannelConfig> && sizeof(ChannelConfi
 struct alignas(64) ChannelHeader {
   ChannelConfig config;
 
-  // Publisher-written; others read.
-  alignas(64) std::atomic<uint32_t> publisher_lifecycle;
+  // Read on every poll and every publish, written seldom (a publisher attaching or
+  // leaving, a subscriber joining or leaving): a line of their own, so that the counters
+  // below, written on every loan and publish, do not take it from the subscribers' caches.
+  alignas(64) std::atomic<uint32_t> publisher_lifecycle;  // publisher-written
   std::atomic<uint32_t> publisher_epoch;  // +1 per publisher that attached
   std::atomic<uint64_t> active_mask;      // slots samples are delivered to
-  std::atomic<uint64_t> samples_in_use;   // loaned, queued or held
+
+  // Publisher-written; others read.
+  alignas(64) std::atomic<uint64_t> samples_in_use;  // loaned, queued or held
   std::atomic<uint64_t> bytes_in_use;
   std::atomic<uint64_t> published;
   std::atomic<uint64_t> published_bytes;
