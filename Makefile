@@ -157,6 +157,10 @@ bench-quick: bench-setup
 
 # Release build, the Python package, and the suite's peers (each installed on its own: one
 # that cannot be installed shows up as unavailable in the results, it does not stop the run).
+# W3's native iceoryx2 peer (bench/iceoryx2_peer, Rust) needs cargo (on PATH or in
+# ~/.cargo/bin); it builds in $(RELEASE_DIR)/iceoryx2_peer-target and is copied to
+# $(RELEASE_DIR)/iceoryx2_peer. Without cargo, or if the build fails, the reason goes to
+# $(RELEASE_DIR)/iceoryx2_peer.unavailable, which W3's results quote.
 bench-setup: deps
 	@cmake -S . -B $(RELEASE_DIR) $(call gen_for,$(RELEASE_DIR)) \
 	  -DCMAKE_BUILD_TYPE=Release -DQUIVER_SANITIZE=OFF -DQUIVER_PYTHON=$(PYTHON)
@@ -166,6 +170,16 @@ bench-setup: deps
 	  $(PYTHON) -m pip install -q "$$req" 2>/dev/null || \
 	    echo "bench: could not install '$$req'; the results will say it is unavailable"; \
 	done
+	@peer=$(RELEASE_DIR)/iceoryx2_peer; rm -f $$peer $$peer.unavailable; why=; \
+	cargo=$$(command -v cargo || ls $$HOME/.cargo/bin/cargo 2>/dev/null || true); \
+	if [ -z "$$cargo" ]; then \
+	  why="cargo (Rust) is not installed: install it (https://rustup.rs), then make bench-setup"; \
+	elif ! CARGO_TARGET_DIR=$(CURDIR)/$(RELEASE_DIR)/iceoryx2_peer-target $$cargo build \
+	    --release --locked -j $(JOBS) --manifest-path bench/iceoryx2_peer/Cargo.toml; then \
+	  why="the cargo build of bench/iceoryx2_peer failed (make bench-setup shows why)"; \
+	else cp $(RELEASE_DIR)/iceoryx2_peer-target/release/iceoryx2_peer $$peer; fi; \
+	if [ -n "$$why" ]; then echo "$$why" > $$peer.unavailable; \
+	  echo "bench: iceoryx2_peer unavailable: $$why"; fi
 
 # libFuzzer fuzzers (clang) in build-fuzz/, FUZZ_SECONDS each (default 60) on a copy of
 # their seed corpora (tests/fuzz/corpus/); a crash fails with its input kept.

@@ -82,16 +82,20 @@ def w3(result: dict) -> str:
 
     for side, placement, transports in (
             ("cpp", "apart", ["futex", "spin", "uds", "pipe", "quiver-blocking",
-                              "quiver-default", "quiver-spin"]),
+                              "iceoryx2-blocking", "quiver-default", "quiver-spin",
+                              "iceoryx2-spin", "quiver-spin-own-method",
+                              "iceoryx2-spin-own-method"]),
             ("cpp", "together", ["futex", "uds", "pipe", "quiver-blocking", "quiver-default"]),
-            ("cpp", "sched", ["futex", "uds", "pipe", "quiver-blocking", "quiver-default"]),
+            ("cpp", "sched", ["futex", "uds", "pipe", "quiver-blocking", "iceoryx2-blocking",
+                              "quiver-default"]),
             ("python", "apart", ["py-quiver-blocking", "py-iceoryx2-blocking", "py-quiver-spin",
                                  "py-iceoryx2-spin", "py-quiver-default", "py-uds", "py-pipe"]),
             ("python", "sched", ["py-quiver-blocking", "py-iceoryx2-blocking", "py-quiver-spin",
                                  "py-iceoryx2-spin", "py-uds", "py-pipe"])):
         if not any(get(t, s, side, placement) for t in transports for s in sizes):
             continue
-        title = "C++ ↔ C++" if side == "cpp" else "Python ↔ Python"
+        title = ("Native (C++ ↔ C++; iceoryx2-*: Rust ↔ Rust)" if side == "cpp"
+                 else "Python ↔ Python")
         out += [f"\n**{title}, {placement}** — one-way p50 / p99.9 (µs)\n",
                 "| payload | " + " | ".join(transports) + " |",
                 "|---|" + "---:|" * len(transports)]
@@ -103,19 +107,24 @@ def w3(result: dict) -> str:
             out.append(f"| {common.size_name(s)} | " + " | ".join(cells) + " |")
     out += ["\n**Ratios of p50** (same run)\n",
             "| payload | C++ quiver-blocking ÷ futex (apart) | ÷ (futex + fill) | "
+            "quiver-blocking ÷ iceoryx2-blocking (apart) | quiver-spin ÷ iceoryx2-spin (apart) | "
             "py-quiver-blocking ÷ py-iceoryx2-blocking (apart) | "
-            "py-quiver-spin ÷ py-iceoryx2-spin (apart) |", "|---|---:|---:|---:|---:|"]
+            "py-quiver-spin ÷ py-iceoryx2-spin (apart) |", "|---|---:|---:|---:|---:|---:|---:|"]
     fills = result.get("cpp_fill_p50_us", {})
     for s in sizes:
         q, f = get("quiver-blocking", s, "cpp", "apart"), get("futex", s, "cpp", "apart")
         fill = fills.get(str(s))
         with_fill = (f"{q['median_us'] / (f['median_us'] + fill):.2f}x"
                      if q and f and fill is not None else "n/a")
+        nb = common.ratio(q, get("iceoryx2-blocking", s, "cpp", "apart"))
+        ns = common.ratio(get("quiver-spin", s, "cpp", "apart"),
+                          get("iceoryx2-spin", s, "cpp", "apart"))
         pb = common.ratio(get("py-quiver-blocking", s, "python", "apart"),
                           get("py-iceoryx2-blocking", s, "python", "apart"))
         ps = common.ratio(get("py-quiver-spin", s, "python", "apart"),
                           get("py-iceoryx2-spin", s, "python", "apart"))
         out.append(f"| {common.size_name(s)} | {common.fmt_ratio(common.ratio(q, f))} | {with_fill} | "
+                   f"{common.fmt_ratio(nb)} | {common.fmt_ratio(ns)} | "
                    f"{common.fmt_ratio(pb)} | {common.fmt_ratio(ps)} |")
     idle = result.get("cpp_idle_receiver_cpu_pct") or {}
     if idle:

@@ -21,6 +21,8 @@ std::string_view KindName(Kind kind) {
       return "quiver-default";
     case Kind::kQuiverSpin:
       return "quiver-spin";
+    case Kind::kQuiverSpinOwnMethod:
+      return "quiver-spin-own-method";
   }
   return "?";
 }

@@ -11,10 +11,22 @@ namespace quiver::bench::pingpong {
 
 constexpr size_t kSizes[] = {64, 3840, 64 << 10, 1 << 20, 8 << 20};
 
-enum class Kind { kFutex, kSpin, kUds, kPipe, kQuiverBlocking, kQuiverDefault, kQuiverSpin };
-constexpr Kind kKinds[] = {Kind::kFutex,     Kind::kSpin,           Kind::kUds,
-                           Kind::kPipe,      Kind::kQuiverBlocking, Kind::kQuiverDefault,
-                           Kind::kQuiverSpin};
+// kQuiverSpinOwnMethod is kQuiverSpin measured as iceoryx2's own benchmark measures itself
+// (payload untouched, next sample loaned ahead): the like-for-like peer of the Rust
+// iceoryx2-spin-own-method (bench/iceoryx2_peer).
+enum class Kind {
+  kFutex,
+  kSpin,
+  kUds,
+  kPipe,
+  kQuiverBlocking,
+  kQuiverDefault,
+  kQuiverSpin,
+  kQuiverSpinOwnMethod
+};
+constexpr Kind kKinds[] = {
+    Kind::kFutex,          Kind::kSpin,          Kind::kUds,        Kind::kPipe,
+    Kind::kQuiverBlocking, Kind::kQuiverDefault, Kind::kQuiverSpin, Kind::kQuiverSpinOwnMethod};
 
 // Returns the transport's name in benchmark names and tables: "futex", "quiver-spin", ...
 std::string_view KindName(Kind kind);

@@ -1,6 +1,8 @@
 // The Quiver channel transports: two channels (ping, pong), Loan + fill + Publish, and a
 // receiver that blocks ("quiver-blocking": no spin; "quiver-default": the default
-// SubscriberOptions) or busy-polls TryReceive() ("quiver-spin"). One per process.
+// SubscriberOptions) or busy-polls TryReceive() ("quiver-spin"); "quiver-spin-own-method" is
+// quiver-spin measured as iceoryx2 measures itself (no payload written or read, the next
+// sample loaned ahead). One per process.
 #pragma once
 
 #include <cstddef>

@@ -25,6 +25,17 @@ class Transport {
                                                   std::string* error) = 0;
 };
 
+/// An endpoint that loans its next message ahead of time, as iceoryx2's own benchmark does
+/// (quiver-spin-own-method). The harness calls LoanAhead() between the parent's round trips,
+/// off the timed path; the echo child's loop has no such call, so its endpoint loans in
+/// Receive(), before it waits.
+class LoanAheadEndpoint : public Endpoint {
+ public:
+  using Endpoint::Endpoint;
+  /// Loans the sample the next Send() publishes, unless one is held. False on failure.
+  virtual bool LoanAhead() = 0;
+};
+
 // Returns the transport of one case: `kind` with a `size`-byte payload, in `placement`.
 std::unique_ptr<Transport> MakeTransport(Kind kind, size_t size, Placement placement);
 
