@@ -49,8 +49,8 @@ class ControlView {
   channel::SubscriberSlot& slot(uint32_t i) {
     return reinterpret_cast<channel::SubscriberSlot*>(bytes_ + config_.slots_offset)[i];
   }
-  std::atomic<uint32_t>& ring(uint32_t slot, uint32_t entry) {
-    return reinterpret_cast<std::atomic<uint32_t>*>(
+  std::atomic<uint64_t>& ring(uint32_t slot, uint32_t entry) {
+    return reinterpret_cast<std::atomic<uint64_t>*>(
         bytes_ + config_.rings_offset)[size_t{slot} * config_.max_samples + entry];
   }
   const channel::ChannelConfig& config() const { return config_; }

@@ -67,7 +67,7 @@ Result<std::shared_ptr<ChannelState>> AttachSegment(shm::Segment segment) {
   state->header = reinterpret_cast<ChannelHeader*>(base);
   state->descs = reinterpret_cast<channel::SampleDesc*>(base + copy.descs_offset);
   state->slots = reinterpret_cast<channel::SubscriberSlot*>(base + copy.slots_offset);
-  state->rings = reinterpret_cast<std::atomic<uint32_t>*>(base + copy.rings_offset);
+  state->rings = reinterpret_cast<std::atomic<uint64_t>*>(base + copy.rings_offset);
   state->registry = reinterpret_cast<channel::TypeRegistry*>(base + copy.registry_offset);
   state->registry_bytes = base + copy.registry_offset + sizeof(channel::TypeRegistry);
   state->registry_capacity = copy.registry_bytes;
@@ -397,7 +397,8 @@ ChannelStats Channel::Stats() const {
     sub.received = slot.received.load(r);
     sub.received_bytes = slot.received_bytes.load(r);
     sub.missed = slot.missed.load(r);
-    sub.queued = slot.write_index.load(r) - slot.read_index.load(r);
+    const uint64_t read = slot.read_index.load(r), written = slot.write_index.load(r);
+    sub.queued = written > read ? written - read : 0;  // read may pass it for a moment
     // Samples that name it as a holder are queued for it or held by it: the rest are held.
     sub.held = unreleased[i] > sub.queued ? unreleased[i] - sub.queued : 0;
     sub.evicted_after = std::chrono::milliseconds(slot.evicted_after_ms.load(r));

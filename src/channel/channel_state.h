@@ -30,7 +30,7 @@ struct ChannelState {
   channel::ChannelHeader* header = nullptr;
   channel::SampleDesc* descs = nullptr;
   channel::SubscriberSlot* slots = nullptr;
-  std::atomic<uint32_t>* rings = nullptr;
+  std::atomic<uint64_t>* rings = nullptr;  // RingEntry values
   channel::TypeRegistry* registry = nullptr;
   std::byte* registry_bytes = nullptr;  // the descriptor bytes after *registry
   uint64_t registry_capacity = 0;
@@ -53,7 +53,7 @@ struct ChannelState {
   bool holds_publisher = false;
   uint64_t own_slots = 0;  // subscriber slots held through this attachment
 
-  std::atomic<uint32_t>* ring(uint32_t slot) const {
+  std::atomic<uint64_t>* ring(uint32_t slot) const {
     return rings + static_cast<size_t>(slot) * max_samples;
   }
   Result<std::byte*> DataReadWrite();

@@ -105,7 +105,7 @@ Status ClaimBacklog(SubscriberState& sub) {
   const uint64_t r = s.read_index.load(std::memory_order_acquire);
   if (r != s.write_index.load(std::memory_order_acquire)) {
     // Some publish before `join` already had our bit: the ring starts there.
-    const uint32_t front = ch.ring(sub.slot)[r % ch.max_samples].load(kRelaxed);
+    const uint32_t front = channel::RingIndex(ch.ring(sub.slot)[r % ch.max_samples].load(kRelaxed));
     if (front < ch.max_samples)
       boundary = std::min(boundary, ch.descs[front].sequence.load(kRelaxed));
   }

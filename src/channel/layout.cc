@@ -27,7 +27,7 @@ Result<Layout> ComputeLayout(size_t capacity, uint32_t max_samples, uint32_t max
   l.descs_offset = AlignUp(sizeof(ChannelHeader), 64);
   l.slots_offset = AlignUp(l.descs_offset + uint64_t{max_samples} * sizeof(SampleDesc), 64);
   l.rings_offset = AlignUp(l.slots_offset + uint64_t{max_subscribers} * sizeof(SubscriberSlot), 64);
-  l.registry_offset = AlignUp(l.rings_offset + uint64_t{max_subscribers} * max_samples * 4, 64);
+  l.registry_offset = AlignUp(l.rings_offset + uint64_t{max_subscribers} * max_samples * 8, 64);
   l.registry_bytes = AlignUp(registry_bytes, 64);
   l.data_offset = AlignUp(l.registry_offset + sizeof(TypeRegistry) + l.registry_bytes, kPageSize);
   l.data_capacity = AlignUp(capacity, kSampleAlignment);

@@ -14,7 +14,7 @@
 namespace quiver::channel {
 
 inline constexpr uint64_t kMagic = 0x31305245'56495551;  // "QUIVER01" little-endian
-inline constexpr uint32_t kLayoutVersion = 4;
+inline constexpr uint32_t kLayoutVersion = 5;
 inline constexpr uint32_t kMaxSubscribers = quiver::kMaxSubscribers;  // a bit each in holders
 inline constexpr uint32_t kMaxSamples = quiver::kMaxSamples;
 inline constexpr size_t kSampleAlignment = 64;
@@ -56,8 +56,8 @@ struct alignas(64) ChannelHeader {
   // leaving, a subscriber joining or leaving): a line of their own, so that the counters
   // below, written on every loan and publish, do not take it from the subscribers' caches.
   alignas(64) std::atomic<uint32_t> publisher_lifecycle;  // publisher-written
-  std::atomic<uint32_t> publisher_epoch;  // +1 per publisher that attached
-  std::atomic<uint64_t> active_mask;      // slots samples are delivered to
+  std::atomic<uint32_t> publisher_epoch;                  // +1 per publisher that attached
+  std::atomic<uint64_t> active_mask;                      // slots samples are delivered to
 
   // Publisher-written; others read.
   alignas(64) std::atomic<uint64_t> samples_in_use;  // loaned, queued or held
@@ -104,13 +104,29 @@ struct alignas(64) SampleDesc {
   std::atomic<uint64_t> sequence;  // publish sequence; written before holders (release)
 };
 
+/// An entry of a subscriber's ring (rings_offset): the descriptor index in the low 32 bits,
+/// tagged in the high 32 with the low 32 bits of (its position + 1). A subscriber polls the
+/// entry at its read_index and sees a new sample when the tag matches, without reading
+/// write_index, whose cache line then stays with the publisher: one line fewer moves
+/// between the two CPUs per message. A zeroed ring matches no position (the tag of position
+/// p is p + 1), and an entry left from an earlier lap carries a tag max_samples behind.
+inline constexpr uint64_t RingEntry(uint64_t position, uint32_t index) {
+  return (static_cast<uint64_t>(static_cast<uint32_t>(position + 1)) << 32) | index;
+}
+inline constexpr uint32_t RingIndex(uint64_t entry) { return static_cast<uint32_t>(entry); }
+inline constexpr bool RingEntryIsAt(uint64_t entry, uint64_t position) {
+  return static_cast<uint32_t>(entry >> 32) == static_cast<uint32_t>(position + 1);
+}
+
 /// One subscriber slot. The ring of descriptor indices is a separate array (rings_offset).
 struct alignas(64) SubscriberSlot {
   std::atomic<uint32_t> state;       // SlotState; Free->Active by the subscriber holding
                                      // its lock, Closing->Free only by the publisher
   std::atomic<uint32_t> generation;  // +1 per attach
-  // Ring indices: the publisher alone advances write_index; read_index is advanced by CAS,
-  // by the subscriber (receive) or the publisher (drop-oldest), so an entry is taken once.
+  // Ring indices: the publisher alone advances write_index, after it wrote the entry (so a
+  // subscriber may find an entry, by its tag, before write_index says so: read_index can be
+  // one past write_index for that moment); read_index is advanced by CAS, by the subscriber
+  // (receive) or the publisher (drop-oldest), so an entry is taken once.
   std::atomic<uint64_t> read_index;
   alignas(64) std::atomic<uint64_t> write_index;
   std::atomic<uint32_t> wake_word;     // futex: bumped by the publisher to wake a sleeper

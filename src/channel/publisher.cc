@@ -202,7 +202,7 @@ bool PublisherState::DropOldest() {
       // taken is never recycled under it.
       uint64_t r = slot.read_index.load(std::memory_order_acquire);
       if (r == slot.write_index.load(kRelaxed)) return;
-      if (ch.ring(i)[r % ch.max_samples].load(kRelaxed) != index) return;
+      if (channel::RingIndex(ch.ring(i)[r % ch.max_samples].load(kRelaxed)) != index) return;
       if (!slot.read_index.compare_exchange_strong(r, r + 1, std::memory_order_acq_rel)) return;
       d.holders.fetch_and(~(uint64_t{1} << i), std::memory_order_acq_rel);
       Bump(slot.missed, 1);
@@ -243,7 +243,7 @@ int PublisherState::EvictStalled(std::chrono::nanoseconds waited) {
     for (;;) {
       uint64_t r = slot.read_index.load(std::memory_order_acquire);
       if (r == slot.write_index.load(kRelaxed)) break;
-      const uint32_t index = ch.ring(i)[r % ch.max_samples].load(kRelaxed);
+      const uint32_t index = channel::RingIndex(ch.ring(i)[r % ch.max_samples].load(kRelaxed));
       if (!slot.read_index.compare_exchange_strong(r, r + 1, std::memory_order_acq_rel)) continue;
       if (index < ch.max_samples)
         ch.descs[index].holders.fetch_and(~bit, std::memory_order_acq_rel);
@@ -442,9 +442,10 @@ Status Publisher::Publish(LoanedSample&& sample) {
   internal::ForEachBit(mask, [&](uint32_t i) {
     channel::SubscriberSlot& slot = ch.slots[i];
     const uint64_t w = slot.write_index.load(internal::kRelaxed);
-    ch.ring(i)[w % ch.max_samples].store(index, internal::kRelaxed);
-    // The sample becomes visible to subscriber i only through this store; a publisher that
-    // dies before it leaves nothing half-written behind.
+    // The sample becomes visible to subscriber i only through this store (release: with the
+    // descriptor and the bytes); a publisher that dies before it leaves nothing
+    // half-written behind. write_index follows, for the sleep handshake and the counts.
+    ch.ring(i)[w % ch.max_samples].store(channel::RingEntry(w, index), std::memory_order_release);
     slot.write_index.store(w + 1, std::memory_order_release);
   });
   internal::EndPublish(h, sequence);

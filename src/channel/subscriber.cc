@@ -49,7 +49,9 @@ SubscriberState::~SubscriberState() {
 
 bool SubscriberState::NothingQueued() const {
   const channel::SubscriberSlot& s = channel->slots[slot];
-  return backlog_next == backlog.size() && s.read_index.load(std::memory_order_acquire) ==
+  // >=: a receive may take an entry (by its tag) just before the publisher advances
+  // write_index past it.
+  return backlog_next == backlog.size() && s.read_index.load(std::memory_order_acquire) >=
                                                s.write_index.load(std::memory_order_acquire);
 }
 
@@ -71,15 +73,17 @@ Result<std::optional<Sample>> SubscriberState::Take(const std::shared_ptr<Subscr
   if (backlog_next < backlog.size()) return Deliver(self, backlog[backlog_next++]);
   for (;;) {
     uint64_t r = s.read_index.load(std::memory_order_acquire);
-    // Acquire pairs with the publisher's release of write_index: the descriptor and the
-    // sample's bytes are visible once the index is.
-    if (r == s.write_index.load(std::memory_order_acquire)) {
+    // The entry at r, tagged with its position (channel::RingEntry), says by itself whether
+    // it was written: write_index is not read here. Acquire pairs with the publisher's
+    // release of the entry: the descriptor and the sample's bytes are visible with it.
+    const uint64_t entry = ch.ring(slot)[r % ch.max_samples].load(std::memory_order_acquire);
+    if (!channel::RingEntryIsAt(entry, r)) {
       // An evicted subscriber's ring is empty and stays so: the reason is looked for only
       // here, off the path of a sample.
       QUIVER_RETURN_IF_ERROR(Evicted());
       return std::optional<Sample>();
     }
-    const uint32_t index = ch.ring(slot)[r % ch.max_samples].load(kRelaxed);
+    const uint32_t index = channel::RingIndex(entry);
     // The publisher may take the same entry (drop-oldest); whoever wins the CAS owns it.
     if (!s.read_index.compare_exchange_weak(r, r + 1, std::memory_order_acq_rel)) continue;
     if (index >= ch.max_samples) {

@@ -228,7 +228,7 @@ inline void CheckConfigAccepted(const channel::ChannelConfig& c, uint64_t segmen
                     what + ": descs overlap slots");
   QUIVER_FUZZ_CHECK(ends_before(c.slots_offset, uint64_t{c.max_subscribers} * 192, c.rings_offset),
                     what + ": slots overlap rings");
-  QUIVER_FUZZ_CHECK(ends_before(c.rings_offset, uint64_t{c.max_subscribers} * c.max_samples * 4,
+  QUIVER_FUZZ_CHECK(ends_before(c.rings_offset, uint64_t{c.max_subscribers} * c.max_samples * 8,
                                 c.registry_offset),
                     what + ": rings overlap the registry");
   QUIVER_FUZZ_CHECK(ends_before(c.registry_offset, sizeof(channel::TypeRegistry) + c.registry_bytes,
