@@ -71,5 +71,20 @@ TEST(LayoutTest, EveryCorruptedFieldIsShmCorruption) {
   EXPECT_EQ(ValidateConfig(h, 10).code(), ErrorCode::kShmCorruption);
 }
 
+TEST(LayoutTest, ARingEntryIsSeenOnlyAtItsOwnPosition) {
+  // A zeroed ring (a new channel) holds nothing at any position.
+  for (uint64_t p : {uint64_t{0}, uint64_t{1}, uint64_t{4095}}) EXPECT_FALSE(RingEntryIsAt(0, p));
+  const uint32_t n = 64;  // max_samples: entries of the last lap sit n positions behind
+  for (uint64_t p : {uint64_t{0}, uint64_t{63}, uint64_t{64}, uint64_t{0xffffffff},
+                     uint64_t{0x100000000}, ~uint64_t{0} - 1}) {
+    const uint64_t entry = RingEntry(p, 7);
+    EXPECT_TRUE(RingEntryIsAt(entry, p)) << p;
+    EXPECT_EQ(RingIndex(entry), 7u);
+    EXPECT_FALSE(RingEntryIsAt(entry, p + n)) << "a later lap must not see it: " << p;
+    EXPECT_FALSE(RingEntryIsAt(entry, p + 1)) << p;
+    if (p >= n) EXPECT_FALSE(RingEntryIsAt(RingEntry(p - n, 7), p)) << p;
+  }
+}
+
 }  // namespace
 }  // namespace quiver::channel
