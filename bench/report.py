@@ -27,10 +27,28 @@ def header(result: dict) -> str:
             f"{result.get('seconds', '?')} s._\n")
 
 
+def cpu_table(result: dict, cases: list, transports: list, quiver: str, json_peer: str) -> list:
+    """CPU seconds per GB moved (every process of the transport), one row per case: `cases`
+    is a list of (label, fields matching its entries)."""
+    out = ["", "CPU seconds (user + system, every process of the transport) per GB moved:", "",
+           "| case | " + " | ".join(transports) + f" | {json_peer} ÷ {quiver} | "
+           f"{quiver} ÷ memcpy |", "|---|" + "---:|" * (len(transports) + 2)]
+    for label, match in cases:
+        es = {t: common.entry(result["results"], transport=t, **match) for t in transports}
+        cells = [f"{es[t]['cpu_s_per_gb']:.3g}" if es[t] and "cpu_s_per_gb" in es[t] else "n/a"
+                 for t in transports]
+        lower = common.ratio(es.get(json_peer), es.get(quiver), "cpu_s_per_gb")
+        over = common.ratio(es.get(quiver), es.get("memcpy"), "cpu_s_per_gb")
+        out.append(f"| {label} | " + " | ".join(cells)
+                   + f" | {common.fmt_ratio(lower)} | {common.fmt_ratio(over)} |")
+    return out
+
+
 def w1(result: dict) -> str:
     rows = result["params"]["rows"]
     transports = ["quiver", "arrow-ipc-pipe", "flight-loopback", "msgspec-pipe", "json-stdio",
                   "memcpy", "memcpy-cold"]
+    publish = ["quiver-publish-warm", "quiver-publish-after-idle"]
     out = [header(result), "| rows | MB | " + " | ".join(transports) + " |",
            "|---:|---:|" + "---:|" * len(transports)]
     for n in rows:
@@ -52,6 +70,18 @@ def w1(result: dict) -> str:
             cells.append(common.fmt_ratio(common.ratio(q, common.entry(
                 result["results"], transport=t, rows=n))))
         out.append(f"| {n:,} | " + " | ".join(cells) + " |")
+    out += ["", "`Publisher.publish(batch)` alone, in the producer, against the warm memcpy:", "",
+            "| rows | memcpy | publish, back to back | after 50 ms idle | back to back ÷ memcpy "
+            "| after idle ÷ memcpy |", "|---:|---:|---:|---:|---:|---:|"]
+    for n in rows:
+        m = common.entry(result["results"], transport="memcpy", rows=n)
+        w, i = (common.entry(result["results"], transport=t, rows=n) for t in publish)
+        if m and w and i:
+            out.append(f"| {n:,} | {us(m['median_us'])} | {us(w['median_us'])} | "
+                       f"{us(i['median_us'])} | {common.fmt_ratio(common.ratio(w, m))} | "
+                       f"{common.fmt_ratio(common.ratio(i, m))} |")
+    out += cpu_table(result, [(f"{n:,} rows", {"rows": n}) for n in rows],
+                     transports, "quiver", "json-stdio")
     missing = [e for e in result["results"] if e.get("available") is False]
     for e in missing:
         out.append(f"\n{e['transport']} unavailable: {e['reason']}")
@@ -69,6 +99,11 @@ def w2(result: dict) -> str:
         out.append(f"| {size} | {w * h * 4:,} | " + " | ".join(cells)
                    + f" | {common.fmt_ratio(common.ratio(es[2], es[0]))}"
                    + f" | {common.fmt_ratio(common.ratio(es[1], es[3]))} |")
+    cases = []
+    for size in result["params"]["sizes"]:
+        w, h = (int(x) for x in size.split("x"))
+        cases.append((size, {"width": w, "height": h}))
+    out += cpu_table(result, cases, transports, "quiver", "json-base64-stdio")
     return "\n".join(out) + "\n"
 
 

@@ -28,7 +28,10 @@ buffers into a preallocated, touched destination, in this process, median of bac
 repetitions: the copy limit (up to 100k rows source and destination stay in the last-level
 cache). ``memcpy-cold``: the same copy after writing twice the last-level cache's size
 before each repetition, so both come from memory, as a transfer between processes finds
-them.
+them. ``quiver-publish-warm`` / ``quiver-publish-after-idle``: ``Publisher.publish(batch)``
+alone, in this process (a subscriber here releases each sample), back to back and after
+50 ms idle each: what the quiver transport's producer pays itself, and what it pays coming
+back cold after waiting for its consumer.
 
 Entries: ``median_us`` etc. (common.summarize_us) of the end-to-end times, ``bytes`` (the
 batch's buffer bytes), ``send_us`` (median time until the producer's send returned) and
@@ -52,6 +55,7 @@ bench/results/w1_ledger.json and .png.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import fcntl
 import gc
@@ -181,6 +185,37 @@ def _memcpy_samples(batch: pa.RecordBatch, reps: int, evict: bool = False) -> tu
             samples.append((time.monotonic_ns() - t0) / 1e3)
     del destination, scratch
     return samples, cpu.used
+
+
+PUBLISH_IDLE_S = 0.05  # quiver-publish-after-idle: the pause before each publish
+
+
+def _publish_samples(batch: pa.RecordBatch, name: str, reps: int,
+                     idle_s: float = 0.0) -> tuple:
+    """Microseconds per Publisher.publish(batch) in this process, on a channel of its own that
+    a subscriber here empties after each publish, and the CPU seconds of the publishes: what
+    the publish itself costs, back to back (`idle_s` 0), or after `idle_s` seconds idle, as
+    the producer comes back after it waited for its consumer (the quiver transport's case)."""
+    import quiver
+
+    channel = quiver.Channel.create(name, _channel_capacity(_batch_bytes(batch)),
+                                    schema=batch.schema)
+    try:
+        publisher, subscriber = channel.publisher(), channel.subscriber()
+        samples, cpu = [], cpu_usage.Meter()
+        for i in range(reps + 2):  # two untimed first: page faults, the schema's first use
+            if idle_s:
+                time.sleep(idle_s)
+            with cpu if i >= 2 else contextlib.nullcontext():
+                t0 = time.monotonic_ns()
+                publisher.publish(batch)
+                took = (time.monotonic_ns() - t0) / 1e3
+            subscriber.receive(timeout=10).release()
+            if i >= 2:
+                samples.append(took)
+        return samples, cpu.used
+    finally:
+        channel.close()
 
 
 # --- one consumer process -------------------------------------------------------------------
@@ -403,6 +438,16 @@ def run(ctx: common.Context) -> dict:
             results.append({"transport": transport, "rows": rows, "bytes": nbytes,
                             **common.summarize_us(samples),
                             **cpu_usage.per_gb(nbytes * len(samples), {"producer": cpu})})
+        if reasons["quiver"] is None:
+            ctx.progress(f"{rows:,} rows: quiver publish in this process")
+            probe = f"w1-{os.getpid()}-{rows}-publish"
+            for transport, idle_s, n in (("quiver-publish-warm", 0.0, reps),
+                                         ("quiver-publish-after-idle", PUBLISH_IDLE_S,
+                                          min(reps, 11))):
+                samples, cpu = _publish_samples(batch, probe, n, idle_s)
+                results.append({"transport": transport, "rows": rows, "bytes": nbytes,
+                                **common.summarize_us(samples),
+                                **cpu_usage.per_gb(nbytes * len(samples), {"producer": cpu})})
 
         state: dict = {}
         times: dict = {t: [] for t in TRANSPORTS if reasons[t] is None}
@@ -512,6 +557,14 @@ def summary(result: dict) -> str:
                               f"{common.fmt_ratio(common.ratio(q, m))})")
         if copies:
             lines.append(f"  {'':>14}  " + ", ".join(copies))
+        warm, idle = (common.entry(entries, transport=t, rows=rows)
+                      for t in ("quiver-publish-warm", "quiver-publish-after-idle"))
+        memcpy = common.entry(entries, transport="memcpy", rows=rows)
+        if warm and idle:
+            lines.append(f"  {'':>14}  publish in this process: back to back "
+                         f"{common.fmt_us(warm['median_us'])} ({common.fmt_ratio(common.ratio(warm, memcpy))} "
+                         f"memcpy), after {PUBLISH_IDLE_S * 1000:.0f} ms idle "
+                         f"{common.fmt_us(idle['median_us'])}")
         case = f"{rows:,} rows"
         lines.append(cpu_usage.figures_line(case, entries, (*TRANSPORTS, "memcpy", "memcpy-cold"),
                                             rows=rows))
