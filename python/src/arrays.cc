@@ -172,46 +172,21 @@ namespace {
 
 int NumpyType(nb::dlpack::dtype dtype) {
   using nb::dlpack::dtype_code;
-  switch (static_cast<dtype_code>(dtype.code)) {
-    case dtype_code::Bool:
-      if (dtype.bits == 8) return NPY_BOOL;
-      break;
-    case dtype_code::Int:
-      switch (dtype.bits) {
-        case 8:
-          return NPY_INT8;
-        case 16:
-          return NPY_INT16;
-        case 32:
-          return NPY_INT32;
-        case 64:
-          return NPY_INT64;
-      }
-      break;
-    case dtype_code::UInt:
-      switch (dtype.bits) {
-        case 8:
-          return NPY_UINT8;
-        case 16:
-          return NPY_UINT16;
-        case 32:
-          return NPY_UINT32;
-        case 64:
-          return NPY_UINT64;
-      }
-      break;
-    case dtype_code::Float:
-      switch (dtype.bits) {
-        case 16:
-          return NPY_FLOAT16;
-        case 32:
-          return NPY_FLOAT32;
-        case 64:
-          return NPY_FLOAT64;
-      }
-      break;
-    default:
-      break;
+  struct Entry {
+    dtype_code code;
+    uint8_t bits;
+    int type;
+  };
+  static constexpr Entry kTypes[] = {
+      {dtype_code::Bool, 8, NPY_BOOL},      {dtype_code::Int, 8, NPY_INT8},
+      {dtype_code::Int, 16, NPY_INT16},     {dtype_code::Int, 32, NPY_INT32},
+      {dtype_code::Int, 64, NPY_INT64},     {dtype_code::UInt, 8, NPY_UINT8},
+      {dtype_code::UInt, 16, NPY_UINT16},   {dtype_code::UInt, 32, NPY_UINT32},
+      {dtype_code::UInt, 64, NPY_UINT64},   {dtype_code::Float, 16, NPY_FLOAT16},
+      {dtype_code::Float, 32, NPY_FLOAT32}, {dtype_code::Float, 64, NPY_FLOAT64},
+  };
+  for (const Entry& e : kTypes) {
+    if (static_cast<uint8_t>(e.code) == dtype.code && e.bits == dtype.bits) return e.type;
   }
   throw Error{ErrorCode::kInvalidArgument, "no numpy array of " + DtypeName(dtype)};
 }
