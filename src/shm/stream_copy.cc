@@ -49,6 +49,7 @@ size_t StreamThreshold() {
 }
 
 void CopyToShared(void* dst, const void* src, size_t n, size_t total) {
+  if (n == 0) return;  // `src` may then be null, which memcpy must never be given
 #if defined(__x86_64__)
   if (total >= StreamThreshold()) {
     Stream(static_cast<char*>(dst), static_cast<const char*>(src), n);
