@@ -117,6 +117,36 @@ def test_sample_is_released_only_when_the_last_view_dies(name):
     sub.receive(timeout=1)
 
 
+def test_a_typed_loan_on_a_full_channel_waits_for_room_and_times_out_when_none_comes(name):
+    """A typed loan is first tried without giving the GIL away; with no room it must still
+    wait (GIL released, so another thread can make room) and honour loan_timeout."""
+    channel = quiver.Channel.create(name, "64KiB", max_samples=4)
+    sub = channel.subscriber()
+    pub = channel.publisher(loan_timeout=0.2)
+    for i in range(4):  # every descriptor queued for the subscriber
+        with pub.loan_ndarray(1024, np.uint8) as array:
+            array[:] = i
+    for loan in (lambda: pub.loan_ndarray(1024, np.uint8),
+                 lambda: pub.loan_image(16, 16, "RGBA8"),
+                 lambda: pub.loan_audio(64, 48000, 2, "F32")):
+        started = time.monotonic()
+        with pytest.raises(quiver.Timeout, match="within"):
+            with loan():
+                pass
+        assert time.monotonic() - started >= 0.19
+    # Room made by another thread while the loan waits (possible only without the GIL).
+    releaser = threading.Timer(0.05, lambda: sub.receive(timeout=1).release())
+    started = time.monotonic()
+    releaser.start()
+    try:
+        with pub.loan_ndarray(1024, np.uint8) as array:
+            array[:] = 9
+    finally:
+        releaser.join()
+    assert time.monotonic() - started >= 0.04
+    assert [int(sub.receive(timeout=1).to_numpy()[0]) for _ in range(4)] == [1, 2, 3, 9]
+
+
 def test_numpy_tensor_is_written_in_place_and_read_without_copy(name):
     channel = quiver.Channel.create(name, "8MiB")
     sub, pub = channel.subscriber(), channel.publisher(loan_timeout=0.1)

@@ -247,6 +247,28 @@ TEST(TensorTest, AnotherProcessReadsTheTensorInPlace) {
   EXPECT_EQ(WEXITSTATUS(status), 0) << "child failed at step " << WEXITSTATUS(status);
 }
 
+// LoanWait::kNo: a full channel is kChannelFull at once, not a wait (the Python binding
+// tries so before it gives the GIL away); with room it loans as kForRoom does.
+TEST(TensorTest, ATypedLoanThatMayNotWaitIsChannelFullAtOnceWhenThereIsNoRoom) {
+  Pipe pipe("nowait", 64 << 10);
+  const std::vector<int64_t> most = {48 << 10};
+  {
+    auto held = LoanTensor(pipe.publisher, arrow::uint8(), most);  // most of the 64 KiB
+    ASSERT_TRUE(held.ok()) << held.status().ToString();
+    const auto start = std::chrono::steady_clock::now();
+    EXPECT_EQ(LoanTensor(pipe.publisher, arrow::uint8(), most, LoanWait::kNo).status().code(),
+              ErrorCode::kChannelFull);
+    EXPECT_EQ(
+        LoanImageFrame(pipe.publisher, {.width = 64, .height = 64}, LoanWait::kNo).status().code(),
+        ErrorCode::kChannelFull);
+    const AudioFrameInfo audio{.sample_rate = 48000, .channels = 2, .frame_count = 8192};
+    EXPECT_EQ(LoanAudioFrame(pipe.publisher, audio, LoanWait::kNo).status().code(),
+              ErrorCode::kChannelFull);
+    EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(100)) << "it waited";
+  }  // the held loan is dropped: its space comes back
+  EXPECT_TRUE(LoanTensor(pipe.publisher, arrow::uint8(), most, LoanWait::kNo).ok());
+}
+
 TEST(TensorTest, LoanRefusesWhatTheHeaderCannotCarry) {
   Pipe pipe("refuse");
   EXPECT_EQ(LoanTensor(pipe.publisher, arrow::utf8(), {3}).status().code(),
